@@ -1,0 +1,175 @@
+import { z } from 'zod';
+
+export type VerifyMode = 'auto' | 'records';
+
+export interface CallbackRetryOptions {
+  /** Delivery attempts in total (the first one included) before giving up. */
+  attempts: number;
+  /** Delay before the second attempt; doubles for each further one. */
+  baseMs: number;
+}
+
+export interface SimulatorOptions {
+  /** Accepted `OpenApiKey` values; empty: any non-empty key is accepted. [SIM_API_KEYS] */
+  apiKeys: string[];
+  /** `auto`: every domain verifies except under `.invalid`; `records`: only with a matching CNAME. [SIM_VERIFY] */
+  verify: VerifyMode;
+  /** Seconds from apply to issued (or failed); 0 allowed. [SIM_ISSUE_SECONDS] */
+  issueSeconds: number;
+  /** Fraction (0..1) of upstream requests answered with a bare HTTP 500. [SIM_FAIL_RATE] */
+  failRate: number;
+  /** Latency added to every upstream-endpoint response. [SIM_LATENCY_MS] */
+  latencyMs: number;
+  /** Port used by `main.ts`. [SIM_PORT] */
+  port: number;
+  /** Interface used by `main.ts`. [SIM_HOST] */
+  host: string;
+  /** Minimum spacing of two requests for one application id (the documented 10 s rule). */
+  pollFloorMs: number;
+  /** Clock (ms since epoch); inject one to move time in tests. */
+  now: () => number;
+  /** Random source in [0, 1) for failure injection. */
+  random: () => number;
+  /** Retry policy of the issued callback. */
+  callbackRetry: CallbackRetryOptions;
+  /** Fastify/pino request logging. */
+  logger: boolean;
+  /** Directory holding root.pem/root.key/intermediate.pem/intermediate.key; created if absent. [SIM_CA_DIR] */
+  caDir?: string | undefined;
+}
+
+/** What `createSimulator` accepts: any subset of the options, `callbackRetry` may be partial too. */
+export type SimulatorInit = Partial<Omit<SimulatorOptions, 'callbackRetry'>> & {
+  callbackRetry?: Partial<CallbackRetryOptions>;
+};
+
+export const DEFAULT_OPTIONS: Readonly<SimulatorOptions> = Object.freeze({
+  apiKeys: [],
+  verify: 'auto',
+  issueSeconds: 30,
+  failRate: 0,
+  latencyMs: 0,
+  port: 4010,
+  host: '127.0.0.1',
+  pollFloorMs: 10_000,
+  now: Date.now,
+  random: Math.random,
+  callbackRetry: { attempts: 5, baseMs: 1000 },
+  logger: false,
+  caDir: undefined,
+});
+
+const decimal = /^\d+(\.\d+)?$/;
+const integer = /^\d+$/;
+
+interface EnvRule<T> {
+  parse(raw: string): T | undefined;
+  expected: string;
+  secret?: boolean;
+}
+
+const rules = {
+  SIM_API_KEYS: {
+    parse: (raw: string) =>
+      raw
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k.length > 0),
+    expected: 'a comma-separated list of keys',
+    secret: true,
+  } satisfies EnvRule<string[]>,
+  SIM_VERIFY: {
+    parse: (raw: string) => z.enum(['auto', 'records']).safeParse(raw.trim()).data,
+    expected: '"auto" or "records"',
+  } satisfies EnvRule<VerifyMode>,
+  SIM_ISSUE_SECONDS: {
+    parse: (raw: string) => (decimal.test(raw.trim()) ? Number(raw) : undefined),
+    expected: 'a number of seconds >= 0',
+  } satisfies EnvRule<number>,
+  SIM_FAIL_RATE: {
+    parse: (raw: string) => {
+      const n = decimal.test(raw.trim()) ? Number(raw) : Number.NaN;
+      return n >= 0 && n <= 1 ? n : undefined;
+    },
+    expected: 'a number between 0 and 1',
+  } satisfies EnvRule<number>,
+  SIM_LATENCY_MS: {
+    parse: (raw: string) => (integer.test(raw.trim()) ? Number(raw) : undefined),
+    expected: 'an integer number of milliseconds >= 0',
+  } satisfies EnvRule<number>,
+  SIM_PORT: {
+    parse: (raw: string) => {
+      const n = integer.test(raw.trim()) ? Number(raw) : Number.NaN;
+      return n >= 0 && n <= 65535 ? n : undefined;
+    },
+    expected: 'a port number 0..65535',
+  } satisfies EnvRule<number>,
+  SIM_HOST: {
+    parse: (raw: string) => (raw.trim() === '' || /\s/.test(raw.trim()) ? undefined : raw.trim()),
+    expected: 'a host name or IP address',
+  } satisfies EnvRule<string>,
+  SIM_CA_DIR: {
+    parse: (raw: string) => (raw.trim() === '' ? undefined : raw.trim()),
+    expected: 'a directory path',
+  } satisfies EnvRule<string>,
+};
+
+function readEnv<T>(env: NodeJS.ProcessEnv, name: keyof typeof rules, rule: EnvRule<T>): T | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = rule.parse(raw);
+  if (value === undefined) {
+    const shown = rule.secret ? '' : ` (got ${JSON.stringify(raw)})`;
+    throw new Error(`Invalid environment variable ${name}: expected ${rule.expected}${shown}`);
+  }
+  return value;
+}
+
+/** Reads the SIM_* variables; a bad value throws an Error naming the variable. */
+export function loadSimulatorOptions(env: NodeJS.ProcessEnv = process.env): SimulatorOptions {
+  return {
+    ...DEFAULT_OPTIONS,
+    callbackRetry: { ...DEFAULT_OPTIONS.callbackRetry },
+    apiKeys: readEnv(env, 'SIM_API_KEYS', rules.SIM_API_KEYS) ?? [],
+    verify: readEnv(env, 'SIM_VERIFY', rules.SIM_VERIFY) ?? DEFAULT_OPTIONS.verify,
+    issueSeconds: readEnv(env, 'SIM_ISSUE_SECONDS', rules.SIM_ISSUE_SECONDS) ?? DEFAULT_OPTIONS.issueSeconds,
+    failRate: readEnv(env, 'SIM_FAIL_RATE', rules.SIM_FAIL_RATE) ?? DEFAULT_OPTIONS.failRate,
+    latencyMs: readEnv(env, 'SIM_LATENCY_MS', rules.SIM_LATENCY_MS) ?? DEFAULT_OPTIONS.latencyMs,
+    port: readEnv(env, 'SIM_PORT', rules.SIM_PORT) ?? DEFAULT_OPTIONS.port,
+    host: readEnv(env, 'SIM_HOST', rules.SIM_HOST) ?? DEFAULT_OPTIONS.host,
+    caDir: readEnv(env, 'SIM_CA_DIR', rules.SIM_CA_DIR),
+  };
+}
+
+const nonNegative = z.number().finite().min(0);
+const optionsSchema = z.object({
+  apiKeys: z.array(z.string().min(1)),
+  verify: z.enum(['auto', 'records']),
+  issueSeconds: nonNegative,
+  failRate: nonNegative.max(1),
+  latencyMs: nonNegative,
+  port: z.number().int().min(0).max(65535),
+  host: z.string().min(1),
+  pollFloorMs: nonNegative,
+  now: z.custom<() => number>((v) => typeof v === 'function'),
+  random: z.custom<() => number>((v) => typeof v === 'function'),
+  callbackRetry: z.object({ attempts: z.number().int().min(1), baseMs: nonNegative }),
+  logger: z.boolean(),
+  caDir: z.string().min(1).optional(),
+});
+
+/** Fills defaults and checks ranges; a bad option throws an Error naming it. */
+export function resolveOptions(init: SimulatorInit = {}): SimulatorOptions {
+  const defined = Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined));
+  const merged = {
+    ...DEFAULT_OPTIONS,
+    ...defined,
+    callbackRetry: { ...DEFAULT_OPTIONS.callbackRetry, ...init.callbackRetry },
+  };
+  const result = optionsSchema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new Error(`Invalid simulator option ${issue.path.join('.')}: ${issue.message}`);
+  }
+  return merged as SimulatorOptions;
+}

@@ -1,0 +1,140 @@
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+
+/*
+ * Checks on what the upstream (or anyone who knows a callback URL) hands us as
+ * an issued certificate. Only node:crypto: the chain is parsed with
+ * X509Certificate, the key with createPrivateKey, which reads SEC1
+ * "EC PRIVATE KEY", PKCS#1 "RSA PRIVATE KEY" and PKCS#8 "PRIVATE KEY" alike.
+ *
+ * The single-purpose helpers throw on unparsable input; checkIssuedCertificate
+ * never throws and reports a reason instead. No message includes key material.
+ */
+
+const certificateBlocks = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** Every CERTIFICATE block of a PEM bundle, in order, each ending with a newline. */
+export function splitPemChain(pem: string): string[] {
+  return (pem.match(certificateBlocks) ?? []).map((block) => `${block.replace(/\r\n/g, '\n')}\n`);
+}
+
+function leafCertificate(chainPem: string): X509Certificate {
+  const [leaf] = splitPemChain(chainPem);
+  if (!leaf) throw new Error('no PEM CERTIFICATE block found');
+  return new X509Certificate(leaf);
+}
+
+/** SHA-256 of the first (leaf) certificate's DER, lowercase hex without colons — the upstream's `fingerprints`. */
+export function leafFingerprint(chainPem: string): string {
+  return createHash('sha256').update(leafCertificate(chainPem).raw).digest('hex');
+}
+
+/** Whether the private key is the leaf certificate's key. Throws if either cannot be parsed. */
+export function keyMatchesCertificate(chainPem: string, keyPem: string): boolean {
+  const leaf = leafCertificate(chainPem);
+  const key = createPrivateKey({ key: keyPem, format: 'pem' });
+  return leaf.checkPrivateKey(key);
+}
+
+/**
+ * Node renders subjectAltName as `DNS:a.com, DNS:b.com, IP Address:…`; since
+ * Node 17 a value containing separators is JSON-quoted, which the regex allows.
+ */
+const dnsEntry = /(?:^|, )DNS:("(?:[^"\\]|\\.)*"|[^,]*)/g;
+
+function parseDnsNames(subjectAltName: string | undefined): string[] {
+  if (!subjectAltName) return [];
+  const names: string[] = [];
+  for (const match of subjectAltName.matchAll(dnsEntry)) {
+    const raw = match[1] ?? '';
+    const name = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
+    names.push(name.trim().toLowerCase());
+  }
+  return names;
+}
+
+/** The leaf's DNS subject alternative names, lower-cased. (The subject CN is ignored, as browsers do.) */
+export function certificateDomains(chainPem: string): string[] {
+  return parseDnsNames(leafCertificate(chainPem).subjectAltName);
+}
+
+const normalizeDomain = (d: string) => d.trim().toLowerCase().replace(/\.$/, '');
+
+/**
+ * Whether the leaf covers every requested domain. A requested wildcard needs
+ * that exact wildcard SAN; a requested name is covered by the same SAN or by a
+ * wildcard one label up (`*.example.com` covers `a.example.com`, not
+ * `example.com` nor `a.b.example.com`).
+ */
+export function coversDomains(chainPem: string, domains: readonly string[]): { ok: boolean; missing: string[] } {
+  const sans = new Set(certificateDomains(chainPem).map(normalizeDomain));
+  const missing = domains.filter((requested) => {
+    const d = normalizeDomain(requested);
+    if (sans.has(d)) return false;
+    if (d.startsWith('*.')) return true;
+    const dot = d.indexOf('.');
+    return dot <= 0 || !sans.has(`*${d.slice(dot)}`);
+  });
+  return { ok: missing.length === 0, missing };
+}
+
+/** The leaf's validity window. */
+export function certificateValidity(chainPem: string): { notBefore: Date; notAfter: Date } {
+  const leaf = leafCertificate(chainPem);
+  const notBefore = new Date(leaf.validFrom);
+  const notAfter = new Date(leaf.validTo);
+  if (Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime())) {
+    throw new Error('certificate validity dates could not be parsed');
+  }
+  return { notBefore, notAfter };
+}
+
+export type IssuedCertificateCheck =
+  | { ok: true; fingerprint: string; notBefore: Date; notAfter: Date }
+  | { ok: false; reason: string };
+
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Everything a receiver must establish before storing an issued certificate:
+ * the chain parses, the key parses and belongs to the leaf, the leaf covers
+ * every requested domain and has not expired (at `now`). Never throws.
+ */
+export function checkIssuedCertificate(input: {
+  certificate: string;
+  privateKey: string;
+  domains: readonly string[];
+  now?: Date;
+}): IssuedCertificateCheck {
+  const blocks = splitPemChain(input.certificate);
+  if (blocks.length === 0) return { ok: false, reason: 'certificate holds no PEM CERTIFICATE block' };
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (e) {
+      return { ok: false, reason: `certificate #${index + 1} of the chain does not parse: ${errorText(e)}` };
+    }
+  }
+  try {
+    createPrivateKey({ key: input.privateKey, format: 'pem' });
+  } catch {
+    // The parser's message is generic; we add nothing from the key itself.
+    return { ok: false, reason: 'private key does not parse (unencrypted PEM expected)' };
+  }
+  try {
+    if (!keyMatchesCertificate(input.certificate, input.privateKey)) {
+      return { ok: false, reason: 'private key does not match the leaf certificate' };
+    }
+    const coverage = coversDomains(input.certificate, input.domains);
+    if (!coverage.ok) {
+      return { ok: false, reason: `certificate does not cover: ${coverage.missing.join(', ')}` };
+    }
+    const { notBefore, notAfter } = certificateValidity(input.certificate);
+    const now = input.now ?? new Date();
+    if (notAfter.getTime() <= now.getTime()) {
+      return { ok: false, reason: `certificate expired at ${notAfter.toISOString()}` };
+    }
+    return { ok: true, fingerprint: leafFingerprint(input.certificate), notBefore, notAfter };
+  } catch (e) {
+    return { ok: false, reason: `certificate check failed: ${errorText(e)}` };
+  }
+}

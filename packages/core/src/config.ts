@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { UPSTREAM_FLOOR_MS } from './backoff';
+
+const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
+const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
+const int = (fallback: number) => z.preprocess(emptyAsUndefined, z.coerce.number().int().default(fallback));
+
+/**
+ * Every setting of certq, read from the environment once at start. A bad value stops the process
+ * with a message naming the variable (see `formatConfigError`).
+ */
+export const configSchema = z.object({
+  DATABASE_URL: optionalString,
+  REDIS_URL: optionalString,
+  REDIS_PREFIX: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/)
+      .default('certq'),
+  ),
+  HTTPSOK_BASE_URL: z.preprocess(emptyAsUndefined, z.string().url().default('https://openapi.httpsok.com')),
+  HTTPSOK_API_KEY: optionalString,
+  ADMIN_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z.string().min(16, 'must be at least 16 characters').optional(),
+  ),
+  ENCRYPTION_KEY: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
+      .optional(),
+  ),
+  ENCRYPTION_KEYS_PREVIOUS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .refine(
+        (v) => v.split(',').every((k) => Buffer.from(k.trim(), 'base64').length === 32),
+        'must be a comma-separated list of 32-byte base64 keys',
+      )
+      .optional(),
+  ),
+  PUBLIC_BASE_URL: z.preprocess(emptyAsUndefined, z.string().url().optional()),
+  HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
+  PORT: int(3000).pipe(z.number().min(0).max(65535)),
+  POLL_INTERVAL_MS: int(UPSTREAM_FLOOR_MS).pipe(
+    z
+      .number()
+      .min(UPSTREAM_FLOOR_MS, `must be at least ${UPSTREAM_FLOOR_MS} (the upstream's 10 s polling floor)`),
+  ),
+  VERIFY_WINDOW_HOURS: int(72).pipe(z.number().min(1)),
+  VERIFY_MAX_DELAY_MS: int(15 * 60_000).pipe(z.number().min(UPSTREAM_FLOOR_MS)),
+  RENEW_BEFORE_DAYS: int(30).pipe(z.number().min(1).max(365)),
+  RENEW_SCAN_INTERVAL_MS: int(10 * 60_000).pipe(z.number().min(1000)),
+  UPSTREAM_MAX_RPS: int(20).pipe(z.number().min(1)),
+  WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
+  RECONCILE_INTERVAL_MS: int(60_000).pipe(z.number().min(1000)),
+  RATE_LIMIT_PER_MINUTE: int(600).pipe(z.number().min(1)),
+  BODY_LIMIT_BYTES: int(16 * 1024 * 1024).pipe(z.number().min(1024)),
+  LOG_LEVEL: z.preprocess(
+    emptyAsUndefined,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: { variable: string; message: string }[]) {
+    super(`invalid configuration: ${issues.map((i) => `${i.variable} ${i.message}`).join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadConfigOptions {
+  /** Outside `pnpm start`, the operator's token and the encryption key must be given. */
+  requireSecrets?: boolean;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => ({
+        variable: String(issue.path[0] ?? '?'),
+        message: issue.message,
+      })),
+    );
+  }
+  const config = parsed.data;
+  if (options.requireSecrets) {
+    const missing = (['ADMIN_TOKEN', 'ENCRYPTION_KEY', 'DATABASE_URL', 'REDIS_URL'] as const).filter(
+      (k) => !config[k],
+    );
+    if (missing.length)
+      throw new ConfigError(missing.map((variable) => ({ variable, message: 'is required' })));
+  }
+  return config;
+}

@@ -1,0 +1,6 @@
+export * from './client';
+export * from './errors';
+export * from './migrate';
+export * as schema from './schema';
+export * from './schema';
+export * from './transitions';

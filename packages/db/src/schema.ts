@@ -1,0 +1,212 @@
+import { ORDER_STATUSES } from '@certq/core';
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+export const orderStatus = pgEnum('order_status', ORDER_STATUSES);
+export const orderKind = pgEnum('order_kind', ['new', 'renewal']);
+export const algorithm = pgEnum('algorithm', ['ECC', 'RSA']);
+export const certificateAuthority = pgEnum('certificate_authority', ['google', 'letsencrypt', 'zerossl']);
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
+
+export const tenants = pgTable('tenants', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  /** SHA-256 of the bearer token; the token itself is shown once and never stored. */
+  tokenHash: text('token_hash').notNull().unique(),
+  /** The tenant's own OpenApiKey, sealed (see @certq/core crypto); null: the operator's default key. */
+  httpsokApiKeySealed: text('httpsok_api_key_sealed'),
+  webhookUrl: text('webhook_url'),
+  webhookSecretSealed: text('webhook_secret_sealed'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const renewalBatches = pgTable('renewal_batches', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  /** Null when the operator asked; else the tenant that asked for its own certificates. */
+  requestedByTenantId: uuid('requested_by_tenant_id').references(() => tenants.id),
+  filter: jsonb('filter').notNull(),
+  total: integer('total').notNull().default(0),
+  createdAt: createdAt(),
+});
+
+export const orders = pgTable(
+  'orders',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    kind: orderKind('kind').notNull().default('new'),
+    domains: text('domains').array().notNull(),
+    /** Sorted, comma-joined domains: the same certificate whatever order the names came in. */
+    domainsKey: text('domains_key').notNull(),
+    algorithm: algorithm('algorithm').notNull().default('ECC'),
+    ca: certificateAuthority('ca').notNull().default('google'),
+    status: orderStatus('status').notNull().default('verifying'),
+    applyId: text('apply_id').unique(),
+    progress: integer('progress').notNull().default(0),
+    /** Runs of this order: 1 when created, +1 on every explicit retry. Part of the job ids. */
+    attempts: integer('attempts').notNull().default(1),
+    /** Tries within the current stage (DNS checks, transient upstream failures); drives backoff. */
+    stageAttempts: integer('stage_attempts').notNull().default(0),
+    stageStartedAt: timestamp('stage_started_at', { withTimezone: true }).notNull().defaultNow(),
+    /** When the current stage's next job is due; the reconciler schedules from it after a restart. */
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    /** Last request of any outcome for applyId: the 10 s polling floor counts from here. */
+    lastPolledAt: timestamp('last_polled_at', { withTimezone: true }),
+    lastError: text('last_error'),
+    priority: integer('priority').notNull().default(1),
+    /** SHA-256 of the secret in this order's notifyUrl. */
+    callbackSecretHash: text('callback_secret_hash').unique(),
+    certificateId: uuid('certificate_id'),
+    renewalOfCertificateId: uuid('renewal_of_certificate_id'),
+    renewalBatchId: uuid('renewal_batch_id').references(() => renewalBatches.id),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    // One tenant cannot have two active orders for the same certificate.
+    uniqueIndex('orders_one_active_per_domain_set')
+      .on(t.tenantId, t.domainsKey)
+      .where(sql`${t.status} in ('verifying', 'applying', 'issuing')`),
+    index('orders_active_by_next_attempt')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} in ('verifying', 'applying', 'issuing')`),
+    index('orders_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
+    index('orders_by_created').on(t.createdAt.desc(), t.id.desc()),
+    index('orders_by_batch').on(t.renewalBatchId).where(sql`${t.renewalBatchId} is not null`),
+    index('orders_domains_gin').using('gin', t.domains),
+    check('orders_domains_count', sql`cardinality(${t.domains}) between 1 and 100`),
+    check(
+      'orders_issuing_has_apply_id',
+      sql`${t.status} not in ('issuing', 'issued') or ${t.applyId} is not null`,
+    ),
+    check('orders_progress_range', sql`${t.progress} between 0 and 100`),
+  ],
+);
+
+export const orderDns = pgTable(
+  'order_dns',
+  {
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id, { onDelete: 'cascade' }),
+    domain: text('domain').notNull(),
+    host: text('host').notNull(),
+    hostValue: text('host_value').notNull(),
+    valid: boolean('valid').notNull(),
+    checkedAt: timestamp('checked_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.orderId, t.domain] })],
+);
+
+export const certificates = pgTable(
+  'certificates',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    orderId: uuid('order_id')
+      .notNull()
+      .unique()
+      .references(() => orders.id),
+    domains: text('domains').array().notNull(),
+    domainsKey: text('domains_key').notNull(),
+    applyId: text('apply_id').notNull(),
+    algorithm: algorithm('algorithm').notNull(),
+    ca: certificateAuthority('ca').notNull(),
+    notBefore: timestamp('not_before', { withTimezone: true }).notNull(),
+    notAfter: timestamp('not_after', { withTimezone: true }).notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    /** Leaf first, then intermediates, as the CA delivered them. */
+    certificatePem: text('certificate_pem').notNull(),
+    privateKeySealed: text('private_key_sealed').notNull(),
+    /** The certificate to serve for this domain set; older ones stay as history. */
+    isCurrent: boolean('is_current').notNull().default(true),
+    /** Renewal backoff, persisted so a restart neither resets it nor fires every failing renewal at once. */
+    renewalFailures: integer('renewal_failures').notNull().default(0),
+    renewalNotBefore: timestamp('renewal_not_before', { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('certificates_one_current_per_domain_set')
+      .on(t.tenantId, t.domainsKey)
+      .where(sql`${t.isCurrent}`),
+    index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
+    index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
+    index('certificates_domains_gin').using('gin', t.domains),
+  ],
+);
+
+/** Append-only history of every order transition and notable event. */
+export const orderEvents = pgTable(
+  'order_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    fromStatus: orderStatus('from_status'),
+    toStatus: orderStatus('to_status'),
+    detail: jsonb('detail'),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('order_events_by_order').on(t.orderId, t.id)],
+);
+
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
+);
+
+/** Who read which private key, when. */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    tenantId: uuid('tenant_id'),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    subjectId: uuid('subject_id'),
+    detail: jsonb('detail'),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('audit_log_by_subject').on(t.subjectId, t.id)],
+);
+
+export type Tenant = typeof tenants.$inferSelect;
+export type Order = typeof orders.$inferSelect;
+export type NewOrder = typeof orders.$inferInsert;
+export type OrderDns = typeof orderDns.$inferSelect;
+export type Certificate = typeof certificates.$inferSelect;
+export type OrderEvent = typeof orderEvents.$inferSelect;

@@ -1,0 +1,116 @@
+import { createTestDatabase, type TestDatabase } from '@certq/testing';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createDb,
+  type DbHandle,
+  lockOrder,
+  migrate,
+  orderEvents,
+  orders,
+  tenants,
+  transitionOrder,
+  violatedConstraint,
+} from '../src';
+
+async function constraintOf(promise: Promise<unknown>) {
+  try {
+    await promise;
+  } catch (error) {
+    return violatedConstraint(error);
+  }
+  throw new Error('statement succeeded');
+}
+
+let database: TestDatabase;
+let handle: DbHandle;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  handle = createDb(database.url);
+});
+afterAll(async () => {
+  await handle.close();
+  await database.drop();
+});
+
+async function newTenant(name = `t-${Math.random()}`) {
+  const [tenant] = await handle.db
+    .insert(tenants)
+    .values({ name, tokenHash: `hash-${name}` })
+    .returning();
+  return tenant!;
+}
+
+describe('@certq/db', () => {
+  it('migrating an up-to-date database again changes nothing', async () => {
+    await expect(migrate(database.url)).resolves.toBeUndefined();
+  });
+
+  it('allows one active order per tenant and domain set, and another once it ends', async () => {
+    const tenant = await newTenant();
+    const values = { tenantId: tenant.id, domains: ['a.com', 'b.com'], domainsKey: 'a.com,b.com' };
+    const [first] = await handle.db.insert(orders).values(values).returning();
+    expect(await constraintOf(handle.db.insert(orders).values(values))).toBe(
+      'orders_one_active_per_domain_set',
+    );
+    await handle.db.update(orders).set({ status: 'cancelled' }).where(eq(orders.id, first!.id));
+    await expect(handle.db.insert(orders).values(values)).resolves.toBeDefined();
+  });
+
+  it('refuses an issuing order without an application id, and a duplicate application id', async () => {
+    const tenant = await newTenant();
+    expect(
+      await constraintOf(
+        handle.db
+          .insert(orders)
+          .values({ tenantId: tenant.id, domains: ['x.com'], domainsKey: 'x.com', status: 'issuing' }),
+      ),
+    ).toBe('orders_issuing_has_apply_id');
+    await handle.db
+      .insert(orders)
+      .values({ tenantId: tenant.id, domains: ['y.com'], domainsKey: 'y.com', applyId: '1' });
+    expect(
+      await constraintOf(
+        handle.db
+          .insert(orders)
+          .values({ tenantId: tenant.id, domains: ['z.com'], domainsKey: 'z.com', applyId: '1' }),
+      ),
+    ).toBe('orders_apply_id_unique');
+    expect(
+      await constraintOf(
+        handle.db.insert(orders).values({ tenantId: tenant.id, domains: [], domainsKey: '' }),
+      ),
+    ).toBe('orders_domains_count');
+  });
+
+  it('changes status only along the state machine, logging each transition', async () => {
+    const tenant = await newTenant();
+    const [order] = await handle.db
+      .insert(orders)
+      .values({ tenantId: tenant.id, domains: ['s.com'], domainsKey: 's.com' })
+      .returning();
+    await handle.db.transaction(async (tx) => {
+      const locked = await lockOrder(tx, order!.id);
+      const next = await transitionOrder(tx, {
+        order: locked!,
+        to: 'applying',
+        event: { detail: { note: 'dns ok' } },
+      });
+      expect(next.status).toBe('applying');
+    });
+    await expect(
+      handle.db.transaction(async (tx) => {
+        const locked = await lockOrder(tx, order!.id);
+        await transitionOrder(tx, { order: locked!, to: 'issued' });
+      }),
+    ).rejects.toThrow(/illegal order transition applying → issued/);
+    const events = await handle.db.select().from(orderEvents).where(eq(orderEvents.orderId, order!.id));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      fromStatus: 'verifying',
+      toStatus: 'applying',
+      type: 'status_changed',
+    });
+  });
+});
