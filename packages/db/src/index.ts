@@ -4,3 +4,4 @@ export * from './migrate';
 export * as schema from './schema';
 export * from './schema';
 export * from './transitions';
+export * from './orders';

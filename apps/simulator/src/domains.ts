@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * DNS-validation records of the simulated provider.
+ *
+ * Simplification: the registered domain is always the last two labels (no public-suffix list),
+ * so `a.example.co.uk` is treated as sub `a` of `co.uk`. Good enough for a simulator.
+ */
+
+const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+const HOSTNAME = new RegExp(`^(?:\\*\\.)?${LABEL}(?:\\.${LABEL})+$`);
+
+/** Lower-cases and drops trailing dots and surrounding blanks. */
+export function normalizeName(name: string): string {
+  return name.trim().toLowerCase().replace(/\.+$/, '');
+}
+
+/** A hostname of at least two labels, optionally with a whole-label wildcard on the left. */
+export function isValidDomain(domain: string): boolean {
+  return domain.length <= 253 && HOSTNAME.test(domain);
+}
+
+export interface DomainParts {
+  /** The last two labels, e.g. `example.com`. */
+  registered: string;
+  /** Labels between the wildcard and the registered domain, e.g. `sub` for `*.sub.example.com`; '' if none. */
+  sub: string;
+}
+
+export function splitDomain(domain: string): DomainParts {
+  const bare = domain.startsWith('*.') ? domain.slice(2) : domain;
+  const labels = bare.split('.');
+  return {
+    registered: labels.slice(-2).join('.'),
+    sub: labels.slice(0, -2).join('.'),
+  };
+}
+
+export interface DvRecord {
+  /** CNAME name relative to the registered domain, e.g. `_acme-challenge.sub`. */
+  host: string;
+  /** CNAME target, e.g. `0123456789abcdef.sub.httpsok.com`. */
+  hostValue: string;
+  /** Fully qualified CNAME name, e.g. `_acme-challenge.sub.example.com`. */
+  fqdn: string;
+}
+
+/** Stable per account and registered domain: the first 16 hex chars of sha256(apiKey + ':' + registered). */
+export function accountHex(apiKey: string, registered: string): string {
+  return createHash('sha256')
+    .update(apiKey + ':' + registered)
+    .digest('hex')
+    .slice(0, 16);
+}
+
+export function dvRecord(apiKey: string, domain: string): DvRecord {
+  const { registered, sub } = splitDomain(domain);
+  const hex = accountHex(apiKey, registered);
+  const host = sub ? `_acme-challenge.${sub}` : '_acme-challenge';
+  const hostValue = sub ? `${hex}.${sub}.httpsok.com` : `${hex}.httpsok.com`;
+  return { host, hostValue, fqdn: `${host}.${registered}` };
+}
+
+export function isUnderInvalid(domain: string): boolean {
+  return domain === 'invalid' || domain.endsWith('.invalid');
+}
+
+export function isFailTest(domain: string): boolean {
+  return domain.endsWith('.fail.test');
+}

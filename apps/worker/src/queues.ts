@@ -1,0 +1,74 @@
+import { isActive, PRIORITY, QUEUE_NAMES, STAGE_OF, type Stage, type StageJobData, stageJobId } from '@certq/core';
+import type { Order } from '@certq/db';
+import { type ConnectionOptions, type JobsOptions, Queue } from 'bullmq';
+
+/**
+ * Redis holds only the schedule. Completed jobs are dropped at once and failed ones kept for a week at
+ * most, so memory stays bounded however many orders flow; Postgres keeps the history.
+ */
+export const STAGE_JOB_OPTIONS: JobsOptions = {
+  removeOnComplete: true,
+  removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+  // Retries are decided by the handlers (moveToDelayed from Postgres state), not by BullMQ attempts;
+  // this only covers a handler that crashed unexpectedly.
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 10_000 },
+};
+
+export interface Queues {
+  prefix: string;
+  verify: Queue<StageJobData>;
+  apply: Queue<StageJobData>;
+  poll: Queue<StageJobData>;
+  stage(stage: Stage): Queue<StageJobData>;
+  all(): Queue[];
+  close(): Promise<void>;
+}
+
+export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
+  const make = (name: string) => new Queue<StageJobData>(name, { connection, prefix, defaultJobOptions: STAGE_JOB_OPTIONS });
+  const queues = { verify: make(QUEUE_NAMES.verify), apply: make(QUEUE_NAMES.apply), poll: make(QUEUE_NAMES.poll) };
+  return {
+    prefix,
+    ...queues,
+    stage: (stage) => queues[stage],
+    all: () => Object.values(queues),
+    close: async () => {
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+    },
+  };
+}
+
+/** The job that drives an active order now: its stage's queue, deterministic id, delay and priority. */
+export function stageJobFor(order: Order, now: Date) {
+  if (!isActive(order.status)) return undefined;
+  const stage = STAGE_OF[order.status];
+  return {
+    stage,
+    name: stage,
+    data: { orderId: order.id, run: order.attempts } satisfies StageJobData,
+    opts: {
+      jobId: stageJobId(stage, order.id, order.attempts),
+      delay: Math.max(0, order.nextAttemptAt.getTime() - now.getTime()),
+      priority: order.kind === 'renewal' ? PRIORITY.renewal : PRIORITY.new,
+    } satisfies JobsOptions,
+  };
+}
+
+/**
+ * Makes sure every given active order has its stage job queued. Idempotent: a job id that exists is
+ * left alone, so the API, handlers and the reconciler may all call it for the same order.
+ */
+export async function enqueueOrders(queues: Queues, orders: readonly Order[], now = new Date()): Promise<void> {
+  const byStage = new Map<Stage, { name: string; data: StageJobData; opts: JobsOptions }[]>();
+  for (const order of orders) {
+    const job = stageJobFor(order, now);
+    if (!job) continue;
+    const list = byStage.get(job.stage) ?? [];
+    list.push({ name: job.name, data: job.data, opts: job.opts });
+    byStage.set(job.stage, list);
+  }
+  for (const [stage, jobs] of byStage) {
+    for (let i = 0; i < jobs.length; i += 1000) await queues.stage(stage).addBulk(jobs.slice(i, i + 1000));
+  }
+}
