@@ -1,10 +1,11 @@
-import './reflect-polyfill';
+// @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API loaded first.
+import 'reflect-metadata';
 import { createHash, createPrivateKey, KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const subtle = webcrypto.subtle;
 type Key = webcrypto.CryptoKey;
@@ -76,7 +77,10 @@ export function formatChinaTime(date: Date): string {
   return new Date(date.getTime() + 8 * 3_600_000).toISOString().slice(0, 19).replace('T', ' ');
 }
 
-function signingAlgorithmFor(key: KeyObject): { import: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams; sign: webcrypto.EcdsaParams | webcrypto.Algorithm } {
+function signingAlgorithmFor(key: KeyObject): {
+  import: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams;
+  sign: webcrypto.EcdsaParams | webcrypto.Algorithm;
+} {
   const type = key.asymmetricKeyType;
   if (type === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
@@ -161,7 +165,10 @@ async function generateCa(): Promise<GeneratedCa> {
         x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
         true,
       ),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
       await x509.SubjectKeyIdentifierExtension.create(intermediateKeys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(rootKeys.publicKey),
     ],
@@ -211,7 +218,9 @@ function commonName(domains: string[]): x509.JsonName {
  * SANs = the domains, CN = the first domain, serverAuth, CA:false, valid from issue time minus a
  * minute to issue time plus 90 days.
  */
-export async function createCertificateAuthority(options: { dir?: string | undefined } = {}): Promise<CertificateAuthority> {
+export async function createCertificateAuthority(
+  options: { dir?: string | undefined } = {},
+): Promise<CertificateAuthority> {
   const files = await loadOrGenerate(options.dir);
   const rootPem = new x509.X509Certificate(files.rootPem).toString('pem') + '\n';
   const signer = await signerFrom(files.intermediatePem, files.intermediateKeyPem);
@@ -219,7 +228,10 @@ export async function createCertificateAuthority(options: { dir?: string | undef
 
   async function issue({ domains, algorithm, issuedAt }: IssueParams): Promise<IssuedCertificate> {
     if (domains.length === 0) throw new Error('a certificate needs at least one domain');
-    const keys = (await subtle.generateKey(algorithm === 'RSA' ? RSA_ALG : EC_ALG, true, ['sign', 'verify'])) as KeyPair;
+    const keys = (await subtle.generateKey(algorithm === 'RSA' ? RSA_ALG : EC_ALG, true, [
+      'sign',
+      'verify',
+    ])) as KeyPair;
     const notBefore = wholeSeconds(issuedAt - SKEW_MS);
     const notAfter = wholeSeconds(issuedAt + LEAF_VALIDITY_MS);
     const sans = [...new Set(domains)].map((value) => ({ type: 'dns' as const, value }));

@@ -1,9 +1,16 @@
-// placeholder: being written by the lead
-import type { Clock, Config, SecretBox } from '@certq/core';
-import type { Database } from '@certq/db';
+import { createHttpsokDispatcher, HttpsokClient, HttpsokError } from '@certq/api-client';
+import { type Clock, type Config, type SecretBox, systemClock } from '@certq/core';
+import { type Database, tenants } from '@certq/db';
+import { eq } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { createUpstreamLimiter, type UpstreamLimiter } from './limiter';
+import { createLogger } from './logger';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics';
 import type { Queues } from './queues';
 
+/** Everything a task needs, built once per process and passed explicitly (no globals). */
 export interface WorkflowContext {
   db: Database;
   queues: Queues;
@@ -11,16 +18,95 @@ export interface WorkflowContext {
   config: Config;
   clock: Clock;
   logger: Logger;
+  metrics: WorkerMetrics;
+  limiter: UpstreamLimiter;
+  random: () => number;
+  /** The httpsok client for a tenant: its own key (opened only now), else the operator's default. */
+  httpsokFor(tenantId: string): Promise<HttpsokClient>;
+  close(): Promise<void>;
 }
+
 export interface WorkflowContextOptions {
   db: Database;
   queues: Queues;
   secrets: SecretBox;
   config: Config;
+  /** Used for the cluster-wide upstream rate limit. */
+  redis: Redis;
   clock?: Clock;
-  logger: Logger;
-  redisUrl: string;
+  logger?: Logger;
+  metrics?: WorkerMetrics;
+  random?: () => number;
+  dispatcher?: Dispatcher;
 }
-export function createWorkflowContext(_options: WorkflowContextOptions): WorkflowContext {
-  throw new Error('not implemented yet');
+
+export function createWorkflowContext(options: WorkflowContextOptions): WorkflowContext {
+  const { db, config } = options;
+  const metrics = options.metrics ?? createWorkerMetrics();
+  const limiter = createUpstreamLimiter(
+    options.redis,
+    `${config.REDIS_PREFIX}:upstream-rate`,
+    config.UPSTREAM_MAX_RPS,
+  );
+  const ownDispatcher = options.dispatcher === undefined;
+  const dispatcher = options.dispatcher ?? createHttpsokDispatcher({ connections: 64 });
+  const clients = new Map<string, HttpsokClient>();
+  const hooks = {
+    // Polls take their rate-limit token before claiming the poll slot in Postgres (see tasks/poll.ts),
+    // so the request leaves right after the claim; every other call waits here.
+    beforeRequest: (endpoint: string) => (endpoint === 'getApply' ? undefined : limiter.acquire()),
+    onResponse: (info: { endpoint: string; outcome: string; errorKind?: string; durationMs: number }) => {
+      metrics.upstreamRequests.inc({
+        endpoint: info.endpoint,
+        outcome: info.outcome === 'ok' ? 'ok' : (info.errorKind ?? 'error'),
+      });
+      metrics.upstreamDuration.observe({ endpoint: info.endpoint }, info.durationMs / 1000);
+    },
+  };
+  const clientFor = (apiKey: string) => {
+    let client = clients.get(apiKey);
+    if (!client) {
+      client = new HttpsokClient({
+        apiKey,
+        baseUrl: config.HTTPSOK_BASE_URL,
+        timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+        dispatcher,
+        hooks,
+      });
+      clients.set(apiKey, client);
+    }
+    return client;
+  };
+  return {
+    db,
+    queues: options.queues,
+    secrets: options.secrets,
+    config,
+    clock: options.clock ?? systemClock,
+    logger: options.logger ?? createLogger(config.LOG_LEVEL),
+    metrics,
+    limiter,
+    random: options.random ?? Math.random,
+    async httpsokFor(tenantId) {
+      const [tenant] = await db
+        .select({ sealed: tenants.httpsokApiKeySealed })
+        .from(tenants)
+        .where(eq(tenants.id, tenantId));
+      const apiKey = tenant?.sealed ? options.secrets.open(tenant.sealed) : config.HTTPSOK_API_KEY;
+      if (!apiKey) {
+        throw new HttpsokError({
+          kind: 'upstream',
+          endpoint: 'verify',
+          msg: 'no httpsok API key: set HTTPSOK_API_KEY or give the tenant its own key',
+          retryable: false,
+          authFailed: true,
+        });
+      }
+      return clientFor(apiKey);
+    },
+    async close() {
+      clients.clear();
+      if (ownDispatcher) await dispatcher.close();
+    },
+  };
 }

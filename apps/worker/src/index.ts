@@ -1,3 +1,11 @@
-export { createQueues, enqueueOrders, type Queues, STAGE_JOB_OPTIONS, stageJobFor } from './queues';
+export { type CallbackResult, receiveCallback } from './callback';
 export { createWorkflowContext, type WorkflowContext, type WorkflowContextOptions } from './context';
-export { receiveCallback, type CallbackResult } from './callback';
+export { completeIssuance, type IssuanceResult } from './issuance';
+export { createUpstreamLimiter, type UpstreamLimiter } from './limiter';
+export { createLogger, REDACT_PATHS } from './logger';
+export { createWorkerMetrics, type WorkerMetrics } from './metrics';
+export { createQueues, enqueueOrders, type Queues, STAGE_JOB_OPTIONS, stageJobFor } from './queues';
+export { type ReconcileResult, reconcile } from './reconciler';
+export { createStageWorkers, TASKS, type Task } from './runner';
+export type { Outcome } from './tasks/outcome';
+export { type StartWorkerOptions, secretBoxFromConfig, startWorker, type WorkerHandle } from './worker';

@@ -1,4 +1,12 @@
-import { isActive, PRIORITY, QUEUE_NAMES, STAGE_OF, type Stage, type StageJobData, stageJobId } from '@certq/core';
+import {
+  isActive,
+  PRIORITY,
+  QUEUE_NAMES,
+  STAGE_OF,
+  type Stage,
+  type StageJobData,
+  stageJobId,
+} from '@certq/core';
 import type { Order } from '@certq/db';
 import { type ConnectionOptions, type JobsOptions, Queue } from 'bullmq';
 
@@ -26,8 +34,13 @@ export interface Queues {
 }
 
 export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
-  const make = (name: string) => new Queue<StageJobData>(name, { connection, prefix, defaultJobOptions: STAGE_JOB_OPTIONS });
-  const queues = { verify: make(QUEUE_NAMES.verify), apply: make(QUEUE_NAMES.apply), poll: make(QUEUE_NAMES.poll) };
+  const make = (name: string) =>
+    new Queue<StageJobData>(name, { connection, prefix, defaultJobOptions: STAGE_JOB_OPTIONS });
+  const queues = {
+    verify: make(QUEUE_NAMES.verify),
+    apply: make(QUEUE_NAMES.apply),
+    poll: make(QUEUE_NAMES.poll),
+  };
   return {
     prefix,
     ...queues,
@@ -59,7 +72,11 @@ export function stageJobFor(order: Order, now: Date) {
  * Makes sure every given active order has its stage job queued. Idempotent: a job id that exists is
  * left alone, so the API, handlers and the reconciler may all call it for the same order.
  */
-export async function enqueueOrders(queues: Queues, orders: readonly Order[], now = new Date()): Promise<void> {
+export async function enqueueOrders(
+  queues: Queues,
+  orders: readonly Order[],
+  now = new Date(),
+): Promise<void> {
   const byStage = new Map<Stage, { name: string; data: StageJobData; opts: JobsOptions }[]>();
   for (const order of orders) {
     const job = stageJobFor(order, now);

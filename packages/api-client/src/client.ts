@@ -114,7 +114,11 @@ export function createHttpsokDispatcher(options: DispatcherOptions = {}): Agent 
 }
 
 /** Full jitter (AWS architecture blog): uniform in [0, min(cap, base·2^retry)]. */
-export function fullJitterDelay(retry: number, policy: RetryOptions, random: () => number = Math.random): number {
+export function fullJitterDelay(
+  retry: number,
+  policy: RetryOptions,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** retry);
   return Math.floor(random() * ceiling);
 }
@@ -176,7 +180,8 @@ async function readText(body: Dispatcher.ResponseData['body']): Promise<string> 
   for await (const chunk of body) {
     size += (chunk as Buffer).length;
     // Throwing inside for-await destroys the stream, releasing the socket.
-    if (size > MAX_RESPONSE_BYTES) throw new ResponseTooLargeError(`response body exceeds ${MAX_RESPONSE_BYTES} bytes`);
+    if (size > MAX_RESPONSE_BYTES)
+      throw new ResponseTooLargeError(`response body exceeds ${MAX_RESPONSE_BYTES} bytes`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -269,7 +274,8 @@ export class HttpsokClient {
       } catch (error) {
         if (!(error instanceof HttpsokError) || !error.retryable || retry >= this.retry.attempts) throw error;
         let delay = fullJitterDelay(retry, this.retry);
-        if (error.retryAfterMs !== null) delay = Math.max(delay, Math.min(error.retryAfterMs, this.retry.maxMs));
+        if (error.retryAfterMs !== null)
+          delay = Math.max(delay, Math.min(error.retryAfterMs, this.retry.maxMs));
         await sleep(delay);
       }
     }
@@ -325,7 +331,12 @@ export class HttpsokClient {
   /** One HTTP exchange: hooks, request, classification. Throws HttpsokError for every failure. */
   async #attempt<T>(call: Call<T>, attempt: number): Promise<{ data: T; traceId: string | null }> {
     if (this.#closed) {
-      throw this.#error({ kind: 'network', endpoint: call.endpoint, msg: 'client is closed', retryable: false });
+      throw this.#error({
+        kind: 'network',
+        endpoint: call.endpoint,
+        msg: 'client is closed',
+        retryable: false,
+      });
     }
     await this.#hooks.beforeRequest?.(call.endpoint);
     const started = performance.now();
@@ -413,7 +424,13 @@ export class HttpsokClient {
     }
 
     if (!envelope.ok) {
-      throw this.#error({ kind: 'invalid_response', endpoint, httpStatus, msg: envelope.reason, retryable: true });
+      throw this.#error({
+        kind: 'invalid_response',
+        endpoint,
+        httpStatus,
+        msg: envelope.reason,
+        retryable: true,
+      });
     }
     const { code, msg, traceId = null } = envelope.value;
     if (code !== 0) {
@@ -453,7 +470,13 @@ export class HttpsokClient {
     httpStatus: number | null,
   ): HttpsokError {
     if (error instanceof ResponseTooLargeError) {
-      return this.#error({ kind: 'invalid_response', endpoint, httpStatus, msg: error.message, retryable: true });
+      return this.#error({
+        kind: 'invalid_response',
+        endpoint,
+        httpStatus,
+        msg: error.message,
+        retryable: true,
+      });
     }
     const code = (error as { code?: unknown } | null)?.code;
     const codeText = typeof code === 'string' ? code : '';

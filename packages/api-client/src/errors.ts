@@ -131,7 +131,12 @@ export class HttpsokError extends Error {
     const cause = sanitizeCause(init.cause, secrets);
     if (cause) {
       // Non-enumerable like a native `cause`, so JSON.stringify skips it; util.inspect shows the sanitised copy.
-      Object.defineProperty(this, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
+      Object.defineProperty(this, 'cause', {
+        value: cause,
+        writable: true,
+        configurable: true,
+        enumerable: false,
+      });
     }
   }
 
@@ -154,7 +159,11 @@ export class HttpsokError extends Error {
 }
 
 // On the prototype rather than as a field, so the stack captured by Error's constructor already says HttpsokError.
-Object.defineProperty(HttpsokError.prototype, 'name', { value: 'HttpsokError', configurable: true, writable: true });
+Object.defineProperty(HttpsokError.prototype, 'name', {
+  value: 'HttpsokError',
+  configurable: true,
+  writable: true,
+});
 
 export function isHttpsokError(value: unknown): value is HttpsokError {
   return value instanceof HttpsokError;

@@ -65,7 +65,10 @@ const normalizeDomain = (d: string) => d.trim().toLowerCase().replace(/\.$/, '')
  * wildcard one label up (`*.example.com` covers `a.example.com`, not
  * `example.com` nor `a.b.example.com`).
  */
-export function coversDomains(chainPem: string, domains: readonly string[]): { ok: boolean; missing: string[] } {
+export function coversDomains(
+  chainPem: string,
+  domains: readonly string[],
+): { ok: boolean; missing: string[] } {
   const sans = new Set(certificateDomains(chainPem).map(normalizeDomain));
   const missing = domains.filter((requested) => {
     const d = normalizeDomain(requested);

@@ -233,7 +233,17 @@ export type IssuingApplicationData = z.output<typeof issuingApplicationSchema>;
 export const DEFAULT_FAILURE_REASON = 'upstream reported status 3';
 
 // The failure reason is undocumented; these are the field names a Java-style API tends to use.
-const reasonKeys = ['reason', 'failReason', 'failMsg', 'errorMsg', 'errMsg', 'msg', 'message', 'error', 'remark'];
+const reasonKeys = [
+  'reason',
+  'failReason',
+  'failMsg',
+  'errorMsg',
+  'errMsg',
+  'msg',
+  'message',
+  'error',
+  'remark',
+];
 const reasonLike = /reason|msg|message|error|remark/i;
 
 function failureReason(data: Record<string, unknown>): string {

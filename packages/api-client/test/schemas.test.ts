@@ -27,7 +27,12 @@ describe('documented examples', () => {
     expect(verifyDataSchema.parse(env.data)).toEqual({
       valid: true,
       configs: [
-        { domain: '*.httpsok.com', host: '_acme-challenge', hostValue: '68bf0af7b3854cdd.httpsok.com', valid: true },
+        {
+          domain: '*.httpsok.com',
+          host: '_acme-challenge',
+          hostValue: '68bf0af7b3854cdd.httpsok.com',
+          valid: true,
+        },
       ],
     });
   });
@@ -38,7 +43,12 @@ describe('documented examples', () => {
     expect(verifyDataSchema.parse(env.data)).toEqual({
       valid: false,
       configs: [
-        { domain: '*.baidu.com', host: '_acme-challenge', hostValue: 'e9e40d3bf04d9c74.httpsok.com', valid: false },
+        {
+          domain: '*.baidu.com',
+          host: '_acme-challenge',
+          hostValue: 'e9e40d3bf04d9c74.httpsok.com',
+          valid: false,
+        },
       ],
     });
   });
@@ -144,7 +154,9 @@ describe('leniency', () => {
       domains: ['a.com'],
       reason: DEFAULT_FAILURE_REASON,
     });
-    expect(applicationDataSchema.parse({ ...base, msg: 'CAA forbids' })).toMatchObject({ reason: 'CAA forbids' });
+    expect(applicationDataSchema.parse({ ...base, msg: 'CAA forbids' })).toMatchObject({
+      reason: 'CAA forbids',
+    });
     expect(applicationDataSchema.parse({ ...base, failReason: 'rate limited by CA' })).toMatchObject({
       reason: 'rate limited by CA',
     });
@@ -165,8 +177,10 @@ describe('strictness', () => {
     expect(issuedApplicationSchema.safeParse({ ...issuedData, certificate: 'MIIE…' }).success).toBe(false);
     expect(issuedApplicationSchema.safeParse({ ...issuedData, certificate: undefined }).success).toBe(false);
     expect(
-      issuedApplicationSchema.safeParse({ ...issuedData, privateKey: '-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----' })
-        .success,
+      issuedApplicationSchema.safeParse({
+        ...issuedData,
+        privateKey: '-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----',
+      }).success,
     ).toBe(false);
     expect(issuedApplicationSchema.safeParse({ ...issuedData, privateKey: '' }).success).toBe(false);
     for (const header of ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY']) {
@@ -221,7 +235,12 @@ describe('upstream dates (assumed UTC+8)', () => {
   it('formats as the inverse of parse', () => {
     const d = new Date('2024-12-10T16:24:32.000Z');
     expect(formatUpstreamDate(d)).toBe('2024-12-11 00:24:32');
-    for (const s of ['2024-12-11 00:24:32', '2025-03-11 00:24:31', '2024-02-29 23:59:59', '2000-01-01 00:00:00']) {
+    for (const s of [
+      '2024-12-11 00:24:32',
+      '2025-03-11 00:24:31',
+      '2024-02-29 23:59:59',
+      '2000-01-01 00:00:00',
+    ]) {
       expect(formatUpstreamDate(parseUpstreamDate(s))).toBe(s);
     }
     expect(() => formatUpstreamDate(new Date(Number.NaN))).toThrow(RangeError);

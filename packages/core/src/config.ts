@@ -54,8 +54,13 @@ export const configSchema = z.object({
   VERIFY_MAX_DELAY_MS: int(15 * 60_000).pipe(z.number().min(UPSTREAM_FLOOR_MS)),
   RENEW_BEFORE_DAYS: int(30).pipe(z.number().min(1).max(365)),
   RENEW_SCAN_INTERVAL_MS: int(10 * 60_000).pipe(z.number().min(1000)),
+  UPSTREAM_TIMEOUT_MS: int(15_000).pipe(z.number().min(1000).max(120_000)),
   UPSTREAM_MAX_RPS: int(20).pipe(z.number().min(1)),
   WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
+  /** How long a job's lock lasts unrenewed: a crashed worker's jobs are picked up again after about this long. */
+  WORKER_LOCK_DURATION_MS: int(30_000).pipe(z.number().min(1000)),
+  WORKER_STALLED_INTERVAL_MS: int(30_000).pipe(z.number().min(500)),
+  WORKER_METRICS_PORT: int(9464).pipe(z.number().min(0).max(65535)),
   RECONCILE_INTERVAL_MS: int(60_000).pipe(z.number().min(1000)),
   RATE_LIMIT_PER_MINUTE: int(600).pipe(z.number().min(1)),
   BODY_LIMIT_BYTES: int(16 * 1024 * 1024).pipe(z.number().min(1024)),

@@ -13,7 +13,7 @@ export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> 
   // verifying → verifying records another DNS check (new instructions, next attempt time).
   verifying: ['verifying', 'applying', 'failed', 'cancelled'],
   // applying → verifying: the upstream refused the application because a CNAME disappeared.
-  applying: ['issuing', 'verifying', 'failed', 'cancelled'],
+  applying: ['applying', 'issuing', 'verifying', 'failed', 'cancelled'],
   issuing: ['issuing', 'issued', 'failed', 'cancelled'],
   issued: [],
   // failed → verifying is the operator's or tenant's explicit retry.

@@ -69,8 +69,16 @@ export const orders = pgTable(
     stageStartedAt: timestamp('stage_started_at', { withTimezone: true }).notNull().defaultNow(),
     /** When the current stage's next job is due; the reconciler schedules from it after a restart. */
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
-    /** Last request of any outcome for applyId: the 10 s polling floor counts from here. */
+    /**
+     * Last request of any outcome for applyId: the 10 s polling floor counts from here. While a poll
+     * is in flight it holds the latest moment the upstream could still receive that request.
+     */
     lastPolledAt: timestamp('last_polled_at', { withTimezone: true }),
+    /**
+     * Set just before the apply call is sent, cleared when its outcome is known. Still set on a later
+     * run: the previous call's outcome is unknown (crash or timeout), see apps/worker/src/tasks/apply.ts.
+     */
+    applyRequestedAt: timestamp('apply_requested_at', { withTimezone: true }),
     lastError: text('last_error'),
     priority: integer('priority').notNull().default(1),
     /** SHA-256 of the secret in this order's notifyUrl. */

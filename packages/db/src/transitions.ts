@@ -1,7 +1,8 @@
 import { canTransition, IllegalTransitionError, type OrderStatus } from '@certq/core';
 import { eq, sql } from 'drizzle-orm';
+import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Queryable, Transaction } from './client';
-import { type NewOrder, type Order, orderEvents, orders } from './schema';
+import { type Order, orderEvents, orders } from './schema';
 
 /** Loads an order and locks its row until the transaction ends, so two jobs never decide at once. */
 export async function lockOrder(tx: Transaction, orderId: string): Promise<Order | undefined> {
@@ -13,7 +14,8 @@ export interface TransitionArgs {
   /** The locked row, as read in this transaction. */
   order: Order;
   to: OrderStatus;
-  set?: Partial<Omit<NewOrder, 'id' | 'status' | 'tenantId' | 'createdAt'>>;
+  /** Other columns to change with the status; values may be SQL (e.g. clock_timestamp()). */
+  set?: Omit<PgUpdateSetSource<typeof orders>, 'id' | 'status' | 'tenantId' | 'createdAt'>;
   event?: { type?: string; detail?: unknown };
 }
 

@@ -8,6 +8,8 @@ export interface RecordedRequest {
   path: string;
   headers: IncomingHttpHeaders;
   body: unknown;
+  /** The client's socket port: equal across requests when a keep-alive connection was reused. */
+  remotePort: number | undefined;
 }
 
 export interface CannedReply {
@@ -17,6 +19,8 @@ export interface CannedReply {
   headers?: Record<string, string>;
   /** Never answer (the client's timeout must fire). */
   hang?: boolean;
+  /** Send the status line, headers and part of the body, then stall. */
+  stallBody?: boolean;
 }
 
 export type Responder = (req: RecordedRequest, index: number) => CannedReply;
@@ -44,11 +48,22 @@ export async function startCannedServer(respond: Responder): Promise<CannedServe
       } catch {
         // keep the raw text
       }
-      const recorded: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body };
+      const recorded: RecordedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body,
+        remotePort: req.socket.remotePort,
+      };
       requests.push(recorded);
       for (const w of waiters.filter((w) => requests.length >= w.n)) w.resolve();
       const reply = respond(recorded, requests.length - 1);
       if (reply.hang) return;
+      if (reply.stallBody) {
+        res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', 'content-length': '100' });
+        res.write('{"code":0,');
+        return;
+      }
       const payload = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body ?? {});
       res.writeHead(reply.status ?? 200, {
         'content-type': typeof reply.body === 'string' ? 'text/plain' : 'application/json',

@@ -5,7 +5,12 @@ export const verifyValidEnvelope = {
   msg: 'success',
   data: {
     configs: [
-      { domain: '*.httpsok.com', host: '_acme-challenge', hostValue: '68bf0af7b3854cdd.httpsok.com', valid: true },
+      {
+        domain: '*.httpsok.com',
+        host: '_acme-challenge',
+        hostValue: '68bf0af7b3854cdd.httpsok.com',
+        valid: true,
+      },
     ],
     valid: true,
   },
@@ -17,14 +22,24 @@ export const verifyInvalidEnvelope = {
   msg: 'success',
   data: {
     configs: [
-      { domain: '*.baidu.com', host: '_acme-challenge', hostValue: 'e9e40d3bf04d9c74.httpsok.com', valid: false },
+      {
+        domain: '*.baidu.com',
+        host: '_acme-challenge',
+        hostValue: 'e9e40d3bf04d9c74.httpsok.com',
+        valid: false,
+      },
     ],
     valid: false,
   },
   traceId: 'b60de4b59b6f4aa179b946e31694544e',
 };
 
-export const applyEnvelope = { code: 0, msg: 'success', data: '236417', traceId: 'e9fb0dd488529912085f304dde3b9d6d' };
+export const applyEnvelope = {
+  code: 0,
+  msg: 'success',
+  data: '236417',
+  traceId: 'e9fb0dd488529912085f304dde3b9d6d',
+};
 
 export const issuedData = {
   id: 236417,

@@ -1,0 +1,26 @@
+import type { Config, SecretBox } from '@certq/core';
+import type { Database } from '@certq/db';
+import type { Queues, WorkflowContext } from '@certq/worker';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+/** Everything the API needs from outside; `startApi` (server.ts) builds these for production. */
+export interface ApiDeps {
+  db: Database;
+  /** For rate limiting and readiness. Best configured to fail fast (see server.ts). */
+  redis: Redis;
+  queues: Queues;
+  /** Passed through to `receiveCallback`. */
+  workflow: WorkflowContext;
+  secrets: SecretBox;
+  config: Config;
+  /** A pino logger, `false` for none; default: pino at `config.LOG_LEVEL`. */
+  logger?: Logger | false;
+  /** How long an order request waits for Redis to take its jobs before answering anyway (default 2000). */
+  enqueueTimeoutMs?: number;
+}
+
+/** What every route plugin receives. */
+export interface RouteOptions extends Record<string, unknown> {
+  deps: ApiDeps;
+}

@@ -1,0 +1,153 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { globalPlugin } from '../plugin';
+
+/**
+ * Every error answer has one shape: `{"error": {"code", "message", "details?"}}`.
+ * Handlers throw `ApiError`; anything else a client can cause (bad JSON, wrong content type, body too
+ * large, schema violations, rate limits) is mapped here to a 4xx. Only genuine faults answer 500, and
+ * those never echo internals.
+ */
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const notFound = (what = 'resource') => new ApiError(404, 'not_found', `${what} not found`);
+export const badRequest = (message: string, details?: unknown) =>
+  new ApiError(400, 'validation_failed', message, details);
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().describe('machine-readable, e.g. validation_failed, not_found, conflict'),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+const DESCRIPTIONS: Record<number, string> = {
+  400: 'Invalid request (see error.details)',
+  401: 'Missing or unknown bearer token',
+  404: 'Not found (or owned by another tenant)',
+  409: 'Conflicts with the current state',
+  413: 'Body too large',
+  415: 'Unsupported content type',
+  429: 'Rate limited',
+  503: 'A dependency is unavailable',
+};
+
+/** Response schemas for the error statuses a route documents. */
+export function errorResponses<const S extends number>(...statuses: S[]): Record<S, typeof ErrorSchema> {
+  return Object.fromEntries(
+    statuses.map((s) => [s, ErrorSchema.describe(DESCRIPTIONS[s] ?? 'Error')]),
+  ) as Record<S, typeof ErrorSchema>;
+}
+
+/** `/orders/17/domains/2` → `orders[17].domains[2]`. */
+export function formatPath(segments: readonly (string | number)[]): string {
+  let out = '';
+  for (const segment of segments) {
+    if (typeof segment === 'number' || /^\d+$/.test(segment)) out += `[${segment}]`;
+    else out += out ? `.${segment}` : segment;
+  }
+  return out;
+}
+
+const MAX_DETAILED_ISSUES = 50;
+
+const FASTIFY_CODES: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  406: 'not_acceptable',
+  408: 'request_timeout',
+  409: 'conflict',
+  411: 'length_required',
+  413: 'payload_too_large',
+  414: 'uri_too_long',
+  415: 'unsupported_media_type',
+  422: 'unprocessable',
+  429: 'rate_limited',
+  431: 'headers_too_large',
+};
+
+function send(reply: FastifyReply, status: number, code: string, message: string, details?: unknown) {
+  const body = { error: details === undefined ? { code, message } : { code, message, details } };
+  return reply.code(status).send(body);
+}
+
+function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error instanceof ApiError)
+    return send(reply, error.statusCode, error.code, error.message, error.details);
+
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const where = error.validationContext;
+    // A malformed id in a path can name nothing that exists: the same 404 as an unknown id.
+    if (where === 'params') return send(reply, 404, 'not_found', 'resource not found');
+    const issues = error.validation.map((v) => {
+      const segments = v.instancePath.split('/').filter(Boolean);
+      return { path: formatPath(segments), code: v.keyword, message: v.message ?? 'invalid' };
+    });
+    const first = issues[0]!;
+    const prefix = where === 'body' ? '' : `${where} `;
+    return send(reply, 400, 'validation_failed', `${prefix}${first.path || '(root)'}: ${first.message}`, {
+      in: where,
+      issues: issues.slice(0, MAX_DETAILED_ISSUES),
+      totalIssues: issues.length,
+    });
+  }
+
+  const status = typeof error.statusCode === 'number' ? error.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    if (
+      error instanceof SyntaxError ||
+      error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+      error.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+    )
+      return send(
+        reply,
+        400,
+        'invalid_json',
+        'the body is not valid JSON (or carries __proto__/constructor keys)',
+      );
+    if (status === 413)
+      return send(reply, 413, 'payload_too_large', 'the request body is larger than this endpoint accepts');
+    if (status === 415)
+      return send(reply, 415, 'unsupported_media_type', 'send the body as application/json');
+    if (status === 429) return send(reply, 429, 'rate_limited', error.message || 'too many requests');
+    // Fastify's own client errors (bad content length, prototype poisoning, …): their messages name
+    // the problem without revealing anything internal.
+    return send(reply, status, FASTIFY_CODES[status] ?? 'bad_request', error.message);
+  }
+  request.log.error({ err: error }, 'request failed');
+  if (status === 503) return send(reply, 503, 'unavailable', 'a dependency is unavailable, try again');
+  return send(reply, 500, 'internal', 'internal server error');
+}
+
+/**
+ * Errors Fastify raises before a route is chosen (a malformed URL, a path parameter longer than the
+ * router accepts): the same shape. An over-long id can name nothing, so it answers 404 like any
+ * unknown id.
+ */
+export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(reply, 404, 'not_found', 'resource not found');
+  const status = typeof error.statusCode === 'number' && error.statusCode < 500 ? error.statusCode : 400;
+  return send(reply, status, FASTIFY_CODES[status] ?? 'bad_request', 'malformed request URL');
+}
+
+export const errorsPlugin = globalPlugin('certq-errors', async (app: FastifyInstance) => {
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((_request, reply) => send(reply, 404, 'not_found', 'no such route'));
+});

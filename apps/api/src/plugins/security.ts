@@ -1,0 +1,53 @@
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { globalPlugin } from '../plugin';
+import { ApiError } from './errors';
+
+export interface SecurityOptions extends Record<string, unknown> {
+  redis: Redis;
+  redisPrefix: string;
+  ratePerMinute: number;
+}
+
+/**
+ * Security headers and per-token rate limiting. The limiter counts in Redis (shared by every API
+ * replica) under `<REDIS_PREFIX>:ratelimit:`; its key is the caller's principal (one per token), or
+ * the IP for anonymous calls. It runs after auth (route-level hooks follow the app-level auth hook),
+ * so unknown tokens cannot mint fresh buckets. When Redis is unreachable requests pass unlimited:
+ * taking orders matters more than counting them. Routes opt out with `config: { rateLimit: false }`.
+ */
+export const securityPlugin = globalPlugin<SecurityOptions>(
+  'certq-security',
+  async (app: FastifyInstance, options) => {
+    await app.register(helmet, {
+      // JSON answers need no CSP beyond the defaults; the docs UI sets its own (see openapi.ts).
+      // No upgrade-insecure-requests: the API is often reached over plain http inside a cluster.
+      contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+    });
+    await app.register(rateLimit, {
+      global: true,
+      max: options.ratePerMinute,
+      timeWindow: 60_000,
+      redis: options.redis,
+      nameSpace: `${options.redisPrefix}:ratelimit:`,
+      skipOnError: true,
+      keyGenerator: (request) => {
+        const p = request.principal;
+        if (p?.kind === 'admin') return 'admin';
+        if (p?.kind === 'tenant') return `tenant:${p.tenantId}`;
+        return `ip:${request.ip}`;
+      },
+      errorResponseBuilder: (_request, context) =>
+        new ApiError(429, 'rate_limited', `rate limit exceeded, retry in ${context.after}`, {
+          limitPerMinute: context.max,
+          retryAfterSeconds: Math.ceil(context.ttl / 1000),
+        }),
+    });
+    // Authenticated answers are per-caller and may hold secrets: never cache them on the way.
+    app.addHook('onSend', async (request, reply) => {
+      if (request.principal && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    });
+  },
+);

@@ -1,0 +1,10 @@
+import { z } from 'zod';
+
+/** Path `{id}`: a UUID; anything else answers 404 like an unknown id (see plugins/errors.ts). */
+export const IdParams = z.strictObject({ id: z.uuid().describe('UUID') });
+
+export const AlgorithmSchema = z.enum(['ECC', 'RSA']);
+export const CaSchema = z.enum(['google', 'letsencrypt', 'zerossl']);
+
+/** A timestamp as the API shows it. */
+export const Timestamp = z.string().describe('ISO-8601 timestamp');

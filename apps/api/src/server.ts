@@ -1,0 +1,112 @@
+import { type Config, createSecretBox, parseEncryptionKey } from '@certq/core';
+import { createDb, migrate } from '@certq/db';
+import { createQueues, createWorkflowContext, type WorkflowContext } from '@certq/worker';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { type Logger, pino } from 'pino';
+import { buildApp, createApiLogger } from './app';
+import type { ApiDeps } from './deps';
+
+export interface StartApiOptions {
+  /** An already-loaded config; DATABASE_URL, REDIS_URL and ENCRYPTION_KEY must be set. */
+  config: Config;
+  /** Default: pino at config.LOG_LEVEL with secrets redacted; `false` for silence. */
+  logger?: Logger | false;
+  /** Apply the database migrations first (main.ts does; a launcher that migrated already need not). */
+  migrate?: boolean;
+  /** Override config.HOST / config.PORT (port 0: any free port). */
+  host?: string;
+  port?: number;
+  /** Default: createWorkflowContext from @certq/worker. */
+  workflow?: WorkflowContext;
+  /** Passed to buildApp (tests, benchmarks). */
+  overrides?: Partial<Pick<ApiDeps, 'enqueueTimeoutMs'>>;
+}
+
+export interface RunningApi {
+  url: string;
+  app: FastifyInstance;
+  /** Stops taking requests, lets in-flight ones finish, then closes Redis and Postgres. */
+  close(): Promise<void>;
+}
+
+function required(config: Config, key: 'DATABASE_URL' | 'REDIS_URL' | 'ENCRYPTION_KEY'): string {
+  const value = config[key];
+  if (!value) throw new Error(`${key} is required to start the API`);
+  return value;
+}
+
+export async function startApi(options: StartApiOptions): Promise<RunningApi> {
+  const { config } = options;
+  const databaseUrl = required(config, 'DATABASE_URL');
+  const redisUrl = required(config, 'REDIS_URL');
+  const secrets = createSecretBox(
+    parseEncryptionKey(required(config, 'ENCRYPTION_KEY')),
+    (config.ENCRYPTION_KEYS_PREVIOUS ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean)
+      .map(parseEncryptionKey),
+  );
+  const logger = options.logger === undefined ? createApiLogger(config.LOG_LEVEL) : options.logger;
+  if (options.migrate) await migrate(databaseUrl);
+
+  const db = createDb(databaseUrl, { applicationName: 'certq-api' });
+  // Rate limiting and readiness: fail fast rather than queue commands while Redis is away.
+  const redis = new Redis(redisUrl, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    connectTimeout: 2000,
+    commandTimeout: 1000,
+  });
+  // Producers only (no blocking commands): fail fast too; enqueueSafely bounds the wait anyway.
+  const queueRedis = new Redis(redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: false });
+  const quiet = () => {}; // connection errors surface in /readyz and in enqueue warnings
+  redis.on('error', quiet);
+  queueRedis.on('error', quiet);
+  const queues = createQueues(queueRedis, config.REDIS_PREFIX);
+  // The workflow (callbacks re-fetch the application) shares the worker's cluster-wide upstream limiter.
+  const workflowRedis = options.workflow ? undefined : new Redis(redisUrl, { maxRetriesPerRequest: null });
+  workflowRedis?.on('error', quiet);
+  const workflow =
+    options.workflow ??
+    createWorkflowContext({
+      db: db.db,
+      queues,
+      secrets,
+      config,
+      logger: logger || pino({ enabled: false }),
+      redis: workflowRedis!,
+    });
+
+  const app = await buildApp({
+    db: db.db,
+    redis,
+    queues,
+    workflow,
+    secrets,
+    config,
+    logger,
+    ...options.overrides,
+  });
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      await app.close();
+      await queues.close().catch(() => {});
+      if (!options.workflow) await workflow.close().catch(() => {});
+      redis.disconnect();
+      queueRedis.disconnect();
+      workflowRedis?.disconnect();
+      await db.close();
+    })();
+    return closed;
+  };
+  try {
+    const url = await app.listen({ host: options.host ?? config.HOST, port: options.port ?? config.PORT });
+    return { url, app, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

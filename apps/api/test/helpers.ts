@@ -1,0 +1,214 @@
+import { randomBytes } from 'node:crypto';
+import { type Config, createSecretBox, loadConfig, parseEncryptionKey, type SecretBox } from '@certq/core';
+import { createDb, type DbHandle, orders } from '@certq/db';
+import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@certq/testing';
+import { createQueues, createWorkflowContext, type Queues, type WorkflowContext } from '@certq/worker';
+import { count } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { type Logger, pino } from 'pino';
+import { buildApp } from '../src';
+
+/** One test file's private Postgres database and Redis prefix. */
+export interface TestEnv {
+  database: TestDatabase;
+  testRedis: TestRedis;
+  handle: DbHandle;
+  close(): Promise<void>;
+}
+
+export async function createTestEnv(): Promise<TestEnv> {
+  const database = await createTestDatabase();
+  const testRedis = createTestRedis();
+  const handle = createDb(database.url, { max: 10 });
+  return {
+    database,
+    testRedis,
+    handle,
+    async close() {
+      await handle.close();
+      await database.drop();
+      await testRedis.flush();
+    },
+  };
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: test responses are inspected field by field
+  body: any;
+  text: string;
+}
+
+export interface RequestOptions {
+  token?: string;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Sent as is (with content-type application/json unless headers say otherwise). */
+  raw?: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+export interface TestApi {
+  url: string;
+  app: FastifyInstance;
+  env: TestEnv;
+  config: Config;
+  queues: Queues;
+  secrets: SecretBox;
+  redis: Redis;
+  request(method: string, path: string, options?: RequestOptions): Promise<HttpResult>;
+  adminRequest(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<HttpResult>;
+  tenantRequest(
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<HttpResult>;
+  createTenant(name?: string, httpsokApiKey?: string): Promise<{ id: string; name: string; token: string }>;
+  countOrders(): Promise<number>;
+  /** Jobs in any state across the stage queues. */
+  countJobs(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Environment overrides (strings, as in process.env), e.g. `{ RATE_LIMIT_PER_MINUTE: '3' }`. */
+  env?: Record<string, string>;
+  /** A Redis for rate limiting and readiness (default: the test Redis). */
+  redis?: Redis;
+  /** A Redis URL for the queues (default: the test Redis). */
+  queueRedisUrl?: string;
+  enqueueTimeoutMs?: number;
+  /** Default: no logging. */
+  logger?: Logger;
+}
+
+let tenantCounter = 0;
+
+/** Boots the API on a random port over the env's database and Redis prefix, with fresh secrets. */
+export async function startTestApi(env: TestEnv, options: StartOptions = {}): Promise<TestApi> {
+  const config = loadConfig({
+    DATABASE_URL: env.database.url,
+    REDIS_URL: env.testRedis.url,
+    REDIS_PREFIX: env.testRedis.prefix,
+    ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    ...options.env,
+  });
+  const secrets = createSecretBox(parseEncryptionKey(config.ENCRYPTION_KEY!));
+  const ownRedis = options.redis === undefined;
+  const redis =
+    options.redis ??
+    new Redis(env.testRedis.url, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      commandTimeout: 1000,
+    });
+  redis.on('error', () => {});
+  const queueRedis = new Redis(options.queueRedisUrl ?? env.testRedis.url, {
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: false,
+  });
+  queueRedis.on('error', () => {});
+  const queues = createQueues(queueRedis, env.testRedis.prefix);
+  const workflowRedis = new Redis(env.testRedis.url, { maxRetriesPerRequest: null });
+  const workflow: WorkflowContext = createWorkflowContext({
+    db: env.handle.db,
+    queues,
+    secrets,
+    config,
+    redis: workflowRedis,
+    logger: pino({ enabled: false }),
+  });
+  if (ownRedis) await new Promise((resolve) => redis.once('ready', resolve));
+  const app = await buildApp({
+    db: env.handle.db,
+    redis,
+    queues,
+    workflow,
+    secrets,
+    config,
+    logger: options.logger ?? false,
+    enqueueTimeoutMs: options.enqueueTimeoutMs,
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+
+  async function request(method: string, path: string, opts: RequestOptions = {}): Promise<HttpResult> {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    let body: string | Buffer | undefined;
+    if (opts.raw !== undefined) body = opts.raw;
+    else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+      headers['content-type'] = 'application/json';
+    const response = await fetch(`${url}${path}`, { method, headers, body });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status: response.status, headers: response.headers, body: parsed, text };
+  }
+
+  const api: TestApi = {
+    url,
+    app,
+    env,
+    config,
+    queues,
+    secrets,
+    redis,
+    request,
+    adminRequest: (method, path, body, headers) =>
+      request(method, path, { token: config.ADMIN_TOKEN, body, headers }),
+    tenantRequest: (token, method, path, body, headers) => request(method, path, { token, body, headers }),
+    async createTenant(
+      name = `tenant-${process.pid}-${++tenantCounter}-${randomBytes(3).toString('hex')}`,
+      key,
+    ) {
+      const res = await api.adminRequest('POST', '/v1/tenants', { name, httpsokApiKey: key });
+      if (res.status !== 201) throw new Error(`creating a tenant answered ${res.status}: ${res.text}`);
+      return res.body;
+    },
+    async countOrders() {
+      const [row] = await env.handle.db.select({ n: count() }).from(orders);
+      return row!.n;
+    },
+    async countJobs() {
+      let total = 0;
+      for (const queue of queues.all()) {
+        const counts = await queue.getJobCounts();
+        total += Object.values(counts).reduce((a, b) => a + b, 0);
+      }
+      return total;
+    },
+    async close() {
+      await app.close();
+      await queues.close();
+      await workflow.close();
+      if (ownRedis) redis.disconnect();
+      queueRedis.disconnect();
+      workflowRedis.disconnect();
+    },
+  };
+  return api;
+}
+
+/** A unique, valid domain for this test run. */
+let domainCounter = 0;
+export function uniqueDomain(label = 'd'): string {
+  return `${label}${++domainCounter}-${randomBytes(4).toString('hex')}.example.com`;
+}

@@ -1,0 +1,84 @@
+import { checkIssuedCertificate, type IssuedApplication, leafFingerprint } from '@certq/api-client';
+import { certificates, type Order, type Transaction, transitionOrder } from '@certq/db';
+import { and, eq, sql } from 'drizzle-orm';
+import type { WorkflowContext } from './context';
+
+export type IssuanceResult =
+  | { status: 'issued'; order: Order; certificateId: string }
+  | { status: 'rejected'; order: Order; reason: string };
+
+/**
+ * The issued path, shared by the poll task and the callback route: check that the key matches the
+ * certificate and that it covers every domain of the order, store the chain and the sealed key, make
+ * it the current certificate for that domain set (the previous one stays as history), and mark the
+ * order issued — all in the caller's transaction, on the locked order. Idempotent: an order that is
+ * already issued is returned as it is.
+ */
+export async function completeIssuance(
+  ctx: WorkflowContext,
+  tx: Transaction,
+  order: Order,
+  application: IssuedApplication,
+): Promise<IssuanceResult> {
+  if (order.status === 'issued' && order.certificateId)
+    return { status: 'issued', order, certificateId: order.certificateId };
+  const check = checkIssuedCertificate({
+    certificate: application.certificate,
+    privateKey: application.privateKey,
+    domains: order.domains,
+    now: ctx.clock.now(),
+  });
+  if (!check.ok) {
+    const failed = await transitionOrder(tx, {
+      order,
+      to: 'failed',
+      set: { lastError: `the issued certificate was rejected: ${check.reason}` },
+      event: { type: 'certificate_rejected', detail: { reason: check.reason, applyId: order.applyId } },
+    });
+    return { status: 'rejected', order: failed, reason: check.reason };
+  }
+  const fingerprint = leafFingerprint(application.certificate);
+  if (application.fingerprints && application.fingerprints.toLowerCase() !== fingerprint) {
+    ctx.logger.warn(
+      { orderId: order.id, applyId: order.applyId },
+      'upstream fingerprint differs from the leaf; storing the computed one',
+    );
+  }
+  await tx
+    .update(certificates)
+    .set({ isCurrent: false })
+    .where(
+      and(
+        eq(certificates.tenantId, order.tenantId),
+        eq(certificates.domainsKey, order.domainsKey),
+        sql`${certificates.isCurrent}`,
+      ),
+    );
+  const [certificate] = await tx
+    .insert(certificates)
+    .values({
+      tenantId: order.tenantId,
+      orderId: order.id,
+      domains: order.domains,
+      domainsKey: order.domainsKey,
+      applyId: order.applyId ?? application.id,
+      algorithm: order.algorithm,
+      ca: order.ca,
+      notBefore: check.notBefore,
+      notAfter: check.notAfter,
+      fingerprint,
+      certificatePem: application.certificate,
+      privateKeySealed: ctx.secrets.seal(application.privateKey),
+      isCurrent: true,
+    })
+    .returning({ id: certificates.id });
+  const issued = await transitionOrder(tx, {
+    order,
+    to: 'issued',
+    set: { certificateId: certificate!.id, progress: 100, lastError: null },
+    event: {
+      detail: { certificateId: certificate!.id, fingerprint, notAfter: check.notAfter.toISOString() },
+    },
+  });
+  return { status: 'issued', order: issued, certificateId: certificate!.id };
+}

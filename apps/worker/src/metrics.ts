@@ -1,0 +1,53 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+
+/** The worker's Prometheus metrics; one registry per process (tests create their own). */
+export function createWorkerMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry, prefix: 'certq_worker_' });
+  return {
+    registry,
+    jobs: new Counter({
+      name: 'certq_jobs_total',
+      help: 'Stage jobs handled, by stage and outcome (advanced, delayed, stale, failed_order, error).',
+      labelNames: ['stage', 'outcome'] as const,
+      registers: [registry],
+    }),
+    jobDuration: new Histogram({
+      name: 'certq_job_duration_seconds',
+      help: 'Time spent handling one stage job, upstream call included.',
+      labelNames: ['stage'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    upstreamRequests: new Counter({
+      name: 'certq_upstream_requests_total',
+      help: 'Requests to httpsok by endpoint and outcome (ok, or the error kind).',
+      labelNames: ['endpoint', 'outcome'] as const,
+      registers: [registry],
+    }),
+    upstreamDuration: new Histogram({
+      name: 'certq_upstream_request_duration_seconds',
+      help: 'Latency of requests to httpsok by endpoint.',
+      labelNames: ['endpoint'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15],
+      registers: [registry],
+    }),
+    reconcilerRepairs: new Counter({
+      name: 'certq_reconciler_repairs_total',
+      help: 'Active orders whose stage job was missing from Redis and was put back by the reconciler.',
+      registers: [registry],
+    }),
+    applyUnknownOutcome: new Counter({
+      name: 'certq_apply_unknown_outcome_total',
+      help: 'Apply calls repeated because an earlier call for the same order ended with no known outcome (crash, timeout).',
+      registers: [registry],
+    }),
+    ordersFinished: new Counter({
+      name: 'certq_orders_finished_total',
+      help: 'Orders that reached a terminal status, by status and kind.',
+      labelNames: ['status', 'kind'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

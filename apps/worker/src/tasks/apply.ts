@@ -1,0 +1,148 @@
+import { type ApplyResult, isHttpsokError } from '@certq/api-client';
+import { generateToken, hashToken, UPSTREAM_FLOOR_MS } from '@certq/core';
+import { orders, recordOrderEvent, transitionOrder } from '@certq/db';
+import { eq } from 'drizzle-orm';
+import type { WorkflowContext } from '../context';
+import { enqueueOrders } from '../queues';
+import { describeError, loadForStage, retryLater, type StageJob, withLockedOrder } from './common';
+import { delayUntil, done, type Outcome } from './outcome';
+
+/** How long an apply call may be in flight: the client's timeout plus a margin. */
+const IN_FLIGHT_MS = 30_000;
+
+/**
+ * applying: submit the application once and store its id in the same transaction that moves the
+ * order to issuing. Every apply creates a paid application upstream, so:
+ *  - an order that has an application id is never applied again (checked under the row lock);
+ *  - `applyRequestedAt` is committed before the call and cleared when its outcome is known. A later run
+ *    that finds it still set knows an earlier call's outcome was lost (the process died between the
+ *    upstream's answer and the commit, or the call timed out). httpsok has no endpoint to look an
+ *    application up by domain, so the order is applied again — the only way to finish it — and the
+ *    event is logged and counted (`certq_apply_unknown_outcome_total`) so an operator can reconcile
+ *    the bill. While a call may still be in flight (younger than IN_FLIGHT_MS) nobody else applies.
+ */
+export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
+  const loaded = await loadForStage(ctx, job, 'applying');
+  if ('stale' in loaded) return loaded.stale;
+  if (loaded.order.nextAttemptAt > ctx.clock.now())
+    return delayUntil(loaded.order.nextAttemptAt, 'early job, waiting its turn');
+
+  const secret = ctx.config.PUBLIC_BASE_URL ? generateToken('cb') : undefined;
+  const intent = await withLockedOrder(ctx, job, 'applying', async (tx, order) => {
+    if (order.applyId) return { wait: undefined, order, alreadyApplied: true };
+    const now = ctx.clock.now();
+    if (order.applyRequestedAt) {
+      const inFlightUntil = new Date(order.applyRequestedAt.getTime() + IN_FLIGHT_MS);
+      if (inFlightUntil > now) return { wait: inFlightUntil, order, alreadyApplied: false };
+      ctx.metrics.applyUnknownOutcome.inc();
+      ctx.logger.warn(
+        { orderId: order.id, tenantId: order.tenantId, stage: 'apply' },
+        'previous apply call has no known outcome; applying again',
+      );
+      await transitionOrder(tx, {
+        order,
+        to: 'applying',
+        event: {
+          type: 'apply_outcome_unknown',
+          detail: { requestedAt: order.applyRequestedAt.toISOString() },
+        },
+      });
+    }
+    await tx
+      .update(orders)
+      .set({ applyRequestedAt: now, callbackSecretHash: secret ? hashToken(secret) : null })
+      .where(eq(orders.id, order.id));
+    return { wait: undefined, order, alreadyApplied: false };
+  });
+  if (!intent) return done('stale before apply');
+  if (intent.alreadyApplied) return done('already applied');
+  if (intent.wait) return delayUntil(intent.wait, 'another apply call may be in flight');
+  const { order } = intent;
+  const log = ctx.logger.child({ orderId: order.id, tenantId: order.tenantId, stage: 'apply' });
+
+  let result: ApplyResult;
+  try {
+    const client = await ctx.httpsokFor(order.tenantId);
+    const notifyUrl = secret
+      ? new URL(`/v1/callbacks/httpsok/${secret}`, ctx.config.PUBLIC_BASE_URL).toString()
+      : undefined;
+    result = await client.apply({
+      domainList: order.domains,
+      algorithm: order.algorithm,
+      ca: order.ca,
+      notifyUrl,
+    });
+  } catch (error) {
+    // With an answer in hand (an error envelope or HTTP status) no application was created; a timeout or
+    // a broken connection leaves the outcome unknown, so the intent stays for the next run to see.
+    const answered = isHttpsokError(error) && (error.code !== null || error.httpStatus !== null);
+    const clear = answered ? { applyRequestedAt: null } : {};
+    log.warn({ err: isHttpsokError(error) ? error.toJSON() : describeError(error) }, 'apply failed');
+    if (isHttpsokError(error) && error.rateLimited) {
+      await ctx.db.update(orders).set(clear).where(eq(orders.id, order.id));
+      return { kind: 'rateLimit', ms: UPSTREAM_FLOOR_MS, result: 'rate limited' };
+    }
+    const outcome = await withLockedOrder(ctx, job, 'applying', async (tx, locked) => {
+      if (isHttpsokError(error) && error.authFailed) {
+        await transitionOrder(tx, {
+          order: locked,
+          to: 'failed',
+          set: { ...clear, lastError: `httpsok refused the API key: ${error.msg}` },
+          event: { type: 'failed', detail: { error: error.msg, traceId: error.traceId } },
+        });
+        return { order: locked, outcome: done('failed: API key refused') };
+      }
+      if (isHttpsokError(error) && error.code !== null && !error.retryable) {
+        // A definite refusal (e.g. a CNAME disappeared since verification): verify again.
+        const now = ctx.clock.now();
+        const back = await transitionOrder(tx, {
+          order: locked,
+          to: 'verifying',
+          set: { ...clear, stageAttempts: 0, stageStartedAt: now, nextAttemptAt: now, lastError: error.msg },
+          event: {
+            type: 'apply_refused',
+            detail: { error: error.msg, code: error.code, traceId: error.traceId },
+          },
+        });
+        return { order: back, outcome: done('refused: back to verifying') };
+      }
+      return retryLater(ctx, tx, locked, error, clear);
+    });
+    if (outcome?.order.status === 'verifying')
+      await enqueueOrders(ctx.queues, [outcome.order], ctx.clock.now());
+    return outcome?.outcome ?? done('stale after apply error');
+  }
+
+  const issuing = await ctx.db.transaction(async (tx) => {
+    const [locked] = await tx.select().from(orders).where(eq(orders.id, order.id)).for('update');
+    if (!locked) return undefined;
+    if (locked.status !== 'applying' || locked.attempts !== job.run || locked.applyId) {
+      // Cancelled (or applied by someone else) while our call was in flight: keep the id on record.
+      await recordOrderEvent(tx, locked.id, 'application_orphaned', {
+        applyId: result.applyId,
+        traceId: result.traceId,
+      });
+      return undefined;
+    }
+    const now = ctx.clock.now();
+    return transitionOrder(tx, {
+      order: locked,
+      to: 'issuing',
+      set: {
+        applyId: result.applyId,
+        applyRequestedAt: null,
+        stageAttempts: 0,
+        stageStartedAt: now,
+        // First poll right away: it confirms the application exists and may already find it issued.
+        nextAttemptAt: now,
+        lastPolledAt: null,
+        lastError: null,
+      },
+      event: { detail: { applyId: result.applyId, traceId: result.traceId } },
+    });
+  });
+  if (!issuing) return done('order changed while applying');
+  log.info({ applyId: result.applyId, traceId: result.traceId }, 'application submitted');
+  await enqueueOrders(ctx.queues, [issuing], ctx.clock.now());
+  return done('applied');
+}

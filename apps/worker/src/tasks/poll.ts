@@ -1,0 +1,99 @@
+import { type Application, isHttpsokError } from '@certq/api-client';
+import { transitionOrder } from '@certq/db';
+import { sql } from 'drizzle-orm';
+import type { WorkflowContext } from '../context';
+import { completeIssuance } from '../issuance';
+import { describeError, loadForStage, retryLater, type StageJob, withLockedOrder } from './common';
+import { delayUntil, done, type Outcome } from './outcome';
+
+/**
+ * issuing: ask httpsok for the application, no sooner than POLL_INTERVAL_MS after the previous request
+ * for it — ever, across retries, duplicate jobs, workers and restarts. The floor is enforced in
+ * Postgres, not in Redis: before sending, a poll claims the slot with one conditional UPDATE that sets
+ * `last_polled_at` to the latest moment the request could reach the upstream (now + client timeout);
+ * once the answer (or error) is in, it is set to the time of the answer. A second claimant finds the
+ * slot taken and waits; a crash mid-request leaves the pessimistic value, so the floor still holds.
+ */
+export async function pollTask(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
+  const loaded = await loadForStage(ctx, job, 'issuing');
+  if ('stale' in loaded) return loaded.stale;
+  if (loaded.order.nextAttemptAt > ctx.clock.now())
+    return delayUntil(loaded.order.nextAttemptAt, 'early job, waiting its turn');
+  return pollApplication(ctx, job);
+}
+
+/** One poll of an issuing order's application, used by the poll task and the callback route. */
+export async function pollApplication(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
+  const intervalMs = ctx.config.POLL_INTERVAL_MS;
+  await ctx.limiter.acquire();
+  // The condition reads the row's current value: under READ COMMITTED a concurrent claimant re-checks it
+  // after the first commit, so only one of them wins.
+  const claimed = await ctx.db.execute<{ apply_id: string; tenant_id: string }>(sql`
+    update orders set last_polled_at = clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})
+    where id = ${job.orderId} and status = 'issuing' and attempts = ${job.run}
+      and (last_polled_at is null or last_polled_at <= clock_timestamp() - make_interval(secs => ${intervalMs / 1000}))
+    returning apply_id, tenant_id`);
+  const row = claimed.rows[0];
+  if (!row) {
+    const taken = await ctx.db.execute<{ wait_ms: string | null }>(sql`
+      select ceil(extract(epoch from (last_polled_at + make_interval(secs => ${intervalMs / 1000}) - clock_timestamp())) * 1000) as wait_ms
+      from orders where id = ${job.orderId} and status = 'issuing' and attempts = ${job.run}`);
+    if (!taken.rows[0]) return done('stale: order no longer issuing');
+    const waitMs = Math.max(0, Number(taken.rows[0].wait_ms ?? 0));
+    return delayUntil(new Date(ctx.clock.now().getTime() + waitMs + 5), 'polled too recently');
+  }
+
+  const log = ctx.logger.child({
+    orderId: job.orderId,
+    tenantId: row.tenant_id,
+    stage: 'poll',
+    applyId: row.apply_id,
+  });
+  let application: Application | undefined;
+  let failure: unknown;
+  try {
+    const client = await ctx.httpsokFor(row.tenant_id);
+    application = await client.getApply(row.apply_id);
+  } catch (error) {
+    failure = error;
+  }
+  const polledAt = sql`clock_timestamp()`;
+
+  const result = await withLockedOrder(ctx, job, 'issuing', async (tx, order) => {
+    if (failure !== undefined || !application) {
+      log.warn({ err: isHttpsokError(failure) ? failure.toJSON() : describeError(failure) }, 'poll failed');
+      const retry = await retryLater(ctx, tx, order, failure, { lastPolledAt: polledAt });
+      // Never sooner than the polling floor, whatever the backoff says.
+      const floor = new Date(ctx.clock.now().getTime() + intervalMs);
+      if (retry.outcome.kind === 'delay' && retry.outcome.until < floor)
+        return { ...retry.outcome, until: floor };
+      return retry.outcome;
+    }
+    if (application.status === 'issued') {
+      await tx.execute(sql`update orders set last_polled_at = ${polledAt} where id = ${order.id}`);
+      const issued = await completeIssuance(ctx, tx, order, application);
+      log.info(
+        { traceId: application.traceId, result: issued.status },
+        issued.status === 'issued' ? 'certificate issued' : 'certificate rejected',
+      );
+      return done(issued.status === 'issued' ? 'issued' : 'failed: certificate rejected');
+    }
+    if (application.status === 'failed') {
+      await transitionOrder(tx, {
+        order,
+        to: 'failed',
+        set: { lastPolledAt: polledAt, lastError: `httpsok failed the application: ${application.reason}` },
+        event: { type: 'failed', detail: { reason: application.reason, traceId: application.traceId } },
+      });
+      log.info({ traceId: application.traceId, reason: application.reason }, 'application failed upstream');
+      return done('failed: upstream status 3');
+    }
+    const nextAttemptAt = new Date(ctx.clock.now().getTime() + intervalMs);
+    await tx.execute(
+      sql`update orders set last_polled_at = ${polledAt}, progress = ${Math.max(0, Math.min(99, Math.round(application.progress)))},
+          next_attempt_at = ${nextAttemptAt}, stage_attempts = 0, last_error = null, updated_at = now() where id = ${order.id}`,
+    );
+    return delayUntil(nextAttemptAt, `issuing, ${application.progress}%`);
+  });
+  return result ?? done('stale after poll');
+}

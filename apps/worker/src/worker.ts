@@ -1,0 +1,120 @@
+import { type Clock, type Config, createSecretBox, parseEncryptionKey, type SecretBox } from '@certq/core';
+import { createDb } from '@certq/db';
+import type { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createWorkflowContext, type WorkflowContext } from './context';
+import { createLogger } from './logger';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics';
+import { createQueues } from './queues';
+import { type ReconcileResult, reconcile } from './reconciler';
+import { createStageWorkers, TASKS } from './runner';
+
+export interface StartWorkerOptions {
+  config: Config;
+  logger?: Logger;
+  clock?: Clock;
+  metrics?: WorkerMetrics;
+  secrets?: SecretBox;
+  /** Shorter in tests, so a killed worker's jobs come back quickly. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  random?: () => number;
+}
+
+export interface WorkerHandle {
+  ctx: WorkflowContext;
+  workers: Worker[];
+  reconcile(): Promise<ReconcileResult>;
+  /** Stops taking jobs, lets the ones in hand finish, closes every connection. */
+  close(): Promise<void>;
+}
+
+export function secretBoxFromConfig(config: Config): SecretBox {
+  if (!config.ENCRYPTION_KEY) throw new Error('ENCRYPTION_KEY is required');
+  const previous = (config.ENCRYPTION_KEYS_PREVIOUS ?? '')
+    .split(',')
+    .filter((k) => k.trim())
+    .map((k) => parseEncryptionKey(k.trim()));
+  return createSecretBox(parseEncryptionKey(config.ENCRYPTION_KEY), previous);
+}
+
+/** BullMQ stops working when Redis evicts its keys; say so loudly at start. */
+async function checkRedis(redis: Redis, logger: Logger): Promise<void> {
+  try {
+    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
+    if (policy !== 'noeviction') {
+      logger.warn(
+        { policy },
+        'Redis maxmemory-policy should be noeviction: evicted job keys would stall orders until the reconciler repairs them',
+      );
+    }
+  } catch {
+    logger.info('could not read Redis maxmemory-policy (CONFIG disabled); make sure it is noeviction');
+  }
+}
+
+export async function startWorker(options: StartWorkerOptions): Promise<WorkerHandle> {
+  const { config } = options;
+  if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL are required');
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  const db = createDb(config.DATABASE_URL, {
+    max: Math.min(50, config.WORKER_CONCURRENCY + 5),
+    applicationName: 'certq-worker',
+  });
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  redis.on('error', (error) => logger.error({ err: error }, 'redis error'));
+  await checkRedis(redis, logger);
+  const queues = createQueues(redis, config.REDIS_PREFIX);
+  const ctx = createWorkflowContext({
+    db: db.db,
+    queues,
+    secrets: options.secrets ?? secretBoxFromConfig(config),
+    config,
+    redis,
+    clock: options.clock,
+    logger,
+    metrics: options.metrics ?? createWorkerMetrics(),
+    random: options.random,
+  });
+  const workers = createStageWorkers(ctx, TASKS, {
+    connection: redis,
+    concurrency: config.WORKER_CONCURRENCY,
+    lockDurationMs: options.lockDurationMs ?? config.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: options.stalledIntervalMs ?? config.WORKER_STALLED_INTERVAL_MS,
+  });
+
+  const runReconcile = async () => {
+    try {
+      return await reconcile(ctx);
+    } catch (error) {
+      logger.error({ err: error }, 'reconcile failed');
+      return { ran: false, checked: 0, repaired: 0 };
+    }
+  };
+  // Before taking jobs: whatever Redis lost while no worker ran is put back first.
+  await runReconcile();
+  for (const worker of workers) void worker.run();
+  const timer = setInterval(runReconcile, config.RECONCILE_INTERVAL_MS);
+  timer.unref();
+  logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started');
+
+  let closing: Promise<void> | undefined;
+  return {
+    ctx,
+    workers,
+    reconcile: runReconcile,
+    close() {
+      closing ??= (async () => {
+        clearInterval(timer);
+        await Promise.all(workers.map((w) => w.close()));
+        await queues.close();
+        await ctx.close();
+        await redis.quit().catch(() => redis.disconnect());
+        await db.close();
+        logger.info('worker stopped');
+      })();
+      return closing;
+    },
+  };
+}

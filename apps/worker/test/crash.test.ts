@@ -1,0 +1,67 @@
+import { orderEvents, orders } from '@certq/db';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createWorkbench, type Workbench } from './helpers';
+import { spawnWorker } from './process';
+
+let bench: Workbench | undefined;
+afterEach(async () => {
+  await bench?.close();
+  bench = undefined;
+});
+
+const names = (n: number, tag: string) => Array.from({ length: n }, (_, i) => [`o${i}.${tag}.example.com`]);
+
+async function appliesAccountedFor(b: Workbench, ids: string[]) {
+  const unknown = await b.db.db
+    .select({ orderId: orderEvents.orderId, n: sql<number>`count(*)::int` })
+    .from(orderEvents)
+    .where(and(inArray(orderEvents.orderId, ids), eq(orderEvents.type, 'apply_outcome_unknown')))
+    .groupBy(orderEvents.orderId);
+  const repeats = new Map(unknown.map((u) => [u.orderId, u.n]));
+  const rows = await b.db.db.select().from(orders).where(inArray(orders.id, ids));
+  const stats = b.sim.stats();
+  for (const row of rows) {
+    // One application per order, plus one for each apply whose outcome a crash made unknowable.
+    expect(stats.appliesByDomains[row.domains.join(',')], row.domains.join(',')).toBe(
+      1 + (repeats.get(row.id) ?? 0),
+    );
+  }
+  return [...repeats.values()].reduce((a, b) => a + b, 0);
+}
+
+describe('worker processes', () => {
+  it('killed with SIGKILL at random moments while 200 orders are in flight: every order issued once', async () => {
+    bench = await createWorkbench({ sim: { latencyMs: 5 } });
+    const env = {
+      ...bench.env,
+      WORKER_LOCK_DURATION_MS: '2000',
+      WORKER_STALLED_INTERVAL_MS: '1000',
+      UPSTREAM_TIMEOUT_MS: '2000',
+      UPSTREAM_MAX_RPS: '100',
+    };
+    const created = await bench.orders(names(200, 'crash'));
+    const ids = created.map((o) => o.id);
+    for (let kill = 0; kill < 4; kill++) {
+      const child = spawnWorker(env);
+      await new Promise((resolve) => setTimeout(resolve, 1500 + Math.random() * 1500));
+      child.kill('SIGKILL');
+      expect(await child.exited).toBeNull();
+    }
+    const midway = await bench.db.db
+      .select({ status: orders.status })
+      .from(orders)
+      .where(inArray(orders.id, ids));
+    expect(midway.some((o) => o.status !== 'issued')).toBe(true);
+    const survivor = spawnWorker(env);
+    const done = await bench.waitForStatus(ids, ['issued', 'failed'], 120_000);
+    survivor.kill('SIGTERM');
+    expect(await survivor.exited).toBe(0);
+    expect(done.filter((o) => o.status !== 'issued')).toEqual([]);
+    expect(bench.sim.stats().tooFrequent).toBe(0);
+    const duplicates = await appliesAccountedFor(bench, ids);
+    console.info(
+      `crash test: ${duplicates} repeated apply call(s) after unknown outcomes for 200 orders, 4 kills`,
+    );
+  }, 180_000);
+});

@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import { type Clock, type Config, loadConfig } from '@certq/core';
+import { createDb, type DbHandle, insertOrders, type Order, orders, tenants } from '@certq/db';
+import { createSimulator, type Simulator, type SimulatorInit } from '@certq/simulator';
+import {
+  createTestDatabase,
+  createTestRedis,
+  type TestDatabase,
+  type TestRedis,
+  waitFor,
+} from '@certq/testing';
+import { eq, inArray } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { createQueues, enqueueOrders, type Queues, startWorker, type WorkerHandle } from '../src';
+
+/** A clock tests can move forward; starts at real time and follows it. */
+export function movableClock(): Clock & { advance(ms: number): void } {
+  let offset = 0;
+  return {
+    now: () => new Date(Date.now() + offset),
+    advance: (ms) => {
+      offset += ms;
+    },
+  };
+}
+
+export interface Workbench {
+  database: TestDatabase;
+  redis: TestRedis;
+  sim: Simulator;
+  simUrl: string;
+  config: Config;
+  env: Record<string, string>;
+  db: DbHandle;
+  queues: Queues;
+  redisClient: Redis;
+  tenantId: string;
+  clock: ReturnType<typeof movableClock>;
+  worker?: WorkerHandle;
+  startWorker(overrides?: { lockDurationMs?: number }): Promise<WorkerHandle>;
+  order(domains: string[], extra?: { algorithm?: 'ECC' | 'RSA' }): Promise<Order>;
+  orders(list: string[][], extra?: { algorithm?: 'ECC' | 'RSA' }): Promise<Order[]>;
+  reload(id: string): Promise<Order>;
+  waitForStatus(ids: string[], statuses: Order['status'][], timeoutMs?: number): Promise<Order[]>;
+  close(): Promise<void>;
+}
+
+/** Real Postgres (own database), real Redis (own prefix), the simulator over HTTP, and the worker. */
+export async function createWorkbench(
+  options: { sim?: SimulatorInit; env?: Record<string, string> } = {},
+): Promise<Workbench> {
+  const database = await createTestDatabase();
+  const redis = createTestRedis();
+  const sim = createSimulator({ issueSeconds: 0, ...options.sim });
+  const simUrl = await sim.listen();
+  const env: Record<string, string> = {
+    DATABASE_URL: database.url,
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: redis.prefix,
+    HTTPSOK_BASE_URL: simUrl,
+    HTTPSOK_API_KEY: 'test-operator-key',
+    ADMIN_TOKEN: randomBytes(16).toString('hex'),
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    UPSTREAM_MAX_RPS: '500',
+    WORKER_CONCURRENCY: '20',
+    LOG_LEVEL: 'silent',
+    WORKER_METRICS_PORT: '0',
+    ...options.env,
+  };
+  const config = loadConfig(env, { requireSecrets: true });
+  const db = createDb(database.url);
+  const redisClient = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queues = createQueues(redisClient, redis.prefix);
+  const [tenant] = await db.db
+    .insert(tenants)
+    .values({ name: `tenant-${randomBytes(4).toString('hex')}`, tokenHash: randomBytes(32).toString('hex') })
+    .returning();
+  const clock = movableClock();
+  const bench: Workbench = {
+    database,
+    redis,
+    sim,
+    simUrl,
+    config,
+    env,
+    db,
+    queues,
+    redisClient,
+    tenantId: tenant!.id,
+    clock,
+    async startWorker(overrides = {}) {
+      bench.worker = await startWorker({
+        config,
+        clock,
+        logger: pino({ level: process.env.CERTQ_TEST_LOG ?? 'silent' }),
+        lockDurationMs: overrides.lockDurationMs ?? 5000,
+        stalledIntervalMs: 1000,
+      });
+      return bench.worker;
+    },
+    async order(domains, extra = {}) {
+      return (await bench.orders([domains], extra))[0]!;
+    },
+    async orders(list, extra = {}) {
+      const { orders: created } = await insertOrders(
+        db.db,
+        list.map((domains) => ({ tenantId: tenant!.id, domains, ...extra })),
+      );
+      const rows = created.map((c) => c.order);
+      await enqueueOrders(queues, rows);
+      return rows;
+    },
+    async reload(id) {
+      const [row] = await db.db.select().from(orders).where(eq(orders.id, id));
+      return row!;
+    },
+    async waitForStatus(ids, statuses, timeoutMs = 60_000) {
+      const summary = async () => {
+        const rows = await db.db.select().from(orders).where(inArray(orders.id, ids));
+        const counts: Record<string, number> = {};
+        for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
+        const stuck = rows.filter((r) => !statuses.includes(r.status)).slice(0, 3);
+        return JSON.stringify({ counts, stuck: stuck.map((r) => ({ id: r.id, status: r.status, lastError: r.lastError, next: r.nextAttemptAt, polled: r.lastPolledAt, stageAttempts: r.stageAttempts })) });
+      };
+      return waitFor(
+        async () => {
+          const rows = await db.db.select().from(orders).where(inArray(orders.id, ids));
+          return rows.length === ids.length && rows.every((r) => statuses.includes(r.status))
+            ? rows
+            : undefined;
+        },
+        { timeoutMs, intervalMs: 100, message: `${ids.length} orders to reach ${statuses.join('/')}` },
+      ).catch(async (error) => {
+        throw new Error(`${(error as Error).message}: ${await summary()}`);
+      });
+    },
+    async close() {
+      await bench.worker?.close();
+      await queues.close();
+      redisClient.disconnect();
+      await db.close();
+      await sim.close();
+      await redis.flush();
+      await database.drop();
+    },
+  };
+  return bench;
+}

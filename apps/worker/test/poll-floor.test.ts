@@ -1,0 +1,41 @@
+import { orderEvents, orders } from '@certq/db';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createWorkbench, type Workbench } from './helpers';
+
+let bench: Workbench | undefined;
+afterEach(async () => {
+  await bench?.close();
+  bench = undefined;
+});
+
+const names = (n: number, tag: string) => Array.from({ length: n }, (_, i) => [`o${i}.${tag}.example.com`]);
+
+describe('the workflow survives', () => {
+  it('a poll is never sent within 10 s of the previous one, even with duplicate jobs', async () => {
+    bench = await createWorkbench({ sim: { issueSeconds: 12 } });
+    await bench.startWorker();
+    const created = await bench.orders(names(5, 'floor'));
+    await expect
+      .poll(async () => (await bench!.db.db.select().from(orders).where(eq(orders.status, 'issuing'))).length)
+      .toBe(5);
+    // Early duplicates of every poll job, with other ids: the floor in Postgres makes them wait.
+    for (const order of created) {
+      for (let i = 0; i < 3; i++)
+        await bench.queues.poll.add(
+          'poll',
+          { orderId: order.id, run: 1 },
+          { jobId: `extra-${i}-${order.id}` },
+        );
+    }
+    const done = await bench.waitForStatus(
+      created.map((o) => o.id),
+      ['issued', 'failed'],
+      60_000,
+    );
+    expect(done.every((o) => o.status === 'issued')).toBe(true);
+    const stats = bench.sim.stats();
+    expect(stats.tooFrequent).toBe(0);
+    expect(stats.get).toBeGreaterThanOrEqual(10);
+  }, 180_000);
+});

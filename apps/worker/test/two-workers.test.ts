@@ -1,0 +1,61 @@
+import { orderEvents, orders } from '@certq/db';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createWorkbench, type Workbench } from './helpers';
+import { spawnWorker } from './process';
+
+let bench: Workbench | undefined;
+afterEach(async () => {
+  await bench?.close();
+  bench = undefined;
+});
+
+const names = (n: number, tag: string) => Array.from({ length: n }, (_, i) => [`o${i}.${tag}.example.com`]);
+
+async function appliesAccountedFor(b: Workbench, ids: string[]) {
+  const unknown = await b.db.db
+    .select({ orderId: orderEvents.orderId, n: sql<number>`count(*)::int` })
+    .from(orderEvents)
+    .where(and(inArray(orderEvents.orderId, ids), eq(orderEvents.type, 'apply_outcome_unknown')))
+    .groupBy(orderEvents.orderId);
+  const repeats = new Map(unknown.map((u) => [u.orderId, u.n]));
+  const rows = await b.db.db.select().from(orders).where(inArray(orders.id, ids));
+  const stats = b.sim.stats();
+  for (const row of rows) {
+    // One application per order, plus one for each apply whose outcome a crash made unknowable.
+    expect(stats.appliesByDomains[row.domains.join(',')], row.domains.join(',')).toBe(
+      1 + (repeats.get(row.id) ?? 0),
+    );
+  }
+  return [...repeats.values()].reduce((a, b) => a + b, 0);
+}
+
+describe('worker processes', () => {
+  it('two worker processes at once: no order processed twice, no double application', async () => {
+    bench = await createWorkbench({ sim: { latencyMs: 5, issueSeconds: 1 } });
+    const created = await bench.orders(names(100, 'pair'));
+    const ids = created.map((o) => o.id);
+    const a = spawnWorker(bench.env);
+    const b = spawnWorker(bench.env);
+    await bench.waitForStatus(ids, ['issued', 'failed'], 90_000);
+    a.kill('SIGTERM');
+    b.kill('SIGTERM');
+    expect([await a.exited, await b.exited]).toEqual([0, 0]);
+    const transitions = await bench.db.db
+      .select({
+        orderId: orderEvents.orderId,
+        from: orderEvents.fromStatus,
+        to: orderEvents.toStatus,
+        n: sql<number>`count(*)::int`,
+      })
+      .from(orderEvents)
+      .where(
+        and(inArray(orderEvents.orderId, ids), sql`${orderEvents.fromStatus} <> ${orderEvents.toStatus}`),
+      )
+      .groupBy(orderEvents.orderId, orderEvents.fromStatus, orderEvents.toStatus);
+    expect(transitions).toHaveLength(300);
+    expect(transitions.every((t) => t.n === 1)).toBe(true);
+    expect(await appliesAccountedFor(bench, ids)).toBe(0);
+    expect(bench.sim.stats().tooFrequent).toBe(0);
+  }, 180_000);
+});

@@ -1,0 +1,268 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Agent, request as httpRequest } from 'node:http';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+
+/**
+ * The HTTP API under load. The servers under test run in their own processes (this file, started
+ * again with CERTQ_BENCH_ROLE set), so the load generator does not share their event loop:
+ *   - our API on a fresh bench database (no worker running: jobs just accumulate in Redis);
+ *   - a bare Fastify answering a constant, measured the same way, as the ceiling of this machine.
+ * autocannon: 50 connections, ~10 s per scenario. Also: single-connection latency of one order, and
+ * the wall time to accept one 10,000-order bulk request.
+ */
+
+const SUITE = 'api';
+const CONNECTIONS = 50;
+const DURATION_S = 10;
+
+// ─── server roles (child processes) ───────────────────────────────────────────────────────────────
+
+async function serveRole(role: string): Promise<void> {
+  let close: () => Promise<void>;
+  let url: string;
+  if (role === 'api') {
+    const { loadConfig } = await import('@certq/core');
+    const { startApi } = await import('@certq/api');
+    const api = await startApi({ config: loadConfig(process.env), logger: false, host: '127.0.0.1', port: 0 });
+    url = api.url;
+    close = api.close;
+  } else {
+    const { default: Fastify } = await import('fastify');
+    const app = Fastify({ logger: false });
+    app.get('/', async () => ({ ok: true }));
+    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    close = () => app.close();
+  }
+  process.stdout.write(`${JSON.stringify({ url })}\n`);
+  process.once('SIGTERM', () => {
+    close().finally(() => process.exit(0));
+  });
+}
+
+const role = process.env.CERTQ_BENCH_ROLE;
+if (role) await serveRole(role);
+
+interface Server {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function startServer(which: 'api' | 'bare', env: Record<string, string>): Promise<Server> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+    env: { ...process.env, ...env, CERTQ_BENCH_ROLE: which },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${which} server exited with ${code} before listening`)));
+    lines.on('line', (line) => {
+      try {
+        resolve((JSON.parse(line) as { url: string }).url);
+      } catch {
+        /* not our line */
+      }
+    });
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+// ─── load generation ──────────────────────────────────────────────────────────────────────────────
+
+interface CannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+interface CannonRequest {
+  method?: string;
+  path?: string;
+  body?: string;
+  setupRequest?: (request: CannonRequest) => CannonRequest;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<CannonResult>;
+
+// autocannon ships no types; a computed specifier keeps TypeScript from asking for them.
+const autocannonModule = 'autocannon';
+const autocannon = ((await import(autocannonModule)) as { default: Autocannon }).default;
+
+async function load(url: string, token: string | undefined, requests: CannonRequest[]): Promise<CannonResult> {
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION_S,
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    requests,
+  });
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+/** One request over a keep-alive connection; resolves status, body and elapsed ms. */
+function call(
+  url: string,
+  method: string,
+  path: string,
+  token: string,
+  body?: string,
+): Promise<{ status: number; body: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = httpRequest(
+      `${url}${path}`,
+      {
+        method,
+        agent,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            ms: performance.now() - started,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function expectStatus(what: string, got: number, want: number, body: string) {
+  if (got !== want) throw new Error(`${what}: expected ${want}, got ${got}: ${body.slice(0, 300)}`);
+}
+
+// ─── the benchmark ────────────────────────────────────────────────────────────────────────────────
+
+export async function run(): Promise<BenchRow[]> {
+  const environment = await createBenchEnvironment();
+  const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
+  const servers: Server[] = [];
+  try {
+    const api = await startServer('api', {
+      DATABASE_URL: environment.databaseUrl,
+      REDIS_URL: environment.redisUrl,
+      REDIS_PREFIX: environment.prefix,
+      ADMIN_TOKEN: adminToken,
+      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
+      RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
+      LOG_LEVEL: 'silent',
+    });
+    servers.push(api);
+    const tenantRes = await call(api.url, 'POST', '/v1/tenants', adminToken, JSON.stringify({ name: 'bench' }));
+    expectStatus('create tenant', tenantRes.status, 201, tenantRes.body);
+    const token = (JSON.parse(tenantRes.body) as { token: string }).token;
+
+    // Single-connection latency of POST /v1/orders (after a warm-up).
+    let n = 0;
+    const nextOrder = (tag: string) => JSON.stringify({ domains: [`${tag}${n++}.bench.example.com`] });
+    for (let i = 0; i < 200; i++) await call(api.url, 'POST', '/v1/orders', token, nextOrder('warm'));
+    const single: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const res = await call(api.url, 'POST', '/v1/orders', token, nextOrder('seq'));
+      expectStatus('single order', res.status, 202, res.body);
+      single.push(res.ms);
+    }
+    single.sort((a, b) => a - b);
+
+    // POST /v1/orders under load, every request a new domain set.
+    const post = await load(api.url, token, [
+      {
+        method: 'POST',
+        path: '/v1/orders',
+        setupRequest: (req) => ({ ...req, body: nextOrder('load') }),
+      },
+    ]);
+
+    // GET /v1/orders/{id} under load, over a few hundred orders.
+    const seeded = await call(
+      api.url,
+      'POST',
+      '/v1/orders/bulk',
+      token,
+      JSON.stringify({ orders: Array.from({ length: 500 }, () => ({ domains: [`get${n++}.bench.example.com`] })) }),
+    );
+    expectStatus('seed orders', seeded.status, 202, seeded.body);
+    const ids = (JSON.parse(seeded.body) as { orders: { id: string }[] }).orders.map((o) => o.id);
+    let g = 0;
+    const get = await load(api.url, token, [
+      { method: 'GET', setupRequest: (req) => ({ ...req, path: `/v1/orders/${ids[g++ % ids.length]}` }) },
+    ]);
+
+    // One 10,000-order bulk request: a 1,000-order warm-up, then the median of three.
+    const bulkBody = (size: number) =>
+      JSON.stringify({
+        orders: Array.from({ length: size }, () => ({
+          domains: [`bulk${n}.bench.example.com`, `www.bulk${n++}.bench.example.com`],
+        })),
+      });
+    await call(api.url, 'POST', '/v1/orders/bulk', token, bulkBody(1000));
+    const bulk: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const body = bulkBody(10_000);
+      const res = await call(api.url, 'POST', '/v1/orders/bulk', token, body);
+      expectStatus('bulk 10,000', res.status, 202, res.body);
+      bulk.push(res.ms);
+    }
+    bulk.sort((a, b) => a - b);
+    await api.stop();
+
+    // The ceiling: bare Fastify, same load.
+    const bareServer = await startServer('bare', {});
+    servers.push(bareServer);
+    const bare = await load(bareServer.url, undefined, [{ method: 'GET', path: '/' }]);
+    await bareServer.stop();
+
+    const failures = (r: CannonResult) => r.non2xx + r.errors + r.timeouts;
+    const p50Single = percentile(single, 50);
+    const bulkMedian = bulk[1]!;
+    return [
+      { suite: SUITE, metric: 'POST /v1/orders, 1 connection: p50', value: p50Single, unit: 'ms', goal: '< 5 ms', met: p50Single < 5 },
+      { suite: SUITE, metric: 'POST /v1/orders, 1 connection: p99', value: percentile(single, 99), unit: 'ms' },
+      { suite: SUITE, metric: `POST /v1/orders, ${CONNECTIONS} conns: throughput`, value: post.requests.average, unit: 'req/s' },
+      { suite: SUITE, metric: `POST /v1/orders, ${CONNECTIONS} conns: p50`, value: post.latency.p50, unit: 'ms' },
+      { suite: SUITE, metric: `POST /v1/orders, ${CONNECTIONS} conns: p99`, value: post.latency.p99, unit: 'ms' },
+      { suite: SUITE, metric: 'POST /v1/orders: failed requests', value: failures(post), unit: 'count', goal: '0', met: failures(post) === 0 },
+      { suite: SUITE, metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: throughput`, value: get.requests.average, unit: 'req/s' },
+      { suite: SUITE, metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: p50`, value: get.latency.p50, unit: 'ms' },
+      { suite: SUITE, metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: p99`, value: get.latency.p99, unit: 'ms' },
+      { suite: SUITE, metric: 'GET /v1/orders/{id}: failed requests', value: failures(get), unit: 'count', goal: '0', met: failures(get) === 0 },
+      { suite: SUITE, metric: `bare Fastify, ${CONNECTIONS} conns: throughput`, value: bare.requests.average, unit: 'req/s' },
+      { suite: SUITE, metric: `bare Fastify, ${CONNECTIONS} conns: p50`, value: bare.latency.p50, unit: 'ms' },
+      { suite: SUITE, metric: `bare Fastify, ${CONNECTIONS} conns: p99`, value: bare.latency.p99, unit: 'ms' },
+      { suite: SUITE, metric: 'GET order throughput / bare', value: get.requests.average / bare.requests.average, unit: 'ratio' },
+      { suite: SUITE, metric: 'POST order throughput / bare', value: post.requests.average / bare.requests.average, unit: 'ratio' },
+      { suite: SUITE, metric: 'bulk of 10,000 orders accepted (median of 3)', value: bulkMedian, unit: 'ms', goal: '< 2000 ms', met: bulkMedian < 2000 },
+      { suite: SUITE, metric: 'bulk of 10,000 orders accepted (slowest of 3)', value: bulk[2]!, unit: 'ms' },
+    ];
+  } finally {
+    for (const server of servers) await server.stop().catch(() => {});
+    agent.destroy();
+    await environment.cleanup();
+  }
+}

@@ -1,0 +1,1 @@
+ALTER TABLE "orders" ADD COLUMN "apply_requested_at" timestamp with time zone;
