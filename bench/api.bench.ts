@@ -7,7 +7,7 @@ import { type BenchRow, createBenchEnvironment, percentile } from './lib';
 
 /**
  * The HTTP API under load. The servers under test run in their own processes (this file, started
- * again with CERTQ_BENCH_ROLE set), so the load generator does not share their event loop:
+ * again with --certq-bench-serve=<role>), so the load generator does not share their event loop:
  *   - our API on a fresh bench database (no worker running: jobs just accumulate in Redis);
  *   - a bare Fastify answering a constant, measured the same way, as the ceiling of this machine.
  * autocannon: 50 connections, ~10 s per scenario. Also: single-connection latency of one order, and
@@ -26,7 +26,12 @@ async function serveRole(role: string): Promise<void> {
   if (role === 'api') {
     const { loadConfig } = await import('@certq/core');
     const { startApi } = await import('@certq/api');
-    const api = await startApi({ config: loadConfig(process.env), logger: false, host: '127.0.0.1', port: 0 });
+    const api = await startApi({
+      config: loadConfig(process.env),
+      logger: false,
+      host: '127.0.0.1',
+      port: 0,
+    });
     url = api.url;
     close = api.close;
   } else {
@@ -42,7 +47,8 @@ async function serveRole(role: string): Promise<void> {
   });
 }
 
-const role = process.env.CERTQ_BENCH_ROLE;
+const SERVE_FLAG = '--certq-bench-serve=';
+const role = process.argv.find((arg) => arg.startsWith(SERVE_FLAG))?.slice(SERVE_FLAG.length);
 if (role) await serveRole(role);
 
 interface Server {
@@ -51,8 +57,9 @@ interface Server {
 }
 
 async function startServer(which: 'api' | 'bare', env: Record<string, string>): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
-    env: { ...process.env, ...env, CERTQ_BENCH_ROLE: which },
+  const self = fileURLToPath(import.meta.url);
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', self, `${SERVE_FLAG}${which}`], {
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });
@@ -94,11 +101,14 @@ interface CannonRequest {
 }
 type Autocannon = (options: Record<string, unknown>) => Promise<CannonResult>;
 
-// autocannon ships no types; a computed specifier keeps TypeScript from asking for them.
-const autocannonModule = 'autocannon';
-const autocannon = ((await import(autocannonModule)) as { default: Autocannon }).default;
-
-async function load(url: string, token: string | undefined, requests: CannonRequest[]): Promise<CannonResult> {
+async function load(
+  url: string,
+  token: string | undefined,
+  requests: CannonRequest[],
+): Promise<CannonResult> {
+  // autocannon ships no types; a computed specifier keeps TypeScript from asking for them.
+  const autocannonModule = 'autocannon';
+  const autocannon = ((await import(autocannonModule)) as { default: Autocannon }).default;
   return autocannon({
     url,
     connections: CONNECTIONS,
@@ -174,7 +184,13 @@ export async function run(): Promise<BenchRow[]> {
       LOG_LEVEL: 'silent',
     });
     servers.push(api);
-    const tenantRes = await call(api.url, 'POST', '/v1/tenants', adminToken, JSON.stringify({ name: 'bench' }));
+    const tenantRes = await call(
+      api.url,
+      'POST',
+      '/v1/tenants',
+      adminToken,
+      JSON.stringify({ name: 'bench' }),
+    );
     expectStatus('create tenant', tenantRes.status, 201, tenantRes.body);
     const token = (JSON.parse(tenantRes.body) as { token: string }).token;
 
@@ -205,7 +221,9 @@ export async function run(): Promise<BenchRow[]> {
       'POST',
       '/v1/orders/bulk',
       token,
-      JSON.stringify({ orders: Array.from({ length: 500 }, () => ({ domains: [`get${n++}.bench.example.com`] })) }),
+      JSON.stringify({
+        orders: Array.from({ length: 500 }, () => ({ domains: [`get${n++}.bench.example.com`] })),
+      }),
     );
     expectStatus('seed orders', seeded.status, 202, seeded.body);
     const ids = (JSON.parse(seeded.body) as { orders: { id: string }[] }).orders.map((o) => o.id);
@@ -242,22 +260,110 @@ export async function run(): Promise<BenchRow[]> {
     const p50Single = percentile(single, 50);
     const bulkMedian = bulk[1]!;
     return [
-      { suite: SUITE, metric: 'POST /v1/orders, 1 connection: p50', value: p50Single, unit: 'ms', goal: '< 5 ms', met: p50Single < 5 },
-      { suite: SUITE, metric: 'POST /v1/orders, 1 connection: p99', value: percentile(single, 99), unit: 'ms' },
-      { suite: SUITE, metric: `POST /v1/orders, ${CONNECTIONS} conns: throughput`, value: post.requests.average, unit: 'req/s' },
-      { suite: SUITE, metric: `POST /v1/orders, ${CONNECTIONS} conns: p50`, value: post.latency.p50, unit: 'ms' },
-      { suite: SUITE, metric: `POST /v1/orders, ${CONNECTIONS} conns: p99`, value: post.latency.p99, unit: 'ms' },
-      { suite: SUITE, metric: 'POST /v1/orders: failed requests', value: failures(post), unit: 'count', goal: '0', met: failures(post) === 0 },
-      { suite: SUITE, metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: throughput`, value: get.requests.average, unit: 'req/s' },
-      { suite: SUITE, metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: p50`, value: get.latency.p50, unit: 'ms' },
-      { suite: SUITE, metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: p99`, value: get.latency.p99, unit: 'ms' },
-      { suite: SUITE, metric: 'GET /v1/orders/{id}: failed requests', value: failures(get), unit: 'count', goal: '0', met: failures(get) === 0 },
-      { suite: SUITE, metric: `bare Fastify, ${CONNECTIONS} conns: throughput`, value: bare.requests.average, unit: 'req/s' },
-      { suite: SUITE, metric: `bare Fastify, ${CONNECTIONS} conns: p50`, value: bare.latency.p50, unit: 'ms' },
-      { suite: SUITE, metric: `bare Fastify, ${CONNECTIONS} conns: p99`, value: bare.latency.p99, unit: 'ms' },
-      { suite: SUITE, metric: 'GET order throughput / bare', value: get.requests.average / bare.requests.average, unit: 'ratio' },
-      { suite: SUITE, metric: 'POST order throughput / bare', value: post.requests.average / bare.requests.average, unit: 'ratio' },
-      { suite: SUITE, metric: 'bulk of 10,000 orders accepted (median of 3)', value: bulkMedian, unit: 'ms', goal: '< 2000 ms', met: bulkMedian < 2000 },
+      {
+        suite: SUITE,
+        metric: 'POST /v1/orders, 1 connection: p50',
+        value: p50Single,
+        unit: 'ms',
+        goal: '< 5 ms',
+        met: p50Single < 5,
+      },
+      {
+        suite: SUITE,
+        metric: 'POST /v1/orders, 1 connection: p99',
+        value: percentile(single, 99),
+        unit: 'ms',
+      },
+      {
+        suite: SUITE,
+        metric: `POST /v1/orders, ${CONNECTIONS} conns: throughput`,
+        value: post.requests.average,
+        unit: 'req/s',
+      },
+      {
+        suite: SUITE,
+        metric: `POST /v1/orders, ${CONNECTIONS} conns: p50`,
+        value: post.latency.p50,
+        unit: 'ms',
+      },
+      {
+        suite: SUITE,
+        metric: `POST /v1/orders, ${CONNECTIONS} conns: p99`,
+        value: post.latency.p99,
+        unit: 'ms',
+      },
+      {
+        suite: SUITE,
+        metric: 'POST /v1/orders: failed requests',
+        value: failures(post),
+        unit: 'count',
+        goal: '0',
+        met: failures(post) === 0,
+      },
+      {
+        suite: SUITE,
+        metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: throughput`,
+        value: get.requests.average,
+        unit: 'req/s',
+      },
+      {
+        suite: SUITE,
+        metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: p50`,
+        value: get.latency.p50,
+        unit: 'ms',
+      },
+      {
+        suite: SUITE,
+        metric: `GET /v1/orders/{id}, ${CONNECTIONS} conns: p99`,
+        value: get.latency.p99,
+        unit: 'ms',
+      },
+      {
+        suite: SUITE,
+        metric: 'GET /v1/orders/{id}: failed requests',
+        value: failures(get),
+        unit: 'count',
+        goal: '0',
+        met: failures(get) === 0,
+      },
+      {
+        suite: SUITE,
+        metric: `bare Fastify, ${CONNECTIONS} conns: throughput`,
+        value: bare.requests.average,
+        unit: 'req/s',
+      },
+      {
+        suite: SUITE,
+        metric: `bare Fastify, ${CONNECTIONS} conns: p50`,
+        value: bare.latency.p50,
+        unit: 'ms',
+      },
+      {
+        suite: SUITE,
+        metric: `bare Fastify, ${CONNECTIONS} conns: p99`,
+        value: bare.latency.p99,
+        unit: 'ms',
+      },
+      {
+        suite: SUITE,
+        metric: 'GET order throughput / bare',
+        value: get.requests.average / bare.requests.average,
+        unit: 'ratio',
+      },
+      {
+        suite: SUITE,
+        metric: 'POST order throughput / bare',
+        value: post.requests.average / bare.requests.average,
+        unit: 'ratio',
+      },
+      {
+        suite: SUITE,
+        metric: 'bulk of 10,000 orders accepted (median of 3)',
+        value: bulkMedian,
+        unit: 'ms',
+        goal: '< 2000 ms',
+        met: bulkMedian < 2000,
+      },
       { suite: SUITE, metric: 'bulk of 10,000 orders accepted (slowest of 3)', value: bulk[2]!, unit: 'ms' },
     ];
   } finally {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
@@ -48,6 +49,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // We log one line per request ourselves, with the callback secret redacted from the URL.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 300 },
+    // Unique across replicas and restarts (audit rows keep it); echoed as x-request-id.
+    genReqId: () => randomUUID(),
     frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
   // JSON only: other bodies answer 415 rather than reaching a handler as text.
@@ -64,6 +67,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     ratePerMinute: config.RATE_LIMIT_PER_MINUTE,
   });
   await app.register(openapiPlugin);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
       {

@@ -121,7 +121,17 @@ export async function createWorkbench(
         const counts: Record<string, number> = {};
         for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
         const stuck = rows.filter((r) => !statuses.includes(r.status)).slice(0, 3);
-        return JSON.stringify({ counts, stuck: stuck.map((r) => ({ id: r.id, status: r.status, lastError: r.lastError, next: r.nextAttemptAt, polled: r.lastPolledAt, stageAttempts: r.stageAttempts })) });
+        return JSON.stringify({
+          counts,
+          stuck: stuck.map((r) => ({
+            id: r.id,
+            status: r.status,
+            lastError: r.lastError,
+            next: r.nextAttemptAt,
+            polled: r.lastPolledAt,
+            stageAttempts: r.stageAttempts,
+          })),
+        });
       };
       return waitFor(
         async () => {

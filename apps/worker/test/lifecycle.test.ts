@@ -15,7 +15,9 @@ afterAll(() => bench.close());
 describe('verifying while DNS is not in place', () => {
   it('waits with the CNAME instructions stored, then completes once the record is set', async () => {
     const order = await bench.order(['*.dns.example.com', 'dns.example.com']);
-    await expect.poll(async () => (await bench.reload(order.id)).stageAttempts).toBeGreaterThan(0);
+    await expect
+      .poll(async () => (await bench.reload(order.id)).stageAttempts, { timeout: 10_000 })
+      .toBeGreaterThan(0);
     const pending = await bench.reload(order.id);
     expect(pending.status).toBe('verifying');
     expect(pending.lastError).toMatch(
@@ -40,7 +42,9 @@ describe('verifying while DNS is not in place', () => {
 
   it('fails with a reason naming the missing records once the window has passed', async () => {
     const order = await bench.order(['late.example.net']);
-    await expect.poll(async () => (await bench.reload(order.id)).stageAttempts).toBeGreaterThan(0);
+    await expect
+      .poll(async () => (await bench.reload(order.id)).stageAttempts, { timeout: 10_000 })
+      .toBeGreaterThan(0);
     bench.clock.advance(73 * 3600_000);
     await (await bench.queues.verify.getJob(`verify-${order.id}-r1`))!.promote();
     const [failed] = await bench.waitForStatus([order.id], ['failed']);

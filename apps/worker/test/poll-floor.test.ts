@@ -1,5 +1,5 @@
-import { orderEvents, orders } from '@certq/db';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { orders } from '@certq/db';
+import { eq } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createWorkbench, type Workbench } from './helpers';
 
@@ -17,7 +17,10 @@ describe('the workflow survives', () => {
     await bench.startWorker();
     const created = await bench.orders(names(5, 'floor'));
     await expect
-      .poll(async () => (await bench!.db.db.select().from(orders).where(eq(orders.status, 'issuing'))).length)
+      .poll(
+        async () => (await bench!.db.db.select().from(orders).where(eq(orders.status, 'issuing'))).length,
+        { timeout: 20_000 },
+      )
       .toBe(5);
     // Early duplicates of every poll job, with other ids: the floor in Postgres makes them wait.
     for (const order of created) {

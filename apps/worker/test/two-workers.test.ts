@@ -12,6 +12,10 @@ afterEach(async () => {
 
 const names = (n: number, tag: string) => Array.from({ length: n }, (_, i) => [`o${i}.${tag}.example.com`]);
 
+/**
+ * One application per order, plus at most one for each apply whose outcome a crash made unknowable.
+ * Returns how many duplicate applications there were in all.
+ */
 async function appliesAccountedFor(b: Workbench, ids: string[]) {
   const unknown = await b.db.db
     .select({ orderId: orderEvents.orderId, n: sql<number>`count(*)::int` })
@@ -21,13 +25,14 @@ async function appliesAccountedFor(b: Workbench, ids: string[]) {
   const repeats = new Map(unknown.map((u) => [u.orderId, u.n]));
   const rows = await b.db.db.select().from(orders).where(inArray(orders.id, ids));
   const stats = b.sim.stats();
+  let duplicates = 0;
   for (const row of rows) {
-    // One application per order, plus one for each apply whose outcome a crash made unknowable.
-    expect(stats.appliesByDomains[row.domains.join(',')], row.domains.join(',')).toBe(
-      1 + (repeats.get(row.id) ?? 0),
-    );
+    const applies = stats.appliesByDomains[row.domains.join(',')] ?? 0;
+    expect(applies, row.domains.join(',')).toBeGreaterThanOrEqual(1);
+    expect(applies, row.domains.join(',')).toBeLessThanOrEqual(1 + (repeats.get(row.id) ?? 0));
+    duplicates += applies - 1;
   }
-  return [...repeats.values()].reduce((a, b) => a + b, 0);
+  return duplicates;
 }
 
 describe('worker processes', () => {

@@ -88,9 +88,31 @@ function send(reply: FastifyReply, status: number, code: string, message: string
   return reply.code(status).send(body);
 }
 
+/**
+ * Postgres (or the way to it) is down or refusing work: connection failures, pool timeouts, admin
+ * shutdown, too many connections. Worth a 503 and a retry, not a 500.
+ */
+export function isUnavailable(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let current = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined; current; ) {
+    if (seen.has(current)) break;
+    seen.add(current);
+    const code = typeof current.code === 'string' ? current.code : '';
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE'].includes(code))
+      return true;
+    if (/^(08|53|57P)/.test(code)) return true;
+    if (typeof current.message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(current.message))
+      return true;
+    current = current.cause as typeof current;
+  }
+  return false;
+}
+
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  if (error instanceof ApiError)
+  if (error instanceof ApiError) {
+    if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="certq"');
     return send(reply, error.statusCode, error.code, error.message, error.details);
+  }
 
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where = error.validationContext;
@@ -131,8 +153,12 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
     // the problem without revealing anything internal.
     return send(reply, status, FASTIFY_CODES[status] ?? 'bad_request', error.message);
   }
+  if (status === 503 || isUnavailable(error)) {
+    request.log.warn({ err: error }, 'dependency unavailable');
+    reply.header('retry-after', '5');
+    return send(reply, 503, 'unavailable', 'a dependency is unavailable, try again shortly');
+  }
   request.log.error({ err: error }, 'request failed');
-  if (status === 503) return send(reply, 503, 'unavailable', 'a dependency is unavailable, try again');
   return send(reply, 500, 'internal', 'internal server error');
 }
 
