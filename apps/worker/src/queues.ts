@@ -63,7 +63,8 @@ export function stageJobFor(order: Order, now: Date) {
     opts: {
       jobId: stageJobId(stage, order.id, order.attempts),
       delay: Math.max(0, order.nextAttemptAt.getTime() - now.getTime()),
-      priority: order.kind === 'renewal' ? PRIORITY.renewal : PRIORITY.new,
+      // Stored on the order: new orders before renewals, renewals interleaved by tenant (see renewals).
+      priority: order.priority,
     } satisfies JobsOptions,
   };
 }

@@ -11,6 +11,8 @@ export interface OrderRequest {
   kind?: 'new' | 'renewal';
   renewalOfCertificateId?: string;
   renewalBatchId?: string;
+  /** BullMQ priority, lower first; default by kind (new before renewal). */
+  priority?: number;
   /** When the first job may run (renewals are spread out a little); default now. */
   notBefore?: Date;
 }
@@ -39,7 +41,7 @@ export async function insertOrders(db: Queryable, requests: readonly OrderReques
       algorithm: r.algorithm ?? 'ECC',
       ca: r.ca ?? 'google',
       kind: r.kind ?? 'new',
-      priority: PRIORITY[r.kind ?? 'new'],
+      priority: r.priority ?? PRIORITY[r.kind ?? 'new'],
       renewalOfCertificateId: r.renewalOfCertificateId ?? null,
       renewalBatchId: r.renewalBatchId ?? null,
       nextAttemptAt: r.notBefore ?? sql`now()`,
