@@ -30,14 +30,15 @@ export async function insertNewOrdersFast(
   // Hostnames never contain a comma, so a comma-joined list round-trips through string_to_array.
   const inserted = await db.execute<{ id: string; tenant_id: string; domains_key: string }>(sql`
     insert into ${orders} (tenant_id, domains, domains_key, algorithm, ca, kind, priority)
-    select t.tenant_id, string_to_array(t.domains, ','), t.domains_key, t.algorithm, t.ca, 'new', ${PRIORITY.new}
+    select t.tenant_id, string_to_array(t.domains, ','), t.domains_key, t.algorithm, t.ca, 'new', t.priority
     from unnest(
       ${sql.param(requests.map((r) => r.tenantId))}::uuid[],
       ${sql.param(requests.map((r) => r.domains.join(',')))}::text[],
       ${sql.param(keys)}::text[],
       ${sql.param(requests.map((r) => r.algorithm ?? 'ECC'))}::algorithm[],
-      ${sql.param(requests.map((r) => r.ca ?? 'google'))}::certificate_authority[]
-    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ord)
+      ${sql.param(requests.map((r) => r.ca ?? 'google'))}::certificate_authority[],
+      ${sql.param(requests.map((r) => r.priority ?? PRIORITY.new))}::int[]
+    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, priority, ord)
     order by t.ord
     on conflict (tenant_id, domains_key) where status in ('verifying', 'applying', 'issuing') do nothing
     returning id, tenant_id, domains_key`);

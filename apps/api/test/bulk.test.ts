@@ -174,9 +174,15 @@ describe('insertNewOrdersFast', () => {
       ds.map((domains) => ({ tenantId, domains }));
     const [a, b, c] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
     const plan = [[a], [b, a], [a], [c], [a, b], [b.toLowerCase(), a]];
+    const [d, e] = [uniqueDomain(), uniqueDomain()];
     const outcome = async (insert: typeof insertOrders, tenantId: string) => {
       await insert(env.handle.db, shape(tenantId, [[c]])); // an active order that exists beforehand
-      const result = await env.handle.db.transaction((tx) => insert(tx, shape(tenantId, plan)));
+      const requests = [
+        ...shape(tenantId, plan),
+        { tenantId, domains: [d], priority: 7 },
+        { tenantId, domains: [e] },
+      ];
+      const result = await env.handle.db.transaction((tx) => insert(tx, requests));
       const ids = result.orders.map((o) => o.order.id);
       return result.orders.map((o, i) => ({
         created: o.created,
@@ -184,10 +190,16 @@ describe('insertNewOrdersFast', () => {
         domains: o.order.domains,
         status: o.order.status,
         tenant: o.order.tenantId === tenantId,
+        priority: o.order.priority,
+        kind: o.order.kind,
+        algorithm: o.order.algorithm,
+        ca: o.order.ca,
+        attempts: o.order.attempts,
       }));
     };
     const reference = await outcome(insertOrders, t1.id);
     expect(await outcome(insertNewOrdersFast, t2.id)).toEqual(reference);
-    expect(reference.map((r) => r.created)).toEqual([true, true, false, false, false, false]);
+    expect(reference.map((r) => r.created)).toEqual([true, true, false, false, false, false, true, true]);
+    expect(reference.map((r) => r.priority)).toEqual([1, 1, 1, 1, 1, 1, 7, 1]);
   });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Config, createSecretBox, loadConfig, parseEncryptionKey, type SecretBox } from '@certq/core';
-import { createDb, type DbHandle, orders } from '@certq/db';
+import { createDb, type Database, type DbHandle, orders } from '@certq/db';
 import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@certq/testing';
 import { createQueues, createWorkflowContext, type Queues, type WorkflowContext } from '@certq/worker';
 import { count } from 'drizzle-orm';
@@ -89,6 +89,8 @@ export interface StartOptions {
   enqueueTimeoutMs?: number;
   /** Default: no logging. */
   logger?: Logger;
+  /** Default: the env's database. */
+  db?: Database;
 }
 
 let tenantCounter = 0;
@@ -133,7 +135,7 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
   });
   if (ownRedis) await new Promise((resolve) => redis.once('ready', resolve));
   const app = await buildApp({
-    db: env.handle.db,
+    db: options.db ?? env.handle.db,
     redis,
     queues,
     workflow,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { domainSetKey, generateToken, hashToken } from '@certq/core';
-import { certificates, orders } from '@certq/db';
+import { certificates, createDb, type DbHandle, orders } from '@certq/db';
 import { freePort } from '@certq/testing';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
@@ -62,6 +62,35 @@ describe('health', () => {
       expect(res.status).toBe(202);
       const [row] = await env.handle.db.select().from(orders).where(eq(orders.id, res.body.id));
       expect(row!.status).toBe('verifying');
+    });
+  });
+
+  describe('with Postgres unreachable', () => {
+    let down: TestApi;
+    let deadDb: DbHandle;
+    beforeAll(async () => {
+      deadDb = createDb(`postgres://postgres@127.0.0.1:${await freePort()}/nothing`);
+      down = await startTestApi(env, { db: deadDb.db });
+    });
+    afterAll(async () => {
+      await down?.close();
+      await deadDb?.close();
+    });
+
+    it('answers 503 unavailable, not 500, and /readyz names Postgres', async () => {
+      const ready = await down.request('GET', '/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.body.error.details).toMatchObject({
+        redis: 'ok',
+        postgres: expect.not.stringMatching(/^ok$/),
+      });
+      const list = await down.adminRequest('GET', '/v1/orders');
+      expect(list.status).toBe(503);
+      expect(list.body.error.code).toBe('unavailable');
+      expect(list.headers.get('retry-after')).toBe('5');
+      // A tenant token cannot be checked without Postgres: 503 too, never a false 401.
+      const tenant = await down.request('GET', '/v1/orders', { token: 'cq_whatever' });
+      expect(tenant.status).toBe(503);
     });
   });
 });
@@ -126,10 +155,27 @@ describe('OpenAPI', () => {
 });
 
 describe('HTTP hygiene', () => {
-  it('sets security headers', async () => {
+  it('sets security headers and a request id', async () => {
     const res = await api.request('GET', '/healthz');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const unauthorized = await api.request('GET', '/v1/orders');
+    expect(unauthorized.headers.get('www-authenticate')).toMatch(/^Bearer/);
+  });
+
+  it('answers deeply nested JSON with a 400', async () => {
+    const depth = 200_000;
+    const nested = await api.request('POST', '/v1/orders', {
+      token: api.config.ADMIN_TOKEN,
+      raw: `{"domains":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+    });
+    expect(nested.status).toBe(400);
+    const nestedObject = await api.request('POST', '/v1/orders/bulk', {
+      token: api.config.ADMIN_TOKEN,
+      raw: `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
+    });
+    expect(nestedObject.status).toBe(400);
   });
 
   it('answers a malformed URL with 400 and the error shape', async () => {

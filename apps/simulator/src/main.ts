@@ -9,7 +9,8 @@ try {
   process.exit(1);
 }
 
-const sim = createSimulator({ ...options, logger: true });
+// Request logs on by default; SIM_LOG=false for benchmarks.
+const sim = createSimulator({ ...options, logger: process.env.SIM_LOG !== 'false' });
 const url = await sim.listen(options.port, options.host);
 sim.app.log.info(
   {

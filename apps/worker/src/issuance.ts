@@ -34,6 +34,7 @@ export async function completeIssuance(
       to: 'failed',
       set: { lastError: `the issued certificate was rejected: ${check.reason}` },
       event: { type: 'certificate_rejected', detail: { reason: check.reason, applyId: order.applyId } },
+      at: ctx.clock.now(),
     });
     return { status: 'rejected', order: failed, reason: check.reason };
   }

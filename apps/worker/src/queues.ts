@@ -23,12 +23,20 @@ export const STAGE_JOB_OPTIONS: JobsOptions = {
   backoff: { type: 'exponential', delay: 10_000 },
 };
 
+/** A webhook delivery job: the outbox row to POST (its id is also the job id). */
+export interface WebhookJobData {
+  deliveryId: string;
+}
+
 export interface Queues {
   prefix: string;
   verify: Queue<StageJobData>;
   apply: Queue<StageJobData>;
   poll: Queue<StageJobData>;
+  /** Webhook deliveries (see webhooks/). Not one of the stage queues: `all()` leaves it out. */
+  webhooks: Queue<WebhookJobData>;
   stage(stage: Stage): Queue<StageJobData>;
+  /** The stage queues. */
   all(): Queue[];
   close(): Promise<void>;
 }
@@ -41,13 +49,15 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
     apply: make(QUEUE_NAMES.apply),
     poll: make(QUEUE_NAMES.poll),
   };
+  const webhooks = new Queue<WebhookJobData>(QUEUE_NAMES.webhooks, { connection, prefix });
   return {
     prefix,
     ...queues,
+    webhooks,
     stage: (stage) => queues[stage],
     all: () => Object.values(queues),
     close: async () => {
-      await Promise.all(Object.values(queues).map((q) => q.close()));
+      await Promise.all([...Object.values(queues), webhooks].map((q) => q.close()));
     },
   };
 }

@@ -5,3 +5,4 @@ export * as schema from './schema';
 export * from './schema';
 export * from './transitions';
 export * from './orders';
+export * from './webhooks';

@@ -152,6 +152,8 @@ export const certificates = pgTable(
     /** Renewal backoff, persisted so a restart neither resets it nor fires every failing renewal at once. */
     renewalFailures: integer('renewal_failures').notNull().default(0),
     renewalNotBefore: timestamp('renewal_not_before', { withTimezone: true }),
+    /** When the `certificate.expiring` webhook was recorded for this certificate: sent once. */
+    expiringNotifiedAt: timestamp('expiring_notified_at', { withTimezone: true }),
     createdAt: createdAt(),
   },
   (t) => [
@@ -161,6 +163,44 @@ export const certificates = pgTable(
     index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
     index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
     index('certificates_domains_gin').using('gin', t.domains),
+  ],
+);
+
+export const WEBHOOK_DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
+export const webhookDeliveryStatus = pgEnum('webhook_delivery_status', WEBHOOK_DELIVERY_STATUSES);
+
+/**
+ * The webhook outbox: one row per event for a tenant with a webhook URL, inserted in the same
+ * transaction as the change that caused it, then delivered by BullMQ jobs (job id = row id) and
+ * re-enqueued from here by the relay when Redis lost them. `failed` means given up after the last attempt.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    /** The order behind the event, if any (certificate.expiring has none). */
+    orderId: uuid('order_id'),
+    event: text('event').notNull(),
+    /** The JSON body sent, as stored; the signature covers the exact bytes sent. */
+    payload: jsonb('payload').notNull(),
+    status: webhookDeliveryStatus('status').notNull().default('pending'),
+    /** POSTs made so far. */
+    attempts: integer('attempts').notNull().default(0),
+    lastStatusCode: integer('last_status_code'),
+    lastError: text('last_error'),
+    /** When the next POST is due (pending only); the relay re-enqueues from it. */
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('webhook_deliveries_pending_by_next_attempt')
+      .on(t.nextAttemptAt, t.id)
+      .where(sql`${t.status} = 'pending'`),
+    index('webhook_deliveries_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
   ],
 );
 
@@ -218,3 +258,5 @@ export type NewOrder = typeof orders.$inferInsert;
 export type OrderDns = typeof orderDns.$inferSelect;
 export type Certificate = typeof certificates.$inferSelect;
 export type OrderEvent = typeof orderEvents.$inferSelect;
+export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
+export type RenewalBatch = typeof renewalBatches.$inferSelect;

@@ -101,7 +101,10 @@ export function isUnavailable(error: unknown): boolean {
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE'].includes(code))
       return true;
     if (/^(08|53|57P)/.test(code)) return true;
-    if (typeof current.message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(current.message))
+    if (
+      typeof current.message === 'string' &&
+      /timeout exceeded when trying to connect|Connection terminated/i.test(current.message)
+    )
       return true;
     current = current.cause as typeof current;
   }

@@ -89,6 +89,7 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
           to: 'failed',
           set: { ...clear, lastError: `httpsok refused the API key: ${error.msg}` },
           event: { type: 'failed', detail: { error: error.msg, traceId: error.traceId } },
+          at: ctx.clock.now(),
         });
         return { order: locked, outcome: done('failed: API key refused') };
       }

@@ -72,6 +72,7 @@ export async function retryLater(
         lastError: `gave up after ${ctx.config.VERIFY_WINDOW_HOURS} h of upstream errors: ${message}`,
       },
       event: { type: 'failed', detail: { error: message } },
+      at: ctx.clock.now(),
     });
     return { order: failed, outcome: done('failed: window ended') };
   }

@@ -84,6 +84,7 @@ export async function pollApplication(ctx: WorkflowContext, job: StageJob): Prom
         to: 'failed',
         set: { lastPolledAt: polledAt, lastError: `httpsok failed the application: ${application.reason}` },
         event: { type: 'failed', detail: { reason: application.reason, traceId: application.traceId } },
+        at: ctx.clock.now(),
       });
       log.info({ traceId: application.traceId, reason: application.reason }, 'application failed upstream');
       return done('failed: upstream status 3');

@@ -33,6 +33,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
             to: 'failed',
             set: { lastError: `httpsok refused the API key: ${error.msg}` },
             event: { type: 'failed', detail: { error: error.msg } },
+            at: ctx.clock.now(),
           });
           return done('failed: API key refused');
         }
@@ -84,6 +85,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
           lastError: `DNS not in place after ${ctx.config.VERIFY_WINDOW_HOURS} h; missing records: ${instructions}`,
         },
         event: { type: 'failed', detail: { missing: missing.map((c) => c.domain) } },
+        at: ctx.clock.now(),
       });
       return { order: failed, outcome: done('failed: DNS window ended') };
     }

@@ -1,0 +1,170 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '@certq/core';
+import { createDb, insertOrders, tenants } from '@certq/db';
+import { createQueues, enqueueOrders, startWorker } from '@certq/worker';
+import { type Job, Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { pino } from 'pino';
+import { type BenchRow, createBenchEnvironment } from './lib';
+
+const ORDERS = Number(process.env.BENCH_WORKER_ORDERS ?? 20_000);
+const CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 50);
+
+async function redisCommands(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let total = 0;
+  for (const match of info.matchAll(/calls=(\d+)/g)) total += Number(match[1]);
+  return total;
+}
+
+/** Counts every statement the node-postgres clients of this process send. */
+function countPgStatements(): { count(): number } {
+  let n = 0;
+  const original = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    n++;
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof original;
+  return { count: () => n };
+}
+
+async function startSimulator(): Promise<{ url: string; child: ChildProcess }> {
+  const port = 40_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: fileURLToPath(new URL('../apps/simulator', import.meta.url)),
+    env: { ...process.env, SIM_PORT: String(port), SIM_ISSUE_SECONDS: '0', SIM_LOG: 'false' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return { url, child };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('simulator did not start');
+}
+
+/** The same number of three-job chains through empty handlers, on the same Redis: BullMQ's own ceiling here. */
+async function baseline(redisUrl: string, prefix: string): Promise<number> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const names = ['base-a', 'base-b', 'base-c'];
+  const queues = names.map((n) => new Queue(n, { connection, prefix, defaultJobOptions: { removeOnComplete: true } }));
+  let finished = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => {
+    resolveDone = r;
+  });
+  const workers = names.map(
+    (name, i) =>
+      new Worker(
+        name,
+        async (job: Job) => {
+          if (i < 2) await queues[i + 1]!.add('step', job.data, { jobId: `${names[i + 1]}-${job.data.n}` });
+          else if (++finished === ORDERS) resolveDone();
+        },
+        { connection, prefix, concurrency: CONCURRENCY, autorun: false },
+      ),
+  );
+  for (let i = 0; i < ORDERS; i += 1000) {
+    await queues[0]!.addBulk(
+      Array.from({ length: Math.min(1000, ORDERS - i) }, (_, k) => ({ name: 'step', data: { n: i + k }, opts: { jobId: `base-a-${i + k}` } })),
+    );
+  }
+  const started = performance.now();
+  for (const w of workers) void w.run();
+  await done;
+  const seconds = (performance.now() - started) / 1000;
+  await Promise.all(workers.map((w) => w.close()));
+  await Promise.all(queues.map((q) => q.close()));
+  connection.disconnect();
+  return ORDERS / seconds;
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const env = await createBenchEnvironment();
+  const sim = await startSimulator();
+  const statements = countPgStatements();
+  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
+  try {
+    const config = loadConfig(
+      {
+        DATABASE_URL: env.databaseUrl,
+        REDIS_URL: env.redisUrl,
+        REDIS_PREFIX: env.prefix,
+        HTTPSOK_BASE_URL: sim.url,
+        HTTPSOK_API_KEY: 'bench',
+        ADMIN_TOKEN: randomBytes(16).toString('hex'),
+        ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+        UPSTREAM_MAX_RPS: '100000',
+        WORKER_CONCURRENCY: String(CONCURRENCY),
+        LOG_LEVEL: 'silent',
+      },
+      { requireSecrets: true },
+    );
+    const db = createDb(env.databaseUrl);
+    const [tenant] = await db.db.insert(tenants).values({ name: 'bench', tokenHash: 'bench' }).returning();
+    const queues = createQueues(redis, env.prefix);
+    for (let i = 0; i < ORDERS; i += 1000) {
+      const batch = Array.from({ length: Math.min(1000, ORDERS - i) }, (_, k) => ({
+        tenantId: tenant!.id,
+        domains: [`o${i + k}.bench.example.com`],
+      }));
+      const { orders } = await insertOrders(db.db, batch);
+      await enqueueOrders(queues, orders.map((o) => o.order));
+    }
+    const statementsBefore = statements.count();
+    const redisBefore = await redisCommands(redis);
+    const cpuBefore = process.cpuUsage();
+    let peakRss = process.memoryUsage().rss;
+    const rssTimer = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    }, 100);
+    const started = performance.now();
+    const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
+    for (;;) {
+      const { rows } = await db.pool.query("select count(*)::int as n from orders where status in ('issued', 'failed')");
+      if (rows[0].n >= ORDERS) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    clearInterval(rssTimer);
+    const cpu = process.cpuUsage(cpuBefore);
+    const pgPerOrder = (statements.count() - statementsBefore) / ORDERS;
+    const redisPerOrder = ((await redisCommands(redis)) - redisBefore) / ORDERS;
+    const { rows: failed } = await db.pool.query("select count(*)::int as n from orders where status = 'failed'");
+    if (process.env.BENCH_DEBUG) {
+      const metrics = await worker.ctx.metrics.registry.getMetricsAsJSON();
+      for (const m of metrics.filter((m) => m.name === 'certq_jobs_total' || m.name === 'certq_upstream_requests_total')) {
+        process.stderr.write(`${m.name} ${JSON.stringify(m.values.map((v) => [v.labels, v.value]))}\n`);
+      }
+    }
+    await worker.close();
+    await queues.close();
+    await db.close();
+    const ours = ORDERS / seconds;
+    const base = await baseline(env.redisUrl, `${env.prefix}-base`);
+    const ratio = ours / base;
+    const suite = `worker (${ORDERS} orders)`;
+    return [
+      { suite, metric: 'wall time', value: seconds, unit: 's' },
+      { suite, metric: 'orders issued per second', value: ours, unit: 'orders/s' },
+      { suite, metric: 'orders failed', value: failed[0].n, unit: 'orders', goal: '0', met: failed[0].n === 0 },
+      { suite, metric: 'worker CPU per 1,000 orders', value: ((cpu.user + cpu.system) / 1e6 / ORDERS) * 1000, unit: 's' },
+      { suite, metric: 'peak RSS (whole worker process)', value: peakRss / 2 ** 20, unit: 'MiB' },
+      { suite, metric: 'Postgres statements per order', value: pgPerOrder, unit: 'stmts' },
+      { suite, metric: 'Redis commands per order', value: redisPerOrder, unit: 'cmds' },
+      { suite, metric: 'raw BullMQ 3-job chains per second', value: base, unit: 'chains/s' },
+      { suite, metric: 'throughput ratio to raw BullMQ', value: ratio, unit: 'x', goal: '>= 0.5', met: ratio >= 0.5 },
+    ];
+  } finally {
+    redis.disconnect();
+    sim.child.kill('SIGTERM');
+    await once(sim.child, 'exit');
+    await env.cleanup();
+  }
+}

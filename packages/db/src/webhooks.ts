@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { Queryable } from './client';
+
+/** The events a tenant's webhook receives. */
+export const WEBHOOK_EVENTS = [
+  'certificate.issued',
+  'certificate.renewed',
+  'order.failed',
+  'certificate.expiring',
+] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** The JSON body of every webhook POST. */
+export interface WebhookPayload {
+  /** The delivery id (also in the `x-certq-delivery` header): receivers deduplicate on it. */
+  id: string;
+  event: WebhookEvent;
+  tenantId: string;
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Delivery ids recorded in a transaction, so whoever committed it can enqueue their jobs right away
+ * (`takeRecordedWebhookDeliveries`). Keyed by the transaction object: a rolled-back transaction's ids
+ * are simply never taken, and its rows never existed. Anything missed is found by the relay.
+ */
+const recorded = new WeakMap<object, string[]>();
+
+/**
+ * Writes one outbox row for a tenant's webhook, in the caller's transaction, if the tenant has a
+ * webhook URL (a single INSERT … SELECT: no row, no cost beyond a primary-key lookup, when it has none).
+ * Returns the delivery id, or undefined when the tenant has no webhook.
+ */
+export async function recordWebhookEvent(
+  db: Queryable,
+  args: { tenantId: string; event: WebhookEvent; data: Record<string, unknown>; orderId?: string; at?: Date },
+): Promise<string | undefined> {
+  const id = randomUUID();
+  const payload: WebhookPayload = {
+    id,
+    event: args.event,
+    tenantId: args.tenantId,
+    createdAt: (args.at ?? new Date()).toISOString(),
+    data: args.data,
+  };
+  const result = await db.execute<{ id: string }>(sql`
+    insert into webhook_deliveries (id, tenant_id, order_id, event, payload)
+    select ${id}::uuid, t.id, ${args.orderId ?? null}::uuid, ${args.event}, ${JSON.stringify(payload)}::jsonb
+    from tenants t where t.id = ${args.tenantId}::uuid and t.webhook_url is not null
+    returning id`);
+  if (!result.rows[0]) return undefined;
+  const list = recorded.get(db) ?? [];
+  list.push(id);
+  recorded.set(db, list);
+  return id;
+}
+
+/** The delivery ids recorded on this transaction (once: they are forgotten as they are taken). */
+export function takeRecordedWebhookDeliveries(db: Queryable): string[] {
+  const list = recorded.get(db) ?? [];
+  recorded.delete(db);
+  return list;
+}

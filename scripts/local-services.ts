@@ -1,0 +1,399 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+/**
+ * The local services `pnpm start` may bring up when DATABASE_URL / REDIS_URL are unset: a private
+ * PostgreSQL cluster started from the installed server binaries, PGlite behind a wire-protocol socket
+ * (when its packages are installed), and a private redis-server. Each keeps its data under the launcher's
+ * data folder, so a restart finds everything again.
+ */
+export interface LocalService {
+  url: string;
+  /** Human-readable: what it is and where its data lives. */
+  description: string;
+  stop(): Promise<void>;
+}
+
+export class MissingServiceError extends Error {
+  override name = 'MissingServiceError';
+}
+
+// ── helpers ──
+
+export async function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port')),
+      );
+    });
+  });
+}
+
+function findBinary(name: string, extraDirs: string[] = []): string | undefined {
+  const which = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
+  return extraDirs.map((dir) => join(dir, name)).find((candidate) => existsSync(candidate));
+}
+
+/** Newest first: /usr/lib/postgresql/<version>/bin (Debian/Ubuntu), then Homebrew-style locations. */
+function postgresBinDirs(): string[] {
+  const dirs: string[] = [];
+  const debian = '/usr/lib/postgresql';
+  if (existsSync(debian)) {
+    dirs.push(
+      ...readdirSync(debian)
+        .sort((a, b) => Number(b) - Number(a))
+        .map((version) => join(debian, version, 'bin')),
+    );
+  }
+  dirs.push('/usr/local/bin', '/opt/homebrew/bin', '/usr/pgsql/bin');
+  return dirs;
+}
+
+export function findPostgresBinaries(): { initdb: string; pgCtl: string } | undefined {
+  const dirs = postgresBinDirs();
+  const initdb = findBinary('initdb', dirs);
+  const pgCtl = findBinary('pg_ctl', dirs);
+  return initdb && pgCtl ? { initdb, pgCtl } : undefined;
+}
+
+export async function postgresAnswers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export async function redisAnswers(url: string): Promise<boolean> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    retryStrategy: () => null,
+  });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function uidGid(user: string): [number, number] | undefined {
+  const id = (flag: string) => spawnSync('id', [flag, user], { encoding: 'utf8' });
+  const u = id('-u');
+  const g = id('-g');
+  if (u.status !== 0 || g.status !== 0) return undefined;
+  return [Number(u.stdout.trim()), Number(g.stdout.trim())];
+}
+
+/** Runs a command to completion in its own session (so a Ctrl-C meant for the launcher never reaches it). */
+function runDetached(command: string, args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ── private PostgreSQL from the installed binaries ──
+
+export interface PrivatePostgresOptions {
+  /** Folder of the cluster (created and initialised on first use): `<dataDir>/pg`. */
+  dir: string;
+  database?: string;
+  log?: (line: string) => void;
+}
+
+/**
+ * Starts (initialising on first use) a PostgreSQL cluster in `dir` on a free port, owned by the current
+ * user, or by `postgres` when running as root (initdb refuses root). The postmaster runs in its own
+ * session, so the terminal's Ctrl-C reaches only the launcher, which drains the worker before it stops
+ * the database. A cluster left running by a launcher that was killed is adopted, not started twice.
+ */
+export async function startPrivatePostgres(options: PrivatePostgresOptions): Promise<LocalService> {
+  const binaries = findPostgresBinaries();
+  if (!binaries) throw new MissingServiceError('no PostgreSQL server binaries (initdb, pg_ctl) found');
+  const { initdb, pgCtl } = binaries;
+  const database = options.database ?? 'certq';
+  const dataDir = join(options.dir, 'data');
+  const logFile = join(options.dir, 'postgres.log');
+  const asRoot = process.getuid?.() === 0;
+  const owner = asRoot ? uidGid('postgres') : undefined;
+  if (asRoot && !owner) throw new MissingServiceError('running as root and there is no postgres system user');
+  const run = (cmd: string, args: string[]) =>
+    asRoot ? runDetached('runuser', ['-u', 'postgres', '--', cmd, ...args]) : runDetached(cmd, args);
+
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  if (owner) chownSync(options.dir, ...owner);
+
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    options.log?.(`initialising a PostgreSQL cluster in ${dataDir}`);
+    rmSync(dataDir, { recursive: true, force: true });
+    const init = await run(initdb, [
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '--encoding=UTF8',
+      '--no-instructions',
+    ]);
+    if (init.code !== 0) throw new Error(`initdb failed: ${init.output.trim()}`);
+  }
+
+  // Adopt a cluster that is still running (the previous launcher was killed before it could stop it).
+  let port: number | undefined;
+  const pidFile = join(dataDir, 'postmaster.pid');
+  if (existsSync(pidFile)) {
+    const status = await run(pgCtl, ['-D', dataDir, 'status']);
+    const lines = readFileSync(pidFile, 'utf8').split('\n');
+    const recorded = Number(lines[3]);
+    if (status.code === 0 && recorded > 0) {
+      const url = `postgres://postgres@127.0.0.1:${recorded}/postgres`;
+      if (await postgresAnswers(url)) {
+        port = recorded;
+        options.log?.(`PostgreSQL in ${dataDir} was still running on port ${port}; using it`);
+      }
+    }
+  }
+  if (port === undefined) {
+    port = await freePort();
+    const started = await run(pgCtl, [
+      '-D',
+      dataDir,
+      '-l',
+      logFile,
+      '-w',
+      '-t',
+      '60',
+      '-o',
+      `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`,
+      'start',
+    ]);
+    if (started.code !== 0) {
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : '';
+      throw new Error(`pg_ctl start failed: ${started.output.trim()}\n${tail}`);
+    }
+  }
+
+  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const exists = await admin.query('select 1 from pg_database where datname = $1', [database]);
+    if (exists.rowCount === 0) await admin.query(`create database ${database}`);
+  } finally {
+    await admin.end();
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/${database}`,
+    description: `private PostgreSQL (${initdb.replace(/\/initdb$/, '')}), data in ${dataDir}`,
+    stop() {
+      stopped ??= (async () => {
+        const result = await run(pgCtl, ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
+        if (result.code !== 0) options.log?.(`pg_ctl stop: ${result.output.trim()}`);
+      })();
+      return stopped;
+    },
+  };
+}
+
+// ── PGlite behind pglite-socket (optional packages) ──
+
+/** `@electric-sql/pglite` and `@electric-sql/pglite-socket` are optional: loaded only when asked for. */
+async function importOptional(specifier: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return (await import(specifier)) as Record<string, unknown>;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return undefined;
+    throw error;
+  }
+}
+
+interface PGliteLike {
+  waitReady: Promise<void>;
+  close(): Promise<void>;
+}
+interface SocketServerLike {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  getServerConn(): string;
+}
+
+export async function pgliteAvailable(): Promise<boolean> {
+  return (
+    (await importOptional('@electric-sql/pglite')) !== undefined &&
+    (await importOptional('@electric-sql/pglite-socket')) !== undefined
+  );
+}
+
+/**
+ * PGlite (PostgreSQL compiled to WebAssembly, in this process) served over the wire protocol by
+ * pglite-socket, data in `dir`. One backend session is multiplexed over every connection: the socket
+ * server runs one transaction at a time (others wait), and session-level advisory locks are shared by all
+ * connections. Good enough for a single-process demo; see docs/operations.md.
+ */
+export async function startPglite(options: { dir: string; log?: (line: string) => void }): Promise<LocalService> {
+  const pgliteModule = await importOptional('@electric-sql/pglite');
+  const socketModule = await importOptional('@electric-sql/pglite-socket');
+  if (!pgliteModule || !socketModule)
+    throw new MissingServiceError('@electric-sql/pglite and @electric-sql/pglite-socket are not installed');
+  const PGlite = pgliteModule.PGlite as { create(dataDir: string): Promise<PGliteLike> };
+  const PGLiteSocketServer = socketModule.PGLiteSocketServer as new (opts: {
+    db: PGliteLike;
+    host: string;
+    port: number;
+    maxConnections: number;
+  }) => SocketServerLike;
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  options.log?.(`opening PGlite in ${options.dir}`);
+  const db = await PGlite.create(options.dir);
+  await db.waitReady;
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 200 });
+  await server.start();
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `postgres://postgres:postgres@${server.getServerConn()}/postgres`,
+    description: `embedded PGlite (pglite-socket), data in ${options.dir}`,
+    stop() {
+      stopped ??= (async () => {
+        await server.stop();
+        await db.close();
+      })();
+      return stopped;
+    },
+  };
+}
+
+// ── private redis-server ──
+
+/**
+ * Starts `redis-server` on a free port with its data in `dir` (AOF on, noeviction, as production should
+ * run it), in its own process group so a terminal Ctrl-C does not stop it before the worker has drained.
+ */
+export async function startPrivateRedis(options: { dir: string; log?: (line: string) => void }): Promise<LocalService> {
+  const binary = findBinary('redis-server');
+  if (!binary) throw new MissingServiceError('no redis-server binary found');
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  const pidFile = join(options.dir, 'redis.pid');
+  // A redis-server left behind by a killed launcher: stop it (its AOF keeps the data) and start afresh.
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGTERM');
+        for (let i = 0; i < 100; i++) {
+          process.kill(pid, 0);
+          await sleep(50);
+        }
+      } catch {
+        // not running (any more)
+      }
+    }
+    rmSync(pidFile, { force: true });
+  }
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    binary,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      options.dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+      '--pidfile',
+      pidFile,
+      '--logfile',
+      join(options.dir, 'redis.log'),
+    ],
+    { detached: true, stdio: 'ignore' },
+  );
+  let exited = false;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    });
+    child.once('error', () => {
+      exited = true;
+      resolve();
+    });
+  });
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; i < 200 && !exited && !(await redisAnswers(url)); i++) await sleep(50);
+  if (exited || !(await redisAnswers(url))) {
+    child.kill('SIGKILL');
+    throw new Error(`redis-server (${binary}) did not start on port ${port}; see ${join(options.dir, 'redis.log')}`);
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    url,
+    description: `private redis-server (${binary}), AOF in ${options.dir}`,
+    stop() {
+      stopped ??= (async () => {
+        if (!exited) {
+          child.kill('SIGTERM'); // redis flushes the AOF and exits
+          const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+          await exit;
+          clearTimeout(timer);
+        }
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** The folder must be traversable by the postgres user when the cluster runs as postgres (root launcher). */
+export function makeTraversable(dir: string): void {
+  if (process.getuid?.() === 0) chmodSync(dir, 0o711);
+}
