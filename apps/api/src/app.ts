@@ -10,6 +10,7 @@ import { securityPlugin } from './plugins/security';
 import { callbacksRoutes, redactCallbackUrl } from './routes/callbacks';
 import { certificatesRoutes } from './routes/certificates';
 import { healthRoutes } from './routes/health';
+import { observabilityRoutes } from './routes/observability';
 import { ordersRoutes } from './routes/orders';
 import { tenantsRoutes } from './routes/tenants';
 
@@ -89,11 +90,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(ordersRoutes, routeOptions);
   await app.register(certificatesRoutes, routeOptions);
   await app.register(callbacksRoutes, routeOptions);
+  await app.register(observabilityRoutes, routeOptions);
 
   // ── extension point: more route groups go here, each a plugin taking `{ deps }` ──
-  // e.g. await app.register(renewalsRoutes, routeOptions);   POST /v1/renewals
-  //      await app.register(metricsRoutes, routeOptions);    GET /metrics (config: { auth: 'none', rateLimit: false })
-  //      await app.register(adminRoutes, routeOptions);      /admin/queues (bull-board, config: { auth: 'admin' })
   // Registered after openapiPlugin, they appear in /docs/json automatically.
 
   return app as unknown as FastifyInstance;

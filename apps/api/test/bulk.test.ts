@@ -158,10 +158,10 @@ describe('POST /v1/orders/bulk', () => {
     expect(res.status).toBe(202);
     expect(res.body.orders).toHaveLength(10_000);
     expect(new Set(res.body.orders.map((o: { id: string }) => o.id)).size).toBe(10_000);
-    expect([await api.countOrders(), await api.countJobs()]).toEqual([
-      before[0]! + 10_000,
-      before[1]! + 10_000,
-    ]);
+    expect(await api.countOrders()).toBe(before[0]! + 10_000);
+    // On a busy machine the answer may come before Redis took every job (enqueueTimeoutMs); the rest
+    // keep going in the background.
+    await expect.poll(() => api.countJobs(), { timeout: 20_000 }).toBe(before[1]! + 10_000);
     // The goal (< 2 s) is measured by `pnpm bench api`; here only a loose bound for a busy test machine.
     expect(elapsed).toBeLessThan(15_000);
   });

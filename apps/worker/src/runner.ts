@@ -14,6 +14,8 @@ export const TASKS: Readonly<Record<Stage, Task>> = { verify: verifyTask, apply:
 export interface RunnerOptions {
   connection: ConnectionOptions;
   concurrency: number;
+  /** Per-stage overrides of `concurrency`. */
+  stageConcurrency?: Partial<Record<Stage, number>>;
   /** How long a job's lock lasts without renewal: after a crash, its job is picked up again this soon. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -65,7 +67,7 @@ export function createStageWorkers(
       {
         connection: options.connection,
         prefix: ctx.queues.prefix,
-        concurrency: options.concurrency,
+        concurrency: options.stageConcurrency?.[stage] ?? options.concurrency,
         autorun: false,
         lockDuration: options.lockDurationMs ?? 30_000,
         stalledInterval: options.stalledIntervalMs ?? 30_000,

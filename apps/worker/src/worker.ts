@@ -5,10 +5,13 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createWorkflowContext, type WorkflowContext } from './context';
 import { createLogger } from './logger';
+import { startMaintenance } from './maintenance';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
-import { createQueues } from './queues';
+import { createQueues, WEBHOOK_RETRY_DEFAULTS } from './queues';
 import { type ReconcileResult, reconcile } from './reconciler';
 import { createStageWorkers, TASKS } from './runner';
+import { createWebhookWorker } from './webhooks/delivery';
+import { type RelayResult, relayWebhooks } from './webhooks/relay';
 
 export interface StartWorkerOptions {
   config: Config;
@@ -20,12 +23,18 @@ export interface StartWorkerOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   random?: () => number;
+  /** Register the periodic renewal scan (default true; tests that scan by hand turn it off). */
+  scheduleRenewalScan?: boolean;
+  /** Webhook delivery: attempts and backoff base (defaults 8 and 30 s), POST timeout (default 10 s). */
+  webhooks?: { attempts?: number; backoffMs?: number; timeoutMs?: number };
 }
 
 export interface WorkerHandle {
   ctx: WorkflowContext;
   workers: Worker[];
   reconcile(): Promise<ReconcileResult>;
+  /** One webhook relay pass (also run with every reconcile). */
+  relayWebhooks(): Promise<RelayResult>;
   /** Stops taking jobs, lets the ones in hand finish, closes every connection. */
   close(): Promise<void>;
 }
@@ -65,7 +74,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   redis.on('error', (error) => logger.error({ err: error }, 'redis error'));
   await checkRedis(redis, logger);
-  const queues = createQueues(redis, config.REDIS_PREFIX);
+  const queues = createQueues(redis, config.REDIS_PREFIX, {
+    webhookRetry: {
+      attempts: options.webhooks?.attempts ?? WEBHOOK_RETRY_DEFAULTS.attempts,
+      backoffMs: options.webhooks?.backoffMs ?? WEBHOOK_RETRY_DEFAULTS.backoffMs,
+    },
+  });
   const ctx = createWorkflowContext({
     db: db.db,
     queues,
@@ -77,19 +91,49 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     metrics: options.metrics ?? createWorkerMetrics(),
     random: options.random,
   });
-  const workers = createStageWorkers(ctx, TASKS, {
+  const lockDurationMs = options.lockDurationMs ?? config.WORKER_LOCK_DURATION_MS;
+  const stalledIntervalMs = options.stalledIntervalMs ?? config.WORKER_STALLED_INTERVAL_MS;
+  const stageWorkers = createStageWorkers(ctx, TASKS, {
     connection: redis,
     concurrency: config.WORKER_CONCURRENCY,
-    lockDurationMs: options.lockDurationMs ?? config.WORKER_LOCK_DURATION_MS,
-    stalledIntervalMs: options.stalledIntervalMs ?? config.WORKER_STALLED_INTERVAL_MS,
+    // Every apply call in flight when a process is killed may become a duplicate paid application;
+    // fewer concurrent applies means fewer of those (the upstream rate limit is the real ceiling anyway).
+    stageConcurrency: { apply: Math.min(config.WORKER_CONCURRENCY, config.APPLY_CONCURRENCY) },
+    lockDurationMs,
+    stalledIntervalMs,
   });
+  // Webhook deliveries and maintenance (renewal scan) have their own workers, so neither a dead
+  // endpoint nor a long scan takes a slot from issuance.
+  const webhookWorker = createWebhookWorker(ctx, {
+    connection: redis,
+    concurrency: Math.min(50, config.WORKER_CONCURRENCY),
+    timeoutMs: options.webhooks?.timeoutMs,
+    lockDurationMs,
+    stalledIntervalMs,
+  });
+  const maintenance = await startMaintenance(ctx, {
+    connection: redis,
+    schedule: options.scheduleRenewalScan ?? true,
+    stalledIntervalMs,
+  });
+  const workers: Worker[] = [...stageWorkers, webhookWorker.worker, maintenance.worker];
 
+  const runRelay = async (): Promise<RelayResult> => {
+    try {
+      return await relayWebhooks(ctx);
+    } catch (error) {
+      logger.error({ err: error }, 'webhook relay failed');
+      return { ran: false, checked: 0, requeued: 0 };
+    }
+  };
   const runReconcile = async () => {
     try {
       return await reconcile(ctx);
     } catch (error) {
       logger.error({ err: error }, 'reconcile failed');
       return { ran: false, checked: 0, repaired: 0 };
+    } finally {
+      await runRelay();
     }
   };
   // Before taking jobs: whatever Redis lost while no worker ran is put back first.
@@ -104,10 +148,15 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     ctx,
     workers,
     reconcile: runReconcile,
+    relayWebhooks: runRelay,
     close() {
       closing ??= (async () => {
         clearInterval(timer);
-        await Promise.all(workers.map((w) => w.close()));
+        await Promise.all([
+          ...stageWorkers.map((w) => w.close()),
+          webhookWorker.close(),
+          maintenance.close(),
+        ]);
         await queues.close();
         await ctx.close();
         await redis.quit().catch(() => redis.disconnect());

@@ -25,8 +25,10 @@ function leafCertificate(chainPem: string): X509Certificate {
 
 /** SHA-256 of the first (leaf) certificate's DER, lowercase hex without colons — the upstream's `fingerprints`. */
 export function leafFingerprint(chainPem: string): string {
-  return createHash('sha256').update(leafCertificate(chainPem).raw).digest('hex');
+  return fingerprintOf(leafCertificate(chainPem));
 }
+
+const fingerprintOf = (leaf: X509Certificate) => createHash('sha256').update(leaf.raw).digest('hex');
 
 /** Whether the private key is the leaf certificate's key. Throws if either cannot be parsed. */
 export function keyMatchesCertificate(chainPem: string, keyPem: string): boolean {
@@ -69,7 +71,11 @@ export function coversDomains(
   chainPem: string,
   domains: readonly string[],
 ): { ok: boolean; missing: string[] } {
-  const sans = new Set(certificateDomains(chainPem).map(normalizeDomain));
+  return coverage(leafCertificate(chainPem), domains);
+}
+
+function coverage(leaf: X509Certificate, domains: readonly string[]): { ok: boolean; missing: string[] } {
+  const sans = new Set(parseDnsNames(leaf.subjectAltName).map(normalizeDomain));
   const missing = domains.filter((requested) => {
     const d = normalizeDomain(requested);
     if (sans.has(d)) return false;
@@ -82,7 +88,10 @@ export function coversDomains(
 
 /** The leaf's validity window. */
 export function certificateValidity(chainPem: string): { notBefore: Date; notAfter: Date } {
-  const leaf = leafCertificate(chainPem);
+  return validityOf(leafCertificate(chainPem));
+}
+
+function validityOf(leaf: X509Certificate): { notBefore: Date; notAfter: Date } {
   const notBefore = new Date(leaf.validFrom);
   const notAfter = new Date(leaf.validTo);
   if (Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime())) {
@@ -108,35 +117,39 @@ export function checkIssuedCertificate(input: {
   domains: readonly string[];
   now?: Date;
 }): IssuedCertificateCheck {
+  // Each certificate and the key are parsed once: this runs for every issued order.
   const blocks = splitPemChain(input.certificate);
   if (blocks.length === 0) return { ok: false, reason: 'certificate holds no PEM CERTIFICATE block' };
+  const chain: X509Certificate[] = [];
   for (const [index, block] of blocks.entries()) {
     try {
-      new X509Certificate(block);
+      chain.push(new X509Certificate(block));
     } catch (e) {
       return { ok: false, reason: `certificate #${index + 1} of the chain does not parse: ${errorText(e)}` };
     }
   }
+  let key: ReturnType<typeof createPrivateKey>;
   try {
-    createPrivateKey({ key: input.privateKey, format: 'pem' });
+    key = createPrivateKey({ key: input.privateKey, format: 'pem' });
   } catch {
     // The parser's message is generic; we add nothing from the key itself.
     return { ok: false, reason: 'private key does not parse (unencrypted PEM expected)' };
   }
+  const leaf = chain[0]!;
   try {
-    if (!keyMatchesCertificate(input.certificate, input.privateKey)) {
+    if (!leaf.checkPrivateKey(key)) {
       return { ok: false, reason: 'private key does not match the leaf certificate' };
     }
-    const coverage = coversDomains(input.certificate, input.domains);
-    if (!coverage.ok) {
-      return { ok: false, reason: `certificate does not cover: ${coverage.missing.join(', ')}` };
+    const covered = coverage(leaf, input.domains);
+    if (!covered.ok) {
+      return { ok: false, reason: `certificate does not cover: ${covered.missing.join(', ')}` };
     }
-    const { notBefore, notAfter } = certificateValidity(input.certificate);
+    const { notBefore, notAfter } = validityOf(leaf);
     const now = input.now ?? new Date();
     if (notAfter.getTime() <= now.getTime()) {
       return { ok: false, reason: `certificate expired at ${notAfter.toISOString()}` };
     }
-    return { ok: true, fingerprint: leafFingerprint(input.certificate), notBefore, notAfter };
+    return { ok: true, fingerprint: fingerprintOf(leaf), notBefore, notAfter };
   } catch (e) {
     return { ok: false, reason: `certificate check failed: ${errorText(e)}` };
   }

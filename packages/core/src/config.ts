@@ -57,6 +57,8 @@ export const configSchema = z.object({
   UPSTREAM_TIMEOUT_MS: int(15_000).pipe(z.number().min(1000).max(120_000)),
   UPSTREAM_MAX_RPS: int(20).pipe(z.number().min(1)),
   WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
+  /** Apply calls in flight per worker process (see apps/worker/src/tasks/apply.ts on duplicates). */
+  APPLY_CONCURRENCY: int(4).pipe(z.number().min(1).max(1000)),
   /** How long a job's lock lasts unrenewed: a crashed worker's jobs are picked up again after about this long. */
   WORKER_LOCK_DURATION_MS: int(30_000).pipe(z.number().min(1000)),
   WORKER_STALLED_INTERVAL_MS: int(30_000).pipe(z.number().min(500)),

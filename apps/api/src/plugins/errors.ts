@@ -113,7 +113,8 @@ export function isUnavailable(error: unknown): boolean {
 
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof ApiError) {
-    if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="certq"');
+    if (error.statusCode === 401 && !reply.hasHeader('www-authenticate'))
+      reply.header('www-authenticate', 'Bearer realm="certq"');
     return send(reply, error.statusCode, error.code, error.message, error.details);
   }
 

@@ -1,0 +1,150 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import { QUEUE_NAMES, safeEqual } from '@certq/core';
+import { Queue } from 'bullmq';
+import type { FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { RouteOptions } from '../deps';
+import { createApiMetrics } from '../observability/metrics';
+import { collectStats, type Stats, StatsSchema } from '../observability/stats';
+import { globalPlugin } from '../plugin';
+import { ApiError, errorResponses } from '../plugins/errors';
+
+/**
+ * What an operator watches: Prometheus metrics at /metrics, counts at /v1/stats, a small page at
+ * /admin and the queue dashboard (bull-board) at /admin/queues. The two pages are for browsers, which
+ * cannot send a bearer token by themselves: they also take HTTP Basic auth with the operator token as
+ * the password (any user name), and answer 401 with a Basic challenge so the browser asks for it.
+ */
+// Not encapsulated (like fastify-plugin): the request-duration hook must see every route of the app.
+export const observabilityRoutes = globalPlugin<RouteOptions>(
+  'certq-observability',
+  async (root, { deps }) => {
+    const app = root.withTypeProvider<ZodTypeProvider>();
+    const { config } = deps;
+    // Dashboards show every certq queue; the API itself enqueues only to the stage queues.
+    const extraQueues = [QUEUE_NAMES.renewals, QUEUE_NAMES.webhooks, QUEUE_NAMES.maintenance].map(
+      (name) => new Queue(name, { connection: deps.redis, prefix: config.REDIS_PREFIX }),
+    );
+    const allQueues = () => [...deps.queues.all(), ...extraQueues];
+    app.addHook('onClose', async () => {
+      await Promise.all(extraQueues.map((q) => q.close()));
+    });
+
+    const metrics = createApiMetrics({
+      db: deps.db,
+      queues: allQueues,
+      renewBeforeDays: config.RENEW_BEFORE_DAYS,
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      // The route pattern, never the raw URL (ids and callback secrets would explode the label set).
+      const route = request.routeOptions.url ?? 'unmatched';
+      metrics.httpDuration.observe(
+        { method: request.method, route, status_code: String(reply.statusCode) },
+        reply.elapsedTime / 1000,
+      );
+    });
+
+    app.get(
+      '/metrics',
+      { config: { auth: 'none', rateLimit: false }, schema: { hide: true } },
+      async (_request, reply) => {
+        reply.header('content-type', metrics.registry.contentType);
+        return metrics.registry.metrics();
+      },
+    );
+
+    app.get(
+      '/v1/stats',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          tags: ['operator'],
+          summary: 'Counts by status and tenant, certificates by days to expiry, failures by reason',
+          response: { 200: StatsSchema, ...errorResponses(401, 404) },
+        },
+      },
+      async () => collectStats(deps.db),
+    );
+
+    await app.register(async (admin) => {
+      admin.addHook('onRoute', (route) => {
+        route.config = { ...(route.config as object), auth: 'none', rateLimit: false } as typeof route.config;
+        route.schema = { ...(route.schema ?? {}), hide: true };
+        // bull-board's page runs an inline bootstrap script; the default CSP would block it.
+        (route as { helmet?: unknown }).helmet = { contentSecurityPolicy: false };
+      });
+      admin.addHook('onRequest', async (request, reply) => {
+        if (!isOperator(request, config.ADMIN_TOKEN)) {
+          reply.header('www-authenticate', 'Basic realm="certq admin", charset="UTF-8"');
+          throw new ApiError(
+            401,
+            'unauthorized',
+            'the operator token is required (Bearer, or Basic with it as password)',
+          );
+        }
+      });
+
+      admin.get('/admin', async (_request, reply) => {
+        reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
+        return renderAdminPage(await collectStats(deps.db));
+      });
+
+      const board = new FastifyAdapter();
+      board.setBasePath('/admin/queues');
+      createBullBoard({
+        queues: allQueues().map((q) => new BullMQAdapter(q, { readOnlyMode: false })),
+        serverAdapter: board,
+        options: { uiConfig: { boardTitle: 'certq queues' } },
+      });
+      await admin.register(board.registerPlugin(), { prefix: '/admin/queues' });
+    });
+  },
+);
+
+function isOperator(request: FastifyRequest, adminToken: string | undefined): boolean {
+  if (!adminToken) return false;
+  const header = request.headers.authorization ?? '';
+  const bearer = /^Bearer +([!-~]{1,512})\s*$/i.exec(header)?.[1];
+  if (bearer) return safeEqual(bearer, adminToken);
+  const basic = /^Basic +([A-Za-z0-9+/=]{1,1024})\s*$/i.exec(header)?.[1];
+  if (!basic) return false;
+  const decoded = Buffer.from(basic, 'base64').toString('utf8');
+  const password = decoded.slice(decoded.indexOf(':') + 1);
+  return decoded.includes(':') && safeEqual(password, adminToken);
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+function table(headers: string[], rows: (string | number)[][]): string {
+  const head = headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
+  const body = rows
+    .map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(String(c))}</td>`).join('')}</tr>`)
+    .join('');
+  return `<table><thead><tr>${head}</tr></thead><tbody>${body || `<tr><td colspan="${headers.length}">none</td></tr>`}</tbody></table>`;
+}
+
+/** A server-rendered page: no front-end build, nothing to load but itself. */
+export function renderAdminPage(stats: Stats): string {
+  const statuses = ['verifying', 'applying', 'issuing', 'issued', 'failed', 'cancelled'];
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>certq — operator</title>
+<style>body{font:14px system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}th{background:#f4f4f4}</style></head>
+<body><h1>certq</h1><p><a href="/admin/queues">Queue dashboard</a> · <a href="/docs">API docs</a> · <a href="/metrics">Metrics</a></p>
+<h2>Orders by status</h2>${table(statuses, [statuses.map((s) => stats.orders.byStatus[s] ?? 0)])}
+<h2>Orders by tenant</h2>${table(
+    ['tenant', ...statuses],
+    stats.orders.byTenant.map((t) => [t.tenantName, ...statuses.map((s) => t.byStatus[s] ?? 0)]),
+  )}
+<h2>Current certificates by days to expiry</h2>${table(Object.keys(stats.certificates.byDaysToExpiry), [
+    Object.values(stats.certificates.byDaysToExpiry),
+  ])}
+<h2>Failures by reason</h2>${table(
+    ['reason', 'orders'],
+    stats.failures.map((f) => [f.reason, f.count]),
+  )}
+<p><small>Generated ${escapeHtml(stats.generatedAt)}</small></p></body></html>`;
+}

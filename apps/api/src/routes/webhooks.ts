@@ -1,0 +1,234 @@
+import { generateToken } from '@certq/core';
+import { tenants, WEBHOOK_DELIVERY_STATUSES, type WebhookDelivery, webhookDeliveries } from '@certq/db';
+import { and, desc, eq, type SQL } from 'drizzle-orm';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { RouteOptions } from '../deps';
+import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../pagination';
+import { principalOf, tenantScope } from '../plugins/auth';
+import { badRequest, errorResponses, notFound } from '../plugins/errors';
+import { IdParams, Timestamp } from '../schemas';
+
+// ─── schemas ──────────────────────────────────────────────────────────────────────────────────────
+
+export const WebhookInputSchema = z.strictObject({
+  url: z
+    .url({ protocol: /^https?$/ })
+    .max(2048)
+    .describe('where certq POSTs events: http(s), answered with 2xx within 10 s'),
+});
+
+const WebhookSecretSchema = z.object({
+  url: z.string(),
+  secret: z
+    .string()
+    .describe(
+      'HMAC-SHA256 key of x-certq-signature; shown once (a new one is made on every PUT), stored sealed',
+    ),
+});
+
+const DeliverySchema = z
+  .object({
+    id: z.string().describe('also the x-certq-delivery header: deduplicate on it'),
+    tenantId: z.string(),
+    orderId: z.string().nullable(),
+    event: z.string(),
+    status: z.enum(WEBHOOK_DELIVERY_STATUSES).describe('failed: given up after the last attempt'),
+    attempts: z.number(),
+    lastStatusCode: z.number().nullable(),
+    lastError: z.string().nullable(),
+    nextAttemptAt: Timestamp.nullable().describe('pending only'),
+    createdAt: Timestamp,
+    deliveredAt: Timestamp.nullable(),
+    payload: z.unknown().describe('the JSON body sent'),
+  })
+  .meta({ id: 'WebhookDelivery' });
+
+const DeliveryListQuery = z.strictObject({
+  status: z.enum(WEBHOOK_DELIVERY_STATUSES).optional(),
+  tenantId: z.uuid().optional().describe('operator only: one tenant'),
+  limit: LimitSchema,
+  cursor: CursorSchema.optional(),
+});
+
+type DeliveryRow = Omit<WebhookDelivery, 'nextAttemptAt'> & { nextAttemptAt: Date };
+
+function toDeliveryView(row: DeliveryRow) {
+  return {
+    id: row.id,
+    tenantId: row.tenantId,
+    orderId: row.orderId,
+    event: row.event,
+    status: row.status,
+    attempts: row.attempts,
+    lastStatusCode: row.lastStatusCode,
+    lastError: row.lastError,
+    nextAttemptAt: row.status === 'pending' ? row.nextAttemptAt.toISOString() : null,
+    createdAt: row.createdAt.toISOString(),
+    deliveredAt: row.deliveredAt?.toISOString() ?? null,
+    payload: row.payload,
+  };
+}
+
+// ─── routes ───────────────────────────────────────────────────────────────────────────────────────
+
+export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps }) => {
+  const { db, secrets } = deps;
+
+  /** Stores the URL and a fresh secret; undefined when the tenant does not exist. */
+  async function setWebhook(tenantId: string, url: string) {
+    const secret = generateToken('whsec');
+    const [row] = await db
+      .update(tenants)
+      .set({ webhookUrl: url, webhookSecretSealed: secrets.seal(secret), updatedAt: new Date() })
+      .where(eq(tenants.id, tenantId))
+      .returning({ id: tenants.id });
+    return row ? { url, secret } : undefined;
+  }
+
+  async function removeWebhook(tenantId: string) {
+    const [row] = await db
+      .update(tenants)
+      .set({ webhookUrl: null, webhookSecretSealed: null, updatedAt: new Date() })
+      .where(eq(tenants.id, tenantId))
+      .returning({ id: tenants.id });
+    return row !== undefined;
+  }
+
+  const ownTenant = (request: { principal: Parameters<typeof principalOf>[0]['principal'] }) => {
+    const scope = tenantScope(principalOf(request));
+    if (!scope) throw badRequest('the operator sets a tenant’s webhook with PUT /v1/tenants/{id}/webhook');
+    return scope;
+  };
+
+  const putDescription =
+    'Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), ' +
+    'order.failed, certificate.expiring (once per current certificate within 7 days of expiry). Each POST ' +
+    'carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: ' +
+    'sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with ' +
+    'exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.';
+
+  app.put(
+    '/v1/webhook',
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Set your webhook (tenant)',
+        description: putDescription,
+        body: WebhookInputSchema,
+        response: { 200: WebhookSecretSchema, ...errorResponses(400, 401, 415, 429) },
+      },
+    },
+    async (request) => {
+      const result = await setWebhook(ownTenant(request), request.body.url);
+      if (!result) throw notFound('tenant');
+      return result;
+    },
+  );
+
+  app.delete(
+    '/v1/webhook',
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Remove your webhook (tenant)',
+        description: 'Pending deliveries are dropped (marked failed) when their turn comes.',
+        response: { 204: z.null(), ...errorResponses(400, 401, 429) },
+      },
+    },
+    async (request, reply) => {
+      await removeWebhook(ownTenant(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.put(
+    '/v1/tenants/:id/webhook',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Set a tenant’s webhook (operator)',
+        description: putDescription,
+        params: IdParams,
+        body: WebhookInputSchema,
+        response: { 200: WebhookSecretSchema, ...errorResponses(400, 401, 404, 415, 429) },
+      },
+    },
+    async (request) => {
+      const result = await setWebhook(request.params.id, request.body.url);
+      if (!result) throw notFound('tenant');
+      return result;
+    },
+  );
+
+  app.delete(
+    '/v1/tenants/:id/webhook',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Remove a tenant’s webhook (operator)',
+        params: IdParams,
+        response: { 204: z.null(), ...errorResponses(401, 404, 429) },
+      },
+    },
+    async (request, reply) => {
+      if (!(await removeWebhook(request.params.id))) throw notFound('tenant');
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/webhook-deliveries',
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: 'List webhook deliveries, newest first',
+        description:
+          'A tenant sees its own; the operator sees all and may filter by tenantId. Keyset pagination ' +
+          'as for orders.',
+        querystring: DeliveryListQuery,
+        response: {
+          200: z.object({ deliveries: z.array(DeliverySchema), nextCursor: z.string().nullable() }),
+          ...errorResponses(400, 401, 429),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const query = request.query;
+      const conditions: SQL[] = [];
+      const scope = tenantScope(principal);
+      if (scope) conditions.push(eq(webhookDeliveries.tenantId, scope));
+      if (query.tenantId) conditions.push(eq(webhookDeliveries.tenantId, query.tenantId));
+      if (query.status) conditions.push(eq(webhookDeliveries.status, query.status));
+      if (query.cursor !== undefined)
+        conditions.push(
+          afterCursor(webhookDeliveries.createdAt, webhookDeliveries.id, decodeCursor(query.cursor)),
+        );
+      const rows = await db
+        .select({
+          id: webhookDeliveries.id,
+          tenantId: webhookDeliveries.tenantId,
+          orderId: webhookDeliveries.orderId,
+          event: webhookDeliveries.event,
+          payload: webhookDeliveries.payload,
+          status: webhookDeliveries.status,
+          attempts: webhookDeliveries.attempts,
+          lastStatusCode: webhookDeliveries.lastStatusCode,
+          lastError: webhookDeliveries.lastError,
+          nextAttemptAt: webhookDeliveries.nextAttemptAt,
+          createdAt: webhookDeliveries.createdAt,
+          deliveredAt: webhookDeliveries.deliveredAt,
+          cursorTs: cursorTimestamp(webhookDeliveries.createdAt),
+        })
+        .from(webhookDeliveries)
+        .where(and(...conditions))
+        .orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
+        .limit(query.limit + 1);
+      const { items, nextCursor } = page(rows, query.limit);
+      return { deliveries: items.map(toDeliveryView), nextCursor };
+    },
+  );
+};
