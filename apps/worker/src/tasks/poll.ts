@@ -1,5 +1,6 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
 import { transitionOrder } from '@certq/db';
+import { UPSTREAM_FLOOR_MS } from '@certq/core';
 import { sql } from 'drizzle-orm';
 import type { WorkflowContext } from '../context';
 import { completeIssuance } from '../issuance';
@@ -15,31 +16,43 @@ import { delayUntil, done, type Outcome } from './outcome';
  * slot taken and waits; a crash mid-request leaves the pessimistic value, so the floor still holds.
  */
 export async function pollTask(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
-  const loaded = await loadForStage(ctx, job, 'issuing');
-  if ('stale' in loaded) return loaded.stale;
-  if (loaded.order.nextAttemptAt > ctx.clock.now())
-    return delayUntil(loaded.order.nextAttemptAt, 'early job, waiting its turn');
-  return pollApplication(ctx, job);
+  return pollApplication(ctx, job, { dueBy: ctx.clock.now() });
 }
 
-/** One poll of an issuing order's application, used by the poll task and the callback route. */
-export async function pollApplication(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
+/**
+ * One poll of an issuing order's application, used by the poll task and the callback route.
+ * `dueBy`: poll only if the order's next attempt is due by then (the poll task); the callback route
+ * polls as soon as the floor allows.
+ */
+export async function pollApplication(
+  ctx: WorkflowContext,
+  job: StageJob,
+  options: { dueBy?: Date } = {},
+): Promise<Outcome> {
+  // Two different waits: the upstream's floor between any two requests for one id (10 s, whoever asks,
+  // callbacks included), and our cadence between scheduled polls (POLL_INTERVAL_MS, at least the floor).
+  const floorMs = UPSTREAM_FLOOR_MS;
   const intervalMs = ctx.config.POLL_INTERVAL_MS;
+  const due = options.dueBy ? sql`and next_attempt_at <= ${options.dueBy}` : sql``;
   await ctx.limiter.acquire();
   // The condition reads the row's current value: under READ COMMITTED a concurrent claimant re-checks it
   // after the first commit, so only one of them wins.
   const claimed = await ctx.db.execute<{ apply_id: string; tenant_id: string }>(sql`
     update orders set last_polled_at = clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})
-    where id = ${job.orderId} and status = 'issuing' and attempts = ${job.run}
-      and (last_polled_at is null or last_polled_at <= clock_timestamp() - make_interval(secs => ${intervalMs / 1000}))
+    where id = ${job.orderId} and status = 'issuing' and attempts = ${job.run} ${due}
+      and (last_polled_at is null or last_polled_at <= clock_timestamp() - make_interval(secs => ${floorMs / 1000}))
     returning apply_id, tenant_id`);
   const row = claimed.rows[0];
   if (!row) {
+    const loaded = await loadForStage(ctx, job, 'issuing');
+    if ('stale' in loaded) return loaded.stale;
+    if (options.dueBy && loaded.order.nextAttemptAt > options.dueBy) {
+      return delayUntil(loaded.order.nextAttemptAt, 'early job, waiting its turn');
+    }
     const taken = await ctx.db.execute<{ wait_ms: string | null }>(sql`
-      select ceil(extract(epoch from (last_polled_at + make_interval(secs => ${intervalMs / 1000}) - clock_timestamp())) * 1000) as wait_ms
-      from orders where id = ${job.orderId} and status = 'issuing' and attempts = ${job.run}`);
-    if (!taken.rows[0]) return done('stale: order no longer issuing');
-    const waitMs = Math.max(0, Number(taken.rows[0].wait_ms ?? 0));
+      select ceil(extract(epoch from (last_polled_at + make_interval(secs => ${floorMs / 1000}) - clock_timestamp())) * 1000) as wait_ms
+      from orders where id = ${job.orderId}`);
+    const waitMs = Math.max(0, Number(taken.rows[0]?.wait_ms ?? 0));
     return delayUntil(new Date(ctx.clock.now().getTime() + waitMs + 5), 'polled too recently');
   }
 
@@ -70,8 +83,7 @@ export async function pollApplication(ctx: WorkflowContext, job: StageJob): Prom
       return retry.outcome;
     }
     if (application.status === 'issued') {
-      await tx.execute(sql`update orders set last_polled_at = ${polledAt} where id = ${order.id}`);
-      const issued = await completeIssuance(ctx, tx, order, application);
+      const issued = await completeIssuance(ctx, tx, order, application, { lastPolledAt: polledAt });
       log.info(
         { traceId: application.traceId, result: issued.status },
         issued.status === 'issued' ? 'certificate issued' : 'certificate rejected',

@@ -1,0 +1,124 @@
+import { once } from 'node:events';
+import { checkIssuedCertificate } from '@certq/api-client';
+import { loadConfig } from '@certq/core';
+import { createSimulator, type Simulator } from '@certq/simulator';
+import { startWorker, type WorkerHandle } from '@certq/worker';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
+
+let env: TestEnv;
+let api: TestApi;
+let sim: Simulator;
+let worker: WorkerHandle;
+
+/**
+ * The whole system over real HTTP: an order placed with the API is verified, applied and polled by
+ * the worker against the simulator; httpsok's callback comes back to the API.
+ */
+beforeAll(async () => {
+  env = await createTestEnv();
+  // Issuance takes 12 s and scheduled polls are a minute apart, so an order issued in between was
+  // completed by the callback.
+  sim = createSimulator({ issueSeconds: 12 });
+  const simUrl = await sim.listen();
+  const upstream = { HTTPSOK_BASE_URL: simUrl, HTTPSOK_API_KEY: 'e2e-operator-key' };
+  api = await startTestApi(env, { env: upstream });
+  const config = loadConfig({
+    ...upstream,
+    DATABASE_URL: env.database.url,
+    REDIS_URL: env.testRedis.url,
+    REDIS_PREFIX: env.testRedis.prefix,
+    ADMIN_TOKEN: api.config.ADMIN_TOKEN,
+    ENCRYPTION_KEY: api.config.ENCRYPTION_KEY,
+    PUBLIC_BASE_URL: api.url,
+    POLL_INTERVAL_MS: '60000',
+    UPSTREAM_MAX_RPS: '200',
+    LOG_LEVEL: 'silent',
+  });
+  worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
+});
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await sim?.close();
+  await env?.close();
+});
+
+describe('end to end', () => {
+  it('order over HTTP → issued by callback → certificate and key downloadable and matching', async () => {
+    const tenant = await api.createTenant();
+    const domains = [`*.${uniqueDomain('e2e')}`];
+    domains.push(domains[0]!.slice(2));
+    const callback = once(sim.events, 'callback');
+    const placed = await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains, algorithm: 'RSA' });
+    expect(placed.status).toBe(202);
+    expect(placed.body).toMatchObject({ status: 'verifying', kind: 'new', algorithm: 'RSA', attempts: 1 });
+
+    const [{ url: callbackUrl }] = await callback;
+    expect(callbackUrl.startsWith(`${api.url}/v1/callbacks/httpsok/cb_`)).toBe(true);
+    await expect
+      .poll(
+        async () =>
+          (await api.tenantRequest(tenant.token, 'GET', `/v1/orders/${placed.body.id}`)).body.status,
+        {
+          timeout: 20_000,
+        },
+      )
+      .toBe('issued');
+    const order = (await api.tenantRequest(tenant.token, 'GET', `/v1/orders/${placed.body.id}`)).body;
+    expect(order).toMatchObject({ progress: 100, lastError: null });
+    expect(order.applyId).toMatch(/^\d+$/);
+    expect(order.dns.map((d: { domain: string }) => d.domain).sort()).toEqual([...domains].sort());
+    // Issued by the callback's re-fetch, well before the next scheduled poll (a minute later).
+    const stats = sim.stats();
+    expect(stats.get).toBe(2);
+    expect(stats.callbacks).toBe(1);
+    expect(stats.tooFrequent).toBe(0);
+
+    const certificate = await api.tenantRequest(
+      tenant.token,
+      'GET',
+      `/v1/certificates/${order.certificateId}`,
+    );
+    expect(certificate.status).toBe(200);
+    const key = await api.tenantRequest(
+      tenant.token,
+      'GET',
+      `/v1/certificates/${order.certificateId}/private-key`,
+    );
+    expect(key.status).toBe(200);
+    expect(key.body.privateKey).toContain('BEGIN RSA PRIVATE KEY');
+    expect(
+      checkIssuedCertificate({
+        certificate: certificate.body.certificatePem,
+        privateKey: key.body.privateKey,
+        domains,
+      }),
+    ).toMatchObject({ ok: true });
+
+    // A replayed or forged callback changes nothing: the body is never trusted.
+    const forged = {
+      id: Number(order.applyId),
+      status: 1,
+      certificate: 'forged',
+      privateKey: 'forged',
+      domains: domains.join(','),
+    };
+    for (const body of [forged, {}]) {
+      const replay = await api.request('POST', new URL(callbackUrl).pathname, { body });
+      expect(replay.status).toBe(200);
+    }
+    const after = await api.tenantRequest(tenant.token, 'GET', `/v1/certificates/${order.certificateId}`);
+    expect(after.body.certificatePem).toBe(certificate.body.certificatePem);
+    expect(sim.stats().get).toBe(2);
+
+    // Another tenant sees none of it.
+    const other = await api.createTenant();
+    expect((await api.tenantRequest(other.token, 'GET', `/v1/orders/${order.id}`)).status).toBe(404);
+    expect(
+      (await api.tenantRequest(other.token, 'GET', `/v1/certificates/${order.certificateId}/private-key`))
+        .status,
+    ).toBe(404);
+  }, 60_000);
+});
