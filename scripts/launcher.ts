@@ -13,9 +13,7 @@ import {
   type LocalService,
   MissingServiceError,
   makeTraversable,
-  pgliteAvailable,
   redisAnswers,
-  startPglite,
   startPrivatePostgres,
   startPrivateRedis,
 } from './local-services';
@@ -23,9 +21,6 @@ import { startMetricsServer } from './metrics-server';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_DATA_DIR = join(REPO_ROOT, '.certq');
-
-/** Which embedded database to use when DATABASE_URL is unset. */
-export type EmbeddedDatabase = 'auto' | 'postgres' | 'pglite';
 
 export interface LaunchOptions {
   /** Where generated secrets and local data live. Default: `<repo>/.certq`. */
@@ -38,8 +33,11 @@ export interface LaunchOptions {
   host?: string;
   /** Simulator port; default SIM_PORT or 4010 (falls back to a free one when busy). */
   simPort?: number;
-  /** Embedded database choice; default CERTQ_EMBEDDED_DB or `auto` (PostgreSQL binaries, else PGlite). */
-  embeddedDatabase?: EmbeddedDatabase;
+  /**
+   * With REDIS_URL unset, first try a Redis already answering at 127.0.0.1:6379 (default true); false
+   * goes straight to a private redis-server in `<dataDir>/redis`.
+   */
+  useLocalRedis?: boolean;
   /** Launcher messages (what is used, where). Default: console.log. */
   log?: (line: string) => void;
   /** pino level for the API and worker; default LOG_LEVEL or `info`. */
@@ -140,6 +138,16 @@ async function ensureDemoTenant(apiUrl: string, adminToken: string): Promise<str
   throw new Error(`could not create the demo tenant: HTTP ${created.status} ${JSON.stringify(created.json)}`);
 }
 
+/** host:port/path of a connection URL, without its credentials. */
+function describeUrl(url: string | undefined): string {
+  try {
+    const parsed = new URL(url ?? '');
+    return `${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`;
+  } catch {
+    return 'unparsable';
+  }
+}
+
 function isAddressInUse(error: unknown): boolean {
   return (error as { code?: string }).code === 'EADDRINUSE';
 }
@@ -173,30 +181,16 @@ export async function launch(options: LaunchOptions = {}): Promise<Launched> {
   try {
     // ── PostgreSQL ──
     let databaseUrl = env.DATABASE_URL || undefined;
-    let database = 'DATABASE_URL';
+    let database = `DATABASE_URL (${describeUrl(env.DATABASE_URL)})`;
     if (!databaseUrl) {
-      const choice = (options.embeddedDatabase ?? env.CERTQ_EMBEDDED_DB ?? 'auto') as EmbeddedDatabase;
-      if (!['auto', 'postgres', 'pglite'].includes(choice))
-        throw new ConfigError([{ variable: 'CERTQ_EMBEDDED_DB', message: 'must be auto, postgres or pglite' }]);
-      let service: LocalService | undefined;
-      const failures: string[] = [];
-      if (choice === 'auto' || choice === 'postgres') {
-        try {
-          makeTraversable(dataDir);
-          service = await startPrivatePostgres({ dir: join(dataDir, 'pg'), log });
-        } catch (error) {
-          if (!(error instanceof MissingServiceError) || choice === 'postgres') throw error;
-          failures.push(error.message);
-        }
-      }
-      if (!service && (choice === 'pglite' || (choice === 'auto' && (await pgliteAvailable())))) {
-        service = await startPglite({ dir: join(dataDir, 'pglite'), log });
-      } else if (!service) {
-        failures.push('@electric-sql/pglite-socket is not installed');
-      }
-      if (!service) {
+      let service: LocalService;
+      try {
+        makeTraversable(dataDir);
+        service = await startPrivatePostgres({ dir: join(dataDir, 'pg'), log });
+      } catch (error) {
+        if (!(error instanceof MissingServiceError)) throw error;
         throw new MissingServiceError(
-          `No database: DATABASE_URL is unset and ${failures.join('; ')}.\n` +
+          `No database: DATABASE_URL is unset and ${error.message}.\n` +
             'Set DATABASE_URL=postgres://… to use an existing PostgreSQL, or install the server ' +
             '(Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql@16) so a private ' +
             'cluster can be started in .certq/pg.',
@@ -209,10 +203,10 @@ export async function launch(options: LaunchOptions = {}): Promise<Launched> {
 
     // ── Redis ──
     let redisUrl = env.REDIS_URL || undefined;
-    let redis = 'REDIS_URL';
+    let redis = `REDIS_URL (${describeUrl(env.REDIS_URL)})`;
     if (!redisUrl) {
       const local = 'redis://127.0.0.1:6379';
-      if (await redisAnswers(local)) {
+      if (options.useLocalRedis !== false && (await redisAnswers(local))) {
         redisUrl = local;
         redis = `local Redis at ${local}`;
       } else {
@@ -242,7 +236,10 @@ export async function launch(options: LaunchOptions = {}): Promise<Launched> {
       const host = simOptions.host;
       let port = options.simPort ?? (env.SIM_PORT ? simOptions.port : 4010);
       if (options.simPort === undefined && !env.SIM_PORT && !(await isPortFree(port, host))) port = 0;
-      simulator = createSimulator({ ...simOptions, caDir: simOptions.caDir ?? join(dataDir, 'simulator-ca') });
+      simulator = createSimulator({
+        ...simOptions,
+        caDir: simOptions.caDir ?? join(dataDir, 'simulator-ca'),
+      });
       const sim = simulator;
       cleanups.push(() => sim.close());
       simulatorUrl = await simulator.listen(port, host);
@@ -317,7 +314,7 @@ export async function launch(options: LaunchOptions = {}): Promise<Launched> {
       `  redis        ${redis} (key prefix ${config.REDIS_PREFIX})`,
       `  upstream     ${simulator ? `local httpsok simulator at ${simulatorUrl} (issues in ${env.SIM_ISSUE_SECONDS || 5} s)` : config.HTTPSOK_BASE_URL}`,
       `  API          ${apiUrl}   (OpenAPI: ${apiUrl}/docs)`,
-      `  dashboard    ${apiUrl}/admin   queues: ${apiUrl}/admin/queues`,
+      `  dashboard    ${apiUrl}/admin   queues: ${apiUrl}/admin/queues   (browser login: any user, the admin token as password)`,
       `  metrics      ${apiUrl}/metrics${workerMetricsUrl ? `   worker: ${workerMetricsUrl}` : ''}`,
       `  admin token  ${adminToken}`,
       `  secrets      ${join(dataDir, 'secrets.json')} (mode 600)`,

@@ -1,15 +1,24 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
 /**
  * The local services `pnpm start` may bring up when DATABASE_URL / REDIS_URL are unset: a private
- * PostgreSQL cluster started from the installed server binaries, PGlite behind a wire-protocol socket
- * (when its packages are installed), and a private redis-server. Each keeps its data under the launcher's
- * data folder, so a restart finds everything again.
+ * PostgreSQL cluster started from the installed server binaries and a private redis-server. Each keeps its
+ * data under the launcher's data folder, so a restart finds everything again. (PGlite was evaluated as the
+ * embedded database and rejected: see docs/operations.md, "Why not PGlite".)
  */
 export interface LocalService {
   url: string;
@@ -227,79 +236,11 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions): Pro
   let stopped: Promise<void> | undefined;
   return {
     url: `postgres://postgres@127.0.0.1:${port}/${database}`,
-    description: `private PostgreSQL (${initdb.replace(/\/initdb$/, '')}), data in ${dataDir}`,
+    description: `private PostgreSQL (${dirname(realpathSync(initdb))}), data in ${dataDir}`,
     stop() {
       stopped ??= (async () => {
         const result = await run(pgCtl, ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
         if (result.code !== 0) options.log?.(`pg_ctl stop: ${result.output.trim()}`);
-      })();
-      return stopped;
-    },
-  };
-}
-
-// ── PGlite behind pglite-socket (optional packages) ──
-
-/** `@electric-sql/pglite` and `@electric-sql/pglite-socket` are optional: loaded only when asked for. */
-async function importOptional(specifier: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    return (await import(specifier)) as Record<string, unknown>;
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return undefined;
-    throw error;
-  }
-}
-
-interface PGliteLike {
-  waitReady: Promise<void>;
-  close(): Promise<void>;
-}
-interface SocketServerLike {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  getServerConn(): string;
-}
-
-export async function pgliteAvailable(): Promise<boolean> {
-  return (
-    (await importOptional('@electric-sql/pglite')) !== undefined &&
-    (await importOptional('@electric-sql/pglite-socket')) !== undefined
-  );
-}
-
-/**
- * PGlite (PostgreSQL compiled to WebAssembly, in this process) served over the wire protocol by
- * pglite-socket, data in `dir`. One backend session is multiplexed over every connection: the socket
- * server runs one transaction at a time (others wait), and session-level advisory locks are shared by all
- * connections. Good enough for a single-process demo; see docs/operations.md.
- */
-export async function startPglite(options: { dir: string; log?: (line: string) => void }): Promise<LocalService> {
-  const pgliteModule = await importOptional('@electric-sql/pglite');
-  const socketModule = await importOptional('@electric-sql/pglite-socket');
-  if (!pgliteModule || !socketModule)
-    throw new MissingServiceError('@electric-sql/pglite and @electric-sql/pglite-socket are not installed');
-  const PGlite = pgliteModule.PGlite as { create(dataDir: string): Promise<PGliteLike> };
-  const PGLiteSocketServer = socketModule.PGLiteSocketServer as new (opts: {
-    db: PGliteLike;
-    host: string;
-    port: number;
-    maxConnections: number;
-  }) => SocketServerLike;
-  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-  options.log?.(`opening PGlite in ${options.dir}`);
-  const db = await PGlite.create(options.dir);
-  await db.waitReady;
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 200 });
-  await server.start();
-  let stopped: Promise<void> | undefined;
-  return {
-    url: `postgres://postgres:postgres@${server.getServerConn()}/postgres`,
-    description: `embedded PGlite (pglite-socket), data in ${options.dir}`,
-    stop() {
-      stopped ??= (async () => {
-        await server.stop();
-        await db.close();
       })();
       return stopped;
     },
@@ -312,7 +253,10 @@ export async function startPglite(options: { dir: string; log?: (line: string) =
  * Starts `redis-server` on a free port with its data in `dir` (AOF on, noeviction, as production should
  * run it), in its own process group so a terminal Ctrl-C does not stop it before the worker has drained.
  */
-export async function startPrivateRedis(options: { dir: string; log?: (line: string) => void }): Promise<LocalService> {
+export async function startPrivateRedis(options: {
+  dir: string;
+  log?: (line: string) => void;
+}): Promise<LocalService> {
   const binary = findBinary('redis-server');
   if (!binary) throw new MissingServiceError('no redis-server binary found');
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
@@ -373,7 +317,9 @@ export async function startPrivateRedis(options: { dir: string; log?: (line: str
   for (let i = 0; i < 200 && !exited && !(await redisAnswers(url)); i++) await sleep(50);
   if (exited || !(await redisAnswers(url))) {
     child.kill('SIGKILL');
-    throw new Error(`redis-server (${binary}) did not start on port ${port}; see ${join(options.dir, 'redis.log')}`);
+    throw new Error(
+      `redis-server (${binary}) did not start on port ${port}; see ${join(options.dir, 'redis.log')}`,
+    );
   }
   let stopped: Promise<void> | undefined;
   return {

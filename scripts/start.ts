@@ -3,7 +3,7 @@ import { MissingServiceError } from './local-services';
 
 /**
  * `pnpm start`: the whole system in one process tree (see launcher.ts). Ctrl-C or SIGTERM stops it
- * cleanly; a second signal exits at once.
+ * cleanly; a second signal (two seconds or more after the first) exits at once.
  */
 let launched: Awaited<ReturnType<typeof launch>>;
 try {
@@ -12,22 +12,33 @@ try {
   if (error instanceof MissingServiceError) {
     console.error(`\ncertq cannot start: ${error.message}\n`);
   } else {
-    console.error('\ncertq failed to start:', error instanceof Error ? error.message : error, '\n');
-    if (error instanceof Error && error.stack && process.env.LOG_LEVEL === 'debug') console.error(error.stack);
+    console.error('\ncertq failed to start:', error, '\n');
   }
   process.exit(1);
 }
 console.log(launched.banner);
 
-let stopping = false;
+// A terminal's Ctrl-C reaches this process twice (directly and relayed by pnpm/tsx): a repeat within
+// two seconds is the same request; a later one means "stop waiting".
+let stoppingSince: number | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    if (stopping) {
-      console.error(`\n${signal} again: exiting without waiting (private PostgreSQL/Redis may be left running; the next start adopts them)`);
+    if (stoppingSince !== undefined) {
+      if (Date.now() - stoppingSince < 2000) return;
+      console.error(
+        `\n${signal} again: exiting without waiting (private PostgreSQL/Redis may be left running; the next start adopts them)`,
+      );
       process.exit(1);
     }
-    stopping = true;
-    console.log(`\n${signal}: stopping (worker drains its jobs, then the API, simulator, database and Redis stop)…`);
+    stoppingSince = Date.now();
+    // Draining waits for jobs in hand (an upstream call is bounded by UPSTREAM_TIMEOUT_MS); never forever.
+    setTimeout(() => {
+      console.error('still stopping after 60 s: exiting anyway');
+      process.exit(1);
+    }, 60_000).unref();
+    console.log(
+      `\n${signal}: stopping (worker drains its jobs, then the API, simulator, database and Redis stop)…`,
+    );
     launched.stop().then(
       () => {
         console.log('certq stopped');

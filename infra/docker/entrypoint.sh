@@ -1,0 +1,14 @@
+#!/bin/sh
+# certq container entrypoint: `certq api | worker | simulator | migrate` (default: api).
+# exec keeps the Node process as PID 1's direct replacement, so SIGTERM reaches it and it drains.
+set -eu
+cd /app
+target="${1:-api}"
+[ "$#" -gt 0 ] && shift
+case "$target" in
+  api)       exec node "$TSX" apps/api/src/main.ts "$@" ;;
+  worker)    exec node "$TSX" apps/worker/src/main.ts "$@" ;;
+  simulator) exec node "$TSX" apps/simulator/src/main.ts "$@" ;;
+  migrate)   exec node "$TSX" packages/db/src/migrate-cli.ts "$@" ;;
+  *)         exec "$target" "$@" ;;
+esac
