@@ -22,11 +22,20 @@ for (const file of files) {
   process.stderr.write(`  ${file} took ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 }
 
-const format = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3));
-const table = rows.map((r) => [r.suite, r.metric, format(r.value), r.unit, r.goal ?? '', r.met === undefined ? '' : r.met ? 'yes' : 'NO']);
+const format = (v: number) =>
+  Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3);
+const table = rows.map((r) => [
+  r.suite,
+  r.metric,
+  format(r.value),
+  r.unit,
+  r.goal ?? '',
+  r.met === undefined ? '' : r.met ? 'yes' : 'NO',
+]);
 const header = ['suite', 'metric', 'value', 'unit', 'goal', 'met'];
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
+const line = (cells: string[]) =>
+  `| ${cells.map((c, i) => (i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
 console.log(line(header));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of table) console.log(line(row));

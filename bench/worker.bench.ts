@@ -53,7 +53,9 @@ async function startSimulator(): Promise<{ url: string; child: ChildProcess }> {
 async function baseline(redisUrl: string, prefix: string): Promise<number> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const names = ['base-a', 'base-b', 'base-c'];
-  const queues = names.map((n) => new Queue(n, { connection, prefix, defaultJobOptions: { removeOnComplete: true } }));
+  const queues = names.map(
+    (n) => new Queue(n, { connection, prefix, defaultJobOptions: { removeOnComplete: true } }),
+  );
   let finished = 0;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => {
@@ -72,7 +74,11 @@ async function baseline(redisUrl: string, prefix: string): Promise<number> {
   );
   for (let i = 0; i < ORDERS; i += 1000) {
     await queues[0]!.addBulk(
-      Array.from({ length: Math.min(1000, ORDERS - i) }, (_, k) => ({ name: 'step', data: { n: i + k }, opts: { jobId: `base-a-${i + k}` } })),
+      Array.from({ length: Math.min(1000, ORDERS - i) }, (_, k) => ({
+        name: 'step',
+        data: { n: i + k },
+        opts: { jobId: `base-a-${i + k}` },
+      })),
     );
   }
   const started = performance.now();
@@ -115,7 +121,10 @@ export async function run(): Promise<BenchRow[]> {
         domains: [`o${i + k}.bench.example.com`],
       }));
       const { orders } = await insertOrders(db.db, batch);
-      await enqueueOrders(queues, orders.map((o) => o.order));
+      await enqueueOrders(
+        queues,
+        orders.map((o) => o.order),
+      );
     }
     const statementsBefore = statements.count();
     const redisBefore = await redisCommands(redis);
@@ -127,7 +136,9 @@ export async function run(): Promise<BenchRow[]> {
     const started = performance.now();
     const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
     for (;;) {
-      const { rows } = await db.pool.query("select count(*)::int as n from orders where status in ('issued', 'failed')");
+      const { rows } = await db.pool.query(
+        "select count(*)::int as n from orders where status in ('issued', 'failed')",
+      );
       if (rows[0].n >= ORDERS) break;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -136,10 +147,14 @@ export async function run(): Promise<BenchRow[]> {
     const cpu = process.cpuUsage(cpuBefore);
     const pgPerOrder = (statements.count() - statementsBefore) / ORDERS;
     const redisPerOrder = ((await redisCommands(redis)) - redisBefore) / ORDERS;
-    const { rows: failed } = await db.pool.query("select count(*)::int as n from orders where status = 'failed'");
+    const { rows: failed } = await db.pool.query(
+      "select count(*)::int as n from orders where status = 'failed'",
+    );
     if (process.env.BENCH_DEBUG) {
       const metrics = await worker.ctx.metrics.registry.getMetricsAsJSON();
-      for (const m of metrics.filter((m) => m.name === 'certq_jobs_total' || m.name === 'certq_upstream_requests_total')) {
+      for (const m of metrics.filter(
+        (m) => m.name === 'certq_jobs_total' || m.name === 'certq_upstream_requests_total',
+      )) {
         process.stderr.write(`${m.name} ${JSON.stringify(m.values.map((v) => [v.labels, v.value]))}\n`);
       }
     }
@@ -153,13 +168,32 @@ export async function run(): Promise<BenchRow[]> {
     return [
       { suite, metric: 'wall time', value: seconds, unit: 's' },
       { suite, metric: 'orders issued per second', value: ours, unit: 'orders/s' },
-      { suite, metric: 'orders failed', value: failed[0].n, unit: 'orders', goal: '0', met: failed[0].n === 0 },
-      { suite, metric: 'worker CPU per 1,000 orders', value: ((cpu.user + cpu.system) / 1e6 / ORDERS) * 1000, unit: 's' },
+      {
+        suite,
+        metric: 'orders failed',
+        value: failed[0].n,
+        unit: 'orders',
+        goal: '0',
+        met: failed[0].n === 0,
+      },
+      {
+        suite,
+        metric: 'worker CPU per 1,000 orders',
+        value: ((cpu.user + cpu.system) / 1e6 / ORDERS) * 1000,
+        unit: 's',
+      },
       { suite, metric: 'peak RSS (whole worker process)', value: peakRss / 2 ** 20, unit: 'MiB' },
       { suite, metric: 'Postgres statements per order', value: pgPerOrder, unit: 'stmts' },
       { suite, metric: 'Redis commands per order', value: redisPerOrder, unit: 'cmds' },
       { suite, metric: 'raw BullMQ 3-job chains per second', value: base, unit: 'chains/s' },
-      { suite, metric: 'throughput ratio to raw BullMQ', value: ratio, unit: 'x', goal: '>= 0.5', met: ratio >= 0.5 },
+      {
+        suite,
+        metric: 'throughput ratio to raw BullMQ',
+        value: ratio,
+        unit: 'x',
+        goal: '>= 0.5',
+        met: ratio >= 0.5,
+      },
     ];
   } finally {
     redis.disconnect();

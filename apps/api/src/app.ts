@@ -12,7 +12,9 @@ import { certificatesRoutes } from './routes/certificates';
 import { healthRoutes } from './routes/health';
 import { observabilityRoutes } from './routes/observability';
 import { ordersRoutes } from './routes/orders';
+import { renewalsRoutes } from './routes/renewals';
 import { tenantsRoutes } from './routes/tenants';
+import { webhooksRoutes } from './routes/webhooks';
 
 export type { ApiDeps } from './deps';
 
@@ -91,6 +93,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(certificatesRoutes, routeOptions);
   await app.register(callbacksRoutes, routeOptions);
   await app.register(observabilityRoutes, routeOptions);
+  await app.register(renewalsRoutes, routeOptions);
+  await app.register(webhooksRoutes, routeOptions);
 
   // ── extension point: more route groups go here, each a plugin taking `{ deps }` ──
   // Registered after openapiPlugin, they appear in /docs/json automatically.

@@ -10,6 +10,8 @@ import { createLogger } from './logger';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
 import type { Queues } from './queues';
 
+const KEY_CACHE_MS = 30_000;
+
 /** Everything a task needs, built once per process and passed explicitly (no globals). */
 export interface WorkflowContext {
   db: Database;
@@ -51,6 +53,7 @@ export function createWorkflowContext(options: WorkflowContextOptions): Workflow
   const ownDispatcher = options.dispatcher === undefined;
   const dispatcher = options.dispatcher ?? createHttpsokDispatcher({ connections: 64 });
   const clients = new Map<string, HttpsokClient>();
+  const sealedKeys = new Map<string, { sealed: string | null; at: number }>();
   const hooks = {
     // Polls take their rate-limit token before claiming the poll slot in Postgres (see tasks/poll.ts),
     // so the request leaves right after the claim; every other call waits here.
@@ -88,11 +91,18 @@ export function createWorkflowContext(options: WorkflowContextOptions): Workflow
     limiter,
     random: options.random ?? Math.random,
     async httpsokFor(tenantId) {
-      const [tenant] = await db
-        .select({ sealed: tenants.httpsokApiKeySealed })
-        .from(tenants)
-        .where(eq(tenants.id, tenantId));
-      const apiKey = tenant?.sealed ? options.secrets.open(tenant.sealed) : config.HTTPSOK_API_KEY;
+      // Every upstream call needs the tenant's key; a short cache saves a query per call, and a changed
+      // key takes effect within KEY_CACHE_MS. Only the sealed form is cached; it is opened per call.
+      let cached = sealedKeys.get(tenantId);
+      if (!cached || cached.at + KEY_CACHE_MS < Date.now()) {
+        const [tenant] = await db
+          .select({ sealed: tenants.httpsokApiKeySealed })
+          .from(tenants)
+          .where(eq(tenants.id, tenantId));
+        cached = { sealed: tenant?.sealed ?? null, at: Date.now() };
+        sealedKeys.set(tenantId, cached);
+      }
+      const apiKey = cached.sealed ? options.secrets.open(cached.sealed) : config.HTTPSOK_API_KEY;
       if (!apiKey) {
         throw new HttpsokError({
           kind: 'upstream',
@@ -106,6 +116,7 @@ export function createWorkflowContext(options: WorkflowContextOptions): Workflow
     },
     async close() {
       clients.clear();
+      sealedKeys.clear();
       if (ownDispatcher) await dispatcher.close();
     },
   };

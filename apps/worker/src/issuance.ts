@@ -1,5 +1,5 @@
-import { checkIssuedCertificate, type IssuedApplication, leafFingerprint } from '@certq/api-client';
-import { certificates, type Order, type Transaction, transitionOrder } from '@certq/db';
+import { checkIssuedCertificate, type IssuedApplication } from '@certq/api-client';
+import { certificates, type Order, type Transaction, type TransitionArgs, transitionOrder } from '@certq/db';
 import { and, eq, sql } from 'drizzle-orm';
 import type { WorkflowContext } from './context';
 
@@ -19,6 +19,8 @@ export async function completeIssuance(
   tx: Transaction,
   order: Order,
   application: IssuedApplication,
+  /** Other columns to set with the transition (the poll's answer time). */
+  alsoSet: TransitionArgs['set'] = {},
 ): Promise<IssuanceResult> {
   if (order.status === 'issued' && order.certificateId)
     return { status: 'issued', order, certificateId: order.certificateId };
@@ -32,13 +34,13 @@ export async function completeIssuance(
     const failed = await transitionOrder(tx, {
       order,
       to: 'failed',
-      set: { lastError: `the issued certificate was rejected: ${check.reason}` },
+      set: { ...alsoSet, lastError: `the issued certificate was rejected: ${check.reason}` },
       event: { type: 'certificate_rejected', detail: { reason: check.reason, applyId: order.applyId } },
       at: ctx.clock.now(),
     });
     return { status: 'rejected', order: failed, reason: check.reason };
   }
-  const fingerprint = leafFingerprint(application.certificate);
+  const { fingerprint } = check;
   if (application.fingerprints && application.fingerprints.toLowerCase() !== fingerprint) {
     ctx.logger.warn(
       { orderId: order.id, applyId: order.applyId },
@@ -76,7 +78,7 @@ export async function completeIssuance(
   const issued = await transitionOrder(tx, {
     order,
     to: 'issued',
-    set: { certificateId: certificate!.id, progress: 100, lastError: null },
+    set: { ...alsoSet, certificateId: certificate!.id, progress: 100, lastError: null },
     event: {
       detail: { certificateId: certificate!.id, fingerprint, notAfter: check.notAfter.toISOString() },
     },

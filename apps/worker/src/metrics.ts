@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The worker's Prometheus metrics; one registry per process (tests create their own). */
 export function createWorkerMetrics(registry = new Registry()) {
@@ -45,6 +45,33 @@ export function createWorkerMetrics(registry = new Registry()) {
       name: 'certq_orders_finished_total',
       help: 'Orders that reached a terminal status, by status and kind.',
       labelNames: ['status', 'kind'] as const,
+      registers: [registry],
+    }),
+    renewalOrdersCreated: new Counter({
+      name: 'certq_renewal_orders_created_total',
+      help: 'Renewal orders created by the renewal scanner.',
+      registers: [registry],
+    }),
+    renewalsDue: new Gauge({
+      name: 'certq_renewals_due',
+      help: 'Certificates due for renewal at the last scan: inside RENEW_BEFORE_DAYS, past their backoff, no active order.',
+      registers: [registry],
+    }),
+    renewalScanDuration: new Histogram({
+      name: 'certq_renewal_scan_duration_seconds',
+      help: 'Wall time of one renewal scan (creating and enqueueing its orders included).',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
+    webhookDeliveries: new Counter({
+      name: 'certq_webhook_deliveries_total',
+      help: 'Webhook POST attempts by outcome: delivered, retry (will try again), given_up (last attempt failed), dropped (webhook removed).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    webhookRelayRequeued: new Counter({
+      name: 'certq_webhook_relay_requeued_total',
+      help: 'Pending webhook deliveries whose job was missing from Redis and was put back by the relay.',
       registers: [registry],
     }),
   };

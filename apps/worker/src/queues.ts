@@ -1,12 +1,4 @@
-import {
-  isActive,
-  PRIORITY,
-  QUEUE_NAMES,
-  STAGE_OF,
-  type Stage,
-  type StageJobData,
-  stageJobId,
-} from '@certq/core';
+import { isActive, QUEUE_NAMES, STAGE_OF, type Stage, type StageJobData, stageJobId } from '@certq/core';
 import type { Order } from '@certq/db';
 import { type ConnectionOptions, type JobsOptions, Queue } from 'bullmq';
 
@@ -41,7 +33,29 @@ export interface Queues {
   close(): Promise<void>;
 }
 
-export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
+/** Webhook delivery retries: `attempts` POSTs in all, exponential backoff from `backoffMs` (BullMQ's). */
+export interface WebhookRetryOptions {
+  attempts: number;
+  backoffMs: number;
+}
+
+/** 8 attempts, 30 s doubling: the last one about an hour after the first. */
+export const WEBHOOK_RETRY_DEFAULTS: WebhookRetryOptions = { attempts: 8, backoffMs: 30_000 };
+
+export function webhookJobOptions(retry: WebhookRetryOptions): JobsOptions {
+  return {
+    attempts: retry.attempts,
+    backoff: { type: 'exponential', delay: retry.backoffMs },
+    removeOnComplete: true,
+    removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+  };
+}
+
+export function createQueues(
+  connection: ConnectionOptions,
+  prefix: string,
+  options: { webhookRetry?: WebhookRetryOptions } = {},
+): Queues {
   const make = (name: string) =>
     new Queue<StageJobData>(name, { connection, prefix, defaultJobOptions: STAGE_JOB_OPTIONS });
   const queues = {
@@ -49,7 +63,11 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
     apply: make(QUEUE_NAMES.apply),
     poll: make(QUEUE_NAMES.poll),
   };
-  const webhooks = new Queue<WebhookJobData>(QUEUE_NAMES.webhooks, { connection, prefix });
+  const webhooks = new Queue<WebhookJobData>(QUEUE_NAMES.webhooks, {
+    connection,
+    prefix,
+    defaultJobOptions: webhookJobOptions(options.webhookRetry ?? WEBHOOK_RETRY_DEFAULTS),
+  });
   return {
     prefix,
     ...queues,

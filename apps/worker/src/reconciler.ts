@@ -48,8 +48,11 @@ export async function reconcile(ctx: WorkflowContext): Promise<ReconcileResult> 
           const queue = ctx.queues.stage(stage);
           const jobId = stageJobId(stage, order.id, order.attempts);
           const state = await queue.getJobState(jobId);
-          if (state === 'failed' || state === 'completed') await queue.remove(jobId);
-          return state === 'unknown' || state === 'failed' || state === 'completed';
+          const missing = state === 'unknown' || state === 'failed' || state === 'completed';
+          // 'unknown' may still leave the job's hash behind (keys lost one by one, not all at once):
+          // BullMQ would then take the re-add for a duplicate and do nothing. Remove whatever is left.
+          if (missing) await queue.remove(jobId);
+          return missing;
         }),
       );
       const missing = page

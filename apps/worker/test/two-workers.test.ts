@@ -42,7 +42,7 @@ describe('worker processes', () => {
     const ids = created.map((o) => o.id);
     const a = spawnWorker(bench.env);
     const b = spawnWorker(bench.env);
-    await bench.waitForStatus(ids, ['issued', 'failed'], 90_000);
+    await bench.waitForStatus(ids, ['issued', 'failed'], 150_000);
     a.kill('SIGTERM');
     b.kill('SIGTERM');
     expect([await a.exited, await b.exited]).toEqual([0, 0]);

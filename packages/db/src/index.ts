@@ -1,8 +1,8 @@
 export * from './client';
 export * from './errors';
 export * from './migrate';
+export * from './orders';
 export * as schema from './schema';
 export * from './schema';
 export * from './transitions';
-export * from './orders';
 export * from './webhooks';

@@ -1,6 +1,6 @@
 import { domainSetKey, PRIORITY } from '@certq/core';
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Queryable } from './client';
+import type { Database, Queryable } from './client';
 import { type Order, orders } from './schema';
 
 export interface OrderRequest {
@@ -29,7 +29,10 @@ const BATCH = 1000;
  * index): a request for a set that already has one gets that order back with `created: false`
  * instead of failing the whole batch. Call inside a transaction for all-or-nothing.
  */
-export async function insertOrders(db: Queryable, requests: readonly OrderRequest[]): Promise<InsertOrdersResult> {
+export async function insertOrders(
+  db: Queryable,
+  requests: readonly OrderRequest[],
+): Promise<InsertOrdersResult> {
   const result: { order: Order; created: boolean }[] = [];
   for (let start = 0; start < requests.length; start += BATCH) {
     const chunk = requests.slice(start, start + BATCH);
@@ -90,5 +93,27 @@ export async function insertOrders(db: Queryable, requests: readonly OrderReques
 
 export async function getOrder(db: Queryable, orderId: string): Promise<Order | undefined> {
   const rows = await db.select().from(orders).where(eq(orders.id, orderId));
+  return rows[0];
+}
+
+const findOrderStatements = new WeakMap<object, ReturnType<typeof prepareFindOrder>>();
+
+function prepareFindOrder(db: Database) {
+  return db
+    .select()
+    .from(orders)
+    .where(eq(orders.id, sql.placeholder('id')))
+    .prepare('certq_find_order');
+}
+
+/** One order by id through a prepared statement (the worker's hottest read); getOrder on a transaction. */
+export async function findOrder(db: Queryable, orderId: string): Promise<Order | undefined> {
+  if (!('transaction' in db) || 'rollback' in db) return getOrder(db, orderId);
+  let statement = findOrderStatements.get(db);
+  if (!statement) {
+    statement = prepareFindOrder(db as Database);
+    findOrderStatements.set(db, statement);
+  }
+  const rows = await statement.execute({ id: orderId });
   return rows[0];
 }

@@ -13,7 +13,10 @@ import { recordWebhookEvent } from './webhooks';
 export const RENEWAL_BACKOFF = { baseMs: 3600_000, capMs: 32 * 3600_000 } as const;
 
 export function renewalBackoffMs(failures: number): number {
-  return Math.min(RENEWAL_BACKOFF.capMs, RENEWAL_BACKOFF.baseMs * 2 ** Math.max(0, Math.min(30, failures - 1)));
+  return Math.min(
+    RENEWAL_BACKOFF.capMs,
+    RENEWAL_BACKOFF.baseMs * 2 ** Math.max(0, Math.min(30, failures - 1)),
+  );
 }
 
 /** Loads an order and locks its row until the transaction ends, so two jobs never decide at once. */
@@ -92,7 +95,11 @@ async function afterOutcome(tx: Transaction, order: Order, at = new Date()): Pro
   }
   const [certificate] = order.certificateId
     ? await tx
-        .select({ id: certificates.id, notAfter: certificates.notAfter, fingerprint: certificates.fingerprint })
+        .select({
+          id: certificates.id,
+          notAfter: certificates.notAfter,
+          fingerprint: certificates.fingerprint,
+        })
         .from(certificates)
         .where(eq(certificates.id, order.certificateId))
     : [];

@@ -105,6 +105,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     'Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), ' +
     'order.failed, certificate.expiring (once per current certificate within 7 days of expiry). Each POST ' +
     'carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: ' +
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: documents the signed string literally
     'sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with ' +
     'exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.';
 

@@ -1,7 +1,7 @@
 import { type ApplyResult, isHttpsokError } from '@certq/api-client';
 import { generateToken, hashToken, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { orders, recordOrderEvent, transitionOrder } from '@certq/db';
-import { eq } from 'drizzle-orm';
+import { type Order, orders, recordOrderEvent, transitionOrder } from '@certq/db';
+import { and, eq, isNull, lte } from 'drizzle-orm';
 import type { WorkflowContext } from '../context';
 import { enqueueOrders } from '../queues';
 import { describeError, loadForStage, retryLater, type StageJob, withLockedOrder } from './common';
@@ -22,41 +22,28 @@ const IN_FLIGHT_MS = 30_000;
  *    the bill. While a call may still be in flight (younger than IN_FLIGHT_MS) nobody else applies.
  */
 export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
-  const loaded = await loadForStage(ctx, job, 'applying');
-  if ('stale' in loaded) return loaded.stale;
-  if (loaded.order.nextAttemptAt > ctx.clock.now())
-    return delayUntil(loaded.order.nextAttemptAt, 'early job, waiting its turn');
-
   const secret = ctx.config.PUBLIC_BASE_URL ? generateToken('cb') : undefined;
-  const intent = await withLockedOrder(ctx, job, 'applying', async (tx, order) => {
-    if (order.applyId) return { wait: undefined, order, alreadyApplied: true };
-    const now = ctx.clock.now();
-    if (order.applyRequestedAt) {
-      const inFlightUntil = new Date(order.applyRequestedAt.getTime() + IN_FLIGHT_MS);
-      if (inFlightUntil > now) return { wait: inFlightUntil, order, alreadyApplied: false };
-      ctx.metrics.applyUnknownOutcome.inc();
-      ctx.logger.warn(
-        { orderId: order.id, tenantId: order.tenantId, stage: 'apply' },
-        'previous apply call has no known outcome; applying again',
-      );
-      await transitionOrder(tx, {
-        order,
-        to: 'applying',
-        event: {
-          type: 'apply_outcome_unknown',
-          detail: { requestedAt: order.applyRequestedAt.toISOString() },
-        },
-      });
-    }
-    await tx
-      .update(orders)
-      .set({ applyRequestedAt: now, callbackSecretHash: secret ? hashToken(secret) : null })
-      .where(eq(orders.id, order.id));
-    return { wait: undefined, order, alreadyApplied: false };
-  });
-  if (!intent) return done('stale before apply');
-  if (intent.alreadyApplied) return done('already applied');
-  if (intent.wait) return delayUntil(intent.wait, 'another apply call may be in flight');
+  const intentSet = {
+    applyRequestedAt: ctx.clock.now(),
+    callbackSecretHash: secret ? hashToken(secret) : null,
+  };
+  // The common case in one statement: this run's order is due, has no application and no call in flight.
+  const [claimed] = await ctx.db
+    .update(orders)
+    .set(intentSet)
+    .where(
+      and(
+        eq(orders.id, job.orderId),
+        eq(orders.status, 'applying'),
+        eq(orders.attempts, job.run),
+        isNull(orders.applyId),
+        isNull(orders.applyRequestedAt),
+        lte(orders.nextAttemptAt, ctx.clock.now()),
+      ),
+    )
+    .returning();
+  const intent = claimed ? { order: claimed } : await claimSlowly(ctx, job, intentSet);
+  if ('outcome' in intent) return intent.outcome;
   const { order } = intent;
   const log = ctx.logger.child({ orderId: order.id, tenantId: order.tenantId, stage: 'apply' });
 
@@ -73,9 +60,10 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
       notifyUrl,
     });
   } catch (error) {
-    // With an answer in hand (an error envelope or HTTP status) no application was created; a timeout or
-    // a broken connection leaves the outcome unknown, so the intent stays for the next run to see.
-    const answered = isHttpsokError(error) && (error.code !== null || error.httpStatus !== null);
+    // Only a definite refusal — an error envelope, or a non-2xx status — proves no application was made.
+    // A timeout, a broken connection, or a 200 whose body timed out or did not parse may well have created
+    // one: the outcome is unknown, so the intent stays for the next run to see.
+    const answered = isHttpsokError(error) && (error.kind === 'upstream' || error.kind === 'http');
     const clear = answered ? { applyRequestedAt: null } : {};
     log.warn({ err: isHttpsokError(error) ? error.toJSON() : describeError(error) }, 'apply failed');
     if (isHttpsokError(error) && error.rateLimited) {
@@ -146,4 +134,49 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
   log.info({ applyId: result.applyId, traceId: result.traceId }, 'application submitted');
   await enqueueOrders(ctx.queues, [issuing], ctx.clock.now());
   return done('applied');
+}
+
+/** Why the one-statement claim did not match: stale job, early job, already applied, or a call in flight or lost. */
+async function claimSlowly(
+  ctx: WorkflowContext,
+  job: StageJob,
+  intentSet: { applyRequestedAt: Date; callbackSecretHash: string | null },
+): Promise<{ order: Order } | { outcome: Outcome }> {
+  const loaded = await loadForStage(ctx, job, 'applying');
+  if ('stale' in loaded) return { outcome: loaded.stale };
+  if (loaded.order.nextAttemptAt > ctx.clock.now()) {
+    return { outcome: delayUntil(loaded.order.nextAttemptAt, 'early job, waiting its turn') };
+  }
+  const result = await withLockedOrder(
+    ctx,
+    job,
+    'applying',
+    async (tx, order): Promise<{ order: Order } | { outcome: Outcome }> => {
+      if (order.applyId) return { outcome: done('already applied') };
+      const now = ctx.clock.now();
+      if (order.applyRequestedAt) {
+        const inFlightUntil = new Date(order.applyRequestedAt.getTime() + IN_FLIGHT_MS);
+        if (inFlightUntil > now)
+          return { outcome: delayUntil(inFlightUntil, 'another apply call may be in flight') };
+        ctx.metrics.applyUnknownOutcome.inc();
+        ctx.logger.warn(
+          { orderId: order.id, tenantId: order.tenantId, stage: 'apply' },
+          'previous apply call has no known outcome; applying again',
+        );
+        const updated = await transitionOrder(tx, {
+          order,
+          to: 'applying',
+          set: intentSet,
+          event: {
+            type: 'apply_outcome_unknown',
+            detail: { requestedAt: order.applyRequestedAt.toISOString() },
+          },
+        });
+        return { order: updated };
+      }
+      const [updated] = await tx.update(orders).set(intentSet).where(eq(orders.id, order.id)).returning();
+      return { order: updated! };
+    },
+  );
+  return result ?? { outcome: done('stale before apply') };
 }

@@ -1,8 +1,17 @@
 import { isHttpsokError } from '@certq/api-client';
 import { backoffDelay, type OrderStatus, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { lockOrder, type Order, type Transaction, type TransitionArgs, transitionOrder } from '@certq/db';
+import {
+  findOrder,
+  lockOrder,
+  type Order,
+  type Transaction,
+  type TransitionArgs,
+  takeRecordedWebhookDeliveries,
+  transitionOrder,
+} from '@certq/db';
 import type { WorkflowContext } from '../context';
 import { enqueueOrders } from '../queues';
+import { enqueueWebhooksAfterCommit } from '../webhooks/delivery';
 import { delayUntil, done, type Outcome } from './outcome';
 
 export interface StageJob {
@@ -16,7 +25,7 @@ export async function loadForStage(
   job: StageJob,
   status: OrderStatus,
 ): Promise<{ order: Order } | { stale: Outcome }> {
-  const order = await ctx.db.query.orders.findFirst({ where: (o, { eq }) => eq(o.id, job.orderId) });
+  const order = await findOrder(ctx.db, job.orderId);
   if (!order) return { stale: done('order not found') };
   if (order.status !== status || order.attempts !== job.run) {
     // The order moved on (or was retried): make sure its current stage is queued, then let this job go.
@@ -27,18 +36,27 @@ export async function loadForStage(
   return { order };
 }
 
-/** Runs `fn` on the order locked in a transaction, only if it is still in `status` for this run. */
+/**
+ * Runs `fn` on the order locked in a transaction, only if it is still in `status` for this run.
+ * Webhook outbox rows the transaction wrote (transitionOrder's issued/failed events) are enqueued once
+ * it has committed.
+ */
 export async function withLockedOrder<T>(
   ctx: WorkflowContext,
   job: StageJob,
   status: OrderStatus,
   fn: (tx: Transaction, order: Order) => Promise<T>,
 ): Promise<T | undefined> {
-  return ctx.db.transaction(async (tx) => {
+  let outbox: string[] = [];
+  const result = await ctx.db.transaction(async (tx) => {
     const order = await lockOrder(tx, job.orderId);
     if (!order || order.status !== status || order.attempts !== job.run) return undefined;
-    return fn(tx, order);
+    const value = await fn(tx, order);
+    outbox = takeRecordedWebhookDeliveries(tx);
+    return value;
   });
+  await enqueueWebhooksAfterCommit(ctx, outbox);
+  return result;
 }
 
 export function windowEndsAt(ctx: WorkflowContext, order: Order): Date {

@@ -1,6 +1,6 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
-import { transitionOrder } from '@certq/db';
 import { UPSTREAM_FLOOR_MS } from '@certq/core';
+import { transitionOrder } from '@certq/db';
 import { sql } from 'drizzle-orm';
 import type { WorkflowContext } from '../context';
 import { completeIssuance } from '../issuance';

@@ -1,0 +1,78 @@
+import { QUEUE_NAMES } from '@certq/core';
+import { type ConnectionOptions, Queue, Worker } from 'bullmq';
+import type { WorkflowContext } from './context';
+import { scanRenewals } from './renewals/scanner';
+import { notifyExpiring } from './webhooks/expiring';
+
+export const RENEWAL_SCAN_SCHEDULER = 'renewal-scan';
+
+export interface MaintenanceOptions {
+  connection: ConnectionOptions;
+  /** Register the renewal-scan job scheduler (every RENEW_SCAN_INTERVAL_MS). Default true. */
+  schedule?: boolean;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+}
+
+export interface Maintenance {
+  queue: Queue;
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+/**
+ * Periodic housekeeping on the maintenance queue: a BullMQ job scheduler adds a `renewal-scan` job
+ * every RENEW_SCAN_INTERVAL_MS (every worker upserts the same scheduler, so there is one schedule
+ * however many run), and a Worker of concurrency 1 runs it: the renewal scan, then the
+ * certificate.expiring notifications. The scan's own advisory lock keeps two workers from scanning
+ * at once even if jobs overlap (a manual trigger, a slow scan).
+ */
+export async function startMaintenance(
+  ctx: WorkflowContext,
+  options: MaintenanceOptions,
+): Promise<Maintenance> {
+  const queue = new Queue(QUEUE_NAMES.maintenance, {
+    connection: options.connection,
+    prefix: ctx.queues.prefix,
+  });
+  if (options.schedule ?? true) {
+    await queue.upsertJobScheduler(
+      RENEWAL_SCAN_SCHEDULER,
+      { every: ctx.config.RENEW_SCAN_INTERVAL_MS },
+      {
+        name: RENEWAL_SCAN_SCHEDULER,
+        opts: { removeOnComplete: { count: 10 }, removeOnFail: { count: 100 } },
+      },
+    );
+  }
+  const worker = new Worker(
+    QUEUE_NAMES.maintenance,
+    async (job) => {
+      if (job.name !== RENEWAL_SCAN_SCHEDULER) return `unknown job ${job.name}`;
+      const scan = await scanRenewals(ctx);
+      const expiring = await notifyExpiring(ctx);
+      return { ...scan, expiringNotified: expiring.recorded };
+    },
+    {
+      connection: options.connection,
+      prefix: ctx.queues.prefix,
+      concurrency: 1,
+      autorun: false,
+      // A scan of many thousand certificates may take a while; the lock is renewed meanwhile.
+      lockDuration: options.lockDurationMs ?? 60_000,
+      stalledInterval: options.stalledIntervalMs ?? 30_000,
+    },
+  );
+  worker.on('error', (error) => ctx.logger.error({ err: error }, 'maintenance worker error'));
+  worker.on('failed', (job, error) =>
+    ctx.logger.error({ err: error, job: job?.name }, 'maintenance job failed'),
+  );
+  return {
+    queue,
+    worker,
+    async close() {
+      await worker.close();
+      await queue.close();
+    },
+  };
+}

@@ -1,0 +1,211 @@
+import { insertOrders, type Order, type OrderRequest, type Queryable } from '@certq/db';
+import { type SQL, sql } from 'drizzle-orm';
+import type { WorkflowContext } from '../context';
+import { enqueueOrders } from '../queues';
+import { RenewalBacklog, renewalPriority, spreadNotBefore } from './priority';
+
+export interface ScanOptions {
+  /** The scan's "now" (default `ctx.clock.now()`). */
+  now?: Date;
+  /** Certificates read and orders inserted per round trip (default 1000). */
+  batchSize?: number;
+  /** Called after each batch is committed and enqueued (progress, benchmarks). */
+  onBatch?: (progress: { batch: number; created: number; skipped: number }) => void;
+}
+
+export interface ScanResult {
+  /** False when another process was scanning and this run did nothing. */
+  ran: boolean;
+  /** Certificates due for renewal when the scan started (in the window, not backed off, no active order). */
+  due: number;
+  /** Renewal orders created and enqueued. */
+  created: number;
+  /** Due certificates that got no order (an order for the same set appeared meanwhile). */
+  skipped: number;
+  batches: number;
+  durationMs: number;
+}
+
+export interface ScanCursor {
+  /** not_after with Postgres's full microsecond precision (a JS Date would drop them). */
+  notAfter: string;
+  id: string;
+}
+
+export interface CandidateRow extends Record<string, unknown> {
+  id: string;
+  tenant_id: string;
+  domains: string[];
+  algorithm: 'ECC' | 'RSA';
+  ca: 'google' | 'letsencrypt' | 'zerossl';
+  cursor_ts: string;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The window: current, not yet expired, expiring within RENEW_BEFORE_DAYS, backoff passed, no active order. */
+function dueConditions(now: Date, windowEnd: Date): SQL {
+  return sql`c.is_current
+    and c.not_after > ${now.toISOString()}::timestamptz
+    and c.not_after <= ${windowEnd.toISOString()}::timestamptz
+    and (c.renewal_not_before is null or c.renewal_not_before <= ${now.toISOString()}::timestamptz)
+    and not exists (
+      select 1 from orders o
+      where o.tenant_id = c.tenant_id and o.domains_key = c.domains_key
+        and o.status in ('verifying', 'applying', 'issuing'))`;
+}
+
+/** Re-ANALYZE `orders` after this many batches that created orders (see freshenOrderStatistics). */
+export const ANALYZE_EVERY_BATCHES = 5;
+
+/**
+ * The "no active order" anti-join is planned from the statistics of `orders.status`. Taken while few
+ * orders were active (before a mass renewal), they make the planner compare every certificate with
+ * every active order (a materialised scan of them, or a scan of the other partial index) instead of
+ * probing orders_one_active_per_domain_set — fine at 100 active orders, quadratic at 10,000. So the
+ * scan refreshes them (sample-based, tens of ms) when it starts and every few batches while it inserts
+ * thousands; SKIP_LOCKED: if autovacuum is at it already, that will do.
+ */
+export async function freshenOrderStatistics(db: Queryable): Promise<void> {
+  await db.execute(sql`analyze (skip_locked) orders`);
+}
+
+/**
+ * One page of due certificates in (not_after, id) order, after `cursor`. Served by the partial index
+ * certificates_current_by_expiry (not_after, id) WHERE is_current — a range scan that stops after
+ * `limit` rows — and, per row, the partial unique index on active orders for the anti-join.
+ */
+export function renewalCandidatesQuery(
+  now: Date,
+  windowEnd: Date,
+  cursor: ScanCursor | undefined,
+  limit: number,
+): SQL {
+  const after = cursor
+    ? sql`and (c.not_after, c.id) > (${cursor.notAfter}::timestamptz, ${cursor.id}::uuid)`
+    : sql``;
+  return sql`
+    select c.id, c.tenant_id, c.domains, c.algorithm, c.ca,
+      to_char(c.not_after at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_ts
+    from certificates c
+    where ${dueConditions(now, windowEnd)} ${after}
+    order by c.not_after, c.id
+    limit ${limit}`;
+}
+
+export function renewalWindowEnd(ctx: WorkflowContext, now: Date): Date {
+  return new Date(now.getTime() + ctx.config.RENEW_BEFORE_DAYS * DAY_MS);
+}
+
+/**
+ * The renewal scanner: every current certificate within RENEW_BEFORE_DAYS of expiry (and not yet
+ * expired), past its renewal backoff, whose tenant has no active order for its domain set, gets a
+ * renewal order — same domains, algorithm and CA — with an interleaved priority (see priority.ts) and
+ * a first run spread over `due / UPSTREAM_MAX_RPS` seconds.
+ *
+ * One scan at a time across all workers: the scan holds a transaction-scoped advisory lock on its own
+ * connection while it pages through the certificates (keyset on (not_after, id), `batchSize` rows at a
+ * time, so memory stays flat however many are due). Each page's orders are inserted in their own short
+ * transaction and enqueued right after it commits, so a crash mid-scan loses nothing: what was
+ * committed is queued (or put back by the reconciler) and the next scan carries on with the rest.
+ */
+export async function scanRenewals(ctx: WorkflowContext, options: ScanOptions = {}): Promise<ScanResult> {
+  const started = Date.now();
+  const now = options.now ?? ctx.clock.now();
+  const batchSize = options.batchSize ?? 1000;
+  const windowEnd = renewalWindowEnd(ctx, now);
+  const stopTimer = ctx.metrics.renewalScanDuration.startTimer();
+  const result = await ctx.db.transaction(async (lockTx): Promise<ScanResult> => {
+    const lock = await lockTx.execute<{ locked: boolean }>(
+      sql`select pg_try_advisory_xact_lock(hashtext('certq:renewal-scan')) as locked`,
+    );
+    if (!lock.rows[0]?.locked)
+      return { ran: false, due: 0, created: 0, skipped: 0, batches: 0, durationMs: 0 };
+
+    await freshenOrderStatistics(ctx.db);
+    const counted = await lockTx.execute<{ n: number }>(
+      sql`select count(*)::int as n from certificates c where ${dueConditions(now, windowEnd)}`,
+    );
+    const due = counted.rows[0]?.n ?? 0;
+    ctx.metrics.renewalsDue.set(due);
+    const backlog = new RenewalBacklog(ctx.db);
+    let created = 0;
+    let skipped = 0;
+    let batches = 0;
+    let cursor: ScanCursor | undefined;
+    for (;;) {
+      const page = await lockTx.execute<CandidateRow>(
+        renewalCandidatesQuery(now, windowEnd, cursor, batchSize),
+      );
+      if (page.rows.length === 0) break;
+      batches++;
+      const last = page.rows[page.rows.length - 1]!;
+      cursor = { notAfter: last.cursor_ts, id: last.id };
+      await backlog.load(page.rows.map((c) => c.tenant_id));
+      const requests: OrderRequest[] = page.rows.map((c) => ({
+        tenantId: c.tenant_id,
+        domains: c.domains,
+        algorithm: c.algorithm,
+        ca: c.ca,
+        kind: 'renewal',
+        renewalOfCertificateId: c.id,
+        priority: renewalPriority(backlog.take(c.tenant_id)),
+        notBefore: spreadNotBefore(now, due, ctx.config.UPSTREAM_MAX_RPS, ctx.random),
+      }));
+      const inserted = await ctx.db.transaction((tx) => insertOrders(tx, requests));
+      const fresh: Order[] = inserted.orders.filter((o) => o.created).map((o) => o.order);
+      created += fresh.length;
+      skipped += requests.length - fresh.length;
+      ctx.metrics.renewalOrdersCreated.inc(fresh.length);
+      for (const order of fresh) {
+        ctx.logger.debug(
+          { orderId: order.id, tenantId: order.tenantId, certificateId: order.renewalOfCertificateId },
+          'renewal order created',
+        );
+      }
+      try {
+        await enqueueOrders(ctx.queues, fresh, now);
+      } catch (error) {
+        // Committed in Postgres: the reconciler puts them on their queues.
+        ctx.logger.warn({ err: error, orders: fresh.length }, 'enqueueing renewal orders failed');
+      }
+      if (fresh.length && batches % ANALYZE_EVERY_BATCHES === 0) await freshenOrderStatistics(ctx.db);
+      options.onBatch?.({ batch: batches, created, skipped });
+      if (page.rows.length < batchSize) break;
+    }
+    return { ran: true, due, created, skipped, batches, durationMs: 0 };
+  });
+  stopTimer();
+  result.durationMs = Date.now() - started;
+  if (result.ran && (result.created || result.skipped)) {
+    ctx.logger.info(
+      { due: result.due, created: result.created, skipped: result.skipped, ms: result.durationMs },
+      'renewal scan created orders',
+    );
+  }
+  return result;
+}
+
+/**
+ * EXPLAIN of one page of the scan (the first, or after `cursor`), for the benchmark and tests: the
+ * plan as text, whether the certificates are read through certificates_current_by_expiry and how
+ * (an ordered Index Scan that stops after `limit` rows when many are due; a Bitmap Index Scan and a
+ * small sort when the whole window fits in one page).
+ */
+export async function explainRenewalScan(
+  db: WorkflowContext['db'],
+  now: Date,
+  windowEnd: Date,
+  options: { cursor?: ScanCursor; limit?: number; analyze?: boolean } = {},
+): Promise<{ plan: string; usesExpiryIndex: boolean; scan: string }> {
+  const query = renewalCandidatesQuery(now, windowEnd, options.cursor, options.limit ?? 1000);
+  const result = await db.execute<{ 'QUERY PLAN': string }>(
+    options.analyze ? sql`explain (analyze, buffers) ${query}` : sql`explain ${query}`,
+  );
+  const plan = result.rows.map((r) => r['QUERY PLAN']).join('\n');
+  const scan =
+    /(Index Only Scan|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) certificates_current_by_expiry/.exec(
+      plan,
+    );
+  return { plan, usesExpiryIndex: scan !== null, scan: scan?.[1] ?? 'no index' };
+}

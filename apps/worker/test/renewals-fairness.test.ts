@@ -1,0 +1,110 @@
+import { setPriority } from 'node:os';
+import { PRIORITY } from '@certq/core';
+import { insertOrders, orders } from '@certq/db';
+import { waitFor } from '@certq/testing';
+import { and, count, eq, inArray } from 'drizzle-orm';
+import { afterAll, describe, expect, it } from 'vitest';
+import { enqueueOrders, scanRenewals, type WorkflowContext } from '../src';
+import { createWorkbench, type Workbench } from './helpers';
+import { spawnWorker } from './process';
+import { createTenant, DAY_MS, scanContext, seedCertificates, unique } from './renewal-helpers';
+
+let bench: Workbench | undefined;
+let ctx: WorkflowContext | undefined;
+let worker: ReturnType<typeof spawnWorker> | undefined;
+afterAll(async () => {
+  if (worker && worker.exitCode === null) worker.kill('SIGKILL');
+  await ctx?.close();
+  await bench?.close();
+});
+
+const BIG = 5000;
+const SMALL = 10;
+
+describe('fairness', () => {
+  it(`one tenant's ${BIG} renewals starve neither a new order nor another tenant's ${SMALL} renewals`, async () => {
+    // ~15,000 jobs keep both the simulator (here) and the worker (a child, which inherits this) busy for
+    // a minute or two: at a lower CPU priority, so the timing-sensitive test files running alongside
+    // are not starved by this one.
+    setPriority(10);
+    bench = await createWorkbench({ env: { UPSTREAM_MAX_RPS: '5000', WORKER_CONCURRENCY: '50' } });
+    const b = bench;
+    const big = await createTenant(b.db.db);
+    const small = await createTenant(b.db.db);
+    const now = b.clock.now().getTime();
+    const tag = unique('fair');
+    // The small tenant's certificates expire last: the scan meets them after all of the big tenant's,
+    // so only the interleaved priorities can get them done early.
+    await seedCertificates(b.db.db, [
+      ...Array.from({ length: BIG }, (_, i) => ({
+        tenantId: big.id,
+        domains: [`c${i}.big.${tag}.example.com`],
+        notAfter: new Date(now + (1 + (i / BIG) * 27) * DAY_MS),
+      })),
+      ...Array.from({ length: SMALL }, (_, i) => ({
+        tenantId: small.id,
+        domains: [`c${i}.small.${tag}.example.com`],
+        notAfter: new Date(now + 29 * DAY_MS),
+      })),
+    ]);
+    ctx = scanContext(b);
+    const scan = await scanRenewals(ctx);
+    expect(scan).toMatchObject({ due: BIG + SMALL, created: BIG + SMALL });
+    // The worker in its own process (as operators run it): the simulator keeps this one's core.
+    worker = spawnWorker(b.env);
+
+    const issuedOf = async (tenantId: string) =>
+      (
+        await b.db.db
+          .select({ n: count() })
+          .from(orders)
+          .where(and(eq(orders.tenantId, tenantId), eq(orders.kind, 'renewal'), eq(orders.status, 'issued')))
+      )[0]!.n;
+    // Once the big tenant's renewals are well under way, a new order arrives.
+    await waitFor(async () => (await issuedOf(big.id)) >= 250, {
+      message: 'the first renewals',
+      timeoutMs: 60_000,
+    });
+    const [fresh] = (
+      await insertOrders(b.db.db, [{ tenantId: b.tenantId, domains: [`new.${tag}.example.com`] }])
+    ).orders;
+    expect(fresh!.order.priority).toBe(PRIORITY.new);
+    await enqueueOrders(b.queues, [fresh!.order]);
+
+    const renewals = await b.db.db
+      .select({ id: orders.id })
+      .from(orders)
+      .where(and(eq(orders.kind, 'renewal'), inArray(orders.tenantId, [big.id, small.id])));
+    const done = await b.waitForStatus(
+      [...renewals.map((r) => r.id), fresh!.order.id],
+      ['issued', 'failed'],
+      360_000,
+    );
+    expect(done.filter((o) => o.status !== 'issued')).toEqual([]);
+    worker.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+
+    const finished = (tenantId: string) =>
+      done
+        .filter((o) => o.tenantId === tenantId && o.kind === 'renewal')
+        .map((o) => o.updatedAt.getTime())
+        .sort((x, y) => x - y);
+    const bigTimes = finished(big.id);
+    const smallTimes = finished(small.id);
+    expect(bigTimes).toHaveLength(BIG);
+    expect(smallTimes).toHaveLength(SMALL);
+    const median = bigTimes[Math.floor(BIG / 2)]!;
+    const newAt = done.find((o) => o.id === fresh!.order.id)!.updatedAt.getTime();
+    const bigBeforeNew = bigTimes.filter((t) => t < newAt).length;
+    const bigBeforeLastSmall = bigTimes.filter((t) => t < smallTimes[SMALL - 1]!).length;
+    console.info(
+      `fairness: new order finished after ${bigBeforeNew}/${BIG} of the big tenant's renewals; ` +
+        `the small tenant's last renewal after ${bigBeforeLastSmall}/${BIG}; ` +
+        `renewals took ${((bigTimes[BIG - 1]! - bigTimes[0]!) / 1000).toFixed(1)} s`,
+    );
+    // The new order jumps the queue: it finishes before most of the renewals already waiting.
+    expect(bigBeforeNew).toBeLessThan(BIG / 2);
+    // The small tenant's 10 are not held to the end: all finish before the big tenant's median.
+    expect(Math.max(...smallTimes)).toBeLessThan(median);
+  }, 420_000);
+});

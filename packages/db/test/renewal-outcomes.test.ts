@@ -1,0 +1,149 @@
+import { createTestDatabase, type TestDatabase } from '@certq/testing';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  certificates,
+  createDb,
+  type DbHandle,
+  lockOrder,
+  type Order,
+  orders,
+  renewalBackoffMs,
+  takeRecordedWebhookDeliveries,
+  tenants,
+  transitionOrder,
+  webhookDeliveries,
+} from '../src';
+
+let database: TestDatabase;
+let handle: DbHandle;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  handle = createDb(database.url);
+});
+afterAll(async () => {
+  await handle.close();
+  await database.drop();
+});
+
+const HOUR = 3_600_000;
+
+async function tenant(webhookUrl: string | null = null) {
+  const name = `t-${Math.random()}`;
+  const [row] = await handle.db
+    .insert(tenants)
+    .values({ name, tokenHash: `hash-${name}`, webhookUrl, webhookSecretSealed: webhookUrl && 'sealed' })
+    .returning();
+  return row!;
+}
+
+async function certificate(tenantId: string, domain: string) {
+  const [order] = await handle.db
+    .insert(orders)
+    .values({
+      tenantId,
+      domains: [domain],
+      domainsKey: domain,
+      status: 'issued',
+      applyId: `a-${Math.random()}`,
+    })
+    .returning();
+  const [cert] = await handle.db
+    .insert(certificates)
+    .values({
+      tenantId,
+      orderId: order!.id,
+      domains: [domain],
+      domainsKey: domain,
+      applyId: order!.applyId!,
+      algorithm: 'ECC',
+      ca: 'google',
+      notBefore: new Date(),
+      notAfter: new Date(Date.now() + 20 * 24 * HOUR),
+      fingerprint: 'f',
+      certificatePem: 'pem',
+      privateKeySealed: 'sealed',
+    })
+    .returning();
+  return cert!;
+}
+
+/** A renewal order of `certificateId` moved to failed at `at`, as the worker does. */
+async function failRenewal(tenantId: string, domain: string, certificateId: string, at: Date) {
+  const [order] = await handle.db
+    .insert(orders)
+    .values({
+      tenantId,
+      domains: [domain],
+      domainsKey: domain,
+      kind: 'renewal',
+      renewalOfCertificateId: certificateId,
+    })
+    .returning();
+  return handle.db.transaction(async (tx) => {
+    const locked = (await lockOrder(tx, order!.id)) as Order;
+    const failed = await transitionOrder(tx, { order: locked, to: 'failed', set: { lastError: 'no' }, at });
+    return { failed, outbox: takeRecordedWebhookDeliveries(tx) };
+  });
+}
+
+describe('transitionOrder: outcomes of renewal orders', () => {
+  it('a failed renewal backs off its certificate 1 h, 2 h, 4 h … at most 32 h, from the given moment', async () => {
+    const t = await tenant();
+    const cert = await certificate(t.id, 'backoff.example.com');
+    const at = new Date('2030-01-01T00:00:00Z');
+    const expected = [1, 2, 4, 8, 16, 32, 32, 32];
+    for (const [i, hours] of expected.entries()) {
+      await failRenewal(t.id, 'backoff.example.com', cert.id, at);
+      const [row] = await handle.db.select().from(certificates).where(eq(certificates.id, cert.id));
+      expect(row!.renewalFailures).toBe(i + 1);
+      expect(row!.renewalNotBefore!.getTime() - at.getTime()).toBe(hours * HOUR);
+      expect(renewalBackoffMs(i + 1)).toBe(hours * HOUR);
+    }
+  });
+
+  it('writes the webhook outbox row in the same transaction, only for a tenant with a webhook', async () => {
+    const quiet = await tenant();
+    const quietCert = await certificate(quiet.id, 'quiet.example.com');
+    const none = await failRenewal(quiet.id, 'quiet.example.com', quietCert.id, new Date());
+    expect(none.outbox).toEqual([]);
+
+    const hooked = await tenant('https://hooks.example.com/x');
+    const cert = await certificate(hooked.id, 'hooked.example.com');
+    const { failed, outbox } = await failRenewal(hooked.id, 'hooked.example.com', cert.id, new Date());
+    expect(outbox).toHaveLength(1);
+    const [row] = await handle.db
+      .select()
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.id, outbox[0]!));
+    expect(row).toMatchObject({
+      tenantId: hooked.id,
+      orderId: failed.id,
+      event: 'order.failed',
+      status: 'pending',
+    });
+    expect(row!.payload).toMatchObject({
+      id: outbox[0],
+      event: 'order.failed',
+      data: { orderId: failed.id, kind: 'renewal', renewalOfCertificateId: cert.id, error: 'no' },
+    });
+
+    // Rolled back with the transition: no row, and nothing left to enqueue.
+    const [order] = await handle.db
+      .insert(orders)
+      .values({ tenantId: hooked.id, domains: ['rollback.example.com'], domainsKey: 'rollback.example.com' })
+      .returning();
+    await expect(
+      handle.db.transaction(async (tx) => {
+        await transitionOrder(tx, { order: (await lockOrder(tx, order!.id))!, to: 'failed' });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    const rows = await handle.db
+      .select()
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.orderId, order!.id));
+    expect(rows).toEqual([]);
+  });
+});
