@@ -81,7 +81,7 @@ async function exportedFamilies(): Promise<{ texts: string[]; families: Map<stri
   const api = createApiMetrics({ ...fakeApiSources(), renewBeforeDays: 30 });
   const texts = [await worker.registry.metrics(), await api.registry.metrics()];
   const families = new Map<string, Family>();
-  // Two processes, two expositions (both export certq_renewals_due): parse each on its own.
+  // Two processes, two expositions: parse each on its own.
   for (const text of texts) for (const [name, family] of parseExposition(text)) families.set(name, family);
   return { texts, families };
 }
@@ -138,6 +138,7 @@ describe('metrics the code exports', () => {
       'certq_orders',
       'certq_certificate_expiration_timestamp_seconds',
       'certq_renewals_due',
+      'certq_renewal_scan_due',
       'certq_worker_process_cpu_seconds_total',
     ]) {
       expect(families.has(name), name).toBe(true);

@@ -1,7 +1,8 @@
 import { checkIssuedCertificate, type IssuedApplication } from '@certq/api-client';
-import { certificates, type Order, type Transaction, type TransitionArgs, transitionOrder } from '@certq/db';
+import { certificates, type Order, type Transaction, type TransitionArgs } from '@certq/db';
 import { and, eq, sql } from 'drizzle-orm';
 import type { WorkflowContext } from './context';
+import { transition } from './tasks/transition';
 
 export type IssuanceResult =
   | { status: 'issued'; order: Order; certificateId: string }
@@ -31,7 +32,7 @@ export async function completeIssuance(
     now: ctx.clock.now(),
   });
   if (!check.ok) {
-    const failed = await transitionOrder(tx, {
+    const failed = await transition(ctx, tx, {
       order,
       to: 'failed',
       set: { ...alsoSet, lastError: `the issued certificate was rejected: ${check.reason}` },
@@ -75,7 +76,7 @@ export async function completeIssuance(
       isCurrent: true,
     })
     .returning({ id: certificates.id });
-  const issued = await transitionOrder(tx, {
+  const issued = await transition(ctx, tx, {
     order,
     to: 'issued',
     set: { ...alsoSet, certificateId: certificate!.id, progress: 100, lastError: null },

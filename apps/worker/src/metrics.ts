@@ -53,7 +53,7 @@ export function createWorkerMetrics(registry = new Registry()) {
       registers: [registry],
     }),
     renewalsDue: new Gauge({
-      name: 'certq_renewals_due',
+      name: 'certq_renewal_scan_due',
       help: 'Certificates due for renewal at the last scan: inside RENEW_BEFORE_DAYS, past their backoff, no active order.',
       registers: [registry],
     }),

@@ -92,6 +92,9 @@ describe('an order goes verify → apply → poll → issued', () => {
     expect(after.apply - before.apply).toBe(1);
     expect(after.appliesByDomains['once.example.com']).toBe(1);
     expect(after.tooFrequent).toBe(0);
+    const finished = await bench.worker!.ctx.metrics.ordersFinished.get();
+    const issued = finished.values.find((v) => v.labels.status === 'issued' && v.labels.kind === 'new');
+    expect(issued?.value).toBeGreaterThanOrEqual(1);
   });
 
   it('re-adding the same stage job is harmless and a stale job changes nothing', async () => {

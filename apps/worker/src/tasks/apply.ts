@@ -1,11 +1,12 @@
 import { type ApplyResult, isHttpsokError } from '@certq/api-client';
 import { generateToken, hashToken, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { type Order, orders, recordOrderEvent, transitionOrder } from '@certq/db';
+import { type Order, orders, recordOrderEvent } from '@certq/db';
 import { and, eq, isNull, lte } from 'drizzle-orm';
 import type { WorkflowContext } from '../context';
 import { enqueueOrders } from '../queues';
 import { describeError, loadForStage, retryLater, type StageJob, withLockedOrder } from './common';
 import { delayUntil, done, type Outcome } from './outcome';
+import { transition } from './transition';
 
 /** How long an apply call may be in flight: the client's timeout plus a margin. */
 const IN_FLIGHT_MS = 30_000;
@@ -72,7 +73,7 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
     }
     const outcome = await withLockedOrder(ctx, job, 'applying', async (tx, locked) => {
       if (isHttpsokError(error) && error.authFailed) {
-        await transitionOrder(tx, {
+        await transition(ctx, tx, {
           order: locked,
           to: 'failed',
           set: { ...clear, lastError: `httpsok refused the API key: ${error.msg}` },
@@ -84,7 +85,7 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
       if (isHttpsokError(error) && error.code !== null && !error.retryable) {
         // A definite refusal (e.g. a CNAME disappeared since verification): verify again.
         const now = ctx.clock.now();
-        const back = await transitionOrder(tx, {
+        const back = await transition(ctx, tx, {
           order: locked,
           to: 'verifying',
           set: { ...clear, stageAttempts: 0, stageStartedAt: now, nextAttemptAt: now, lastError: error.msg },
@@ -114,7 +115,7 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
       return undefined;
     }
     const now = ctx.clock.now();
-    return transitionOrder(tx, {
+    return transition(ctx, tx, {
       order: locked,
       to: 'issuing',
       set: {
@@ -163,7 +164,7 @@ async function claimSlowly(
           { orderId: order.id, tenantId: order.tenantId, stage: 'apply' },
           'previous apply call has no known outcome; applying again',
         );
-        const updated = await transitionOrder(tx, {
+        const updated = await transition(ctx, tx, {
           order,
           to: 'applying',
           set: intentSet,

@@ -7,12 +7,12 @@ import {
   type Transaction,
   type TransitionArgs,
   takeRecordedWebhookDeliveries,
-  transitionOrder,
 } from '@certq/db';
 import type { WorkflowContext } from '../context';
 import { enqueueOrders } from '../queues';
 import { enqueueWebhooksAfterCommit } from '../webhooks/delivery';
 import { delayUntil, done, type Outcome } from './outcome';
+import { transition } from './transition';
 
 export interface StageJob {
   orderId: string;
@@ -82,7 +82,7 @@ export async function retryLater(
   const now = ctx.clock.now();
   const message = describeError(error);
   if (now >= windowEndsAt(ctx, order)) {
-    const failed = await transitionOrder(tx, {
+    const failed = await transition(ctx, tx, {
       order,
       to: 'failed',
       set: {
@@ -103,7 +103,7 @@ export async function retryLater(
     UPSTREAM_FLOOR_MS,
   );
   const nextAttemptAt = new Date(now.getTime() + delay);
-  const updated = await transitionOrder(tx, {
+  const updated = await transition(ctx, tx, {
     order,
     to: order.status,
     set: { ...extra, stageAttempts: order.stageAttempts + 1, nextAttemptAt, lastError: message },

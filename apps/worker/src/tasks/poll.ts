@@ -1,11 +1,11 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
 import { UPSTREAM_FLOOR_MS } from '@certq/core';
-import { transitionOrder } from '@certq/db';
 import { sql } from 'drizzle-orm';
 import type { WorkflowContext } from '../context';
 import { completeIssuance } from '../issuance';
 import { describeError, loadForStage, retryLater, type StageJob, withLockedOrder } from './common';
 import { delayUntil, done, type Outcome } from './outcome';
+import { transition } from './transition';
 
 /**
  * issuing: ask httpsok for the application, no sooner than POLL_INTERVAL_MS after the previous request
@@ -91,7 +91,7 @@ export async function pollApplication(
       return done(issued.status === 'issued' ? 'issued' : 'failed: certificate rejected');
     }
     if (application.status === 'failed') {
-      await transitionOrder(tx, {
+      await transition(ctx, tx, {
         order,
         to: 'failed',
         set: { lastPolledAt: polledAt, lastError: `httpsok failed the application: ${application.reason}` },

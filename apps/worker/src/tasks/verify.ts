@@ -1,11 +1,12 @@
 import { isHttpsokError, type VerifyResult } from '@certq/api-client';
 import { backoffDelay, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { orderDns, transitionOrder } from '@certq/db';
+import { orderDns } from '@certq/db';
 import { sql } from 'drizzle-orm';
 import type { WorkflowContext } from '../context';
 import { enqueueOrders } from '../queues';
 import { loadForStage, retryLater, type StageJob, windowEndsAt, withLockedOrder } from './common';
 import { delayUntil, done, type Outcome } from './outcome';
+import { transition } from './transition';
 
 /**
  * verifying: ask httpsok whether every domain's CNAME is in place, store the instructions, and either
@@ -28,7 +29,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
     return (
       (await withLockedOrder(ctx, job, 'verifying', async (tx, locked) => {
         if (isHttpsokError(error) && error.authFailed) {
-          await transitionOrder(tx, {
+          await transition(ctx, tx, {
             order: locked,
             to: 'failed',
             set: { lastError: `httpsok refused the API key: ${error.msg}` },
@@ -67,7 +68,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
     }
     const now = ctx.clock.now();
     if (result.valid) {
-      const applying = await transitionOrder(tx, {
+      const applying = await transition(ctx, tx, {
         order: locked,
         to: 'applying',
         set: { stageAttempts: 0, stageStartedAt: now, nextAttemptAt: now, lastError: null },
@@ -78,7 +79,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
     const missing = result.configs.filter((c) => !c.valid);
     const instructions = missing.map((c) => `${c.domain}: CNAME ${c.host} → ${c.hostValue}`).join('; ');
     if (now >= windowEndsAt(ctx, locked)) {
-      const failed = await transitionOrder(tx, {
+      const failed = await transition(ctx, tx, {
         order: locked,
         to: 'failed',
         set: {
@@ -95,7 +96,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
       ctx.random,
     );
     const nextAttemptAt = new Date(now.getTime() + delay);
-    const waiting = await transitionOrder(tx, {
+    const waiting = await transition(ctx, tx, {
       order: locked,
       to: 'verifying',
       set: {
