@@ -1,7 +1,7 @@
 import { orderEvents, orders } from '@certq/db';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkbench, type Workbench } from './helpers';
+import { appliesAccountedFor, createWorkbench, names, type Workbench } from './helpers';
 import { spawnWorker } from './process';
 
 let bench: Workbench | undefined;
@@ -9,31 +9,6 @@ afterEach(async () => {
   await bench?.close();
   bench = undefined;
 });
-
-const names = (n: number, tag: string) => Array.from({ length: n }, (_, i) => [`o${i}.${tag}.example.com`]);
-
-/**
- * One application per order, plus at most one for each apply whose outcome a crash made unknowable.
- * Returns how many duplicate applications there were in all.
- */
-async function appliesAccountedFor(b: Workbench, ids: string[]) {
-  const unknown = await b.db.db
-    .select({ orderId: orderEvents.orderId, n: sql<number>`count(*)::int` })
-    .from(orderEvents)
-    .where(and(inArray(orderEvents.orderId, ids), eq(orderEvents.type, 'apply_outcome_unknown')))
-    .groupBy(orderEvents.orderId);
-  const repeats = new Map(unknown.map((u) => [u.orderId, u.n]));
-  const rows = await b.db.db.select().from(orders).where(inArray(orders.id, ids));
-  const stats = b.sim.stats();
-  let duplicates = 0;
-  for (const row of rows) {
-    const applies = stats.appliesByDomains[row.domains.join(',')] ?? 0;
-    expect(applies, row.domains.join(',')).toBeGreaterThanOrEqual(1);
-    expect(applies, row.domains.join(',')).toBeLessThanOrEqual(1 + (repeats.get(row.id) ?? 0));
-    duplicates += applies - 1;
-  }
-  return duplicates;
-}
 
 describe('worker processes', () => {
   it('killed with SIGKILL at random moments while 200 orders are in flight: every order issued once', async () => {

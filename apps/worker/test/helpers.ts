@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Clock, type Config, loadConfig } from '@certq/core';
-import { createDb, type DbHandle, insertOrders, type Order, orders, tenants } from '@certq/db';
+import { createDb, type DbHandle, insertOrders, type Order, orderEvents, orders, tenants } from '@certq/db';
 import { createSimulator, type Simulator, type SimulatorInit } from '@certq/simulator';
 import {
   createTestDatabase,
@@ -9,9 +9,10 @@ import {
   type TestRedis,
   waitFor,
 } from '@certq/testing';
-import { eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { expect } from 'vitest';
 import { createQueues, enqueueOrders, type Queues, startWorker, type WorkerHandle } from '../src';
 
 /** A clock tests can move forward; starts at real time and follows it. */
@@ -156,4 +157,31 @@ export async function createWorkbench(
     },
   };
   return bench;
+}
+
+/** One single-domain order per name: o0.<tag>.example.com, o1.… */
+export const names = (n: number, tag: string) =>
+  Array.from({ length: n }, (_, i) => [`o${i}.${tag}.example.com`]);
+
+/**
+ * One application per order, plus at most one for each apply whose outcome a crash made unknowable.
+ * Returns how many duplicate applications there were in all.
+ */
+export async function appliesAccountedFor(b: Workbench, ids: string[]) {
+  const unknown = await b.db.db
+    .select({ orderId: orderEvents.orderId, n: sql<number>`count(*)::int` })
+    .from(orderEvents)
+    .where(and(inArray(orderEvents.orderId, ids), eq(orderEvents.type, 'apply_outcome_unknown')))
+    .groupBy(orderEvents.orderId);
+  const repeats = new Map(unknown.map((u) => [u.orderId, u.n]));
+  const rows = await b.db.db.select().from(orders).where(inArray(orders.id, ids));
+  const stats = b.sim.stats();
+  let duplicates = 0;
+  for (const row of rows) {
+    const applies = stats.appliesByDomains[row.domains.join(',')] ?? 0;
+    expect(applies, row.domains.join(',')).toBeGreaterThanOrEqual(1);
+    expect(applies, row.domains.join(',')).toBeLessThanOrEqual(1 + (repeats.get(row.id) ?? 0));
+    duplicates += applies - 1;
+  }
+  return duplicates;
 }

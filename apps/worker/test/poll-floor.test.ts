@@ -1,15 +1,13 @@
 import { orders } from '@certq/db';
 import { eq } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkbench, type Workbench } from './helpers';
+import { createWorkbench, names, type Workbench } from './helpers';
 
 let bench: Workbench | undefined;
 afterEach(async () => {
   await bench?.close();
   bench = undefined;
 });
-
-const names = (n: number, tag: string) => Array.from({ length: n }, (_, i) => [`o${i}.${tag}.example.com`]);
 
 describe('the workflow survives', () => {
   it('a poll is never sent within 10 s of the previous one, even with duplicate jobs', async () => {
