@@ -51,7 +51,7 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   const logger = options.logger === undefined ? createApiLogger(config.LOG_LEVEL) : options.logger;
   if (options.migrate) await migrate(databaseUrl);
 
-  const db = createDb(databaseUrl, { applicationName: 'certq-api' });
+  const db = createDb(databaseUrl, { applicationName: 'certq-api', max: config.DATABASE_POOL_SIZE });
   // Rate limiting and readiness: fail fast rather than queue commands while Redis is away.
   const redis = new Redis(redisUrl, {
     maxRetriesPerRequest: 1,

@@ -68,7 +68,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL are required');
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
   const db = createDb(config.DATABASE_URL, {
-    max: Math.min(50, config.WORKER_CONCURRENCY + 5),
+    max: config.DATABASE_POOL_SIZE,
     applicationName: 'certq-worker',
   });
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });

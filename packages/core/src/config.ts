@@ -56,6 +56,11 @@ export const configSchema = z.object({
   RENEW_SCAN_INTERVAL_MS: int(10 * 60_000).pipe(z.number().min(1000)),
   UPSTREAM_TIMEOUT_MS: int(15_000).pipe(z.number().min(1000).max(120_000)),
   UPSTREAM_MAX_RPS: int(20).pipe(z.number().min(1)),
+  /**
+   * Postgres connections per process. Tasks hold one only between upstream calls, never across one,
+   * so a few serve many concurrent jobs; mind the server's max_connections times the replicas.
+   */
+  DATABASE_POOL_SIZE: int(10).pipe(z.number().min(1).max(500)),
   WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
   /** Apply calls in flight per worker process (see apps/worker/src/tasks/apply.ts on duplicates). */
   APPLY_CONCURRENCY: int(4).pipe(z.number().min(1).max(1000)),
