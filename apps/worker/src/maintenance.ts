@@ -1,4 +1,5 @@
 import { QUEUE_NAMES } from '@certq/core';
+import { purgeIdempotencyKeys } from '@certq/db';
 import { type ConnectionOptions, Queue, Worker } from 'bullmq';
 import type { WorkflowContext } from './context';
 import { scanRenewals } from './renewals/scanner';
@@ -24,7 +25,7 @@ export interface Maintenance {
  * Periodic housekeeping on the maintenance queue: a BullMQ job scheduler adds a `renewal-scan` job
  * every RENEW_SCAN_INTERVAL_MS (every worker upserts the same scheduler, so there is one schedule
  * however many run), and a Worker of concurrency 1 runs it: the renewal scan, then the
- * certificate.expiring notifications. The scan's own advisory lock keeps two workers from scanning
+ * certificate.expiring notifications, then deleting idempotency keys older than a day. The scan's own advisory lock keeps two workers from scanning
  * at once even if jobs overlap (a manual trigger, a slow scan).
  */
 export async function startMaintenance(
@@ -51,7 +52,8 @@ export async function startMaintenance(
       if (job.name !== RENEWAL_SCAN_SCHEDULER) return `unknown job ${job.name}`;
       const scan = await scanRenewals(ctx);
       const expiring = await notifyExpiring(ctx);
-      return { ...scan, expiringNotified: expiring.recorded };
+      const idempotencyKeysPurged = await purgeIdempotencyKeys(ctx.db, ctx.clock.now());
+      return { ...scan, expiringNotified: expiring.recorded, idempotencyKeysPurged };
     },
     {
       connection: options.connection,

@@ -1,7 +1,7 @@
 import { domainSetKey, PRIORITY } from '@certq/core';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { Database, Queryable } from './client';
-import { type Order, orders } from './schema';
+import { idempotencyKeys, type Order, orders } from './schema';
 
 export interface OrderRequest {
   tenantId: string;
@@ -116,4 +116,15 @@ export async function findOrder(db: Queryable, orderId: string): Promise<Order |
   }
   const rows = await statement.execute({ id: orderId });
   return rows[0];
+}
+
+/** Idempotency keys are honoured for a day (as Stripe does); older ones are deleted by the worker's maintenance job. */
+export const IDEMPOTENCY_KEY_TTL_MS = 24 * 3600_000;
+
+export async function purgeIdempotencyKeys(db: Queryable, now: Date): Promise<number> {
+  const deleted = await db
+    .delete(idempotencyKeys)
+    .where(lt(idempotencyKeys.createdAt, new Date(now.getTime() - IDEMPOTENCY_KEY_TTL_MS)))
+    .returning({ key: idempotencyKeys.key });
+  return deleted.length;
 }

@@ -4,10 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createDb,
   type DbHandle,
+  idempotencyKeys,
   lockOrder,
   migrate,
   orderEvents,
   orders,
+  purgeIdempotencyKeys,
   tenants,
   transitionOrder,
   violatedConstraint,
@@ -112,5 +114,38 @@ describe('@certq/db', () => {
       toStatus: 'applying',
       type: 'status_changed',
     });
+  });
+});
+
+describe('idempotency keys', () => {
+  it('are purged after a day, and only then', async () => {
+    const tenant = await newTenant();
+    const [order] = await handle.db
+      .insert(orders)
+      .values({ tenantId: tenant.id, domains: ['idem.example.com'], domainsKey: 'idem.example.com' })
+      .returning();
+    const now = new Date();
+    await handle.db.insert(idempotencyKeys).values([
+      {
+        tenantId: tenant.id,
+        key: 'old',
+        requestHash: 'h',
+        orderId: order!.id,
+        createdAt: new Date(now.getTime() - 25 * 3600_000),
+      },
+      {
+        tenantId: tenant.id,
+        key: 'fresh',
+        requestHash: 'h',
+        orderId: order!.id,
+        createdAt: new Date(now.getTime() - 23 * 3600_000),
+      },
+    ]);
+    expect(await purgeIdempotencyKeys(handle.db, now)).toBe(1);
+    const left = await handle.db
+      .select({ key: idempotencyKeys.key })
+      .from(idempotencyKeys)
+      .where(eq(idempotencyKeys.tenantId, tenant.id));
+    expect(left).toEqual([{ key: 'fresh' }]);
   });
 });
