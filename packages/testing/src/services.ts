@@ -1,10 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import pg from 'pg';
+import { findBinary, freePort, postgresAnswers, postgresBinDirs, redisAnswers, uidGid } from './probes';
 
 /**
  * Finds PostgreSQL and Redis for the test suite: the ones configured (or on their default local
@@ -14,48 +12,6 @@ import pg from 'pg';
 export interface Service {
   url: string;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-async function postgresAnswers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query('select 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-function findBinary(name: string, extraDirs: string[]): string | undefined {
-  const which = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
-  return extraDirs.map((dir) => join(dir, name)).find((candidate) => existsSync(candidate));
-}
-
-function postgresBinDirs(): string[] {
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .sort()
-    .reverse()
-    .map((version) => join(root, version, 'bin'));
 }
 
 export async function ensurePostgres(configured: string | undefined): Promise<Service> {
@@ -80,7 +36,7 @@ export async function ensurePostgres(configured: string | undefined): Promise<Se
     const result = spawnSync(full[0] as string, full[1] as string[], { encoding: 'utf8' });
     if (result.status !== 0) throw new Error(`${cmd} failed: ${result.stderr || result.stdout}`);
   };
-  if (asRoot) chownSync(dir, ...uidGid('postgres'));
+  if (asRoot) chownSync(dir, ...(uidGid('postgres') ?? [0, 0]));
   run(initdb, ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '--no-sync']);
   run(pgCtl, [
     '-D',
@@ -103,29 +59,6 @@ export async function ensurePostgres(configured: string | undefined): Promise<Se
       }
     },
   };
-}
-
-function uidGid(user: string): [number, number] {
-  const id = (flag: string) => Number(spawnSync('id', [flag, user], { encoding: 'utf8' }).stdout.trim());
-  return [id('-u'), id('-g')];
-}
-
-async function redisAnswers(url: string): Promise<boolean> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 3000,
-    retryStrategy: () => null,
-  });
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    return (await redis.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    redis.disconnect();
-  }
 }
 
 export async function ensureRedis(configured: string | undefined): Promise<Service> {
@@ -161,3 +94,5 @@ export async function ensureRedis(configured: string | undefined): Promise<Servi
     },
   };
 }
+
+export { freePort };
