@@ -7,14 +7,14 @@ import { authPlugin } from './plugins/auth';
 import { errorsPlugin, frameworkErrorHandler } from './plugins/errors';
 import { openapiPlugin } from './plugins/openapi';
 import { securityPlugin } from './plugins/security';
-import { callbacksRoutes, redactCallbackUrl } from './routes/callbacks';
-import { certificatesRoutes } from './routes/certificates';
-import { healthRoutes } from './routes/health';
-import { observabilityRoutes } from './routes/observability';
-import { ordersRoutes } from './routes/orders';
-import { renewalsRoutes } from './routes/renewals';
-import { tenantsRoutes } from './routes/tenants';
-import { webhooksRoutes } from './routes/webhooks';
+import { callbacksRoutes, redactCallbackUrl } from './routes/callbacks/index';
+import { certificatesRoutes } from './routes/certificates/index';
+import { healthRoutes } from './routes/health/index';
+import { observabilityRoutes } from './routes/observability/index';
+import { ordersRoutes } from './routes/orders/index';
+import { renewalsRoutes } from './routes/renewals/index';
+import { tenantsRoutes } from './routes/tenants/index';
+import { webhooksRoutes } from './routes/webhooks/index';
 
 export type { ApiDeps } from './deps';
 

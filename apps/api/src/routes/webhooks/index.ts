@@ -3,11 +3,11 @@ import { tenants, WEBHOOK_DELIVERY_STATUSES, type WebhookDelivery, webhookDelive
 import { and, desc, eq, type SQL } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { RouteOptions } from '../deps';
-import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../pagination';
-import { principalOf, tenantScope } from '../plugins/auth';
-import { badRequest, errorResponses, notFound } from '../plugins/errors';
-import { IdParams, Timestamp } from '../schemas';
+import type { RouteOptions } from '../../deps';
+import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../../pagination';
+import { principalOf, tenantScope } from '../../plugins/auth';
+import { badRequest, errorResponses, notFound } from '../../plugins/errors';
+import { IdParams, Timestamp } from '../../schemas';
 
 // ─── schemas ──────────────────────────────────────────────────────────────────────────────────────
 

@@ -4,11 +4,11 @@ import { getRenewalBatch, requestRenewals } from '@certq/worker';
 import { inArray } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { RouteOptions } from '../deps';
-import { enqueueSafely } from '../enqueue';
-import { principalOf, tenantScope } from '../plugins/auth';
-import { badRequest, errorResponses, notFound } from '../plugins/errors';
-import { IdParams, Timestamp } from '../schemas';
+import type { RouteOptions } from '../../deps';
+import { enqueueSafely } from '../../enqueue';
+import { principalOf, tenantScope } from '../../plugins/auth';
+import { badRequest, errorResponses, notFound } from '../../plugins/errors';
+import { IdParams, Timestamp } from '../../schemas';
 
 // ─── schemas ──────────────────────────────────────────────────────────────────────────────────────
 

@@ -3,9 +3,9 @@ import { tenants, violatedConstraint } from '@certq/db';
 import { asc } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { RouteOptions } from '../deps';
-import { ApiError, errorResponses } from '../plugins/errors';
-import { Timestamp } from '../schemas';
+import type { RouteOptions } from '../../deps';
+import { ApiError, errorResponses } from '../../plugins/errors';
+import { Timestamp } from '../../schemas';
 
 export const TenantInputSchema = z.strictObject({
   name: z

@@ -5,11 +5,11 @@ import { QUEUE_NAMES, safeEqual } from '@certq/core';
 import { Queue } from 'bullmq';
 import type { FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { RouteOptions } from '../deps';
-import { createApiMetrics } from '../observability/metrics';
-import { collectStats, type Stats, StatsSchema } from '../observability/stats';
-import { globalPlugin } from '../plugin';
-import { ApiError, errorResponses } from '../plugins/errors';
+import type { RouteOptions } from '../../deps';
+import { createApiMetrics } from '../../observability/metrics';
+import { collectStats, type Stats, StatsSchema } from '../../observability/stats';
+import { globalPlugin } from '../../plugin';
+import { ApiError, errorResponses } from '../../plugins/errors';
 
 /**
  * What an operator watches: Prometheus metrics at /metrics, counts at /v1/stats, a small page at

@@ -1,8 +1,8 @@
 import { receiveCallback } from '@certq/worker';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { RouteOptions } from '../deps';
-import { errorResponses, notFound } from '../plugins/errors';
+import type { RouteOptions } from '../../deps';
+import { errorResponses, notFound } from '../../plugins/errors';
 
 export const CALLBACK_BODY_LIMIT = 256 * 1024;
 export const CALLBACK_PATH_PREFIX = '/v1/callbacks/httpsok/';

@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { RouteOptions } from '../deps';
-import { errorResponses } from '../plugins/errors';
+import type { RouteOptions } from '../../deps';
+import { errorResponses } from '../../plugins/errors';
 
 export const READY_CHECK_TIMEOUT_MS = 1500;
 
