@@ -1,16 +1,14 @@
 import { createHash } from 'node:crypto';
-import { domainSetKey, isActive, normalizeDomain, normalizeDomainList, ORDER_STATUSES } from '@certq/core';
+import { domainSetKey, normalizeDomain, normalizeDomainList, ORDER_STATUSES } from '@certq/core';
 import {
   type Database,
   idempotencyKeys,
   insertOrders,
-  lockOrder,
   type Order,
   type OrderRequest,
   orderDns,
   orders,
   tenants,
-  transitionOrder,
   violatedConstraint,
 } from '@certq/db';
 import { and, arrayContains, desc, eq, inArray, type SQL, sql } from 'drizzle-orm';
@@ -19,10 +17,18 @@ import { z } from 'zod';
 import { insertNewOrdersFast } from '../../bulk-insert';
 import type { RouteOptions } from '../../deps';
 import { enqueueSafely } from '../../enqueue';
-import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../../pagination';
+import {
+  afterCursor,
+  CursorSchema,
+  cursorTimestamp,
+  decodeCursor,
+  LimitSchema,
+  page,
+} from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
 import { ApiError, badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { AlgorithmSchema, CaSchema, IdParams, Timestamp } from '../../schemas';
+import { cancelOrder, retryOrder } from './actions';
 
 // ─── schemas ──────────────────────────────────────────────────────────────────────────────────────
 
@@ -472,56 +478,8 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const scope = tenantScope(principal);
       const id = request.params.id;
-      let updated: Order;
-      try {
-        updated = await db.transaction(async (tx) => {
-          const order = await lockOrder(tx, id);
-          if (!order || (scope && order.tenantId !== scope)) throw notFound('order');
-          if (order.status !== 'failed')
-            throw new ApiError(
-              409,
-              'not_retryable',
-              `only a failed order can be retried; this one is ${order.status}`,
-            );
-          const now = new Date();
-          return transitionOrder(tx, {
-            order,
-            to: 'verifying',
-            set: {
-              attempts: order.attempts + 1,
-              stageAttempts: 0,
-              stageStartedAt: now,
-              nextAttemptAt: now,
-              applyId: null,
-              lastPolledAt: null,
-              lastError: null,
-              progress: 0,
-              callbackSecretHash: null,
-            },
-            event: { type: 'retried', detail: { previousApplyId: order.applyId, by: actorOf(principal) } },
-          });
-        });
-      } catch (error) {
-        if (violatedConstraint(error) !== 'orders_one_active_per_domain_set') throw error;
-        const [failed] = await db.select().from(orders).where(eq(orders.id, id));
-        const [active] = failed
-          ? await db
-              .select({ id: orders.id })
-              .from(orders)
-              .where(
-                and(
-                  eq(orders.tenantId, failed.tenantId),
-                  eq(orders.domainsKey, failed.domainsKey),
-                  inArray(orders.status, ['verifying', 'applying', 'issuing']),
-                ),
-              )
-          : [];
-        throw new ApiError(409, 'conflict', 'another active order already covers this domain set', {
-          activeOrderId: active?.id ?? null,
-        });
-      }
+      const updated = await retryOrder(db, { id, scope: tenantScope(principal), actor: actorOf(principal) });
       await enqueueSafely(queues, [updated], enqueueTimeout, request.log);
       const view = await views.get(id, undefined);
       return reply.code(202).send(view ?? toOrderView(updated));
@@ -541,20 +499,8 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     },
     async (request) => {
       const principal = principalOf(request);
-      const scope = tenantScope(principal);
       const id = request.params.id;
-      await db.transaction(async (tx) => {
-        const order = await lockOrder(tx, id);
-        if (!order || (scope && order.tenantId !== scope)) throw notFound('order');
-        if (!isActive(order.status))
-          throw new ApiError(409, 'not_cancellable', `the order already ended (${order.status})`);
-        // The queued job stays; the worker finds the order cancelled and drops it.
-        await transitionOrder(tx, {
-          order,
-          to: 'cancelled',
-          event: { type: 'cancelled', detail: { by: actorOf(principal) } },
-        });
-      });
+      await cancelOrder(db, { id, scope: tenantScope(principal), actor: actorOf(principal) });
       const view = await views.get(id, undefined);
       if (!view) throw notFound('order');
       return view;
