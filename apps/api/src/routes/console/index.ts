@@ -21,7 +21,7 @@ import {
   certificateDetail,
   expiringPerDay,
   orderDetail,
-  orderStatus,
+  orderLiveState,
   outcomesPerHour,
   searchCertificates,
   searchOrders,
@@ -241,9 +241,9 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   });
 
   app.get('/admin/orders/:id/live', { schema: { params: IdParams } }, async (request, reply) => {
-    const row = await orderStatus(db, request.params.id);
-    if (!row) throw new ApiError(404, 'not_found', 'no such order');
-    return send(reply, orderLive(row));
+    const live = await orderLiveState(db, request.params.id);
+    if (!live) throw new ApiError(404, 'not_found', 'no such order');
+    return send(reply, orderLive(live.order, live.events));
   });
 
   app.post('/admin/orders/:id/:action', async (request, reply) => {

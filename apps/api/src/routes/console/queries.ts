@@ -240,25 +240,35 @@ export async function orderDetail(db: Database, id: string): Promise<OrderDetail
   if (!order) return undefined;
   const dns = (
     await db.execute<{ row: Record<string, unknown> }>(sql`
-      select to_jsonb(d) - 'order_id' as row from order_dns d where d.order_id = ${id}
-      order by array_position(${order.domains}::text[], d.domain), d.domain`)
+      select to_jsonb(d) - 'order_id' as row from order_dns d join orders o on o.id = d.order_id
+      where d.order_id = ${id} order by array_position(o.domains, d.domain), d.domain`)
   ).rows.map((r) => r.row);
-  const events = (
-    await db.execute<OrderDetail['events'][number]>(sql`
-      select id, type, from_status, to_status, detail, at from order_events where order_id = ${id} order by id`)
-  ).rows;
+  const events = await orderEvents(db, id);
   const certificate = order.certificate_id ? await certificateRow(db, order.certificate_id) : undefined;
   return { order, dns, events, certificate };
 }
 
-/** The order's live part, polled by its page: status, progress, error. */
-export async function orderStatus(db: Database, id: string) {
+/** The order's live part, polled by its page: status, progress, error, events. */
+export async function orderLiveState(db: Database, id: string) {
   const [row] = (
-    await db.execute<{ status: OrderStatus; progress: number; last_error: string | null; updated_at: Date }>(
-      sql`select status, progress, last_error, updated_at from orders where id = ${id}`,
-    )
+    await db.execute<{
+      status: OrderStatus;
+      progress: number;
+      last_error: string | null;
+      updated_at: Date;
+      created_at: Date;
+    }>(sql`select status, progress, last_error, updated_at, created_at from orders where id = ${id}`)
   ).rows;
-  return row;
+  if (!row) return undefined;
+  return { order: row, events: await orderEvents(db, id) };
+}
+
+function orderEvents(db: Database, id: string) {
+  return db
+    .execute<OrderDetail['events'][number]>(
+      sql`select id, type, from_status, to_status, detail, at from order_events where order_id = ${id} order by id`,
+    )
+    .then((r) => r.rows);
 }
 
 async function certificateRow(db: Database, id: string): Promise<CertificateRow | undefined> {
@@ -434,12 +444,15 @@ export async function outcomesPerHour(db: Database, now = new Date()): Promise<C
   return { labels, issued: of('issued'), failed: of('failed') };
 }
 
-/** The order ids (not in the result) a table is about, for status counts after a bulk action. */
+/** One parameter holding a Postgres array literal (drizzle would spread a JS array into many). */
+const pgArray = (ids: string[]) => `{${ids.join(',')}}`;
+
+/** How many of these orders are in each status now (a bulk action's progress). */
 export async function statusCounts(db: Database, ids: string[]) {
   if (ids.length === 0) return {} as Record<string, number>;
   const rows = (
     await db.execute<{ status: string; n: number }>(
-      sql`select status, count(*)::int as n from orders where id = any(${ids}::uuid[]) group by status`,
+      sql`select status, count(*)::int as n from orders where id = any(${pgArray(ids)}::uuid[]) group by status`,
     )
   ).rows;
   return Object.fromEntries(rows.map((r) => [r.status, r.n])) as Record<string, number>;
