@@ -139,7 +139,7 @@ describe('the console at /admin in a browser', () => {
     const charts = await page.evaluate(() =>
       ['chart-expiring', 'chart-outcomes', 'chart-queues'].map(
         (id) =>
-          (window as unknown as { Chart: { getChart(id: string): unknown } }).Chart.getChart(id) !==
+          (globalThis as unknown as { Chart: { getChart(id: string): unknown } }).Chart.getChart(id) !==
           undefined,
       ),
     );

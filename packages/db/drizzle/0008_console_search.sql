@@ -8,7 +8,8 @@ CREATE INDEX "orders_domains_key_trgm" ON "orders" USING gin ("domains_key" gin_
 CREATE INDEX "certificates_domains_key_trgm" ON "certificates" USING gin ("domains_key" gin_trgm_ops);--> statement-breakpoint
 -- "failed orders, newest first" (the console's default triage list, and bulk retry's count).
 CREATE INDEX "orders_by_status_created" ON "orders" USING btree ("status","created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
--- Issued / failed per hour over 7 days: only the terminal events, a small part of order_events.
-CREATE INDEX "order_events_terminal_by_at" ON "order_events" USING btree ("at") WHERE "order_events"."to_status" in ('issued', 'failed');--> statement-breakpoint
+-- Issued / failed per hour over 7 days: only the terminal events, a small part of order_events; with
+-- to_status in the index the chart is an index-only scan.
+CREATE INDEX "order_events_terminal_by_at" ON "order_events" USING btree ("at","to_status") WHERE "order_events"."to_status" in ('issued', 'failed');--> statement-breakpoint
 -- A tenant's certificates by expiry (tenant page, certificate search within a tenant).
 CREATE INDEX "certificates_current_by_tenant_expiry" ON "certificates" USING btree ("tenant_id","not_after","id") WHERE "certificates"."is_current";

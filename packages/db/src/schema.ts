@@ -228,7 +228,7 @@ export const orderEvents = pgTable(
   (t) => [
     index('order_events_by_order').on(t.orderId, t.id),
     index('order_events_terminal_by_at')
-      .on(t.at)
+      .on(t.at, t.toStatus)
       .where(sql`${t.toStatus} in ('issued', 'failed')`),
   ],
 );

@@ -49,6 +49,7 @@ import {
   orderPage,
   orderRows,
   ordersPage,
+  orderTimeline,
   overviewPage,
   tenantPage,
 } from './templates';
@@ -243,7 +244,13 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   app.get('/admin/orders/:id/live', { schema: { params: IdParams } }, async (request, reply) => {
     const live = await orderLiveState(db, request.params.id);
     if (!live) throw new ApiError(404, 'not_found', 'no such order');
-    return send(reply, orderLive(live.order, live.events));
+    return send(reply, orderLive(live.order));
+  });
+
+  app.get('/admin/orders/:id/timeline', { schema: { params: IdParams } }, async (request, reply) => {
+    const live = await orderLiveState(db, request.params.id);
+    if (!live) throw new ApiError(404, 'not_found', 'no such order');
+    return send(reply, orderTimeline(live.order, live.events));
   });
 
   app.post('/admin/orders/:id/:action', async (request, reply) => {

@@ -395,7 +395,7 @@ export async function tenantDetail(db: Database, tenantId: string, now = new Dat
 // ─── charts ───────────────────────────────────────────────────────────────────────────────────────
 
 export interface ChartData {
-  /** 90 days from today (UTC): certificates whose notAfter falls on each day. */
+  /** Today and the next 90 days (UTC): certificates whose notAfter falls on each day. */
   expiring: { labels: string[]; counts: number[]; alreadyExpired: number };
   /** The last 7 × 24 hours: orders that reached issued / failed in each hour. */
   outcomes: { labels: string[]; issued: number[]; failed: number[] };
@@ -405,7 +405,7 @@ export interface ChartData {
 
 export async function expiringPerDay(db: Database, now = new Date()): Promise<ChartData['expiring']> {
   const today = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-  const end = new Date(today.getTime() + 90 * 86_400_000);
+  const end = new Date(today.getTime() + 91 * 86_400_000);
   const rows = (
     await db.execute<{ day: string; n: number }>(sql`
       select to_char(date_trunc('day', not_after at time zone 'UTC'), 'YYYY-MM-DD') as day, count(*)::int as n
@@ -420,7 +420,7 @@ export async function expiringPerDay(db: Database, now = new Date()): Promise<Ch
   ).rows;
   const byDay = new Map(rows.map((r) => [r.day, r.n]));
   const labels: string[] = [];
-  for (let d = 0; d < 90; d++)
+  for (let d = 0; d <= 90; d++)
     labels.push(new Date(today.getTime() + d * 86_400_000).toISOString().slice(0, 10));
   return { labels, counts: labels.map((l) => byDay.get(l) ?? 0), alreadyExpired: expired?.n ?? 0 };
 }

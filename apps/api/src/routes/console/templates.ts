@@ -177,7 +177,7 @@ export function orderPage(principal: ConsolePrincipal, detail: OrderDetail): Htm
   const { order, dns, events, certificate } = detail;
   const hasDiagnosis = dns.some((d) => 'status' in d || 'reason' in d);
   return html`<h1>Order <code>${order.id}</code></h1>
-<div id="order-live" hx-get="/admin/orders/${order.id}/live" hx-trigger="every 2s" hx-swap="innerHTML">${orderLive(order, events)}</div>
+<div id="order-live" hx-get="/admin/orders/${order.id}/live" hx-trigger="every 2s" hx-swap="innerHTML">${orderLive(order)}</div>
 <section class="actions">
 ${['retry', 'cancel', 'renew'].map(
   (action) =>
@@ -218,25 +218,28 @@ ${
         }<td>${when(d.checked_at as string)}</td></tr>`,
       )}</tbody></table>`
 }
-`;
+<h2>Timeline</h2>
+<div id="order-timeline" hx-get="/admin/orders/${order.id}/timeline" hx-trigger="every 3s" hx-swap="innerHTML">${orderTimeline(order, events)}</div>`;
 }
 
-/** The part of the order page that refreshes itself: status, last error and the timeline. */
-export function orderLive(
-  order: {
-    status: string;
-    progress?: unknown;
-    last_error: string | null;
-    updated_at?: unknown;
-    created_at?: unknown;
-  },
-  events: OrderDetail['events'],
-): Html {
+/** The part of the order page that refreshes itself: status, progress, last error. */
+export function orderLive(order: {
+  status: string;
+  progress?: unknown;
+  last_error: string | null;
+  updated_at?: unknown;
+}): Html {
   return html`<p class="live">Status ${statusBadge(order.status)} <span class="progress-pct">${String(order.progress ?? 0)}%</span>
 <small>updated ${when(order.updated_at as Date)}</small></p>
-${order.last_error ? html`<p class="last-error">Last error: <span class="error">${order.last_error}</span></p>` : html``}
-<h2>Timeline</h2>
-<ol class="timeline"><li data-event="created"><time>${when(order.created_at as Date)}</time> <b>created</b></li>${events.map(
+${order.last_error ? html`<p class="last-error">Last error: <span class="error">${order.last_error}</span></p>` : html``}`;
+}
+
+/** Every event of order_events, oldest first, with the upstream trace ids; refreshes itself too. */
+export function orderTimeline(
+  order: { created_at?: unknown; [key: string]: unknown },
+  events: OrderDetail['events'],
+): Html {
+  return html`<ol class="timeline"><li data-event="created"><time>${when(order.created_at as Date)}</time> <b>created</b></li>${events.map(
     (e) => {
       const detail = e.detail ?? {};
       const trace = typeof detail.traceId === 'string' ? detail.traceId : null;
