@@ -5,7 +5,13 @@ import { createSimulator, type Simulator } from '@certq/simulator';
 import { startWorker, type WorkerHandle } from '@certq/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
+import {
+  createTestEnv,
+  startTestApi,
+  type TestApi,
+  type TestEnv,
+  uniqueDomain,
+} from '../apps/api/test/helpers';
 
 let env: TestEnv;
 let api: TestApi;
