@@ -1,11 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import type { Database, Order } from '@certq/db';
-import { getRenewalBatch, type Queues, requestRenewals } from '@certq/worker';
+import type { Database } from '@certq/db';
+import {
+  cancelOrder,
+  enqueueSafely,
+  getRenewalBatch,
+  isWorkflowError,
+  type Queues,
+  requestRenewals,
+  retryOrder,
+} from '@certq/workflow';
 import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
-import { enqueueSafely } from '../../enqueue';
 import { ApiError } from '../../plugins/errors';
-import { cancelOrder, retryOrder } from '../orders/actions';
 import { CONSOLE_ACTOR } from './auth';
 import {
   ACTIVE,
@@ -18,10 +24,10 @@ import {
 
 /**
  * Actions on one order or on every order matching the console's filter. Each order changes in its own
- * transaction through the same functions the JSON API uses (retryOrder, cancelOrder, requestRenewals),
- * so the console adds no state change of its own. A bulk action is capped (BULK_CAP orders), counted
- * before it is confirmed and followed afterwards: the job's own progress while it runs, then the
- * statuses of the orders it touched (or of the renewal batch it created).
+ * transaction through the same @certq/workflow functions the JSON API uses (retryOrder, cancelOrder,
+ * requestRenewals), so the console adds no state change of its own. A bulk action is capped (BULK_CAP
+ * orders), counted before it is confirmed and followed afterwards: the job's own progress while it
+ * runs, then the statuses of the orders it touched (or of the renewal batch it created).
  */
 export type BulkAction = 'retry' | 'cancel' | 'renew';
 export const BULK_ACTIONS: readonly BulkAction[] = ['retry', 'cancel', 'renew'];
@@ -131,25 +137,25 @@ export class BulkJobs {
 
   async #each(job: BulkJob, ids: string[]) {
     const { db, queues, enqueueTimeoutMs, log } = this.deps;
-    const fn = job.action === 'retry' ? retryOrder : cancelOrder;
+    const act = (id: string) =>
+      job.action === 'retry'
+        ? retryOrder({ db, queues, enqueueTimeoutMs }, id, { actor: CONSOLE_ACTOR, log })
+        : cancelOrder({ db }, id, { actor: CONSOLE_ACTOR });
     try {
-      // A few orders at a time: each is its own short transaction; retried ones are enqueued per chunk.
+      // A few orders at a time: each is its own short transaction (retried ones are enqueued by it).
       for (let i = 0; i < ids.length; i += 20) {
-        const chunk = ids.slice(i, i + 20);
-        const changed: Order[] = [];
         await Promise.all(
-          chunk.map(async (id) => {
+          ids.slice(i, i + 20).map(async (id) => {
             try {
-              changed.push(await fn(db, { id, scope: undefined, actor: CONSOLE_ACTOR }));
+              await act(id);
             } catch (error) {
-              if (!(error instanceof ApiError)) throw error;
+              if (!isWorkflowError(error)) throw error;
               job.refused[error.code] = (job.refused[error.code] ?? 0) + 1;
             } finally {
               job.done++;
             }
           }),
         );
-        if (job.action === 'retry') await enqueueSafely(queues, changed, enqueueTimeoutMs, log);
       }
     } catch (error) {
       job.error = (error as Error).message;

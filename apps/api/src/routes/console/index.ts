@@ -3,15 +3,14 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUEUE_NAMES } from '@certq/core';
+import { cancelOrder, isWorkflowError, retryOrder } from '@certq/workflow';
 import { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
-import { enqueueSafely } from '../../enqueue';
 import { collectStats } from '../../observability/stats';
-import { ApiError } from '../../plugins/errors';
-import { cancelOrder, retryOrder } from '../orders/actions';
+import { ApiError, WORKFLOW_STATUS } from '../../plugins/errors';
 import { CONSOLE_ACTOR, type ConsolePrincipal, canAct, consolePrincipal } from './auth';
 import { BulkJobs, bulkPreview } from './bulk';
 import { type Html, html, queryString } from './html';
@@ -58,8 +57,9 @@ import {
  * The operator console at /admin: server-rendered pages with a little htmx, charts by Chart.js, both
  * served from our own node_modules (no CDN: the console works without internet access). Same operator
  * auth as /admin/queues (Bearer, or Basic with the token as password); the viewer (VIEWER_TOKEN) sees
- * every page and is refused every action (403) by `canAct`. Actions call the same functions as the
- * JSON API (retryOrder, cancelOrder, requestRenewals): the console has no state change of its own.
+ * every page and is refused every action (403) by `canAct`. Actions call the same @certq/workflow
+ * functions as the JSON API (retryOrder, cancelOrder, requestRenewals): the console has no state change
+ * of its own.
  */
 declare module 'fastify' {
   interface FastifyRequest {
@@ -93,7 +93,7 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     enqueueTimeoutMs: deps.enqueueTimeoutMs ?? 2000,
     log: app.log,
   });
-  const extraQueues = [QUEUE_NAMES.renewals, QUEUE_NAMES.webhooks, QUEUE_NAMES.maintenance].map(
+  const extraQueues = [QUEUE_NAMES.webhooks, QUEUE_NAMES.maintenance].map(
     (name) => new Queue(name, { connection: deps.redis, prefix: config.REDIS_PREFIX }),
   );
   app.addHook('onClose', async () => {
@@ -133,7 +133,11 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   // Action errors come back as a message htmx swaps into the page (console.js lets 4xx swap).
   app.setErrorHandler(async (error, request, reply) => {
     const status =
-      error instanceof ApiError ? error.statusCode : ((error as { statusCode?: number }).statusCode ?? 500);
+      error instanceof ApiError
+        ? error.statusCode
+        : isWorkflowError(error)
+          ? WORKFLOW_STATUS[error.code]
+          : ((error as { statusCode?: number }).statusCode ?? 500);
     if (status >= 500) request.log.error({ err: error }, 'console error');
     const message = status >= 500 ? 'something went wrong; see the API log' : (error as Error).message;
     if (status === 401) reply.header('www-authenticate', 'Basic realm="certq admin", charset="UTF-8"');
@@ -257,12 +261,15 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     const { id, action } = request.params as { id: string; action: string };
     if (!IdParams.safeParse({ id }).success) throw new ApiError(404, 'not_found', 'no such order');
     if (action === 'retry') {
-      const order = await retryOrder(db, { id, scope: undefined, actor: CONSOLE_ACTOR });
-      await enqueueSafely(deps.queues, [order], deps.enqueueTimeoutMs ?? 2000, request.log);
+      const order = await retryOrder(
+        { db, queues: deps.queues, enqueueTimeoutMs: deps.enqueueTimeoutMs },
+        id,
+        { actor: CONSOLE_ACTOR, log: request.log },
+      );
       return send(reply, flash('ok', `Retried: the order is ${order.status} again (run ${order.attempts}).`));
     }
     if (action === 'cancel') {
-      await cancelOrder(db, { id, scope: undefined, actor: CONSOLE_ACTOR });
+      await cancelOrder({ db }, id, { actor: CONSOLE_ACTOR });
       return send(reply, flash('ok', 'Cancelled.'));
     }
     if (action === 'renew') {
