@@ -4,7 +4,14 @@ import { and, arrayContains, desc, eq, lte, type SQL, sql } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../../pagination';
+import {
+  afterCursor,
+  CursorSchema,
+  cursorTimestamp,
+  decodeCursor,
+  LimitSchema,
+  page,
+} from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { AlgorithmSchema, CaSchema, IdParams, Timestamp } from '../../schemas';
@@ -88,6 +95,7 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
     '/v1/certificates',
     {
       schema: {
+        operationId: 'listCertificates',
         tags: ['certificates'],
         summary: 'List certificate metadata, newest first',
         description: 'Current certificates only unless includeHistory=true. Keyset pagination as for orders.',
@@ -132,6 +140,7 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
     '/v1/certificates/:id',
     {
       schema: {
+        operationId: 'getCertificate',
         tags: ['certificates'],
         summary: 'Certificate metadata and its PEM chain',
         params: IdParams,
@@ -152,6 +161,7 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
     '/v1/certificates/:id/private-key',
     {
       schema: {
+        operationId: 'getCertificatePrivateKey',
         tags: ['certificates'],
         summary: 'The private key (audited)',
         description:

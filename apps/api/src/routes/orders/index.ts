@@ -19,7 +19,14 @@ import { z } from 'zod';
 import { insertNewOrdersFast } from '../../bulk-insert';
 import type { RouteOptions } from '../../deps';
 import { enqueueSafely } from '../../enqueue';
-import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../../pagination';
+import {
+  afterCursor,
+  CursorSchema,
+  cursorTimestamp,
+  decodeCursor,
+  LimitSchema,
+  page,
+} from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
 import { ApiError, badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { AlgorithmSchema, CaSchema, IdParams, Timestamp } from '../../schemas';
@@ -323,6 +330,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders',
     {
       schema: {
+        operationId: 'createOrder',
         tags: ['orders'],
         summary: 'Order a certificate',
         description:
@@ -372,6 +380,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/bulk',
     {
       schema: {
+        operationId: 'createOrdersBulk',
         tags: ['orders'],
         summary: 'Order many certificates at once',
         description:
@@ -414,6 +423,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id',
     {
       schema: {
+        operationId: 'getOrder',
         tags: ['orders'],
         summary: 'One order',
         params: IdParams,
@@ -431,6 +441,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders',
     {
       schema: {
+        operationId: 'listOrders',
         tags: ['orders'],
         summary: 'List orders, newest first',
         description:
@@ -461,6 +472,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id/retry',
     {
       schema: {
+        operationId: 'retryOrder',
         tags: ['orders'],
         summary: 'Start a failed order again',
         description:
@@ -532,6 +544,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id',
     {
       schema: {
+        operationId: 'cancelOrder',
         tags: ['orders'],
         summary: 'Cancel an active order',
         description: 'An active order becomes cancelled (200). An order that already ended answers 409.',

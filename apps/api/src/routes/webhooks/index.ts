@@ -4,7 +4,14 @@ import { and, desc, eq, type SQL } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../../pagination';
+import {
+  afterCursor,
+  CursorSchema,
+  cursorTimestamp,
+  decodeCursor,
+  LimitSchema,
+  page,
+} from '../../pagination';
 import { principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams, Timestamp } from '../../schemas';
@@ -113,6 +120,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     '/v1/webhook',
     {
       schema: {
+        operationId: 'setWebhook',
         tags: ['webhooks'],
         summary: 'Set your webhook (tenant)',
         description: putDescription,
@@ -131,6 +139,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     '/v1/webhook',
     {
       schema: {
+        operationId: 'deleteWebhook',
         tags: ['webhooks'],
         summary: 'Remove your webhook (tenant)',
         description: 'Pending deliveries are dropped (marked failed) when their turn comes.',
@@ -148,6 +157,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     {
       config: { auth: 'admin' },
       schema: {
+        operationId: 'setTenantWebhook',
         tags: ['webhooks'],
         summary: 'Set a tenant’s webhook (operator)',
         description: putDescription,
@@ -168,6 +178,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     {
       config: { auth: 'admin' },
       schema: {
+        operationId: 'deleteTenantWebhook',
         tags: ['webhooks'],
         summary: 'Remove a tenant’s webhook (operator)',
         params: IdParams,
@@ -184,6 +195,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     '/v1/webhook-deliveries',
     {
       schema: {
+        operationId: 'listWebhookDeliveries',
         tags: ['webhooks'],
         summary: 'List webhook deliveries, newest first',
         description:
