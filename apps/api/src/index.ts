@@ -7,3 +7,4 @@ export { globalPlugin } from './plugin';
 export { type AuthMode, actorOf, type Principal, principalOf, tenantScope } from './plugins/auth';
 export { ApiError, ErrorSchema, errorResponses, notFound } from './plugins/errors';
 export { type RunningApi, type StartApiOptions, startApi } from './server';
+export { buildOpenApiDocument, type OpenApiDoc, type OpenApiDocumentOptions } from './openapi-document';
