@@ -43,7 +43,10 @@ export function registerTenants(program: Command, run: RunAction) {
 }
 
 /** Wraps a command's action: errors become a message on stderr and the matching exit code. */
-// biome-ignore lint/suspicious/noExplicitAny: commander passes positional arguments of any shape
-export type RunAction = <A extends any[]>(
-  action: (...args: A) => Promise<number | undefined | void>,
+export type RunAction = <
+  // biome-ignore lint/suspicious/noExplicitAny: commander passes positional arguments of any shape
+  A extends any[],
+>(
+  // biome-ignore lint/suspicious/noConfusingVoidType: actions without an exit code of their own return nothing
+  action: (...args: A) => Promise<number | void>,
 ) => (...args: A) => Promise<void>;

@@ -93,7 +93,7 @@ export class Journal {
             throw new Error(
               `${this.path}: request ${record.seq} has ${record.ids.length} ids for ${lines.length} lines`,
             );
-          lines.forEach((line, i) => state.accepted.set(line, record.ids[i]!));
+          for (const [i, line] of lines.entries()) state.accepted.set(line, record.ids[i]!);
           sent.delete(record.seq);
           break;
         }
