@@ -55,7 +55,7 @@ beforeAll(async () => {
     logger: pino({ level: 'silent' }),
   });
   dir = await mkdtemp(join(tmpdir(), 'certq-cli-'));
-  admin = { api: api.url, token: api.config.ADMIN_TOKEN };
+  admin = { api: api.url, token: api.config.ADMIN_TOKEN! };
   const owner = await api.createTenant();
   const placed = await api.adminRequest('POST', '/v1/orders', {
     domains: [`x${randomBytes(3).toString('hex')}.fail.test`],
