@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { createSecretBox, loadConfig, parseEncryptionKey } from '@certq/core';
 import { createDb } from '@certq/db';
-import { createQueues, type WorkflowContext } from '@certq/worker';
+import { createQueues } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import { buildApp } from './app';
-
-/** Any use of the workflow while only the document is built is a bug: say so. */
-function unusable<T extends object>(name: string): T {
-  return new Proxy({} as T, {
-    get(_target, property) {
-      throw new Error(`${name}.${String(property)} used while building the OpenAPI document`);
-    },
-  });
-}
 
 function ready(redis: Redis, url: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -61,7 +52,6 @@ export async function buildOpenApiDocument(options: OpenApiDocumentOptions = {})
       db: handle.db,
       redis,
       queues,
-      workflow: unusable<WorkflowContext>('workflow'),
       secrets: createSecretBox(parseEncryptionKey(config.ENCRYPTION_KEY!)),
       config,
       logger: false,
