@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 
-export const CERTQ_BIN = join(import.meta.dirname, '..', 'bin', 'certq.js');
+export const CERTQ_BIN = join(import.meta.dirname, '..', 'apps', 'cli', 'bin', 'certq.js');
 
 export interface CliResult {
   code: number | null;

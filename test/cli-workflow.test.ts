@@ -15,8 +15,8 @@ import {
   type TestApi,
   type TestEnv,
   uniqueDomain,
-} from '../../api/test/helpers';
-import { CERTQ_BIN, runCli } from './run-cli';
+} from '../apps/api/test/helpers';
+import { CERTQ_BIN, runCli } from './cli-run';
 
 const exec = promisify(execFile);
 

@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv } from '../../api/test/helpers';
-import { runCli, startCli } from './run-cli';
+import { createTestEnv, startTestApi, type TestApi, type TestEnv } from '../apps/api/test/helpers';
+import { runCli, startCli } from './cli-run';
 
 let env: TestEnv;
 let api: TestApi;

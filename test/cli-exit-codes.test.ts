@@ -1,10 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import type { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv } from '../../api/test/helpers';
-import { buildProgram, EXIT, runCli } from '../src';
+import { createTestEnv, startTestApi, type TestApi, type TestEnv } from '../apps/api/test/helpers';
+import { buildProgram, EXIT, runCli } from '../apps/cli/src';
 
 let env: TestEnv;
 let api: TestApi;
@@ -48,6 +47,9 @@ async function certq(args: string[], credentials: { api?: string; token?: string
       else process.env[key] = value;
   }
 }
+
+/** commander's Command, as the program builds it. */
+type Command = ReturnType<typeof buildProgram>;
 
 function commandPaths(command: Command, prefix: string[] = []): string[][] {
   return command.commands
@@ -128,7 +130,7 @@ describe('certq exit codes and help', () => {
   });
 
   it('is built on @certq/sdk alone: no import of another certq app or package', async () => {
-    const src = join(import.meta.dirname, '..', 'src');
+    const src = join(import.meta.dirname, '..', 'apps', 'cli', 'src');
     const files = (await readdir(src, { recursive: true })).filter((f) => f.endsWith('.ts'));
     for (const file of files) {
       const text = await readFile(join(src, file), 'utf8');
