@@ -50,7 +50,8 @@ export function registerImport(orders: Command, run: RunAction) {
           out.data(summary);
           out.line(
             `${summary.file}: ${summary.lines} line(s): ${summary.accepted} accepted, ${summary.duplicate} duplicate, ` +
-              `${summary.refused} refused (${summary.requests} request(s)${summary.resumed ? ', resumed' : ''})`,
+              `${summary.refused} refused (${summary.requests} request(s), ${(summary.elapsedMs / 1000).toFixed(1)} s` +
+              `${summary.resumed ? ', resumed' : ''})`,
           );
           if (summary.refused) {
             const shown = summary.refusedLines.slice(0, SHOWN_REASONS);

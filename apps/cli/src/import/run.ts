@@ -28,6 +28,9 @@ export interface ImportSummary {
   requests: number;
   /** This run continued an interrupted import. */
   resumed: boolean;
+  /** Wall time of this run, and the part of it spent waiting for the API's answers. */
+  elapsedMs: number;
+  apiMs: number;
   refusedLines: { line: number; reason: string }[];
   duplicateLines: { line: number; duplicateOf: number; orderId: string }[];
 }
@@ -86,6 +89,8 @@ export async function importOrders(
   api: string,
   options: ImportOptions,
 ): Promise<ImportSummary> {
+  const startedAt = performance.now();
+  let apiMs = 0;
   const journal = new Journal(options.statePath ?? `${options.file}.certq-import`);
   if (options.restart) journal.remove();
   let survey: { sha256: string; lines: number };
@@ -169,7 +174,12 @@ export async function importOrders(
     for (let attempt = 1; ; attempt++) {
       try {
         requests++;
-        return await unwrap(client.createOrdersBulk({ body: { orders: batch.map((p) => p.order) } }));
+        const sent = performance.now();
+        try {
+          return await unwrap(client.createOrdersBulk({ body: { orders: batch.map((p) => p.order) } }));
+        } finally {
+          apiMs += performance.now() - sent;
+        }
       } catch (error) {
         const transient =
           isNetworkError(error) ||
@@ -271,6 +281,8 @@ export async function importOrders(
     refused: refusedLines.length,
     requests,
     resumed,
+    elapsedMs: Math.round(performance.now() - startedAt),
+    apiMs: Math.round(apiMs),
     refusedLines,
     duplicateLines,
   };
