@@ -59,6 +59,7 @@ export const observabilityRoutes = fp<RouteOptions>(
       {
         config: { auth: 'admin' },
         schema: {
+          operationId: 'getStats',
           tags: ['operator'],
           summary: 'Counts by status and tenant, certificates by days to expiry, failures by reason',
           response: { 200: StatsSchema, ...errorResponses(401, 404) },
