@@ -37,6 +37,7 @@ export const securityPlugin = globalPlugin<SecurityOptions>(
         const p = request.principal;
         if (p?.kind === 'admin') return 'admin';
         if (p?.kind === 'tenant') return `tenant:${p.tenantId}`;
+        if (p?.kind === 'edge') return `edge:${p.tokenId}`;
         return `ip:${request.ip}`;
       },
       errorResponseBuilder: (_request, context) =>
