@@ -9,14 +9,15 @@ const a = uniqueName('caddy-a');
 const b = uniqueName('caddy-b');
 let certA: { id: string; fingerprint: string };
 let certB: { id: string; fingerprint: string };
+let tenantA: { id: string; token: string };
 
 beforeAll(async () => {
   stack = await startStack();
-  const [tenantA, tenantB] = [await stack.createTenant(), await stack.createTenant()];
+  tenantA = await stack.createTenant();
+  const tenantB = await stack.createTenant();
   [certA, certB] = await Promise.all([stack.issue(tenantA.token, [a]), stack.issue(tenantB.token, [`*.${b}`, b])]);
   const token = await stack.edgeToken();
   caddy = await startCaddy({ certificateUrl: `${stack.apiUrl}/v1/tls/certificate?token=${token}` });
-  (globalThis as Record<string, unknown>).tenantA = tenantA;
 });
 afterAll(async () => {
   await caddy?.stop();
@@ -39,7 +40,6 @@ describe('Caddy with get_certificate http pointing at certq', () => {
   });
 
   it('presents the renewed certificate on new handshakes after a renewal (and says how soon)', async () => {
-    const tenantA = (globalThis as Record<string, { token: string }>).tenantA!;
     const renewed = await stack.issue(tenantA.token, [a]);
     expect(renewed.fingerprint).not.toBe(certA.fingerprint);
     const issuedAt = Date.now();

@@ -20,12 +20,16 @@ export interface Stack {
   rootPem: string;
   apiUrl: string;
   api: RunningApi | undefined;
-  request(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any; text: string }>;
+  request(token: string, method: string, path: string, body?: unknown, base?: string): Promise<{ status: number; body: any; text: string }>;
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any; text: string }>;
   createTenant(): Promise<{ id: string; token: string }>;
   edgeToken(tenantIds?: string[]): Promise<string>;
   /** Orders `domains` for a tenant and waits until the worker issued it; answers the new current certificate. */
   issue(tenantToken: string, domains: string[]): Promise<{ id: string; fingerprint: string }>;
+  /** The same through another API replica (base URL). */
+  issueVia(apiUrl: string, tenantToken: string, domains: string[]): Promise<{ id: string; fingerprint: string }>;
+  /** Another API replica over the same database and Redis (its own process state). */
+  startReplica(): Promise<RunningApi>;
   stopApi(): Promise<void>;
   startApi(): Promise<void>;
   close(): Promise<void>;
@@ -51,14 +55,15 @@ export async function startStack(): Promise<Stack> {
     WORKER_METRICS_PORT: '0',
   });
   let port = 0;
+  const replicas: RunningApi[] = [];
   const stack: Stack = {
     config,
     sim,
     rootPem,
     apiUrl: '',
     api: undefined,
-    async request(token, method, path, body) {
-      const response = await fetch(`${stack.apiUrl}${path}`, {
+    async request(token, method, path, body, base = stack.apiUrl) {
+      const response = await fetch(`${base}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${token}`,
@@ -84,19 +89,25 @@ export async function startStack(): Promise<Stack> {
       if (res.status !== 201) throw new Error(`edge token: ${res.status} ${res.text}`);
       return res.body.token;
     },
-    async issue(tenantToken, domains) {
-      const placed = await stack.request(tenantToken, 'POST', '/v1/orders', { domains });
+    issue: (tenantToken, domains) => stack.issueVia(stack.apiUrl, tenantToken, domains),
+    async issueVia(base, tenantToken, domains) {
+      const placed = await stack.request(tenantToken, 'POST', '/v1/orders', { domains }, base);
       if (placed.status !== 202) throw new Error(`order: ${placed.status} ${placed.text}`);
       const order = await waitFor(
         async () => {
-          const res = await stack.request(tenantToken, 'GET', `/v1/orders/${placed.body.id}`);
+          const res = await stack.request(tenantToken, 'GET', `/v1/orders/${placed.body.id}`, undefined, base);
           if (res.body?.status === 'failed') throw new Error(`order failed: ${res.body.lastError}`);
           return res.body?.status === 'issued' ? res.body : undefined;
         },
         { timeoutMs: 45_000, intervalMs: 100, message: `issuance of ${domains.join(',')}` },
       );
-      const cert = await stack.request(tenantToken, 'GET', `/v1/certificates/${order.certificateId}`);
+      const cert = await stack.request(tenantToken, 'GET', `/v1/certificates/${order.certificateId}`, undefined, base);
       return { id: cert.body.id, fingerprint: cert.body.fingerprint };
+    },
+    async startReplica() {
+      const replica = await startApi({ config, logger: false, host: '127.0.0.1', port: 0 });
+      replicas.push(replica);
+      return replica;
     },
     async stopApi() {
       await stack.api?.close();
@@ -110,6 +121,7 @@ export async function startStack(): Promise<Stack> {
     async close() {
       await worker.close();
       await stack.stopApi();
+      for (const replica of replicas) await replica.close();
       await sim.close();
       await redis.flush();
       await database.drop();

@@ -88,6 +88,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await delivery.start();
   app.decorate('delivery', delivery);
   app.decorate('metricRegistries', [delivery.edgeTokens.registry]);
+  // Long-polls of the change feed would hold a shutdown up for their whole wait: answer them now.
+  app.addHook('preClose', async () => delivery.follower.stopWaiting());
   app.addHook('onClose', async () => delivery.close());
   await app.register(errorsPlugin);
   await app.register(authPlugin, {

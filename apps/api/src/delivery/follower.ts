@@ -35,6 +35,7 @@ export class ChangeFollower {
   private running: Promise<void> | undefined;
   private again = false;
   private closed = false;
+  private closing = false;
 
   constructor(private readonly options: ChangeFollowerOptions) {}
 
@@ -51,8 +52,20 @@ export class ChangeFollower {
     return this.lastId;
   }
 
+  /** Set when the API is shutting down: long-polls answer at once instead of holding the close up. */
+  get stopping(): boolean {
+    return this.closing;
+  }
+
+  /** Wakes every long-poll for good (Fastify's preClose: in-flight requests must finish promptly). */
+  stopWaiting(): void {
+    this.closing = true;
+    for (const wake of [...this.waiters]) wake();
+  }
+
   /** Resolves at the next change seen (or when `timeoutMs` passes, or `signal` aborts). */
   waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.closing) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);

@@ -92,7 +92,13 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
       let after = cursor;
       for (;;) {
         const page = await readChanges(db, scope, after, limit);
-        if (page.changes.length > 0 || Date.now() >= deadline || closed.signal.aborted) return page;
+        if (
+          page.changes.length > 0 ||
+          Date.now() >= deadline ||
+          closed.signal.aborted ||
+          app.delivery.follower.stopping
+        )
+          return page;
         // Nothing visible to this caller yet: skip what others' changes it passed, then wait.
         after = Number(page.nextCursor);
         await app.delivery.follower.waitForChange(Math.min(deadline - Date.now(), 5_000), closed.signal);
