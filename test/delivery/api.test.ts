@@ -22,7 +22,10 @@ beforeAll(async () => {
   stack = await startStack();
   tenantA = await stack.createTenant();
   tenantB = await stack.createTenant();
-  [certA, certB] = await Promise.all([stack.issue(tenantA.token, [a]), stack.issue(tenantB.token, [`*.${b}`, b])]);
+  [certA, certB] = await Promise.all([
+    stack.issue(tenantA.token, [a]),
+    stack.issue(tenantB.token, [`*.${b}`, b]),
+  ]);
   allToken = await stack.edgeToken();
   onlyA = await stack.edgeToken([tenantA.id]);
 });
@@ -32,9 +35,17 @@ afterAll(async () => {
 
 describe('edge tokens', () => {
   it('are created, listed without secrets and revoked by the operator only', async () => {
-    const created = await stack.admin('POST', '/v1/edge-tokens', { name: 'edge-fra-1', tenantIds: [tenantB.id] });
+    const created = await stack.admin('POST', '/v1/edge-tokens', {
+      name: 'edge-fra-1',
+      tenantIds: [tenantB.id],
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name: 'edge-fra-1', tenantIds: [tenantB.id], revokedAt: null, useCount: 0 });
+    expect(created.body).toMatchObject({
+      name: 'edge-fra-1',
+      tenantIds: [tenantB.id],
+      revokedAt: null,
+      useCount: 0,
+    });
     expect(created.body.token).toMatch(/^cqe_/);
     const list = await stack.admin('GET', '/v1/edge-tokens');
     expect(list.status).toBe(200);
@@ -48,7 +59,9 @@ describe('edge tokens', () => {
     expect(revoked.status).toBe(200);
     expect(revoked.body.revokedAt).not.toBeNull();
     expect((await get(created.body.token, `/v1/tls/certificate?server_name=${b}`)).status).toBe(401);
-    expect((await stack.admin('DELETE', '/v1/edge-tokens/00000000-0000-4000-8000-000000000000')).status).toBe(404);
+    expect((await stack.admin('DELETE', '/v1/edge-tokens/00000000-0000-4000-8000-000000000000')).status).toBe(
+      404,
+    );
   });
 
   it('refuses bad input with a 400 and stores nothing', async () => {
@@ -90,13 +103,17 @@ describe('edge tokens', () => {
     expect((await get(onlyA, `/v1/tls/certificate?certificate_id=${certB.id}`)).status).toBe(204);
     const feed = await get(onlyA, '/v1/certificates/changes?cursor=0');
     expect(feed.status).toBe(200);
-    expect(new Set(feed.body.changes.map((c: { tenantId: string }) => c.tenantId))).toEqual(new Set([tenantA.id]));
+    expect(new Set(feed.body.changes.map((c: { tenantId: string }) => c.tenantId))).toEqual(
+      new Set([tenantA.id]),
+    );
 
     const tenantTls = await get(tenantA.token, `/v1/tls/certificate?server_name=${a}`);
     expect(tenantTls.status).toBe(403);
     const tenantFeed = await get(tenantB.token, '/v1/certificates/changes');
     expect(tenantFeed.status).toBe(200);
-    expect(tenantFeed.body.changes.map((c: { certificateId: string }) => c.certificateId)).toEqual([certB.id]);
+    expect(tenantFeed.body.changes.map((c: { certificateId: string }) => c.certificateId)).toEqual([
+      certB.id,
+    ]);
   });
 });
 
@@ -142,12 +159,15 @@ describe('GET /v1/tls/certificate', () => {
 
   it('documents 4xx for bad input', async () => {
     expect((await get(allToken, '/v1/tls/certificate')).status).toBe(400);
-    expect((await get(allToken, `/v1/tls/certificate?server_name=${a}&certificate_id=${certA.id}`)).status).toBe(400);
+    expect(
+      (await get(allToken, `/v1/tls/certificate?server_name=${a}&certificate_id=${certA.id}`)).status,
+    ).toBe(400);
     expect((await get(allToken, '/v1/tls/certificate?server_name=*.example.com')).status).toBe(400);
     expect((await get(allToken, '/v1/tls/certificate?server_name=127.0.0.1')).status).toBe(400);
     expect((await get(allToken, '/v1/tls/certificate?certificate_id=nope')).status).toBe(400);
     expect((await fetch(`${stack.apiUrl}/v1/tls/certificate?server_name=${a}`)).status).toBe(401);
-    const doc = await (await fetch(`${stack.apiUrl}/docs/json`)).json();
+    // biome-ignore lint/suspicious/noExplicitAny: the OpenAPI document is inspected field by field
+    const doc: any = await (await fetch(`${stack.apiUrl}/docs/json`)).json();
     const ops = [
       doc.paths['/v1/tls/certificate'].get,
       doc.paths['/v1/certificates/changes'].get,
@@ -170,7 +190,9 @@ describe('GET /v1/tls/certificate', () => {
     for (let i = 0; i < 3; i++) await get(created.body.token, `/v1/tls/certificate?server_name=${a}`);
     const metrics = await (await fetch(`${stack.apiUrl}/metrics`)).text();
     expect(metrics).toMatch(
-      new RegExp(`certq_edge_token_requests_total\\{token_id="${created.body.id}",route="/v1/tls/certificate"\\} 3`),
+      new RegExp(
+        `certq_edge_token_requests_total\\{token_id="${created.body.id}",route="/v1/tls/certificate"\\} 3`,
+      ),
     );
     const row = await waitFor(
       async () => {
@@ -190,7 +212,9 @@ describe('GET /v1/certificates/changes', () => {
     expect(first.status).toBe(200);
     expect(first.body.changes).toHaveLength(1);
     const rest = await get(allToken, `/v1/certificates/changes?cursor=${first.body.nextCursor}`);
-    const cursors = [...first.body.changes, ...rest.body.changes].map((c: { cursor: string }) => Number(c.cursor));
+    const cursors = [...first.body.changes, ...rest.body.changes].map((c: { cursor: string }) =>
+      Number(c.cursor),
+    );
     expect(cursors).toEqual([...cursors].sort((x, y) => x - y));
     expect(rest.body.changes[0]).toMatchObject({ change: 'current', fingerprint: expect.any(String) });
     for (const query of ['wait=61', 'wait=-1', 'cursor=abc', 'limit=0', 'limit=1001', 'bogus=1'])
@@ -203,12 +227,23 @@ describe('GET /v1/certificates/changes', () => {
     const started = Date.now();
     const idle = await get(allToken, `/v1/certificates/changes?cursor=${head}`);
     expect(idle.body).toEqual({ changes: [], nextCursor: head });
-    const waiting = stack.request(allToken, 'GET', `/v1/certificates/changes?cursor=${head}&wait=30`, undefined, replica.url);
+    const waiting = stack.request(
+      allToken,
+      'GET',
+      `/v1/certificates/changes?cursor=${head}&wait=30`,
+      undefined,
+      replica.url,
+    );
     const renewed = await stack.issue(tenantA.token, [a]);
     const seenAt = Date.now();
     const answered = await waiting;
     expect(answered.status).toBe(200);
-    expect(answered.body.changes.map((c: { change: string; certificateId: string }) => [c.change, c.certificateId])).toEqual([
+    expect(
+      answered.body.changes.map((c: { change: string; certificateId: string }) => [
+        c.change,
+        c.certificateId,
+      ]),
+    ).toEqual([
       ['replaced', certA.id],
       ['current', renewed.id],
     ]);
@@ -253,9 +288,12 @@ describe('GET /v1/certificates/changes', () => {
       await second.end();
     }
     // The replaced certificates stop being served at once (the cache follows the feed).
-    await waitFor(async () => (await get(allToken, `/v1/tls/certificate?certificate_id=${x.id}`)).status === 204, {
-      timeoutMs: 5_000,
-      message: 'the cache to drop the replaced certificate',
-    });
+    await waitFor(
+      async () => (await get(allToken, `/v1/tls/certificate?certificate_id=${x.id}`)).status === 204,
+      {
+        timeoutMs: 5_000,
+        message: 'the cache to drop the replaced certificate',
+      },
+    );
   });
 });

@@ -1,5 +1,5 @@
-import { startCaddy } from '@certq/testing/servers';
 import { waitFor } from '@certq/testing';
+import { startCaddy } from '@certq/testing/servers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handshake, type Stack, startStack, uniqueName } from './stack';
 
@@ -15,7 +15,10 @@ beforeAll(async () => {
   stack = await startStack();
   tenantA = await stack.createTenant();
   const tenantB = await stack.createTenant();
-  [certA, certB] = await Promise.all([stack.issue(tenantA.token, [a]), stack.issue(tenantB.token, [`*.${b}`, b])]);
+  [certA, certB] = await Promise.all([
+    stack.issue(tenantA.token, [a]),
+    stack.issue(tenantB.token, [`*.${b}`, b]),
+  ]);
   const token = await stack.edgeToken();
   caddy = await startCaddy({ certificateUrl: `${stack.apiUrl}/v1/tls/certificate?token=${token}` });
 });
@@ -26,10 +29,19 @@ afterAll(async () => {
 
 describe('Caddy with get_certificate http pointing at certq', () => {
   it('presents each tenant’s certificate for its names, verified against the simulator root only', async () => {
-    expect(await handshake(caddy.port, a, stack.rootPem)).toEqual({ ok: true, fingerprint: certA.fingerprint });
-    expect(await handshake(caddy.port, b, stack.rootPem)).toEqual({ ok: true, fingerprint: certB.fingerprint });
+    expect(await handshake(caddy.port, a, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certA.fingerprint,
+    });
+    expect(await handshake(caddy.port, b, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certB.fingerprint,
+    });
     // One-label wildcard: www.<b> is covered by *.<b>.
-    expect(await handshake(caddy.port, `www.${b}`, stack.rootPem)).toEqual({ ok: true, fingerprint: certB.fingerprint });
+    expect(await handshake(caddy.port, `www.${b}`, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certB.fingerprint,
+    });
   });
 
   it('completes no handshake for a name certq holds no certificate for', async () => {

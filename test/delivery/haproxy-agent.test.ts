@@ -21,7 +21,17 @@ beforeAll(async () => {
     stack.issue(tenantB.token, [`*.${b}`]),
   ]);
   const token = await stack.edgeToken();
-  const agent = spawnAgent(['--api', stack.apiUrl, '--token', token, '--dir', dir, '--format', 'haproxy', '--once']);
+  const agent = spawnAgent([
+    '--api',
+    stack.apiUrl,
+    '--token',
+    token,
+    '--dir',
+    dir,
+    '--format',
+    'haproxy',
+    '--once',
+  ]);
   expect(await agent.exited, agent.output()).toBe(0);
   haproxy = await startHaproxy({ certDir: dir });
 });
@@ -42,7 +52,10 @@ describe('HAProxy fed by certq-agent --format haproxy', () => {
   });
 
   it('completes one handshake per tenant domain with the right certificate', async () => {
-    expect(await handshake(haproxy.port, a, stack.rootPem)).toEqual({ ok: true, fingerprint: certs.a!.fingerprint });
+    expect(await handshake(haproxy.port, a, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certs.a!.fingerprint,
+    });
     expect(await handshake(haproxy.port, `www.${a}`, stack.rootPem)).toEqual({
       ok: true,
       fingerprint: certs.a!.fingerprint,

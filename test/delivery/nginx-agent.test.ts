@@ -1,5 +1,14 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '@certq/testing';
@@ -19,7 +28,8 @@ const certs: Record<string, { id: string; fingerprint: string }> = {};
 let tenantA: { id: string; token: string };
 let tenantB: { id: string; token: string };
 
-const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256.replaceAll(':', '').toLowerCase();
+const fingerprintOf = (pem: string) =>
+  new X509Certificate(pem).fingerprint256.replaceAll(':', '').toLowerCase();
 
 /** Every name's files are whole: the chain parses and the key belongs to its leaf. */
 function expectCompleteFiles(root: string, name: string) {
@@ -35,7 +45,10 @@ beforeAll(async () => {
   stack = await startStack();
   tenantA = await stack.createTenant();
   tenantB = await stack.createTenant();
-  [certs.a, certs.b] = await Promise.all([stack.issue(tenantA.token, [a]), stack.issue(tenantB.token, [`*.${b}`, b])]);
+  [certs.a, certs.b] = await Promise.all([
+    stack.issue(tenantA.token, [a]),
+    stack.issue(tenantB.token, [`*.${b}`, b]),
+  ]);
   token = await stack.edgeToken();
   dir = join(tmp, 'nginx-certs');
   // Someone else's files in the same directory: the agent must leave them alone.
@@ -46,8 +59,20 @@ beforeAll(async () => {
   expect(await once.exited, once.output()).toBe(0);
   nginx = await startNginx({ certDir: dir });
   agent = spawnAgent([
-    '--api', stack.apiUrl, '--token', token, '--dir', dir, '--format', 'nginx',
-    '--reload', nginx.reloadCommand, '--wait', '20', '--debounce-ms', '200',
+    '--api',
+    stack.apiUrl,
+    '--token',
+    token,
+    '--dir',
+    dir,
+    '--format',
+    'nginx',
+    '--reload',
+    nginx.reloadCommand,
+    '--wait',
+    '20',
+    '--debounce-ms',
+    '200',
   ]);
 });
 afterAll(async () => {
@@ -70,8 +95,14 @@ describe('nginx fed by certq-agent --format nginx', () => {
   });
 
   it('completes handshakes for each tenant’s names against the simulator root only', async () => {
-    expect(await handshake(nginx.port, a, stack.rootPem)).toEqual({ ok: true, fingerprint: certs.a!.fingerprint });
-    expect(await handshake(nginx.port, b, stack.rootPem)).toEqual({ ok: true, fingerprint: certs.b!.fingerprint });
+    expect(await handshake(nginx.port, a, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certs.a!.fingerprint,
+    });
+    expect(await handshake(nginx.port, b, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certs.b!.fingerprint,
+    });
     expect(await handshake(nginx.port, `api.${b}`, stack.rootPem)).toEqual({
       ok: true,
       fingerprint: certs.b!.fingerprint,
@@ -86,7 +117,11 @@ describe('nginx fed by certq-agent --format nginx', () => {
         const r = await handshake(nginx.port, a, stack.rootPem);
         return r.ok && r.fingerprint === renewed.fingerprint;
       },
-      { timeoutMs: 30_000, intervalMs: 100, message: `nginx to serve the renewed certificate:\n${agent.output()}` },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        message: `nginx to serve the renewed certificate:\n${agent.output()}`,
+      },
     );
     expect(nginx.pid()).toBe(masterPid);
     expect(process.kill(masterPid, 0)).toBe(true);
@@ -99,8 +134,14 @@ describe('nginx fed by certq-agent --format nginx', () => {
     await stack.stopApi();
     const renewed = await stack.issueVia(replica.url, tenantB.token, [`*.${b}`, b]);
     // certq (as the agent knows it) is away: nginx goes on serving the old certificate.
-    await waitFor(() => /unreachable|retrying/.test(agent.output()), { timeoutMs: 30_000, message: 'the agent to notice' });
-    expect(await handshake(nginx.port, b, stack.rootPem)).toEqual({ ok: true, fingerprint: certs.b!.fingerprint });
+    await waitFor(() => /unreachable|retrying/.test(agent.output()), {
+      timeoutMs: 30_000,
+      message: 'the agent to notice',
+    });
+    expect(await handshake(nginx.port, b, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certs.b!.fingerprint,
+    });
     await stack.startApi();
     await waitFor(
       async () => {
@@ -118,7 +159,11 @@ describe('nginx fed by certq-agent --format nginx', () => {
     );
     const fresh = join(tmp, 'killed');
     const first = spawnAgent(['--api', stack.apiUrl, '--token', token, '--dir', fresh, '--debounce-ms', '0']);
-    await waitFor(() => first.output().includes('wrote '), { timeoutMs: 30_000, intervalMs: 1, message: 'a first write' });
+    await waitFor(() => first.output().includes('wrote '), {
+      timeoutMs: 30_000,
+      intervalMs: 1,
+      message: 'a first write',
+    });
     first.child.kill('SIGKILL');
     await first.exited;
     const again = spawnAgent(['--api', stack.apiUrl, '--token', token, '--dir', fresh, '--once']);
@@ -130,16 +175,33 @@ describe('nginx fed by certq-agent --format nginx', () => {
       const name = cert.domains[0]!.replace(/^\*\./, '_wildcard.');
       expect(expectCompleteFiles(fresh, name)).toBe(cert.fingerprint);
     }
-    const leftovers = readdirSync(fresh, { recursive: true }).map(String).filter((f) => f.includes('.certq-tmp-'));
+    const leftovers = readdirSync(fresh, { recursive: true })
+      .map(String)
+      .filter((f) => f.includes('.certq-tmp-'));
     expect(leftovers).toEqual([]);
     expect(existsSync(join(fresh, '.certq-agent.json'))).toBe(true);
   });
 
   it('exits non-zero with a clear message on a bad token', async () => {
-    const bad = spawnAgent(['--api', stack.apiUrl, '--token', 'cqe_not-a-token', '--dir', join(tmp, 'bad'), '--once']);
+    const bad = spawnAgent([
+      '--api',
+      stack.apiUrl,
+      '--token',
+      'cqe_not-a-token',
+      '--dir',
+      join(tmp, 'bad'),
+      '--once',
+    ]);
     expect(await bad.exited).toBe(2);
     expect(bad.output()).toContain('certq refused the token (401)');
-    const tenantToken = spawnAgent(['--api', stack.apiUrl, '--token', tenantA.token, '--dir', join(tmp, 'bad2')]);
+    const tenantToken = spawnAgent([
+      '--api',
+      stack.apiUrl,
+      '--token',
+      tenantA.token,
+      '--dir',
+      join(tmp, 'bad2'),
+    ]);
     expect(await tenantToken.exited).toBe(2);
     expect(tenantToken.output()).toContain('certq refused the token (403)');
     const usage = spawnAgent(['--api', stack.apiUrl, '--dir', join(tmp, 'bad3')]);

@@ -4,11 +4,24 @@ import { connect } from 'node:tls';
 import { type RunningApi, startApi } from '@certq/api';
 import { type Config, loadConfig } from '@certq/core';
 import { createSimulator, type Simulator } from '@certq/simulator';
-import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis, waitFor } from '@certq/testing';
+import {
+  createTestDatabase,
+  createTestRedis,
+  type TestDatabase,
+  type TestRedis,
+  waitFor,
+} from '@certq/testing';
 import { startWorker, type WorkerHandle } from '@certq/worker';
 import { pino } from 'pino';
 
 const AGENT_BIN = new URL('../../apps/agent/bin/certq-agent.mjs', import.meta.url).pathname;
+
+export interface HttpResult {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: test responses are inspected field by field
+  body: any;
+  text: string;
+}
 
 /**
  * The whole delivery path with real parts: Postgres, Redis, the simulator issuing real X.509
@@ -20,14 +33,18 @@ export interface Stack {
   rootPem: string;
   apiUrl: string;
   api: RunningApi | undefined;
-  request(token: string, method: string, path: string, body?: unknown, base?: string): Promise<{ status: number; body: any; text: string }>;
-  admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any; text: string }>;
+  request(token: string, method: string, path: string, body?: unknown, base?: string): Promise<HttpResult>;
+  admin(method: string, path: string, body?: unknown): Promise<HttpResult>;
   createTenant(): Promise<{ id: string; token: string }>;
   edgeToken(tenantIds?: string[]): Promise<string>;
   /** Orders `domains` for a tenant and waits until the worker issued it; answers the new current certificate. */
   issue(tenantToken: string, domains: string[]): Promise<{ id: string; fingerprint: string }>;
   /** The same through another API replica (base URL). */
-  issueVia(apiUrl: string, tenantToken: string, domains: string[]): Promise<{ id: string; fingerprint: string }>;
+  issueVia(
+    apiUrl: string,
+    tenantToken: string,
+    domains: string[],
+  ): Promise<{ id: string; fingerprint: string }>;
   /** Another API replica over the same database and Redis (its own process state). */
   startReplica(): Promise<RunningApi>;
   stopApi(): Promise<void>;
@@ -95,13 +112,25 @@ export async function startStack(): Promise<Stack> {
       if (placed.status !== 202) throw new Error(`order: ${placed.status} ${placed.text}`);
       const order = await waitFor(
         async () => {
-          const res = await stack.request(tenantToken, 'GET', `/v1/orders/${placed.body.id}`, undefined, base);
+          const res = await stack.request(
+            tenantToken,
+            'GET',
+            `/v1/orders/${placed.body.id}`,
+            undefined,
+            base,
+          );
           if (res.body?.status === 'failed') throw new Error(`order failed: ${res.body.lastError}`);
           return res.body?.status === 'issued' ? res.body : undefined;
         },
         { timeoutMs: 45_000, intervalMs: 100, message: `issuance of ${domains.join(',')}` },
       );
-      const cert = await stack.request(tenantToken, 'GET', `/v1/certificates/${order.certificateId}`, undefined, base);
+      const cert = await stack.request(
+        tenantToken,
+        'GET',
+        `/v1/certificates/${order.certificateId}`,
+        undefined,
+        base,
+      );
       return { id: cert.body.id, fingerprint: cert.body.fingerprint };
     },
     async startReplica() {
@@ -139,7 +168,14 @@ export function handshake(
   ca: string,
 ): Promise<{ ok: true; fingerprint: string } | { ok: false; error: string }> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, servername, ca, rejectUnauthorized: true, timeout: 5000 });
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      servername,
+      ca,
+      rejectUnauthorized: true,
+      timeout: 5000,
+    });
     socket.once('secureConnect', () => {
       const cert = socket.getPeerX509Certificate();
       socket.destroy();

@@ -88,7 +88,9 @@ export async function runAgent(options: AgentOptions, log: Log): Promise<number>
         log(`certq-agent: ${(error as Error).message}; files left as they were`);
         return 1;
       }
-      log(`certq-agent: ${(error as Error).message}; keeping the current files, retrying in ${backoffMs / 1000} s`);
+      log(
+        `certq-agent: ${(error as Error).message}; keeping the current files, retrying in ${backoffMs / 1000} s`,
+      );
       // Whatever part of a batch was done is redone from the saved state: reread from its cursor.
       Object.assign(state, loadState(dir, options.format));
       cursor = state.cursor;
@@ -134,7 +136,12 @@ async function writeFiles(
       writeFileAtomic(join(dir, `${name}.pem`), `${chain}${key}`, 0o600);
     }
     for (const old of state.written[name]?.files ?? []) if (!files.includes(old)) removeFile(join(dir, old));
-    state.written[name] = { certificateId: cert.id, fingerprint: cert.fingerprint, domains: cert.domains, files };
+    state.written[name] = {
+      certificateId: cert.id,
+      fingerprint: cert.fingerprint,
+      domains: cert.domains,
+      files,
+    };
     log(`wrote ${files.join(', ')} (certificate ${cert.id})`);
     changed = true;
   }
@@ -157,7 +164,8 @@ function writeIndex(dir: string, options: AgentOptions, state: AgentState): bool
   const lines: string[] = [];
   // Newest certificate first, so a name two certificates cover goes to the newer one.
   const byNewest = [...entries].sort(
-    ([, a], [, b]) => (state.current[b.certificateId]?.since ?? 0) - (state.current[a.certificateId]?.since ?? 0),
+    ([, a], [, b]) =>
+      (state.current[b.certificateId]?.since ?? 0) - (state.current[a.certificateId]?.since ?? 0),
   );
   for (const [name, written] of byNewest) {
     const own = written.domains.filter((d) => !claimed.has(d));

@@ -54,7 +54,8 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   } catch {
     throw new UsageError(`--api: not a URL: ${api}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--api: must be http(s)://');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UsageError('--api: must be http(s)://');
   const format = values.format ?? 'nginx';
   if (format !== 'nginx' && format !== 'haproxy')
     throw new UsageError(`--format: must be nginx or haproxy, not ${format}`);

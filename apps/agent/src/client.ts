@@ -24,18 +24,27 @@ export class CertqClient {
     private readonly token: string,
   ) {}
 
-  async changes(cursor: string, waitSeconds: number, limit = 1000): Promise<{ changes: Change[]; nextCursor: string }> {
+  async changes(
+    cursor: string,
+    waitSeconds: number,
+    limit = 1000,
+  ): Promise<{ changes: Change[]; nextCursor: string }> {
     const query = new URLSearchParams({ cursor, wait: String(waitSeconds), limit: String(limit) });
     const body = await this.get(`/v1/certificates/changes?${query}`, (waitSeconds + 15) * 1000);
-    if (body.status !== 200) throw new UnavailableError(`changes answered ${body.status}: ${body.text.slice(0, 200)}`);
+    if (body.status !== 200)
+      throw new UnavailableError(`changes answered ${body.status}: ${body.text.slice(0, 200)}`);
     return JSON.parse(body.text) as { changes: Change[]; nextCursor: string };
   }
 
   /** The PEM bundle (chain then key) of a certificate that is still current, or null if it is not. */
   async bundle(certificateId: string): Promise<string | null> {
-    const body = await this.get(`/v1/tls/certificate?certificate_id=${encodeURIComponent(certificateId)}`, 15_000);
+    const body = await this.get(
+      `/v1/tls/certificate?certificate_id=${encodeURIComponent(certificateId)}`,
+      15_000,
+    );
     if (body.status === 204) return null;
-    if (body.status !== 200) throw new UnavailableError(`certificate answered ${body.status}: ${body.text.slice(0, 200)}`);
+    if (body.status !== 200)
+      throw new UnavailableError(`certificate answered ${body.status}: ${body.text.slice(0, 200)}`);
     return body.text;
   }
 

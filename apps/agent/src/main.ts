@@ -1,5 +1,5 @@
-import { parseAgentArgs, USAGE, UsageError } from './args';
 import { runAgent } from './agent';
+import { parseAgentArgs, USAGE, UsageError } from './args';
 
 const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
 

@@ -63,9 +63,13 @@ export class ChangeFollower {
     for (const wake of [...this.waiters]) wake();
   }
 
-  /** Resolves at the next change seen (or when `timeoutMs` passes, or `signal` aborts). */
-  waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.closing) return Promise.resolve();
+  /**
+   * Resolves once this replica has seen a change past `afterId` — at once if it already has (a change
+   * seen between the caller's query and this call must not be slept through) — or when `timeoutMs`
+   * passes, or `signal` aborts.
+   */
+  waitForChange(afterId: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.closing || this.lastId > afterId) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -128,7 +132,11 @@ export class ChangeFollower {
             where id > ${this.lastId} order by id limit 1000`,
       );
       if (rows.length === 0) return;
-      const changes = rows.map((r) => ({ id: Number(r.id), certificateId: r.certificate_id, domains: r.domains }));
+      const changes = rows.map((r) => ({
+        id: Number(r.id),
+        certificateId: r.certificate_id,
+        domains: r.domains,
+      }));
       this.lastId = changes[changes.length - 1]!.id;
       this.options.onChanges(changes);
       for (const wake of [...this.waiters]) wake();
@@ -138,7 +146,10 @@ export class ChangeFollower {
 
   private async listen(): Promise<void> {
     if (!this.options.databaseUrl || this.closed) return;
-    const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: 'certq-api-feed' });
+    const client = new pg.Client({
+      connectionString: this.options.databaseUrl,
+      application_name: 'certq-api-feed',
+    });
     const reconnect = (error?: unknown) => {
       if (error) this.options.onError?.(error);
       if (this.listener !== client) return;

@@ -1,14 +1,24 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../probes';
-import { removeDir, requireBinary, startProcess, stopChild, type TlsServer, tempDir, waitForPort } from './common';
+import {
+  removeDir,
+  requireBinary,
+  startProcess,
+  stopChild,
+  type TlsServer,
+  tempDir,
+  waitForPort,
+} from './common';
 
 /**
  * A private Caddy on loopback whose only site takes every certificate from certq at the handshake
  * (`get_certificate http`), with the Caddyfile docs/delivery.md shows. `certificateUrl` is certq's
  * `/v1/tls/certificate` URL including `?token=`.
  */
-export async function startCaddy(options: { certificateUrl: string }): Promise<TlsServer & { caddyfile: string }> {
+export async function startCaddy(options: {
+  certificateUrl: string;
+}): Promise<TlsServer & { caddyfile: string }> {
   const binary = requireBinary('caddy', 'caddy');
   const dir = tempDir('caddy');
   const [httpPort, port] = [await freePort(), await freePort()];
@@ -29,12 +39,16 @@ https:// {
 }
 `;
   writeFileSync(join(dir, 'Caddyfile'), caddyfile);
-  const started = startProcess(binary, ['run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')], {
-    ...process.env,
-    HOME: dir,
-    XDG_DATA_HOME: join(dir, 'xdg-data'),
-    XDG_CONFIG_HOME: join(dir, 'xdg-config'),
-  });
+  const started = startProcess(
+    binary,
+    ['run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')],
+    {
+      ...process.env,
+      HOME: dir,
+      XDG_DATA_HOME: join(dir, 'xdg-data'),
+      XDG_CONFIG_HOME: join(dir, 'xdg-config'),
+    },
+  );
   try {
     await waitForPort(port, 'caddy', started.output);
   } catch (error) {

@@ -1,7 +1,15 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../probes';
-import { removeDir, requireBinary, startProcess, stopChild, type TlsServer, tempDir, waitForPort } from './common';
+import {
+  removeDir,
+  requireBinary,
+  startProcess,
+  stopChild,
+  type TlsServer,
+  tempDir,
+  waitForPort,
+} from './common';
 
 /**
  * A private HAProxy on loopback terminating TLS with the crt-list certq-agent writes

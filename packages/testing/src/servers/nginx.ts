@@ -2,7 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../probes';
-import { removeDir, requireBinary, startProcess, stopChild, type TlsServer, tempDir, waitForPort } from './common';
+import {
+  removeDir,
+  requireBinary,
+  startProcess,
+  stopChild,
+  type TlsServer,
+  tempDir,
+  waitForPort,
+} from './common';
 
 /**
  * A private nginx on loopback serving the layout certq-agent writes (`--format nginx`) in `certDir`:
@@ -11,9 +19,9 @@ import { removeDir, requireBinary, startProcess, stopChild, type TlsServer, temp
  * the map when it starts, so start it after the agent's first sync. `reloadCommand` is what to give
  * `certq-agent --reload`.
  */
-export async function startNginx(options: { certDir: string }): Promise<
-  TlsServer & { reloadCommand: string; reload(): void; pid(): number }
-> {
+export async function startNginx(options: {
+  certDir: string;
+}): Promise<TlsServer & { reloadCommand: string; reload(): void; pid(): number }> {
   const binary = requireBinary('nginx', 'nginx');
   const dir = tempDir('nginx');
   mkdirSync(join(dir, 'logs'));

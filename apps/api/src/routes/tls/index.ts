@@ -101,13 +101,22 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
           return page;
         // Nothing visible to this caller yet: skip what others' changes it passed, then wait.
         after = Number(page.nextCursor);
-        await app.delivery.follower.waitForChange(Math.min(deadline - Date.now(), 5_000), closed.signal);
+        await app.delivery.follower.waitForChange(
+          after,
+          Math.min(deadline - Date.now(), 5_000),
+          closed.signal,
+        );
       }
     },
   );
 };
 
-async function readChanges(db: RouteOptions['deps']['db'], scope: string[] | null, after: number, limit: number) {
+async function readChanges(
+  db: RouteOptions['deps']['db'],
+  scope: string[] | null,
+  after: number,
+  limit: number,
+) {
   // Head first, then the page up to it: every id at or below a visible id is visible (see 0005_delivery.sql),
   // so `nextCursor = head` skips nothing even when the page holds no change of this caller's tenants.
   const { rows: headRows } = await db.execute<{ head: string }>(
@@ -142,7 +151,7 @@ async function readChanges(db: RouteOptions['deps']['db'], scope: string[] | nul
     notAfter: new Date(r.not_after).toISOString(),
     at: new Date(r.at).toISOString(),
   }));
-  const nextCursor = changes.length === limit ? changes[changes.length - 1]!.cursor : String(Math.max(head, after));
+  const nextCursor =
+    changes.length === limit ? changes[changes.length - 1]!.cursor : String(Math.max(head, after));
   return { changes, nextCursor };
 }
-

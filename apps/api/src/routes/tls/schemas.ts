@@ -29,7 +29,13 @@ export const ChangesQuery = z.strictObject({
     .max(60)
     .optional()
     .describe('seconds to wait for the first change when there is none (≤ 60; default 0)'),
-  limit: z.coerce.number().int().min(1).max(1000).optional().describe('at most this many changes (default 500)'),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .optional()
+    .describe('at most this many changes (default 500)'),
   token: z.string().max(512).optional().describe('not accepted here: send Authorization: Bearer'),
 });
 
