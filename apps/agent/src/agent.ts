@@ -3,7 +3,14 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AgentOptions } from './args';
 import { AuthError, CertqClient } from './client';
-import { fileNameOf, removeDirIfEmpty, removeFile, splitBundle, writeFileAtomic } from './files';
+import {
+  fileNameOf,
+  removeDirIfEmpty,
+  removeFile,
+  splitBundle,
+  writeFileAtomic,
+  writeFilesAtomic,
+} from './files';
 import { type AgentState, loadState, removeStaleTempFiles, saveState } from './state';
 
 export type Log = (line: string) => void;
@@ -129,9 +136,10 @@ async function writeFiles(
     const files =
       options.format === 'nginx' ? [`${name}/fullchain.pem`, `${name}/privkey.pem`] : [`${name}.pem`];
     if (options.format === 'nginx') {
-      // Key first: nginx reads both on reload, and both are new by then.
-      writeFileAtomic(join(dir, name, 'privkey.pem'), key, 0o600);
-      writeFileAtomic(join(dir, name, 'fullchain.pem'), chain, 0o644);
+      writeFilesAtomic([
+        { path: join(dir, name, 'fullchain.pem'), content: chain, mode: 0o644 },
+        { path: join(dir, name, 'privkey.pem'), content: key, mode: 0o600 },
+      ]);
     } else {
       writeFileAtomic(join(dir, `${name}.pem`), `${chain}${key}`, 0o600);
     }

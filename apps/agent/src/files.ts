@@ -12,23 +12,38 @@ import {
 import { dirname, join } from 'node:path';
 
 /**
- * Replaces `path` atomically: a temp file beside it, written and fsynced, renamed over the old one,
- * then the directory fsynced so the rename survives a power cut. A reader sees the old file or the
- * new one, never half of either; a crash leaves at most a `.certq-tmp-*` file, cleaned up next start.
+ * Replaces files atomically: each is written to a temp file beside it and fsynced, then all are
+ * renamed over the old ones back to back, then their directories fsynced so the renames survive a
+ * power cut. A reader sees each file old or new, never half of one; a certificate and its key change
+ * within microseconds of each other (nginx reading both per handshake could straddle only that). A
+ * crash leaves at most `.certq-tmp-*` files, removed at the next start.
  */
-export function writeFileAtomic(path: string, content: string, mode: number): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const temp = join(dir, `.certq-tmp-${randomBytes(6).toString('hex')}`);
-  const fd = openSync(temp, 'wx', mode);
+export function writeFilesAtomic(files: { path: string; content: string; mode: number }[]): void {
+  const staged: { temp: string; path: string }[] = [];
   try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    for (const file of files) {
+      const dir = dirname(file.path);
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      const temp = join(dir, `.certq-tmp-${randomBytes(6).toString('hex')}`);
+      const fd = openSync(temp, 'wx', file.mode);
+      staged.push({ temp, path: file.path });
+      try {
+        writeSync(fd, file.content);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } catch (error) {
+    for (const { temp } of staged) removeFile(temp);
+    throw error;
   }
-  renameSync(temp, path);
-  fsyncDir(dir);
+  for (const { temp, path } of staged) renameSync(temp, path);
+  for (const dir of new Set(staged.map((s) => dirname(s.path)))) fsyncDir(dir);
+}
+
+export function writeFileAtomic(path: string, content: string, mode: number): void {
+  writeFilesAtomic([{ path, content, mode }]);
 }
 
 export function fsyncDir(dir: string): void {

@@ -4,4 +4,5 @@ export * from './config';
 export * from './crypto';
 export * from './domains';
 export * from './queues';
+export * from './redaction';
 export * from './state';

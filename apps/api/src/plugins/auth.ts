@@ -2,8 +2,8 @@ import { hashToken, safeEqual } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
 import { eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { EDGE_TOKEN_PREFIX, type EdgeTokenStore } from '../delivery/edge-tokens';
-import { globalPlugin } from '../plugin';
 import { ApiError, notFound } from './errors';
 
 export type Principal =
@@ -87,51 +87,54 @@ export interface AuthOptions extends Record<string, unknown> {
  * hash and compared in constant time. Known hashes are cached for 30 s (tenants and tokens are never
  * deleted or rotated today; whoever adds that must clear this cache).
  */
-export const authPlugin = globalPlugin<AuthOptions>('certq-auth', async (app: FastifyInstance, options) => {
-  const cache = new Map<string, { tenantId: string; expires: number }>();
+export const authPlugin = fp<AuthOptions>(
+  async (app: FastifyInstance, options) => {
+    const cache = new Map<string, { tenantId: string; expires: number }>();
 
-  async function tenantFor(tokenHash: string): Promise<string | undefined> {
-    const hit = cache.get(tokenHash);
-    if (hit && hit.expires > Date.now()) return hit.tenantId;
-    const [row] = await options.db
-      .select({ id: tenants.id, tokenHash: tenants.tokenHash })
-      .from(tenants)
-      .where(eq(tenants.tokenHash, tokenHash));
-    if (!row || !safeEqual(row.tokenHash, tokenHash)) return undefined;
-    if (cache.size >= CACHE_MAX) cache.clear();
-    cache.set(tokenHash, { tenantId: row.id, expires: Date.now() + CACHE_TTL_MS });
-    return row.id;
-  }
+    async function tenantFor(tokenHash: string): Promise<string | undefined> {
+      const hit = cache.get(tokenHash);
+      if (hit && hit.expires > Date.now()) return hit.tenantId;
+      const [row] = await options.db
+        .select({ id: tenants.id, tokenHash: tenants.tokenHash })
+        .from(tenants)
+        .where(eq(tenants.tokenHash, tokenHash));
+      if (!row || !safeEqual(row.tokenHash, tokenHash)) return undefined;
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(tokenHash, { tenantId: row.id, expires: Date.now() + CACHE_TTL_MS });
+      return row.id;
+    }
 
-  app.decorateRequest('principal', null);
-  app.addHook('onRequest', async (request) => {
-    if (request.is404) return;
-    const mode = request.routeOptions.config.auth ?? 'any';
-    if (mode === 'none') return;
-    const { config } = request.routeOptions;
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
-    let token = match?.[1];
-    if (!token && config.tokenInQuery) {
-      const fromQuery = (request.query as Record<string, unknown> | undefined)?.token;
-      if (typeof fromQuery === 'string' && /^[!-~]{1,512}$/.test(fromQuery)) token = fromQuery;
-    }
-    if (!token) throw unauthorized();
-    if (options.adminToken && safeEqual(token, options.adminToken)) {
-      request.principal = { kind: 'admin' };
-    } else if (token.startsWith(`${EDGE_TOKEN_PREFIX}_`)) {
-      const edge = await options.edgeTokens.lookup(hashToken(token));
-      if (!edge) throw unauthorized();
-      if (!config.edgeTokens) throw edgeOnlyHere();
-      request.principal = { kind: 'edge', tokenId: edge.tokenId, tenantIds: edge.tenantIds };
-      options.edgeTokens.recordUse(edge.tokenId, request.routeOptions.url ?? 'unmatched');
-    } else {
-      const tenantId = await tenantFor(hashToken(token));
-      if (!tenantId) throw unauthorized();
-      request.principal = { kind: 'tenant', tenantId };
-    }
-    if (mode === 'admin' && request.principal.kind !== 'admin') throw notFound('route');
-    if (mode === 'edge' && request.principal.kind === 'tenant')
-      throw new ApiError(403, 'forbidden', 'this route takes an edge token (or the operator token)');
-  });
-});
+    app.decorateRequest('principal', null);
+    app.addHook('onRequest', async (request) => {
+      if (request.is404) return;
+      const mode = request.routeOptions.config.auth ?? 'any';
+      if (mode === 'none') return;
+      const { config } = request.routeOptions;
+      const header = request.headers.authorization;
+      const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
+      let token = match?.[1];
+      if (!token && config.tokenInQuery) {
+        const fromQuery = (request.query as Record<string, unknown> | undefined)?.token;
+        if (typeof fromQuery === 'string' && /^[!-~]{1,512}$/.test(fromQuery)) token = fromQuery;
+      }
+      if (!token) throw unauthorized();
+      if (options.adminToken && safeEqual(token, options.adminToken)) {
+        request.principal = { kind: 'admin' };
+      } else if (token.startsWith(`${EDGE_TOKEN_PREFIX}_`)) {
+        const edge = await options.edgeTokens.lookup(hashToken(token));
+        if (!edge) throw unauthorized();
+        if (!config.edgeTokens) throw edgeOnlyHere();
+        request.principal = { kind: 'edge', tokenId: edge.tokenId, tenantIds: edge.tenantIds };
+        options.edgeTokens.recordUse(edge.tokenId, request.routeOptions.url ?? 'unmatched');
+      } else {
+        const tenantId = await tenantFor(hashToken(token));
+        if (!tenantId) throw unauthorized();
+        request.principal = { kind: 'tenant', tenantId };
+      }
+      if (mode === 'admin' && request.principal.kind !== 'admin') throw notFound('route');
+      if (mode === 'edge' && request.principal.kind === 'tenant')
+        throw new ApiError(403, 'forbidden', 'this route takes an edge token (or the operator token)');
+    });
+  },
+  { name: 'certq-auth' },
+);
