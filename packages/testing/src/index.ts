@@ -5,6 +5,8 @@ import { inject } from 'vitest';
 import { withDatabase } from './global-setup';
 
 export { freePort } from './services';
+export type { NamedServer, SilentResolver, StartNamedOptions } from './named';
+export { startNamed, startSilentResolver } from './named';
 
 export interface TestDatabase {
   name: string;
