@@ -5,4 +5,5 @@ export * from './crypto';
 export * from './domains';
 export * from './public-suffix';
 export * from './queues';
+export * from './resolvers';
 export * from './state';

@@ -115,7 +115,9 @@ ${brokenZones}
       if (log.length > 64_000) log = log.slice(-32_000);
       if (/\brunning\b/.test(log)) resolve();
     });
-    child.once('exit', (code, signal) => reject(new Error(`named exited (${code ?? signal}) before it ran:\n${log}`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`named exited (${code ?? signal}) before it ran:\n${log}`)),
+    );
     child.once('error', reject);
   });
   const timeout = setTimeout(() => child.kill('SIGKILL'), 20_000);
@@ -131,7 +133,9 @@ ${brokenZones}
   let stopped = false;
   async function update(lines: string[]): Promise<void> {
     const script = [`server 127.0.0.1 ${port}`, 'zone .', ...lines, 'send', ''].join('\n');
-    const proc = spawn(nsupdate, ['-y', `hmac-sha256:${KEY_NAME}:${secret}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(nsupdate, ['-y', `hmac-sha256:${KEY_NAME}:${secret}`], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let output = '';
     proc.stdout?.on('data', (c) => (output += c));
     proc.stderr?.on('data', (c) => (output += c));

@@ -1,0 +1,3 @@
+export * from './caa';
+export * from './diagnose';
+export * from './resolver';
