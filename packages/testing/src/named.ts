@@ -55,8 +55,9 @@ function missingPackage(binary: string, pkg: string): Error {
 export async function startNamed(options: StartNamedOptions = {}): Promise<NamedServer> {
   const named = findBinary('named', ['/usr/sbin', '/usr/local/sbin']);
   if (!named) throw missingPackage('named', 'bind9');
-  const nsupdate = findBinary('nsupdate', ['/usr/bin']);
-  if (!nsupdate) throw missingPackage('nsupdate', 'bind9-dnsutils');
+  const nsupdateFound = findBinary('nsupdate', ['/usr/bin']);
+  if (!nsupdateFound) throw missingPackage('nsupdate', 'bind9-dnsutils');
+  const nsupdate: string = nsupdateFound;
 
   const dir = mkdtempSync(join(tmpdir(), 'certq-named-'));
   const port = await freePort();
@@ -137,8 +138,12 @@ ${brokenZones}
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let output = '';
-    proc.stdout?.on('data', (c) => (output += c));
-    proc.stderr?.on('data', (c) => (output += c));
+    proc.stdout?.on('data', (c: Buffer) => {
+      output += c;
+    });
+    proc.stderr?.on('data', (c: Buffer) => {
+      output += c;
+    });
     proc.stdin?.end(script);
     const [code] = (await once(proc, 'exit')) as [number | null];
     if (code !== 0) throw new Error(`nsupdate failed (${code}): ${output.trim()}\n${script}`);
