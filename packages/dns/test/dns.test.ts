@@ -4,12 +4,15 @@ import {
   allowedCas,
   caaPolicy,
   checkCaa,
+  checkDelayMs,
   createDnsResolver,
   type DnsResolver,
   diagnose,
   parseResolvers,
+  pickCa,
   recordName,
   TokenBucket,
+  upstreamReason,
 } from '../src';
 
 // One real authoritative server (bind9's named) for the file; each test uses its own names.
@@ -226,5 +229,35 @@ describe('resolver settings and rate limit', () => {
     } finally {
       limited.close();
     }
+  });
+});
+
+describe('upstream economy policy', () => {
+  const now = new Date('2026-01-01T12:00:00Z');
+  it('asks httpsok first, then only when every domain is ok or an hour went by', () => {
+    expect(upstreamReason({ statuses: [], lastDvAt: null, now })).toBe('first');
+    const recent = new Date(now.getTime() - 59 * 60_000);
+    expect(upstreamReason({ statuses: ['ok', 'missing'], lastDvAt: recent, now })).toBeNull();
+    expect(upstreamReason({ statuses: ['ok', 'lookup_failed'], lastDvAt: recent, now })).toBeNull();
+    expect(upstreamReason({ statuses: ['ok', 'ok'], lastDvAt: recent, now })).toBe('all_ok');
+    const hourAgo = new Date(now.getTime() - 60 * 60_000);
+    expect(upstreamReason({ statuses: ['wrong_target'], lastDvAt: hourAgo, now })).toBe('split_horizon');
+  });
+
+  it('grows the local check delay from the interval to a cap of a few minutes', () => {
+    const schedule = { intervalMs: 15_000 };
+    const delays = Array.from({ length: 20 }, (_, i) => checkDelayMs(i, schedule, () => 0.5));
+    expect(delays[0]).toBe(15_000);
+    expect(delays[1]).toBe(22_500);
+    expect(Math.max(...delays)).toBe(300_000);
+    expect(delays.every((d, i) => i === 0 || d >= delays[i - 1]!)).toBe(true);
+    expect(checkDelayMs(50, { intervalMs: 100 }, () => 1)).toBe(2_000);
+  });
+
+  it('picks the next CA every domain allows, skipping those already tried', () => {
+    const all = ['google', 'letsencrypt', 'zerossl'] as const;
+    expect(pickCa(['google', 'letsencrypt'], 'google', [all, ['letsencrypt']])).toBe('letsencrypt');
+    expect(pickCa(['google', 'letsencrypt'], 'google', [all], ['google'])).toBe('letsencrypt');
+    expect(pickCa(['google'], 'google', [['letsencrypt']])).toBeNull();
   });
 });
