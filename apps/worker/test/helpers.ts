@@ -12,7 +12,7 @@ import {
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { createQueues, enqueueOrders, type Queues, startWorker, type WorkerHandle } from '../src';
 
 /** A clock tests can move forward; starts at real time and follows it. */
@@ -67,6 +67,8 @@ export async function createWorkbench(
     WORKER_CONCURRENCY: '20',
     LOG_LEVEL: 'silent',
     WORKER_METRICS_PORT: '0',
+    // certq's own DNS checks go to the test setup's private named, never the machine's resolver.
+    DNS_RESOLVERS: inject('certq').dnsResolvers,
     ...options.env,
   };
   const config = loadConfig(env, { requireSecrets: true });

@@ -38,11 +38,15 @@ export function checkDelayMs(
   return Math.round(Math.min(cap, Math.max(schedule.intervalMs, jittered)));
 }
 
-export type UpstreamReason = 'first' | 'all_ok' | 'split_horizon';
+export type UpstreamReason = 'first' | 'all_ok' | 'lookup_failed' | 'split_horizon';
 
 /**
  * Whether this check should be followed by a `dv` call, and why; null: not now.
- * `first`: httpsok has never been asked (its answer gives each domain's host and hostValue).
+ * - `first`: httpsok has never been asked (its answer gives each domain's host and hostValue);
+ * - `all_ok`: every domain reads `ok`;
+ * - `lookup_failed`: no domain is known to be wrong, but certq's resolvers could not tell for some: that is
+ *   never the tenant's fault, so httpsok is asked as it was before local checks (at the check cadence);
+ * - `split_horizon`: httpsok has not been asked for an hour.
  */
 export function upstreamReason(input: {
   statuses: readonly DnsStatus[];
@@ -52,6 +56,7 @@ export function upstreamReason(input: {
 }): UpstreamReason | null {
   if (input.lastDvAt === null || input.statuses.length === 0) return 'first';
   if (input.statuses.every((s) => s === 'ok')) return 'all_ok';
+  if (input.statuses.every((s) => s === 'ok' || s === 'lookup_failed')) return 'lookup_failed';
   const since = input.now.getTime() - input.lastDvAt.getTime();
   return since >= (input.splitHorizonMs ?? SPLIT_HORIZON_MS) ? 'split_horizon' : null;
 }

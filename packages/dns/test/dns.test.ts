@@ -238,7 +238,10 @@ describe('upstream economy policy', () => {
     expect(upstreamReason({ statuses: [], lastDvAt: null, now })).toBe('first');
     const recent = new Date(now.getTime() - 59 * 60_000);
     expect(upstreamReason({ statuses: ['ok', 'missing'], lastDvAt: recent, now })).toBeNull();
-    expect(upstreamReason({ statuses: ['ok', 'lookup_failed'], lastDvAt: recent, now })).toBeNull();
+    expect(upstreamReason({ statuses: ['missing', 'lookup_failed'], lastDvAt: recent, now })).toBeNull();
+    expect(upstreamReason({ statuses: ['ok', 'lookup_failed'], lastDvAt: recent, now })).toBe(
+      'lookup_failed',
+    );
     expect(upstreamReason({ statuses: ['ok', 'ok'], lastDvAt: recent, now })).toBe('all_ok');
     const hourAgo = new Date(now.getTime() - 60 * 60_000);
     expect(upstreamReason({ statuses: ['wrong_target'], lastDvAt: hourAgo, now })).toBe('split_horizon');

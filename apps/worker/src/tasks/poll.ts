@@ -1,9 +1,12 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
 import { UPSTREAM_FLOOR_MS } from '@certq/core';
+import type { Order } from '@certq/db';
 import { sql } from 'drizzle-orm';
 import type { WorkflowContext } from '../context';
 import { completeIssuance } from '../issuance';
+import { enqueueOrders } from '../queues';
 import { describeError, loadForStage, retryLater, type StageJob, withLockedOrder } from './common';
+import { changeCa, exhaustedError, nextCa } from './dns';
 import { delayUntil, done, type Outcome } from './outcome';
 import { transition } from './transition';
 
@@ -71,6 +74,7 @@ export async function pollApplication(
     failure = error;
   }
   const polledAt = sql`clock_timestamp()`;
+  let handedOver: Order | undefined;
 
   const result = await withLockedOrder(ctx, job, 'issuing', async (tx, order) => {
     if (failure !== undefined || !application) {
@@ -91,10 +95,33 @@ export async function pollApplication(
       return done(issued.status === 'issued' ? 'issued' : 'failed: certificate rejected');
     }
     if (application.status === 'failed') {
+      // CA failover: the next CA of the order's list gets a new run; the order fails only when none is left.
+      const reason = `httpsok failed the application: ${application.reason}`;
+      const to = nextCa(order);
+      if (to) {
+        const moved = await changeCa(ctx, tx, order, {
+          to,
+          reason,
+          why: 'rejected',
+          status: 'verifying',
+          applyId: order.applyId,
+        });
+        log.info(
+          { traceId: application.traceId, from: order.ca, to },
+          'application failed upstream, next CA',
+        );
+        handedOver = moved;
+        return done('CA changed: application failed');
+      }
+      const caFailures = [...order.caFailures, { ca: order.ca, reason }];
       await transition(ctx, tx, {
         order,
         to: 'failed',
-        set: { lastPolledAt: polledAt, lastError: `httpsok failed the application: ${application.reason}` },
+        set: {
+          lastPolledAt: polledAt,
+          caFailures,
+          lastError: caFailures.length > 1 ? exhaustedError(caFailures) : reason,
+        },
         event: { type: 'failed', detail: { reason: application.reason, traceId: application.traceId } },
         at: ctx.clock.now(),
       });
@@ -108,5 +135,7 @@ export async function pollApplication(
     );
     return delayUntil(nextAttemptAt, `issuing, ${application.progress}%`);
   });
+  // The next CA's run is enqueued once its transaction has committed.
+  if (handedOver) await enqueueOrders(ctx.queues, [handedOver], ctx.clock.now());
   return result ?? done('stale after poll');
 }
