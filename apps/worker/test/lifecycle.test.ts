@@ -1,9 +1,9 @@
 import { canTransition } from '@certq/core';
 import { lockOrder, orderDns, orderEvents, transitionOrder } from '@certq/db';
 import { type NamedServer, startNamed } from '@certq/testing';
+import { enqueueOrders } from '@certq/workflow';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enqueueOrders } from '../src';
 import { createWorkbench, type Workbench } from './helpers';
 
 // Records live in a real DNS server that both certq (DNS_RESOLVERS) and the simulator (SIM_VERIFY=dns) ask.

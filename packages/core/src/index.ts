@@ -5,5 +5,6 @@ export * from './crypto';
 export * from './domains';
 export * from './public-suffix';
 export * from './queues';
+export * from './redaction';
 export * from './resolvers';
 export * from './state';

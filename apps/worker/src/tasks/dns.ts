@@ -9,7 +9,7 @@ import {
   diagnose,
 } from '@certq/dns';
 import { and, eq } from 'drizzle-orm';
-import type { WorkflowContext } from '../context';
+import type { WorkerContext } from '../context';
 import { transition } from './transition';
 
 /**
@@ -26,7 +26,7 @@ export interface DnsRow {
   found: string | null;
 }
 
-export async function loadDnsRows(ctx: WorkflowContext, orderId: string): Promise<DnsRow[]> {
+export async function loadDnsRows(ctx: WorkerContext, orderId: string): Promise<DnsRow[]> {
   return ctx.db
     .select({
       domain: orderDns.domain,
@@ -42,7 +42,7 @@ export async function loadDnsRows(ctx: WorkflowContext, orderId: string): Promis
 
 /** Diagnoses every domain's CNAME through DNS_RESOLVERS, counting each result. */
 export async function checkCnames(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   rows: readonly Pick<DnsRow, 'domain' | 'host' | 'hostValue'>[],
 ): Promise<DnsDiagnosis[]> {
   const diagnoses = await Promise.all(rows.map((row) => diagnose(ctx.dns, row, () => ctx.clock.now())));
@@ -61,7 +61,7 @@ export async function saveDiagnoses(tx: Transaction, orderId: string, diagnoses:
 }
 
 /** The delay before the next local check: DNS_CHECK_INTERVAL_MS, growing to a cap of a few minutes. */
-export function nextCheckDelay(ctx: WorkflowContext, order: Order): number {
+export function nextCheckDelay(ctx: WorkerContext, order: Order): number {
   return checkDelayMs(order.stageAttempts, { intervalMs: ctx.config.DNS_CHECK_INTERVAL_MS }, ctx.random);
 }
 
@@ -81,7 +81,7 @@ export type CaaVerdict =
  * could not be read does not hold the order up (the CA checks CAA itself, and a refusal moves the order
  * to its next CA): it is only reported in `unknown`.
  */
-export async function checkCaaForOrder(ctx: WorkflowContext, order: Order): Promise<CaaVerdict> {
+export async function checkCaaForOrder(ctx: WorkerContext, order: Order): Promise<CaaVerdict> {
   const policies: CaaPolicy[] = await Promise.all(order.domains.map((d) => caaPolicy(ctx.dns, d)));
   const now = ctx.clock.now();
   const unknown = policies.filter((p) => p.kind === 'failed').map((p) => p.domain);
@@ -127,7 +127,7 @@ export function exhaustedError(reasons: readonly { ca: string; reason: string }[
  * Logs the event and records the `order.ca_changed` webhook in the same transaction.
  */
 export async function changeCa(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   tx: Transaction,
   order: Order,
   change: {

@@ -1,11 +1,9 @@
 import { isHttpsokError, type VerifyResult } from '@certq/api-client';
-import { UPSTREAM_FLOOR_MS } from '@certq/core';
-import { type Order, orderDns, type Transaction } from '@certq/db';
+import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
+import { enterStage, type Order, orderDns, type Transaction } from '@certq/db';
 import { type DnsDiagnosis, upstreamReason } from '@certq/dns';
 import { sql } from 'drizzle-orm';
-import type { WorkflowContext } from '../context';
-import { enqueueOrders } from '../queues';
-import { loadForStage, retryLater, type StageJob, windowEndsAt, withLockedOrder } from './common';
+import type { WorkerContext } from '../context';
 import {
   type CaaVerdict,
   changeCa,
@@ -16,7 +14,9 @@ import {
   nextCheckDelay,
   saveDiagnoses,
 } from './dns';
-import { delayUntil, done, type Outcome } from './outcome';
+import { loadForStage, withLockedOrder } from './load';
+import { delayUntil, done, type Outcome, rateLimited } from './outcome';
+import { retryLater, windowEndsAt } from './retry';
 import { transition } from './transition';
 
 /**
@@ -26,12 +26,11 @@ import { transition } from './transition';
  * (split-horizon DNS). Then CAA for the order's CA, a move to the next CA when it is forbidden, and applying.
  * Until the window ends the order waits, checking DNS again from DNS_CHECK_INTERVAL_MS growing to a few minutes.
  */
-export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
+export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Outcome> {
   const loaded = await loadForStage(ctx, job, 'verifying');
   if ('stale' in loaded) return loaded.stale;
   const { order } = loaded;
-  if (order.nextAttemptAt > ctx.clock.now())
-    return delayUntil(order.nextAttemptAt, 'early job, waiting its turn');
+  if (order.nextAttemptAt > ctx.clock.now()) return delayUntil(order.nextAttemptAt, 'early', 'not due yet');
 
   const rows = await loadDnsRows(ctx, order.id);
   const known = order.domains.every((d) => rows.some((r) => r.domain === d));
@@ -53,7 +52,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
     const next = await withLockedOrder(ctx, job, 'verifying', (tx, locked) =>
       waitForDns(ctx, tx, locked, diagnoses, { logEvent: changed, delayMs: nextCheckDelay(ctx, locked) }),
     );
-    return next?.outcome ?? done('stale after DNS check');
+    return next?.outcome ?? done('stale', 'order changed during the DNS check');
   }
 
   let result: VerifyResult;
@@ -61,8 +60,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
     const client = await ctx.httpsokFor(order.tenantId);
     result = await client.verify(order.domains);
   } catch (error) {
-    if (isHttpsokError(error) && error.rateLimited)
-      return { kind: 'rateLimit', ms: UPSTREAM_FLOOR_MS, result: 'rate limited' };
+    if (isHttpsokError(error) && error.rateLimited) return rateLimited(UPSTREAM_FLOOR_MS);
     return (
       (await withLockedOrder(ctx, job, 'verifying', async (tx, locked) => {
         if (isHttpsokError(error) && error.authFailed) {
@@ -73,10 +71,10 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
             event: { type: 'failed', detail: { error: error.msg } },
             at: ctx.clock.now(),
           });
-          return done('failed: API key refused');
+          return done('failed', 'API key refused');
         }
         return (await retryLater(ctx, tx, locked, error)).outcome;
-      })) ?? done('stale after error')
+      })) ?? done('stale', 'order changed during the call')
     );
   }
   const dvAt = ctx.clock.now();
@@ -134,7 +132,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
         why: 'caa',
         status: 'applying',
       });
-      return { order: moved, outcome: done('CA changed: CAA') };
+      return { order: moved, outcome: done('moved', `CAA forbids ${locked.ca}, next CA ${caa.to}`, moved) };
     }
     if (caa.kind === 'exhausted') {
       await saveDiagnoses(tx, locked.id, caa.diagnoses);
@@ -145,12 +143,12 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
         event: { type: 'failed', detail: { caFailures: caa.reasons } },
         at: now,
       });
-      return { order: failed, outcome: done('failed: every CA forbidden') };
+      return { order: failed, outcome: done('failed', 'every CA forbidden by CAA') };
     }
     const applying = await transition(ctx, tx, {
       order: locked,
       to: 'applying',
-      set: { stageAttempts: 0, stageStartedAt: now, nextAttemptAt: now, lastError: null },
+      set: enterStage(now),
       event: {
         detail: {
           traceId: result.traceId,
@@ -159,12 +157,9 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
         },
       },
     });
-    return { order: applying, outcome: done('verified') };
+    return { order: applying, outcome: done('moved', 'verified', applying) };
   });
-  if (!next) return done('stale after verify');
-  if (next.order.status === 'applying' || next.order.attempts !== order.attempts)
-    await enqueueOrders(ctx.queues, [next.order], ctx.clock.now());
-  return next.outcome;
+  return next?.outcome ?? done('stale', 'order changed during the call');
 }
 
 /**
@@ -172,7 +167,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
  * wrong), else check again after `delayMs`. The `dns_pending` event is written only when something changed.
  */
 async function waitForDns(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   tx: Transaction,
   order: Order,
   diagnoses: readonly DnsDiagnosis[],
@@ -190,7 +185,7 @@ async function waitForDns(
       event: { type: 'failed', detail: { missing: pending.map((d) => d.domain) } },
       at: now,
     });
-    return { order: failed, outcome: done('failed: DNS window ended') };
+    return { order: failed, outcome: done('failed', 'DNS window ended') };
   }
   const nextAttemptAt = new Date(now.getTime() + opts.delayMs);
   const set = {
@@ -202,7 +197,7 @@ async function waitForDns(
     // Same answer as last time: move the schedule on without an event row per check.
     await tx.execute(sql`update orders set stage_attempts = ${set.stageAttempts}, next_attempt_at = ${nextAttemptAt},
       last_error = ${set.lastError}, updated_at = now() where id = ${order.id}`);
-    return { order, outcome: delayUntil(nextAttemptAt, 'DNS not in place yet') };
+    return { order, outcome: delayUntil(nextAttemptAt, 'waiting', 'DNS not in place yet') };
   }
   const waiting = await transition(ctx, tx, {
     order,
@@ -217,5 +212,5 @@ async function waitForDns(
       },
     },
   });
-  return { order: waiting, outcome: delayUntil(nextAttemptAt, 'DNS not in place yet') };
+  return { order: waiting, outcome: delayUntil(nextAttemptAt, 'waiting', 'DNS not in place yet') };
 }
