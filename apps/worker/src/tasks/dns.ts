@@ -150,6 +150,7 @@ export async function changeCa(
       applyId: null,
       applyRequestedAt: null,
       lastPolledAt: null,
+      callbackSecretHash: null,
       progress: 0,
       stageAttempts: 0,
       stageStartedAt: now,
