@@ -121,7 +121,11 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
             reason: `httpsok does not see CNAME ${c.host} → ${c.hostValue} yet.`,
             checkedAt: now,
           }));
-      const delayMs = Math.max(UPSTREAM_FLOOR_MS, nextCheckDelay(ctx, locked));
+      // When no local check says "not ready", the next check asks httpsok again: at most every 10 s then.
+      const asksAgain = waiting.every((d) => d.status === 'ok' || d.status === 'lookup_failed');
+      const delayMs = asksAgain
+        ? Math.max(UPSTREAM_FLOOR_MS, nextCheckDelay(ctx, locked))
+        : nextCheckDelay(ctx, locked);
       return waitForDns(ctx, tx, locked, waiting, { logEvent: true, delayMs, traceId: result.traceId });
     }
     if (caa.kind === 'change') {
