@@ -57,7 +57,12 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
   const ownDispatcher = options.dispatcher === undefined;
   const dispatcher = options.dispatcher ?? createHttpsokDispatcher({ connections: 64 });
   const ownDns = options.dns === undefined;
-  const dns = options.dns ?? createDnsResolver({ servers: config.DNS_RESOLVERS });
+  const dns =
+    options.dns ??
+    createDnsResolver({
+      servers: config.DNS_RESOLVERS,
+      ratePerSecond: config.DNS_RESOLVER_MAX_QPS,
+    });
   const clients = new Map<string, HttpsokClient>();
   const sealedKeys = new Map<string, { sealed: string | null; at: number }>();
   const hooks = {

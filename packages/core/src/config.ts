@@ -82,6 +82,8 @@ export const configSchema = z.object({
   }),
   /** First delay between local DNS checks of a domain still waiting on its record (grows to a cap). */
   DNS_CHECK_INTERVAL_MS: int(15_000).pipe(z.number().min(100)),
+  /** Lookups per second certq sends each resolver at most (a token bucket per resolver). */
+  DNS_RESOLVER_MAX_QPS: int(500).pipe(z.number().min(1)),
   LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

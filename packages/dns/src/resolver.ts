@@ -49,12 +49,18 @@ export interface DnsResolverOptions {
   timeoutMs?: number;
   /** Tries per server before it counts as timed out. Default 2. */
   tries?: number;
-  /** Sustained queries per second per server. Default 20. */
+  /** Sustained lookups per second per server (DNS_RESOLVER_MAX_QPS). Default 500. */
   ratePerSecond?: number;
-  /** Queries a server may get at once before the rate applies. Default 10. */
+  /** Lookups a server may get at once before the rate applies. Default min(rate, 100). */
   burst?: number;
-  /** Clock for the token bucket (tests); default `Date.now`. */
+  /** Clock for the token bucket and the CAA cache (tests); default `Date.now`. */
   now?: () => number;
+  /**
+   * How long a CAA answer (records, NODATA, NXDOMAIN; never a failure) is reused, default 30 s: orders of one
+   * tenant share the upper levels of the climb (`example.com`, `com`), and CAA changes rarely. 0: no cache.
+   * CNAME lookups are never cached: they must see the tenant's change at once.
+   */
+  caaCacheMs?: number;
 }
 
 export { parseResolvers };
@@ -115,10 +121,18 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
     return {
       address,
       resolver,
-      bucket: new TokenBucket(options.ratePerSecond ?? 20, options.burst ?? 10, options.now),
+      bucket: new TokenBucket(
+        options.ratePerSecond ?? 500,
+        options.burst ?? Math.max(1, Math.min(options.ratePerSecond ?? 500, 100)),
+        options.now,
+      ),
       queries: 0,
     };
   });
+
+  const now = options.now ?? Date.now;
+  const caaCacheMs = options.caaCacheMs ?? 30_000;
+  const caaCache = new Map<string, { at: number; outcome: LookupOutcome<CaaRecord[]> }>();
 
   async function ask<T>(run: (r: Resolver) => Promise<T>): Promise<LookupOutcome<T>> {
     let last: LookupOutcome<T> | undefined;
@@ -149,10 +163,19 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
         : { ...outcome, value: clean(target) };
     },
     async caa(name) {
-      const outcome = await ask((r) => r.resolveCaa(clean(name)));
-      if (outcome.kind !== 'answer') return outcome;
-      const records = outcome.value as unknown as Record<string, unknown>[];
-      return { ...outcome, value: records.map(toCaaRecord) };
+      const key = clean(name);
+      const cached = caaCache.get(key);
+      if (cached && now() - cached.at < caaCacheMs) return cached.outcome;
+      const raw = await ask((r) => r.resolveCaa(key));
+      const outcome: LookupOutcome<CaaRecord[]> =
+        raw.kind === 'answer'
+          ? { ...raw, value: (raw.value as unknown as Record<string, unknown>[]).map(toCaaRecord) }
+          : raw;
+      if (caaCacheMs > 0 && outcome.kind !== 'failed') {
+        if (caaCache.size >= 10_000) caaCache.clear();
+        caaCache.set(key, { at: now(), outcome });
+      }
+      return outcome;
     },
     stats: () => Object.fromEntries(servers.map((s) => [s.address, s.queries])),
     close() {
