@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { migrate } from '@certq/db';
+import { startNamed } from '@certq/testing';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -19,6 +20,11 @@ export interface BenchEnvironment {
   databaseUrl: string;
   redisUrl: string;
   prefix: string;
+  /**
+   * `DNS_RESOLVERS` for the benchmark's workers: a private, empty bind9 `named` on loopback, so certq's own
+   * DNS checks (CNAME, CAA) answer locally and never reach the machine's resolver.
+   */
+  dnsResolvers: string;
   cleanup(): Promise<void>;
 }
 
@@ -36,11 +42,14 @@ export async function createBenchEnvironment(): Promise<BenchEnvironment> {
   url.pathname = `/${name}`;
   await migrate(url.toString());
   const prefix = `certq-bench-${randomBytes(5).toString('hex')}`;
+  const named = await startNamed();
   return {
     databaseUrl: url.toString(),
     redisUrl: REDIS_URL,
     prefix,
+    dnsResolvers: named.address,
     async cleanup() {
+      await named.stop();
       const redis = new Redis(REDIS_URL);
       let cursor = '0';
       do {

@@ -75,6 +75,7 @@ export async function run(): Promise<BenchRow[]> {
     REDIS_PREFIX: env.prefix,
     ENCRYPTION_KEY: randomBytes(32).toString('base64'),
     LOG_LEVEL: 'silent',
+    DNS_RESOLVERS: env.dnsResolvers,
   });
   const handle = createDb(env.databaseUrl, { max: 5 });
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });

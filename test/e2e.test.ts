@@ -6,7 +6,7 @@ import { loadConfig } from '@certq/core';
 import { createSimulator, type Simulator } from '@certq/simulator';
 import { startWorker, type WorkerHandle } from '@certq/worker';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   createTestEnv,
   startTestApi,
@@ -52,6 +52,7 @@ beforeAll(async () => {
     POLL_INTERVAL_MS: '60000',
     UPSTREAM_MAX_RPS: '200',
     LOG_LEVEL: 'silent',
+    DNS_RESOLVERS: inject('certq').dnsResolvers,
   });
   worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
 });

@@ -7,6 +7,7 @@ import { count } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { inject } from 'vitest';
 import { buildApp } from '../src';
 
 /** One test file's private Postgres database and Redis prefix. */
@@ -108,6 +109,7 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
     HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
     LOG_LEVEL: 'silent',
     RATE_LIMIT_PER_MINUTE: '1000000',
+    DNS_RESOLVERS: inject('certq').dnsResolvers,
     ...options.env,
   });
   Object.assign(config, options.extraConfig);

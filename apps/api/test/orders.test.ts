@@ -41,6 +41,7 @@ const ORDER_KEYS = [
   'applyId',
   'attempts',
   'ca',
+  'caChoices',
   'certificateId',
   'createdAt',
   'dns',
@@ -120,7 +121,11 @@ describe('POST /v1/orders', () => {
     ['a soft hyphen', { domains: ['ex\u00adample.com'] }, 'invisible character U+00AD at position 3'],
     ['a zero-width space', { domains: ['exa\u200bmple.com'] }, 'invisible character U+200B at position 4'],
     ['a zero-width joiner', { domains: ['a\u200d.example.com'] }, 'invisible character U+200D'],
-    ['a right-to-left override', { domains: ['\u202eexample.com'] }, 'invisible character U+202E at position 1'],
+    [
+      'a right-to-left override',
+      { domains: ['\u202eexample.com'] },
+      'invisible character U+202E at position 1',
+    ],
     ['a byte-order mark', { domains: ['\ufeffexample.com'] }, 'invisible character U+FEFF'],
     ['a variation selector', { domains: ['exa\ufe0fmple.com'] }, 'invisible character U+FE0F'],
     ['a space inside a name', { domains: ['exa mple.com'] }, 'white space U+0020 at position 4'],
@@ -342,10 +347,12 @@ describe('GET /v1/orders/{id}', () => {
     const res = await asA('GET', `/v1/orders/${created.body.id}`);
     expect(res.status).toBe(200);
     expect(Object.keys(res.body).sort()).toEqual(ORDER_KEYS);
+    const checked = { status: 'pending', found: null, reason: null, checkedAt: expect.any(String) };
     expect(res.body.dns).toEqual([
-      { domain: d1, host: '_acme-challenge', hostValue: 'a.httpsok.com', valid: false },
-      { domain: d2, host: '_acme-challenge.x', hostValue: 'b.httpsok.com', valid: true },
+      { domain: d1, host: '_acme-challenge', hostValue: 'a.httpsok.com', valid: false, ...checked },
+      { domain: d2, host: '_acme-challenge.x', hostValue: 'b.httpsok.com', valid: true, ...checked },
     ]);
+    expect(new Date(res.body.dns[0].checkedAt).toISOString()).toBe(res.body.dns[0].checkedAt);
     expect(res.headers.get('cache-control')).toBe('no-store');
   });
 

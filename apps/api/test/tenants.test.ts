@@ -76,6 +76,7 @@ describe('GET /v1/tenants', () => {
       id: withKey.id,
       name: 'listed-with-key',
       hasOwnApiKey: true,
+      caChoices: null,
       createdAt: expect.any(String),
     });
     expect(byName.get('listed-without-key')).toMatchObject({ id: without.id, hasOwnApiKey: false });

@@ -1,6 +1,8 @@
+import { parseResolvers } from '@certq/core';
 import { z } from 'zod';
+import { CAS, type CaName } from './types';
 
-export type VerifyMode = 'auto' | 'records';
+export type VerifyMode = 'auto' | 'records' | 'dns';
 
 export interface CallbackRetryOptions {
   /** Delivery attempts in total (the first one included) before giving up. */
@@ -12,8 +14,16 @@ export interface CallbackRetryOptions {
 export interface SimulatorOptions {
   /** Accepted `OpenApiKey` values; empty: any non-empty key is accepted. [SIM_API_KEYS] */
   apiKeys: string[];
-  /** `auto`: every domain verifies except under `.invalid`; `records`: only with a matching CNAME. [SIM_VERIFY] */
+  /**
+   * `auto`: every domain verifies except under `.invalid`; `records`: only with a matching CNAME set through
+   * `/_sim/dns`; `dns`: only when `CNAME <host>.<registered domain>` resolves (through `dnsResolver`) to
+   * the handed-out hostValue, as httpsok checks public DNS. [SIM_VERIFY]
+   */
   verify: VerifyMode;
+  /** `ip:port` of the DNS server asked in `verify: 'dns'` (required there). [SIM_DNS_RESOLVER] */
+  dnsResolver?: string | undefined;
+  /** CAs whose applications end with status 3 (a CA that refuses). [SIM_CA_FAILURES] */
+  caFailures: CaName[];
   /** Seconds from apply to issued (or failed); 0 allowed. [SIM_ISSUE_SECONDS] */
   issueSeconds: number;
   /** Fraction (0..1) of upstream requests answered with a bare HTTP 500. [SIM_FAIL_RATE] */
@@ -46,6 +56,8 @@ export type SimulatorInit = Partial<Omit<SimulatorOptions, 'callbackRetry'>> & {
 export const DEFAULT_OPTIONS: Readonly<SimulatorOptions> = Object.freeze({
   apiKeys: [],
   verify: 'auto',
+  dnsResolver: undefined,
+  caFailures: [],
   issueSeconds: 30,
   failRate: 0,
   latencyMs: 0,
@@ -79,9 +91,30 @@ const rules = {
     secret: true,
   } satisfies EnvRule<string[]>,
   SIM_VERIFY: {
-    parse: (raw: string) => z.enum(['auto', 'records']).safeParse(raw.trim()).data,
-    expected: '"auto" or "records"',
+    parse: (raw: string) => z.enum(['auto', 'records', 'dns']).safeParse(raw.trim()).data,
+    expected: '"auto", "records" or "dns"',
   } satisfies EnvRule<VerifyMode>,
+  SIM_DNS_RESOLVER: {
+    parse: (raw: string) => {
+      try {
+        const [one, ...more] = parseResolvers(raw);
+        return more.length === 0 ? one : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    expected: 'one resolver address, ip or ip:port',
+  } satisfies EnvRule<string>,
+  SIM_CA_FAILURES: {
+    parse: (raw: string) => {
+      const list = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      return list.every((ca) => (CAS as readonly string[]).includes(ca)) ? (list as CaName[]) : undefined;
+    },
+    expected: 'a comma-separated list of google, letsencrypt, zerossl',
+  } satisfies EnvRule<CaName[]>,
   SIM_ISSUE_SECONDS: {
     parse: (raw: string) => (decimal.test(raw.trim()) ? Number(raw) : undefined),
     expected: 'a number of seconds >= 0',
@@ -127,11 +160,13 @@ function readEnv<T>(env: NodeJS.ProcessEnv, name: keyof typeof rules, rule: EnvR
 
 /** Reads the SIM_* variables; a bad value throws an Error naming the variable. */
 export function loadSimulatorOptions(env: NodeJS.ProcessEnv = process.env): SimulatorOptions {
-  return {
+  const options: SimulatorOptions = {
     ...DEFAULT_OPTIONS,
     callbackRetry: { ...DEFAULT_OPTIONS.callbackRetry },
     apiKeys: readEnv(env, 'SIM_API_KEYS', rules.SIM_API_KEYS) ?? [],
     verify: readEnv(env, 'SIM_VERIFY', rules.SIM_VERIFY) ?? DEFAULT_OPTIONS.verify,
+    dnsResolver: readEnv(env, 'SIM_DNS_RESOLVER', rules.SIM_DNS_RESOLVER),
+    caFailures: readEnv(env, 'SIM_CA_FAILURES', rules.SIM_CA_FAILURES) ?? [],
     issueSeconds: readEnv(env, 'SIM_ISSUE_SECONDS', rules.SIM_ISSUE_SECONDS) ?? DEFAULT_OPTIONS.issueSeconds,
     failRate: readEnv(env, 'SIM_FAIL_RATE', rules.SIM_FAIL_RATE) ?? DEFAULT_OPTIONS.failRate,
     latencyMs: readEnv(env, 'SIM_LATENCY_MS', rules.SIM_LATENCY_MS) ?? DEFAULT_OPTIONS.latencyMs,
@@ -139,12 +174,28 @@ export function loadSimulatorOptions(env: NodeJS.ProcessEnv = process.env): Simu
     host: readEnv(env, 'SIM_HOST', rules.SIM_HOST) ?? DEFAULT_OPTIONS.host,
     caDir: readEnv(env, 'SIM_CA_DIR', rules.SIM_CA_DIR),
   };
+  if (options.verify === 'dns' && options.dnsResolver === undefined)
+    throw new Error(
+      'Invalid environment variable SIM_DNS_RESOLVER: required with SIM_VERIFY=dns (ip or ip:port)',
+    );
+  return options;
 }
 
 const nonNegative = z.number().finite().min(0);
 const optionsSchema = z.object({
   apiKeys: z.array(z.string().min(1)),
-  verify: z.enum(['auto', 'records']),
+  verify: z.enum(['auto', 'records', 'dns']),
+  dnsResolver: z
+    .string()
+    .refine((v) => {
+      try {
+        return parseResolvers(v).length === 1;
+      } catch {
+        return false;
+      }
+    }, 'must be one resolver address, ip or ip:port')
+    .optional(),
+  caFailures: z.array(z.enum(CAS)),
   issueSeconds: nonNegative,
   failRate: nonNegative.max(1),
   latencyMs: nonNegative,
@@ -166,7 +217,12 @@ export function resolveOptions(init: SimulatorInit = {}): SimulatorOptions {
     ...defined,
     callbackRetry: { ...DEFAULT_OPTIONS.callbackRetry, ...init.callbackRetry },
   };
-  const result = optionsSchema.safeParse(merged);
+  const result = optionsSchema
+    .refine((o) => o.verify !== 'dns' || o.dnsResolver !== undefined, {
+      path: ['dnsResolver'],
+      message: 'is required with verify "dns" (SIM_DNS_RESOLVER=ip:port)',
+    })
+    .safeParse(merged);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     throw new Error(`Invalid simulator option ${issue.path.join('.')}: ${issue.message}`);

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
+import { registeredDomain } from '@certq/core';
 
 /**
- * DNS-validation records of the simulated provider.
- *
- * Simplification: the registered domain is always the last two labels (no public-suffix list),
- * so `a.example.co.uk` is treated as sub `a` of `co.uk`. Good enough for a simulator.
+ * DNS-validation records of the simulated provider. The registered domain comes from the public suffix
+ * list (ICANN section, `registeredDomain` in `@certq/core`): `a.example.co.uk` is sub `a` of `example.co.uk`.
  */
 
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
@@ -15,13 +14,16 @@ export function normalizeName(name: string): string {
   return name.trim().toLowerCase().replace(/\.+$/, '');
 }
 
-/** A hostname of at least two labels, optionally with a whole-label wildcard on the left. */
+/**
+ * A hostname of at least two labels, optionally with a whole-label wildcard on the left, that has a
+ * registered domain (a public suffix such as `co.uk` or `*.com` has none: no CA issues for it).
+ */
 export function isValidDomain(domain: string): boolean {
-  return domain.length <= 253 && HOSTNAME.test(domain);
+  return domain.length <= 253 && HOSTNAME.test(domain) && registeredDomain(domain) !== null;
 }
 
 export interface DomainParts {
-  /** The last two labels, e.g. `example.com`. */
+  /** The registered domain (public suffix list), e.g. `example.com`, `example.co.uk`. */
   registered: string;
   /** Labels between the wildcard and the registered domain, e.g. `sub` for `*.sub.example.com`; '' if none. */
   sub: string;
@@ -29,10 +31,11 @@ export interface DomainParts {
 
 export function splitDomain(domain: string): DomainParts {
   const bare = domain.startsWith('*.') ? domain.slice(2) : domain;
-  const labels = bare.split('.');
+  // Only valid domains get here; the fallback keeps a public suffix from throwing.
+  const registered = registeredDomain(bare) ?? bare;
   return {
-    registered: labels.slice(-2).join('.'),
-    sub: labels.slice(0, -2).join('.'),
+    registered,
+    sub: bare === registered ? '' : bare.slice(0, -(registered.length + 1)),
   };
 }
 

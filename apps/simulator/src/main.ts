@@ -15,6 +15,8 @@ const url = await sim.listen(options.port, options.host);
 sim.app.log.info(
   {
     verify: options.verify,
+    dnsResolver: options.dnsResolver,
+    caFailures: options.caFailures,
     issueSeconds: options.issueSeconds,
     failRate: options.failRate,
     latencyMs: options.latencyMs,

@@ -1,6 +1,7 @@
 import { createHttpsokDispatcher, HttpsokClient, HttpsokError } from '@certq/api-client';
 import { type Clock, type Config, type SecretBox, systemClock } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
+import { createDnsResolver, type DnsResolver } from '@certq/dns';
 import type { Queues } from '@certq/workflow';
 import { eq } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
@@ -22,6 +23,8 @@ export interface WorkerContext {
   logger: Logger;
   metrics: WorkerMetrics;
   limiter: UpstreamLimiter;
+  /** certq's own DNS lookups (DNS_RESOLVERS), rate-limited per resolver. */
+  dns: DnsResolver;
   random: () => number;
   /** The httpsok client for a tenant: its own key (opened only now), else the operator's default. */
   httpsokFor(tenantId: string): Promise<HttpsokClient>;
@@ -40,6 +43,7 @@ export interface WorkerContextOptions {
   metrics?: WorkerMetrics;
   random?: () => number;
   dispatcher?: Dispatcher;
+  dns?: DnsResolver;
 }
 
 export function createWorkerContext(options: WorkerContextOptions): WorkerContext {
@@ -52,6 +56,13 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
   );
   const ownDispatcher = options.dispatcher === undefined;
   const dispatcher = options.dispatcher ?? createHttpsokDispatcher({ connections: 64 });
+  const ownDns = options.dns === undefined;
+  const dns =
+    options.dns ??
+    createDnsResolver({
+      servers: config.DNS_RESOLVERS,
+      ratePerSecond: config.DNS_RESOLVER_MAX_QPS,
+    });
   const clients = new Map<string, HttpsokClient>();
   const sealedKeys = new Map<string, { sealed: string | null; at: number }>();
   const hooks = {
@@ -89,6 +100,7 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
     logger: options.logger ?? createLogger(config.LOG_LEVEL),
     metrics,
     limiter,
+    dns,
     random: options.random ?? Math.random,
     async httpsokFor(tenantId) {
       // Every upstream call needs the tenant's key; a short cache saves a query per call, and a changed
@@ -115,6 +127,7 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
       return clientFor(apiKey);
     },
     async close() {
+      if (ownDns) dns.close();
       clients.clear();
       sealedKeys.clear();
       if (ownDispatcher) await dispatcher.close();

@@ -31,6 +31,23 @@ export function createWorkerMetrics(registry = new Registry()) {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15],
       registers: [registry],
     }),
+    dnsChecks: new Counter({
+      name: 'certq_dns_checks_total',
+      help: 'Local DNS checks of one domain by result: ok, missing, wrong_target, lookup_failed (CNAME) and caa_forbidden, caa_lookup_failed (CAA).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    upstreamDvSaved: new Counter({
+      name: 'certq_upstream_dv_saved_total',
+      help: 'Verification rounds where the local DNS check showed a domain not ready, so httpsok was not asked (one dv call saved each).',
+      registers: [registry],
+    }),
+    caChanges: new Counter({
+      name: 'certq_ca_changes_total',
+      help: 'Orders handed to their next CA, by why: caa (CAA forbids the CA) or rejected (the application ended with status 3).',
+      labelNames: ['why'] as const,
+      registers: [registry],
+    }),
     reconcilerRepairs: new Counter({
       name: 'certq_reconciler_repairs_total',
       help: 'Active orders whose stage job was missing from Redis and was put back by the reconciler.',

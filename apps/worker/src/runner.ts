@@ -1,5 +1,6 @@
 import { type Clock, type Config, type SecretBox, secretBoxFromConfig } from '@certq/core';
 import { createDb } from '@certq/db';
+import type { DnsResolver } from '@certq/dns';
 import { createQueues, WEBHOOK_RETRY_DEFAULTS } from '@certq/workflow';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -28,6 +29,8 @@ export interface StartWorkerOptions {
   scheduleRenewalScan?: boolean;
   /** Webhook delivery: attempts and backoff base (defaults 8 and 30 s), POST timeout (default 10 s). */
   webhooks?: { attempts?: number; backoffMs?: number; timeoutMs?: number };
+  /** certq's own DNS lookups; default: a resolver over DNS_RESOLVERS. */
+  dns?: DnsResolver;
 }
 
 /**
@@ -87,6 +90,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     logger,
     metrics: options.metrics ?? createWorkerMetrics(),
     random: options.random,
+    dns: options.dns,
   });
   const lockDurationMs = options.lockDurationMs ?? config.WORKER_LOCK_DURATION_MS;
   const stalledIntervalMs = options.stalledIntervalMs ?? config.WORKER_STALLED_INTERVAL_MS;

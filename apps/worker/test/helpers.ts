@@ -1,6 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { type Clock, type Config, loadConfig } from '@certq/core';
-import { createDb, type DbHandle, insertOrders, type Order, orderEvents, orders, tenants } from '@certq/db';
+import {
+  createDb,
+  type DbHandle,
+  insertOrders,
+  type Order,
+  type OrderRequest,
+  orderEvents,
+  orders,
+  tenants,
+} from '@certq/db';
+import type { DnsResolver } from '@certq/dns';
 import { createSimulator, type Simulator, type SimulatorInit } from '@certq/simulator';
 import {
   createTestDatabase,
@@ -13,8 +23,10 @@ import { createQueues, enqueueOrders, type Queues } from '@certq/workflow';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { startWorker, type WorkerHandle } from '../src';
+
+type OrderExtra = Partial<Pick<OrderRequest, 'algorithm' | 'ca' | 'caChoices'>>;
 
 /** A clock tests can move forward; starts at real time and follows it. */
 export function movableClock(): Clock & { advance(ms: number): void } {
@@ -40,9 +52,9 @@ export interface Workbench {
   tenantId: string;
   clock: ReturnType<typeof movableClock>;
   worker?: WorkerHandle;
-  startWorker(overrides?: { lockDurationMs?: number }): Promise<WorkerHandle>;
-  order(domains: string[], extra?: { algorithm?: 'ECC' | 'RSA' }): Promise<Order>;
-  orders(list: string[][], extra?: { algorithm?: 'ECC' | 'RSA' }): Promise<Order[]>;
+  startWorker(overrides?: { lockDurationMs?: number; dns?: DnsResolver }): Promise<WorkerHandle>;
+  order(domains: string[], extra?: OrderExtra): Promise<Order>;
+  orders(list: string[][], extra?: OrderExtra): Promise<Order[]>;
   reload(id: string): Promise<Order>;
   waitForStatus(ids: string[], statuses: Order['status'][], timeoutMs?: number): Promise<Order[]>;
   close(): Promise<void>;
@@ -68,6 +80,8 @@ export async function createWorkbench(
     WORKER_CONCURRENCY: '20',
     LOG_LEVEL: 'silent',
     WORKER_METRICS_PORT: '0',
+    // certq's own DNS checks go to the test setup's private named, never the machine's resolver.
+    DNS_RESOLVERS: inject('certq').dnsResolvers,
     ...options.env,
   };
   const config = loadConfig(env, { requireSecrets: true });
@@ -98,6 +112,7 @@ export async function createWorkbench(
         logger: pino({ level: process.env.CERTQ_TEST_LOG ?? 'silent' }),
         lockDurationMs: overrides.lockDurationMs ?? 5000,
         stalledIntervalMs: 1000,
+        dns: overrides.dns,
       });
       return bench.worker;
     },

@@ -1,16 +1,26 @@
 import { canTransition } from '@certq/core';
 import { lockOrder, orderDns, orderEvents, transitionOrder } from '@certq/db';
+import { type NamedServer, startNamed } from '@certq/testing';
 import { enqueueOrders } from '@certq/workflow';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkbench, type Workbench } from './helpers';
 
+// Records live in a real DNS server that both certq (DNS_RESOLVERS) and the simulator (SIM_VERIFY=dns) ask.
+let named: NamedServer;
 let bench: Workbench;
 beforeAll(async () => {
-  bench = await createWorkbench({ sim: { verify: 'records' } });
+  named = await startNamed();
+  bench = await createWorkbench({
+    sim: { verify: 'dns', dnsResolver: named.address },
+    env: { DNS_RESOLVERS: named.address },
+  });
   await bench.startWorker();
 });
-afterAll(() => bench.close());
+afterAll(async () => {
+  await bench?.close();
+  await named?.stop();
+});
 
 describe('verifying while DNS is not in place', () => {
   it('waits with the CNAME instructions stored, then completes once the record is set', async () => {
@@ -21,15 +31,17 @@ describe('verifying while DNS is not in place', () => {
     const pending = await bench.reload(order.id);
     expect(pending.status).toBe('verifying');
     expect(pending.lastError).toMatch(
-      /waiting for DNS: \*\.dns\.example\.com: CNAME _acme-challenge\.dns → [0-9a-f]{16}\.dns\.httpsok\.com/,
+      /waiting for DNS: \*\.dns\.example\.com: No CNAME record at _acme-challenge\.dns\.example\.com: create CNAME _acme-challenge\.dns\.example\.com → [0-9a-f]{16}\.dns\.httpsok\.com/,
     );
     // The next check is at least 10 s away.
     expect(pending.nextAttemptAt.getTime() - pending.updatedAt.getTime()).toBeGreaterThanOrEqual(9_900);
     const dns = await bench.db.db.select().from(orderDns).where(eq(orderDns.orderId, order.id));
     expect(dns).toHaveLength(2);
-    expect(dns.every((d) => !d.valid && d.host === '_acme-challenge.dns')).toBe(true);
+    expect(dns.every((d) => !d.valid && d.host === '_acme-challenge.dns' && d.status === 'missing')).toBe(
+      true,
+    );
 
-    bench.sim.setDns(`_acme-challenge.dns.example.com`, dns[0]!.hostValue);
+    await named.setCname(`_acme-challenge.dns.example.com`, dns[0]!.hostValue);
     // Skip the wait: move the clock past the next attempt and run the delayed job now.
     bench.clock.advance(pending.nextAttemptAt.getTime() - Date.now() + 1000);
     const job = await bench.queues.verify.getJob(`verify-${order.id}-r1`);
@@ -49,7 +61,7 @@ describe('verifying while DNS is not in place', () => {
     await (await bench.queues.verify.getJob(`verify-${order.id}-r1`))!.promote();
     const [failed] = await bench.waitForStatus([order.id], ['failed']);
     expect(failed!.lastError).toMatch(
-      /DNS not in place after 72 h; missing records: late\.example\.net: CNAME _acme-challenge\.late → /,
+      /DNS not in place after 72 h: late\.example\.net: No CNAME record at _acme-challenge\.late\.example\.net: create CNAME _acme-challenge\.late\.example\.net → /,
     );
     bench.clock.advance(-73 * 3600_000);
   });
@@ -57,17 +69,16 @@ describe('verifying while DNS is not in place', () => {
 
 describe('an application that fails upstream (status 3)', () => {
   it('fails the order with the reason; a retry starts cleanly with a new application', async () => {
-    bench.sim.setDns('_acme-challenge.x.fail.test', '');
     const order = await bench.order(['x.fail.test']);
-    // records mode: make it verify by setting the record it asks for
+    // make it verify by setting the record it asks for
     await expect
       .poll(
         async () => (await bench.db.db.select().from(orderDns).where(eq(orderDns.orderId, order.id))).length,
       )
       .toBe(1);
     const [record] = await bench.db.db.select().from(orderDns).where(eq(orderDns.orderId, order.id));
-    bench.sim.setDns(`${record!.host}.fail.test`, record!.hostValue);
-    bench.clock.advance(11_000);
+    await named.setCname(`${record!.host}.fail.test`, record!.hostValue);
+    bench.clock.advance(20_000);
     await (await bench.queues.verify.getJob(`verify-${order.id}-r1`))!.promote();
     const [failed] = await bench.waitForStatus([order.id], ['failed']);
     expect(failed!.lastError).toMatch(/httpsok failed the application/);

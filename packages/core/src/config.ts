@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { UPSTREAM_FLOOR_MS } from './backoff';
+import { parseResolvers } from './resolvers';
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
@@ -71,6 +72,18 @@ export const configSchema = z.object({
   RECONCILE_INTERVAL_MS: int(60_000).pipe(z.number().min(1000)),
   RATE_LIMIT_PER_MINUTE: int(600).pipe(z.number().min(1)),
   BODY_LIMIT_BYTES: int(16 * 1024 * 1024).pipe(z.number().min(1024)),
+  /** Resolvers for certq's own DNS checks: comma-separated `ip` or `ip:port`; empty: the system's. */
+  DNS_RESOLVERS: optionalString.superRefine((value, ctx) => {
+    try {
+      parseResolvers(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    }
+  }),
+  /** First delay between local DNS checks of a domain still waiting on its record (grows to a cap). */
+  DNS_CHECK_INTERVAL_MS: int(15_000).pipe(z.number().min(100)),
+  /** Lookups per second certq sends each resolver at most (a token bucket per resolver). */
+  DNS_RESOLVER_MAX_QPS: int(500).pipe(z.number().min(1)),
   LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -3,6 +3,8 @@ export * from './clock';
 export * from './config';
 export * from './crypto';
 export * from './domains';
+export * from './public-suffix';
 export * from './queues';
 export * from './redaction';
+export * from './resolvers';
 export * from './state';

@@ -21,7 +21,8 @@ export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> 
   verifying: ['verifying', 'applying', 'failed', 'cancelled'],
   // applying → verifying: the upstream refused the application because a CNAME disappeared.
   applying: ['applying', 'issuing', 'verifying', 'failed', 'cancelled'],
-  issuing: ['issuing', 'issued', 'failed', 'cancelled'],
+  // issuing → verifying: the application ended with status 3 and the order's next CA gets a new run.
+  issuing: ['issuing', 'issued', 'verifying', 'failed', 'cancelled'],
   issued: [],
   // failed → verifying is the operator's or tenant's explicit retry.
   failed: ['verifying'],

@@ -8,13 +8,16 @@ import {
 } from '@certq/core';
 import { eq, lt, sql } from 'drizzle-orm';
 import type { Database, Queryable } from './client';
-import { idempotencyKeys, type Order, orders } from './schema';
+import { idempotencyKeys, type Order, orders, tenants } from './schema';
 
 export interface OrderRequest {
   tenantId: string;
   domains: string[];
   algorithm?: Algorithm;
+  /** The CA; with `caChoices`, its first entry. Neither given: the tenant's default list, else google. */
   ca?: CertificateAuthority;
+  /** CAs in order of preference, tried one after the other (CAA refusal, application failed). */
+  caChoices?: CertificateAuthority[];
   kind?: OrderKind;
   renewalOfCertificateId?: string;
   renewalBatchId?: string;
@@ -113,22 +116,28 @@ async function insertRows(
   const column = <T>(pick: (r: OrderRequest, key: string) => T) => rows.map((r) => pick(r.request, r.key));
   // Hostnames never contain a comma, so a comma-joined list round-trips through string_to_array.
   const inserted = await db.execute<{ id: string; tenant_id: string; domains_key: string }>(sql`
-    insert into ${orders} (tenant_id, domains, domains_key, algorithm, ca, kind, priority,
+    insert into ${orders} (tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, priority,
                            renewal_of_certificate_id, renewal_batch_id, next_attempt_at)
-    select t.tenant_id, string_to_array(t.domains, ','), t.domains_key, t.algorithm, t.ca, t.kind, t.priority,
-           t.renewal_of, t.batch_id, coalesce(t.not_before, now())
+    select t.tenant_id, string_to_array(t.domains, ','), t.domains_key, t.algorithm,
+           coalesce((string_to_array(t.ca_choices, ','))[1]::certificate_authority, t.ca, td.choices[1], 'google'),
+           case when t.ca_choices is not null then string_to_array(t.ca_choices, ',')::certificate_authority[]
+                when t.ca is null then td.choices end,
+           t.kind, t.priority, t.renewal_of, t.batch_id, coalesce(t.not_before, now())
     from unnest(
       ${sql.param(column((r) => r.tenantId))}::uuid[],
       ${sql.param(column((r) => r.domains.join(',')))}::text[],
       ${sql.param(column((_, key) => key))}::text[],
       ${sql.param(column((r) => r.algorithm ?? 'ECC'))}::algorithm[],
-      ${sql.param(column((r) => r.ca ?? 'google'))}::certificate_authority[],
+      ${sql.param(column((r) => r.ca ?? null))}::certificate_authority[],
+      ${sql.param(column((r) => (r.caChoices?.length ? r.caChoices.join(',') : null)))}::text[],
       ${sql.param(column((r) => r.kind ?? 'new'))}::order_kind[],
       ${sql.param(column((r) => r.priority ?? PRIORITY[r.kind ?? 'new']))}::int[],
       ${sql.param(column((r) => r.renewalOfCertificateId ?? null))}::uuid[],
       ${sql.param(column((r) => r.renewalBatchId ?? null))}::uuid[],
       ${sql.param(column((r) => r.notBefore?.toISOString() ?? null))}::timestamptz[]
-    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, kind, priority, renewal_of, batch_id, not_before, ord)
+    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, priority, renewal_of, batch_id, not_before, ord)
+    -- A request naming no CA takes its tenant's default list.
+    left join lateral (select default_ca_choices as choices from ${tenants} where id = t.tenant_id) td on true
     order by t.ord
     on conflict (tenant_id, domains_key) where ${sql.raw(`status in (${ACTIVE_STATUS_SQL_LIST})`)} do nothing
     returning id, tenant_id, domains_key`);

@@ -27,6 +27,16 @@ export const orderStatus = pgEnum('order_status', ORDER_STATUSES);
 export const orderKind = pgEnum('order_kind', ORDER_KINDS);
 export const algorithm = pgEnum('algorithm', ALGORITHMS);
 export const certificateAuthority = pgEnum('certificate_authority', CERTIFICATE_AUTHORITIES);
+/** The local DNS check of one domain (`pending`: not checked by certq yet). See @certq/dns. */
+export const DNS_STATUSES = [
+  'pending',
+  'ok',
+  'missing',
+  'wrong_target',
+  'caa_forbidden',
+  'lookup_failed',
+] as const;
+export const dnsStatus = pgEnum('dns_status', DNS_STATUSES);
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
@@ -40,6 +50,8 @@ export const tenants = pgTable('tenants', {
   httpsokApiKeySealed: text('httpsok_api_key_sealed'),
   webhookUrl: text('webhook_url'),
   webhookSecretSealed: text('webhook_secret_sealed'),
+  /** CAs in order of preference for this tenant's orders that name none; null: the service default. */
+  defaultCaChoices: certificateAuthority('default_ca_choices').array(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });
@@ -65,7 +77,16 @@ export const orders = pgTable(
     /** Sorted, comma-joined domains: the same certificate whatever order the names came in. */
     domainsKey: text('domains_key').notNull(),
     algorithm: algorithm('algorithm').notNull().default('ECC'),
+    /** The CA of the current run. */
     ca: certificateAuthority('ca').notNull().default('google'),
+    /** Every CA to try, in order of preference (`ca` is one of them); null: just `ca`. */
+    caChoices: certificateAuthority('ca_choices').array(),
+    /** Why each CA tried so far gave up, `[{ca, reason}]`, in order: the error names them all when the list is used up. */
+    caFailures: jsonb('ca_failures').$type<{ ca: string; reason: string }[]>().notNull().default([]),
+    /** Last `POST /v1/cert/dv` for this order: with local DNS checks, httpsok is asked only when they pass or an hour went by. */
+    lastDvAt: timestamp('last_dv_at', { withTimezone: true }),
+    /** Last "check my DNS now" request (`POST /v1/orders/{id}/dns-check`), at most one per 10 s. */
+    dnsCheckRequestedAt: timestamp('dns_check_requested_at', { withTimezone: true }),
     status: orderStatus('status').notNull().default('verifying'),
     applyId: text('apply_id').unique(),
     progress: integer('progress').notNull().default(0),
@@ -130,10 +151,21 @@ export const orderDns = pgTable(
     domain: text('domain').notNull(),
     host: text('host').notNull(),
     hostValue: text('host_value').notNull(),
+    /** httpsok's last word on this domain (from `dv`). */
     valid: boolean('valid').notNull(),
+    /** certq's own check (local DNS, CAA) */
+    status: dnsStatus('status').notNull().default('pending'),
+    /** What `<host>.<registered domain>` is a CNAME to now, or null. */
+    found: text('found'),
+    /** One sentence the tenant can act on. */
+    reason: text('reason'),
+    /** Last check of this domain, local or upstream. */
     checkedAt: timestamp('checked_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.orderId, t.domain] })],
+  (t) => [
+    primaryKey({ columns: [t.orderId, t.domain] }),
+    index('order_dns_not_ok_by_status').on(t.status).where(sql`${t.status} <> 'ok'`),
+  ],
 );
 
 export const certificates = pgTable(

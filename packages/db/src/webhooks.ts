@@ -8,6 +8,8 @@ export const WEBHOOK_EVENTS = [
   'certificate.renewed',
   'order.failed',
   'certificate.expiring',
+  /** The order moved to its next CA (CAA forbids the current one, or its application ended with status 3). */
+  'order.ca_changed',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

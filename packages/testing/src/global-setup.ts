@@ -4,12 +4,19 @@ import { join } from 'node:path';
 import { MIGRATIONS_FOLDER, migrate } from '@certq/db';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { startNamed } from './named';
 import { ensurePostgres, ensureRedis } from './services';
 
 export interface ProvidedServices {
   pgAdminUrl: string;
   templateDatabase: string;
   redisUrl: string;
+  /**
+   * `127.0.0.1:<port>` of a private, empty authoritative `named` (root zone): the `DNS_RESOLVERS` of every test,
+   * so certq's own DNS checks answer locally (NXDOMAIN, no CAA) and never reach the machine's resolver.
+   * Tests that need records start their own with `startNamed()`.
+   */
+  dnsResolvers: string;
 }
 
 declare module 'vitest' {
@@ -60,8 +67,17 @@ export default async function setup(project: TestProject) {
   const postgres = await ensurePostgres(process.env.CERTQ_TEST_DATABASE_URL);
   const redis = await ensureRedis(process.env.CERTQ_TEST_REDIS_URL);
   const templateDatabase = await ensureTemplate(postgres.url);
-  project.provide('certq', { pgAdminUrl: postgres.url, templateDatabase, redisUrl: redis.url });
+  const named = await startNamed();
+  // Inherited by the test workers and every process they spawn with process.env.
+  process.env.DNS_RESOLVERS = named.address;
+  project.provide('certq', {
+    pgAdminUrl: postgres.url,
+    templateDatabase,
+    redisUrl: redis.url,
+    dnsResolvers: named.address,
+  });
   return async () => {
+    await named.stop();
     await redis.stop();
     await postgres.stop();
   };

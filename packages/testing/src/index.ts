@@ -4,6 +4,8 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { withDatabase } from './global-setup';
 
+export type { NamedServer, SilentResolver, StartNamedOptions } from './named';
+export { startNamed, startSilentResolver } from './named';
 export { freePort } from './services';
 
 export interface TestDatabase {

@@ -9,7 +9,9 @@ export type WorkflowErrorCode =
   | 'idempotency_key_reused'
   | 'not_retryable'
   | 'not_cancellable'
-  | 'conflict';
+  | 'conflict'
+  | 'not_verifying'
+  | 'dns_check_too_soon';
 
 export class WorkflowError extends Error {
   constructor(

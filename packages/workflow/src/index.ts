@@ -1,4 +1,5 @@
 export { type CallbackResult, nudgeFromCallback } from './callbacks';
+export { DNS_CHECK_MIN_SPACING_MS, requestDnsCheck } from './dns-check';
 export { DEFAULT_ENQUEUE_TIMEOUT_MS, type EnqueueLogger, enqueueSafely, withTimeout } from './enqueue';
 export { isWorkflowError, WorkflowError, type WorkflowErrorCode } from './errors';
 export {

@@ -106,6 +106,9 @@ export async function retryOrder(
           lastPolledAt: null,
           progress: 0,
           callbackSecretHash: null,
+          // A new run starts again from the first CA of the order's list.
+          ca: order.caChoices?.[0] ?? order.ca,
+          caFailures: [],
         },
         event: { type: 'retried', detail: { previousApplyId: order.applyId, by: options.actor } },
       });

@@ -15,6 +15,10 @@ export const StatsSchema = z.object({
     byDaysToExpiry: z.record(z.string(), z.number()),
   }),
   failures: z.array(z.object({ reason: z.string(), count: z.number() })),
+  /** Domains of verifying orders by certq's own DNS check: pending, missing, wrong_target, caa_forbidden, lookup_failed, ok. */
+  dnsWaiting: z
+    .object({ byStatus: z.record(z.string(), z.number()) })
+    .describe("domains of verifying orders by the local DNS check's status"),
   generatedAt: z.string(),
 });
 export type Stats = z.infer<typeof StatsSchema>;
@@ -37,6 +41,10 @@ export async function collectStats(db: Database, now = new Date()): Promise<Stat
   const failures = await db.execute<{ reason: string; n: number }>(sql`
     select regexp_replace(coalesce(last_error, 'unknown'), '[:;].*$', '') as reason, count(*)::int as n
     from orders where status = 'failed' group by 1 order by 2 desc limit 20`);
+  const dns = await db.execute<{ status: string; n: number }>(sql`
+    select d.status, count(*)::int as n
+    from order_dns d join orders o on o.id = d.order_id
+    where o.status = 'verifying' group by 1`);
 
   const byStatus: Record<string, number> = {};
   const tenants = new Map<
@@ -59,6 +67,7 @@ export async function collectStats(db: Database, now = new Date()): Promise<Stat
     orders: { byStatus, byTenant: [...tenants.values()] },
     certificates: { current: Object.values(byDaysToExpiry).reduce((a, b) => a + b, 0), byDaysToExpiry },
     failures: failures.rows.map((r) => ({ reason: r.reason, count: r.n })),
+    dnsWaiting: { byStatus: Object.fromEntries(dns.rows.map((r) => [r.status, r.n])) },
     generatedAt: now.toISOString(),
   };
 }

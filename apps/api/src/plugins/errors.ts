@@ -122,6 +122,8 @@ export const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
   not_retryable: 409,
   not_cancellable: 409,
   conflict: 409,
+  not_verifying: 409,
+  dns_check_too_soon: 429,
 };
 
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
@@ -129,6 +131,8 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
     // Client-input refusals keep the API's validation code, so clients see one code for bad input.
     const status = WORKFLOW_STATUS[error.code];
     const code = status === 400 ? 'validation_failed' : error.code;
+    const retryAfter = error.details?.retryAfterSeconds;
+    if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
     return send(reply, status, code, error.message, error.details);
   }
   if (error instanceof ApiError) {

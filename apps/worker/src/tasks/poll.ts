@@ -2,6 +2,7 @@ import { type Application, isHttpsokError } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
+import { changeCa, exhaustedError, nextCa } from './dns';
 import { completeIssuance } from './issuance';
 import { loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome } from './outcome';
@@ -81,10 +82,32 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
         : done('failed', `certificate rejected: ${issued.reason}`);
     }
     if (application.status === 'failed') {
+      // CA failover: the next CA of the order's list gets a new run; the order fails only when none is left.
+      const reason = `httpsok failed the application: ${application.reason}`;
+      const to = nextCa(order);
+      if (to) {
+        const moved = await changeCa(ctx, tx, order, {
+          to,
+          reason,
+          why: 'rejected',
+          status: 'verifying',
+          applyId: order.applyId,
+        });
+        log.info(
+          { traceId: application.traceId, from: order.ca, to },
+          'application failed upstream, next CA',
+        );
+        return done('moved', `application failed, next CA ${to}`, moved);
+      }
+      const caFailures = [...order.caFailures, { ca: order.ca, reason }];
       await transition(ctx, tx, {
         order,
         to: 'failed',
-        set: { lastPolledAt: polledAt, lastError: `httpsok failed the application: ${application.reason}` },
+        set: {
+          lastPolledAt: polledAt,
+          caFailures,
+          lastError: caFailures.length > 1 ? exhaustedError(caFailures) : reason,
+        },
         event: { type: 'failed', detail: { reason: application.reason, traceId: application.traceId } },
         at: ctx.clock.now(),
       });

@@ -7,6 +7,7 @@ import type { paths } from './schema';
 /** Every operation of the API by operationId: its method and path. */
 export const OPERATIONS = {
   cancelOrder: { method: 'DELETE', path: '/v1/orders/{id}' },
+  checkOrderDns: { method: 'POST', path: '/v1/orders/{id}/dns-check' },
   createEdgeToken: { method: 'POST', path: '/v1/edge-tokens' },
   createOrder: { method: 'POST', path: '/v1/orders' },
   createOrdersBulk: { method: 'POST', path: '/v1/orders/bulk' },
@@ -31,6 +32,7 @@ export const OPERATIONS = {
   requestRenewals: { method: 'POST', path: '/v1/renewals' },
   retryOrder: { method: 'POST', path: '/v1/orders/{id}/retry' },
   revokeEdgeToken: { method: 'DELETE', path: '/v1/edge-tokens/{id}' },
+  setTenantCaChoices: { method: 'PUT', path: '/v1/tenants/{id}/ca-choices' },
   setTenantWebhook: { method: 'PUT', path: '/v1/tenants/{id}/webhook' },
   setWebhook: { method: 'PUT', path: '/v1/webhook' },
 } as const;
@@ -43,6 +45,8 @@ export function bindOperations(client: Client<paths>) {
   return {
     /** Cancel an active order — `DELETE /v1/orders/{id}` */
     cancelOrder: byPath['/v1/orders/{id}'].DELETE,
+    /** Check this order's DNS now — `POST /v1/orders/{id}/dns-check` */
+    checkOrderDns: byPath['/v1/orders/{id}/dns-check'].POST,
     /** Create an edge token (operator) — `POST /v1/edge-tokens` */
     createEdgeToken: byPath['/v1/edge-tokens'].POST,
     /** Order a certificate — `POST /v1/orders` */
@@ -91,6 +95,8 @@ export function bindOperations(client: Client<paths>) {
     retryOrder: byPath['/v1/orders/{id}/retry'].POST,
     /** Revoke an edge token (operator) — `DELETE /v1/edge-tokens/{id}` */
     revokeEdgeToken: byPath['/v1/edge-tokens/{id}'].DELETE,
+    /** Set a tenant's default CA list — `PUT /v1/tenants/{id}/ca-choices` */
+    setTenantCaChoices: byPath['/v1/tenants/{id}/ca-choices'].PUT,
     /** Set a tenant’s webhook (operator) — `PUT /v1/tenants/{id}/webhook` */
     setTenantWebhook: byPath['/v1/tenants/{id}/webhook'].PUT,
     /** Set your webhook (tenant) — `PUT /v1/webhook` */

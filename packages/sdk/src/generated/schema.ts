@@ -222,6 +222,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orders/{id}/dns-check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check this order's DNS now
+         * @description "I have set the record": the worker checks every domain's CNAME (and CAA) at once and, when all read ok, asks httpsok in the same run, so the order moves to applying within seconds. 202 with the order; the new `dns[].status`/`reason` appear once the check ran. Only for a verifying order (409 not_verifying); at most once per 10 s per order (429 dns_check_too_soon, with Retry-After).
+         */
+        post: operations["checkOrderDns"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orders/{id}/retry": {
         parameters: {
             query?: never;
@@ -337,6 +357,26 @@ export interface paths {
          * @description Answers the tenant and its bearer token. The token is shown once: only its hash is kept.
          */
         post: operations["createTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{id}/ca-choices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a tenant's default CA list
+         * @description The CAs, in order of preference, for orders of this tenant that name no `ca` (null: back to google). The operator for any tenant, a tenant for itself. Orders already created keep their list.
+         */
+        put: operations["setTenantCaChoices"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -497,15 +537,34 @@ export interface components {
             algorithm: "ECC" | "RSA";
             applyId: string | null;
             attempts: number;
-            /** @enum {string} */
+            /**
+             * @description the CA of the current attempt
+             * @enum {string}
+             */
             ca: "google" | "letsencrypt" | "zerossl";
+            /** @description every CA of the order in order of preference (`ca` is one of them) */
+            caChoices: ("google" | "letsencrypt" | "zerossl")[];
             certificateId: string | null;
             /** @description ISO-8601 timestamp */
             createdAt: string;
             dns: {
+                /** @description last check, local or by httpsok */
+                checkedAt: string;
                 domain: string;
+                /** @description what <host>.<registered domain> is a CNAME to now, or null */
+                found: string | null;
+                /** @description the CNAME name relative to the registered domain, as httpsok gives it */
                 host: string;
+                /** @description the CNAME target */
                 hostValue: string;
+                /** @description one sentence the tenant can act on, naming the exact record */
+                reason: string | null;
+                /**
+                 * @description certq's own check: pending (not checked yet), ok, missing, wrong_target, caa_forbidden, lookup_failed (certq's resolver could not tell: never the tenant's fault)
+                 * @enum {string}
+                 */
+                status: "pending" | "ok" | "missing" | "wrong_target" | "caa_forbidden" | "lookup_failed";
+                /** @description httpsok's last word on this record */
                 valid: boolean;
             }[];
             domains: string[];
@@ -1218,11 +1277,8 @@ export interface operations {
                      * @enum {string}
                      */
                     algorithm?: "ECC" | "RSA";
-                    /**
-                     * @description default google
-                     * @enum {string}
-                     */
-                    ca?: "google" | "letsencrypt" | "zerossl";
+                    /** @description one CA, or CAs in order of preference (e.g. ["google", "letsencrypt"]): a CA the domains' CAA records forbid, or whose application fails, hands the order to the next one. Default: the tenant's default list (PUT /v1/tenants/{id}/ca-choices), else google */
+                    ca?: ("google" | "letsencrypt" | "zerossl") | ("google" | "letsencrypt" | "zerossl")[];
                     /** @description 1–100 distinct domains: lower-cased, IDN to punycode, one trailing dot dropped, duplicates removed; a wildcard only as the whole leftmost label; no IP addresses */
                     domains: string[];
                     /**
@@ -1417,6 +1473,65 @@ export interface operations {
             };
         };
     };
+    checkOrderDns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Order"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     retryOrder: {
         parameters: {
             query?: never;
@@ -1492,11 +1607,8 @@ export interface operations {
                          * @enum {string}
                          */
                         algorithm?: "ECC" | "RSA";
-                        /**
-                         * @description default google
-                         * @enum {string}
-                         */
-                        ca?: "google" | "letsencrypt" | "zerossl";
+                        /** @description one CA, or CAs in order of preference (e.g. ["google", "letsencrypt"]): a CA the domains' CAA records forbid, or whose application fails, hands the order to the next one. Default: the tenant's default list (PUT /v1/tenants/{id}/ca-choices), else google */
+                        ca?: ("google" | "letsencrypt" | "zerossl") | ("google" | "letsencrypt" | "zerossl")[];
                         /** @description 1–100 distinct domains: lower-cased, IDN to punycode, one trailing dot dropped, duplicates removed; a wildcard only as the whole leftmost label; no IP addresses */
                         domains: string[];
                         /**
@@ -1734,6 +1846,12 @@ export interface operations {
                             };
                             current: number;
                         };
+                        /** @description domains of verifying orders by the local DNS check's status */
+                        dnsWaiting: {
+                            byStatus: {
+                                [key: string]: number;
+                            };
+                        };
                         failures: {
                             count: number;
                             reason: string;
@@ -1791,6 +1909,8 @@ export interface operations {
                 content: {
                     "application/json": {
                         tenants: {
+                            /** @description default CA list; null: google */
+                            caChoices: ("google" | "letsencrypt" | "zerossl")[] | null;
                             /** @description ISO-8601 timestamp */
                             createdAt: string;
                             hasOwnApiKey: boolean;
@@ -1839,6 +1959,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description default CAs, in order of preference, for this tenant's orders that name no `ca` */
+                    caChoices?: ("google" | "letsencrypt" | "zerossl")[];
                     /** @description the tenant's own httpsok OpenApiKey (stored encrypted); default: the operator's */
                     httpsokApiKey?: string;
                     name: string;
@@ -1888,6 +2010,75 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setTenantCaChoices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description default CAs, in order of preference, for this tenant's orders that name no `ca` */
+                    caChoices: ("google" | "letsencrypt" | "zerossl")[] | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        caChoices: ("google" | "letsencrypt" | "zerossl")[] | null;
+                        id: string;
+                    };
+                };
+            };
+            /** @description Invalid request (see error.details) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,6 +1,13 @@
 import { ORDER_STATUSES } from '@certq/core';
 import { type OrderRequest, orders } from '@certq/db';
-import { cancelOrder, createOrder, createOrders, isWorkflowError, retryOrder } from '@certq/workflow';
+import {
+  cancelOrder,
+  createOrder,
+  createOrders,
+  isWorkflowError,
+  requestDnsCheck,
+  retryOrder,
+} from '@certq/workflow';
 import { and, desc, eq, type SQL } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -11,6 +18,7 @@ import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams } from '../../schemas';
 import {
   BulkInputSchema,
+  caRequest,
   IdempotencyHeaders,
   MAX_BULK_ORDERS,
   OrderInputSchema,
@@ -87,7 +95,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
         tenantId: orderTenant(principal, body.tenantId),
         domains: body.domains,
         algorithm: body.algorithm,
-        ca: body.ca,
+        ...caRequest(body.ca),
       };
       const result = await withTenantPath(
         () => '',
@@ -135,7 +143,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
         tenantId: orderTenant(principal, item.tenantId, at(i)),
         domains: item.domains,
         algorithm: item.algorithm,
-        ca: item.ca,
+        ...caRequest(item.ca),
       }));
       const result = await withTenantPath(at, () =>
         createOrders(deps, requests, { checkTenants: principal.kind === 'admin', log: request.log }),
@@ -215,6 +223,34 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
       const updated = await retryOrder(deps, id, {
         tenantScope: tenantScope(principal),
         actor: actorOf(principal),
+        log: request.log,
+      });
+      const view = await views.get(id, undefined);
+      return reply.code(202).send(view ?? toOrderView(updated));
+    },
+  );
+
+  app.post(
+    '/v1/orders/:id/dns-check',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: "Check this order's DNS now",
+        operationId: 'checkOrderDns',
+        description:
+          '"I have set the record": the worker checks every domain\'s CNAME (and CAA) at once and, when all read ok, ' +
+          'asks httpsok in the same run, so the order moves to applying within seconds. 202 with the order; the ' +
+          'new `dns[].status`/`reason` appear once the check ran. Only for a verifying order (409 not_verifying); ' +
+          'at most once per 10 s per order (429 dns_check_too_soon, with Retry-After).',
+        params: IdParams,
+        response: { 202: OrderSchema, ...errorResponses(401, 404, 409, 429) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const id = request.params.id;
+      const updated = await requestDnsCheck(deps, id, {
+        tenantScope: tenantScope(principal),
         log: request.log,
       });
       const view = await views.get(id, undefined);

@@ -1,4 +1,5 @@
-import { normalizeDomainList, ORDER_KINDS, ORDER_STATUSES } from '@certq/core';
+import { CERTIFICATE_AUTHORITIES, normalizeDomainList, ORDER_KINDS, ORDER_STATUSES } from '@certq/core';
+import { DNS_STATUSES } from '@certq/db';
 import { z } from 'zod';
 import { CursorSchema, LimitSchema } from '../../pagination';
 import { AlgorithmSchema, CaSchema, Timestamp } from '../../schemas';
@@ -26,10 +27,32 @@ export const DomainListSchema = z
       'a wildcard only as the whole leftmost label; no IP addresses',
   );
 
+/** One CA, or a list in order of preference: the list is kept as given, never reordered or deduplicated. */
+export const CaChoiceSchema = z
+  .union([
+    CaSchema,
+    z
+      .array(CaSchema)
+      .min(1)
+      .max(CERTIFICATE_AUTHORITIES.length)
+      .refine((list) => new Set(list).size === list.length, 'each CA may appear once'),
+  ])
+  .describe(
+    'one CA, or CAs in order of preference (e.g. ["google", "letsencrypt"]): a CA the domains\' CAA records ' +
+      "forbid, or whose application fails, hands the order to the next one. Default: the tenant's default " +
+      'list (PUT /v1/tenants/{id}/ca-choices), else google',
+  );
+
+/** The OrderRequest fields for a `ca` given as a string or a list. */
+export function caRequest(ca: z.output<typeof CaChoiceSchema> | undefined) {
+  if (ca === undefined) return {};
+  return typeof ca === 'string' ? { ca } : { ca: ca[0], caChoices: ca };
+}
+
 export const OrderInputSchema = z.strictObject({
   domains: DomainListSchema,
   algorithm: AlgorithmSchema.optional().describe('default ECC'),
-  ca: CaSchema.optional().describe('default google'),
+  ca: CaChoiceSchema.optional(),
   tenantId: z
     .uuid()
     .optional()
@@ -44,9 +67,18 @@ export const BulkInputSchema = z.strictObject({
 
 export const DnsRecordSchema = z.object({
   domain: z.string(),
-  host: z.string(),
-  hostValue: z.string(),
-  valid: z.boolean(),
+  host: z.string().describe('the CNAME name relative to the registered domain, as httpsok gives it'),
+  hostValue: z.string().describe('the CNAME target'),
+  valid: z.boolean().describe("httpsok's last word on this record"),
+  status: z
+    .enum(DNS_STATUSES)
+    .describe(
+      "certq's own check: pending (not checked yet), ok, missing, wrong_target, caa_forbidden, lookup_failed " +
+        "(certq's resolver could not tell: never the tenant's fault)",
+    ),
+  found: z.string().nullable().describe('what <host>.<registered domain> is a CNAME to now, or null'),
+  reason: z.string().nullable().describe('one sentence the tenant can act on, naming the exact record'),
+  checkedAt: Timestamp.describe('last check, local or by httpsok'),
 });
 export type DnsRecord = z.output<typeof DnsRecordSchema>;
 
@@ -57,7 +89,10 @@ export const OrderSchema = z
     kind: z.enum(ORDER_KINDS),
     domains: z.array(z.string()),
     algorithm: AlgorithmSchema,
-    ca: CaSchema,
+    ca: CaSchema.describe('the CA of the current attempt'),
+    caChoices: z
+      .array(CaSchema)
+      .describe('every CA of the order in order of preference (`ca` is one of them)'),
     status: z.enum(ORDER_STATUSES),
     applyId: z.string().nullable(),
     progress: z.number(),

@@ -10,6 +10,7 @@ export const viewColumns = {
   domains: orders.domains,
   algorithm: orders.algorithm,
   ca: orders.ca,
+  caChoices: orders.caChoices,
   status: orders.status,
   applyId: orders.applyId,
   progress: orders.progress,
@@ -20,7 +21,9 @@ export const viewColumns = {
   updatedAt: orders.updatedAt,
   cursorTs: cursorTimestamp(orders.createdAt),
   dns: sql<DnsRecord[]>`coalesce((
-    select json_agg(json_build_object('domain', d.domain, 'host', d.host, 'hostValue', d.host_value, 'valid', d.valid)
+    select json_agg(json_build_object('domain', d.domain, 'host', d.host, 'hostValue', d.host_value, 'valid', d.valid,
+                      'status', d.status, 'found', d.found, 'reason', d.reason,
+                      'checkedAt', to_char(d.checked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                     order by array_position(${orders.domains}, d.domain), d.domain)
     from ${orderDns} d where d.order_id = ${orders.id}), '[]'::json)`,
 };
@@ -33,6 +36,7 @@ type ViewRow = Pick<
   | 'domains'
   | 'algorithm'
   | 'ca'
+  | 'caChoices'
   | 'status'
   | 'applyId'
   | 'progress'
@@ -51,6 +55,7 @@ export function toOrderView(row: ViewRow, dns: DnsRecord[] = []): OrderView {
     domains: row.domains,
     algorithm: row.algorithm,
     ca: row.ca,
+    caChoices: row.caChoices?.length ? row.caChoices : [row.ca],
     status: row.status,
     applyId: row.applyId,
     progress: row.progress,

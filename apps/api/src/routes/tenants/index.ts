@@ -1,11 +1,20 @@
 import { generateToken, hashToken } from '@certq/core';
 import { tenants, violatedConstraint } from '@certq/db';
-import { asc } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { ApiError, errorResponses } from '../../plugins/errors';
-import { Timestamp } from '../../schemas';
+import { principalOf } from '../../plugins/auth';
+import { ApiError, errorResponses, notFound } from '../../plugins/errors';
+import { CaSchema, IdParams, Timestamp } from '../../schemas';
+
+/** A tenant's default CA list: used by its orders that name no CA. */
+const CaChoicesSchema = z
+  .array(CaSchema)
+  .min(1)
+  .max(3)
+  .refine((list) => new Set(list).size === list.length, 'each CA may appear once')
+  .describe("default CAs, in order of preference, for this tenant's orders that name no `ca`");
 
 export const TenantInputSchema = z.strictObject({
   name: z
@@ -21,12 +30,14 @@ export const TenantInputSchema = z.strictObject({
     .max(512)
     .optional()
     .describe("the tenant's own httpsok OpenApiKey (stored encrypted); default: the operator's"),
+  caChoices: CaChoicesSchema.optional(),
 });
 
 export const TenantSchema = z.object({
   id: z.string(),
   name: z.string(),
   hasOwnApiKey: z.boolean(),
+  caChoices: z.array(CaSchema).nullable().describe('default CA list; null: google'),
   createdAt: Timestamp,
 });
 
@@ -52,7 +63,7 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     },
     async (request, reply) => {
       const token = generateToken('cq');
-      const { name, httpsokApiKey } = request.body;
+      const { name, httpsokApiKey, caChoices } = request.body;
       try {
         const [tenant] = await db
           .insert(tenants)
@@ -60,6 +71,7 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
             name,
             tokenHash: hashToken(token),
             httpsokApiKeySealed: httpsokApiKey === undefined ? null : secrets.seal(httpsokApiKey),
+            defaultCaChoices: caChoices ?? null,
           })
           .returning({ id: tenants.id, name: tenants.name });
         return reply.code(201).send({ id: tenant!.id, name: tenant!.name, token });
@@ -92,6 +104,7 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
           id: tenants.id,
           name: tenants.name,
           sealed: tenants.httpsokApiKeySealed,
+          caChoices: tenants.defaultCaChoices,
           createdAt: tenants.createdAt,
         })
         .from(tenants)
@@ -101,9 +114,42 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
           id: t.id,
           name: t.name,
           hasOwnApiKey: t.sealed !== null,
+          caChoices: t.caChoices,
           createdAt: t.createdAt.toISOString(),
         })),
       };
+    },
+  );
+
+  app.put(
+    '/v1/tenants/:id/ca-choices',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: "Set a tenant's default CA list",
+        operationId: 'setTenantCaChoices',
+        description:
+          'The CAs, in order of preference, for orders of this tenant that name no `ca` (null: back to google). ' +
+          'The operator for any tenant, a tenant for itself. Orders already created keep their list.',
+        params: IdParams,
+        body: z.strictObject({ caChoices: CaChoicesSchema.nullable() }),
+        response: {
+          200: z.object({ id: z.string(), caChoices: z.array(CaSchema).nullable() }),
+          ...errorResponses(400, 401, 404, 429),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const { id } = request.params;
+      if (principal.kind === 'tenant' && principal.tenantId !== id) throw notFound('tenant');
+      const [updated] = await db
+        .update(tenants)
+        .set({ defaultCaChoices: request.body.caChoices })
+        .where(eq(tenants.id, id))
+        .returning({ id: tenants.id, caChoices: tenants.defaultCaChoices });
+      if (!updated) throw notFound('tenant');
+      return updated;
     },
   );
 };

@@ -1,0 +1,4 @@
+export * from './caa';
+export * from './diagnose';
+export * from './policy';
+export * from './resolver';
