@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { type Config, createSecretBox, loadConfig, parseEncryptionKey, type SecretBox } from '@certq/core';
+import {
+  type Config,
+  createSecretBox,
+  loadConfig,
+  parseEncryptionKey,
+  type ResolveAll,
+  type SecretBox,
+} from '@certq/core';
 import { createDb, type Database, type DbHandle, orders } from '@certq/db';
 import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@certq/testing';
 import { createQueues, createWorkflowContext, type Queues, type WorkflowContext } from '@certq/worker';
@@ -91,7 +98,18 @@ export interface StartOptions {
   logger?: Logger;
   /** Default: the env's database. */
   db?: Database;
+  /** How webhook host names resolve (default: names under example.com/.test resolve to a public address). */
+  resolveAll?: ResolveAll;
 }
+
+/**
+ * No test may reach real DNS: webhook hosts resolve through this. Names under example.com (and .test)
+ * get a public address nothing ever connects to (the API only checks; the worker delivers).
+ */
+export const testResolveAll: ResolveAll = async (host) => {
+  if (/(^|\.)example\.com$|\.test$/.test(host)) return [{ address: '93.184.215.14', family: 4 }];
+  throw Object.assign(new Error(`${host} does not resolve in tests`), { code: 'ENOTFOUND' });
+};
 
 let tenantCounter = 0;
 
@@ -143,6 +161,7 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
     config,
     logger: options.logger ?? false,
     enqueueTimeoutMs: options.enqueueTimeoutMs,
+    resolveAll: options.resolveAll ?? testResolveAll,
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
 

@@ -1,4 +1,11 @@
-import { type Clock, type Config, createSecretBox, parseEncryptionKey, type SecretBox } from '@certq/core';
+import {
+  type Clock,
+  type Config,
+  createSecretBox,
+  parseEncryptionKey,
+  type ResolveAll,
+  type SecretBox,
+} from '@certq/core';
 import { createDb } from '@certq/db';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -26,7 +33,13 @@ export interface StartWorkerOptions {
   /** Register the periodic renewal scan (default true; tests that scan by hand turn it off). */
   scheduleRenewalScan?: boolean;
   /** Webhook delivery: attempts and backoff base (defaults 8 and 30 s), POST timeout (default 10 s). */
-  webhooks?: { attempts?: number; backoffMs?: number; timeoutMs?: number };
+  webhooks?: {
+    attempts?: number;
+    backoffMs?: number;
+    timeoutMs?: number;
+    resolveAll?: ResolveAll;
+    allowTarget?: (host: string, port: number) => boolean;
+  };
 }
 
 export interface WorkerHandle {
@@ -108,6 +121,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     connection: redis,
     concurrency: Math.min(50, config.WORKER_CONCURRENCY),
     timeoutMs: options.webhooks?.timeoutMs,
+    resolveAll: options.webhooks?.resolveAll,
+    allowTarget: options.webhooks?.allowTarget,
     lockDurationMs,
     stalledIntervalMs,
   });

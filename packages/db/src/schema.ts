@@ -24,18 +24,31 @@ export const certificateAuthority = pgEnum('certificate_authority', ['google', '
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
 
-export const tenants = pgTable('tenants', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  name: text('name').notNull().unique(),
-  /** SHA-256 of the bearer token; the token itself is shown once and never stored. */
-  tokenHash: text('token_hash').notNull().unique(),
-  /** The tenant's own OpenApiKey, sealed (see @certq/core crypto); null: the operator's default key. */
-  httpsokApiKeySealed: text('httpsok_api_key_sealed'),
-  webhookUrl: text('webhook_url'),
-  webhookSecretSealed: text('webhook_secret_sealed'),
-  createdAt: createdAt(),
-  updatedAt: updatedAt(),
-});
+export const tenants = pgTable(
+  'tenants',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull().unique(),
+    /** SHA-256 of the bearer token; the token itself is shown once and never stored. */
+    tokenHash: text('token_hash').notNull().unique(),
+    /** The tenant's own OpenApiKey, sealed (see @certq/core crypto); null: the operator's default key. */
+    httpsokApiKeySealed: text('httpsok_api_key_sealed'),
+    webhookUrl: text('webhook_url'),
+    webhookSecretSealed: text('webhook_secret_sealed'),
+    /** After a rotation: the old token's hash, accepted until previousTokenExpiresAt (the grace period). */
+    previousTokenHash: text('previous_token_hash'),
+    previousTokenExpiresAt: timestamp('previous_token_expires_at', { withTimezone: true }),
+    /** Set by revocation: neither token is accepted until a rotation issues a new one. */
+    tokenRevokedAt: timestamp('token_revoked_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('tenants_previous_token_hash_unique')
+      .on(t.previousTokenHash)
+      .where(sql`${t.previousTokenHash} is not null`),
+  ],
+);
 
 export const renewalBatches = pgTable('renewal_batches', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -237,7 +250,7 @@ export const idempotencyKeys = pgTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
 );
 
-/** Who read which private key, when. */
+/** Operator and tenant actions that change state (and private-key reads): who, from where, when. */
 export const auditLog = pgTable(
   'audit_log',
   {
@@ -247,9 +260,14 @@ export const auditLog = pgTable(
     action: text('action').notNull(),
     subjectId: uuid('subject_id'),
     detail: jsonb('detail'),
+    ip: text('ip'),
+    requestId: text('request_id'),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('audit_log_by_subject').on(t.subjectId, t.id)],
+  (t) => [
+    index('audit_log_by_subject').on(t.subjectId, t.id),
+    index('audit_log_by_tenant').on(t.tenantId, t.id),
+  ],
 );
 
 export type Tenant = typeof tenants.$inferSelect;

@@ -35,7 +35,7 @@ export const securityPlugin = globalPlugin<SecurityOptions>(
       skipOnError: true,
       keyGenerator: (request) => {
         const p = request.principal;
-        if (p?.kind === 'admin') return 'admin';
+        if (p?.kind === 'admin' || p?.kind === 'viewer') return p.kind;
         if (p?.kind === 'tenant') return `tenant:${p.tenantId}`;
         return `ip:${request.ip}`;
       },

@@ -17,7 +17,15 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
     '/v1/callbacks/httpsok/:secret',
     {
       bodyLimit: CALLBACK_BODY_LIMIT,
-      config: { auth: 'none', rateLimit: false },
+      // Per client address: the secret in the path is the credential, so guessing is throttled too.
+      config: {
+        auth: 'none',
+        rateLimit: {
+          max: deps.config.RATE_LIMIT_PER_MINUTE,
+          timeWindow: 60_000,
+          keyGenerator: (request) => `callback-ip:${request.ip}`,
+        },
+      },
       schema: {
         tags: ['callbacks'],
         summary: 'httpsok issued-callback receiver',

@@ -4,9 +4,16 @@ import { and, arrayContains, desc, eq, lte, type SQL, sql } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../../pagination';
+import {
+  afterCursor,
+  CursorSchema,
+  cursorTimestamp,
+  decodeCursor,
+  LimitSchema,
+  page,
+} from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
-import { badRequest, errorResponses, notFound } from '../../plugins/errors';
+import { ApiError, badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { AlgorithmSchema, CaSchema, IdParams, Timestamp } from '../../schemas';
 
 export const CertificateSchema = z
@@ -160,12 +167,15 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
         params: IdParams,
         response: {
           200: z.object({ id: z.string(), privateKey: z.string().describe('PEM') }),
-          ...errorResponses(401, 404, 429),
+          ...errorResponses(401, 403, 404, 429),
         },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request);
+      // The viewer reads everything else; a private key is a secret, not a view.
+      if (principal.kind === 'viewer')
+        throw new ApiError(403, 'forbidden', 'the viewer token cannot read private keys');
       const [row] = await db
         .select({
           id: certificates.id,
@@ -183,6 +193,8 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
         action: 'private_key.read',
         subjectId: row.id,
         detail: { requestId: request.id, ip: request.ip },
+        ip: request.ip,
+        requestId: request.id,
       });
       return reply.header('cache-control', 'no-store').send({ id: row.id, privateKey });
     },

@@ -19,7 +19,14 @@ import { z } from 'zod';
 import { insertNewOrdersFast } from '../../bulk-insert';
 import type { RouteOptions } from '../../deps';
 import { enqueueSafely } from '../../enqueue';
-import { afterCursor, CursorSchema, cursorTimestamp, decodeCursor, LimitSchema, page } from '../../pagination';
+import {
+  afterCursor,
+  CursorSchema,
+  cursorTimestamp,
+  decodeCursor,
+  LimitSchema,
+  page,
+} from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
 import { ApiError, badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { AlgorithmSchema, CaSchema, IdParams, Timestamp } from '../../schemas';
