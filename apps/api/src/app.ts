@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { parseTrustProxy, SAFE_ERROR_SERIALIZERS } from '@certq/core';
+import { parseTrustProxy, REDACT_CENSOR, REDACT_PATHS, SAFE_ERROR_SERIALIZERS } from '@certq/core';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
@@ -23,23 +23,10 @@ import { webhooksRoutes } from './routes/webhooks/index';
 
 export type { ApiDeps } from './deps';
 
-/** Never logged, whatever logs a request or an error. */
-export const REDACT_PATHS = [
-  'req.headers.authorization',
-  'headers.authorization',
-  'authorization',
-  'token',
-  'privateKey',
-  'httpsokApiKey',
-  '*.token',
-  '*.privateKey',
-  '*.httpsokApiKey',
-];
-
 export function createApiLogger(level: string) {
   return pino({
     level,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    redact: { paths: [...REDACT_PATHS], censor: REDACT_CENSOR },
     serializers: SAFE_ERROR_SERIALIZERS,
   });
 }

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import { ConfigError, loadConfig } from '@certq/core';
 import { createLogger } from './logger';
 import { createWorkerMetrics } from './metrics';
-import { startWorker } from './worker';
+import { startWorker } from './runner';
 
 let config: ReturnType<typeof loadConfig>;
 try {

@@ -1,8 +1,8 @@
 import { ACTIVE_STATUSES, STAGE_OF, stageJobId } from '@certq/core';
 import { type Order, orders } from '@certq/db';
+import { enqueueOrders } from '@certq/workflow';
 import { and, asc, gt, inArray, sql } from 'drizzle-orm';
-import type { WorkflowContext } from './context';
-import { enqueueOrders } from './queues';
+import type { WorkerContext } from './context';
 
 export interface ReconcileResult {
   /** False when another process held the reconcile lock and this run did nothing. */
@@ -20,7 +20,7 @@ const PAGE = 1000;
  * Repaired jobs keep their stored next-attempt time; overdue ones are spread out at the upstream rate
  * limit, so a restart after an outage does not fire every waiting order in the same second.
  */
-export async function reconcile(ctx: WorkflowContext): Promise<ReconcileResult> {
+export async function reconcile(ctx: WorkerContext): Promise<ReconcileResult> {
   return ctx.db.transaction(async (tx) => {
     const lock = await tx.execute<{ locked: boolean }>(
       sql`select pg_try_advisory_xact_lock(hashtext('certq:reconcile')) as locked`,

@@ -6,4 +6,5 @@ export * from './crypto';
 export * from './domains';
 export * from './log-safety';
 export * from './queues';
+export * from './redaction';
 export * from './state';

@@ -1,6 +1,6 @@
 import { auditLog, type Database } from '@certq/db';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { globalPlugin } from '../plugin';
+import fp from 'fastify-plugin';
 import { actorOf, isReadMethod } from './auth';
 
 /** Action names of the state-changing routes; a write route missing here is audited as `METHOD /pattern`. */
@@ -57,8 +57,7 @@ export async function writeAudit(db: Database, request: FastifyRequest, entry: A
  * Every successful state-changing request by an operator or a tenant leaves an audit row (listed by
  * `GET /v1/audit`). Written after the answer: a failure to record is logged, the change stands.
  */
-export const auditPlugin = globalPlugin<AuditOptions>(
-  'certq-audit',
+export const auditPlugin = fp<AuditOptions>(
   async (app: FastifyInstance, options) => {
     app.addHook('onResponse', async (request, reply) => {
       const principal = request.principal;
@@ -80,4 +79,5 @@ export const auditPlugin = globalPlugin<AuditOptions>(
       }
     });
   },
+  { name: 'certq-audit' },
 );

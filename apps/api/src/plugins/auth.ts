@@ -3,7 +3,7 @@ import { type Database, tenants } from '@certq/db';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { globalPlugin } from '../plugin';
+import fp from 'fastify-plugin';
 import { ApiError, notFound } from './errors';
 
 /**
@@ -84,7 +84,7 @@ export interface AuthOptions extends Record<string, unknown> {
  * Failed authentications are counted per client address in Redis before any lookup: past the limit a
  * client gets 429 without a database query, whatever token it sends.
  */
-export const authPlugin = globalPlugin<AuthOptions>('certq-auth', async (app: FastifyInstance, options) => {
+export const authPlugin = fp<AuthOptions>(async (app: FastifyInstance, options) => {
   const cache = new Map<string, { tenantId: string; expires: number }>();
   const prefix = options.redisPrefix ?? 'certq';
   const channel = `${prefix}:auth:invalidate`;
@@ -202,4 +202,4 @@ export const authPlugin = globalPlugin<AuthOptions>('certq-auth', async (app: Fa
     if (mode === 'admin' && request.principal.kind === 'tenant') throw notFound('route');
     if (request.principal.kind === 'viewer' && !isReadMethod(request.method)) throw readOnly();
   });
-});
+}, { name: 'certq-auth' });

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
+import { isWorkflowError, type WorkflowErrorCode } from '@certq/workflow';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { globalPlugin } from '../plugin';
 
 /**
  * Every error answer has one shape: `{"error": {"code", "message", "details?"}}`.
@@ -122,8 +123,24 @@ function postgresRejectedInput(error: unknown): boolean {
     if (e.code === '22021' || e.code === '22P05') return true;
   return false;
 }
+/** The HTTP status of each workflow refusal: the one place a workflow rule meets HTTP. */
+const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
+  not_found: 404,
+  unknown_tenant: 400,
+  invalid_idempotency_key: 400,
+  idempotency_key_reused: 409,
+  not_retryable: 409,
+  not_cancellable: 409,
+  conflict: 409,
+};
 
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (isWorkflowError(error)) {
+    // Client-input refusals keep the API's validation code, so clients see one code for bad input.
+    const status = WORKFLOW_STATUS[error.code];
+    const code = status === 400 ? 'validation_failed' : error.code;
+    return send(reply, status, code, error.message, error.details);
+  }
   if (error instanceof ApiError) {
     if (error.statusCode === 401 && !reply.hasHeader('www-authenticate'))
       reply.header('www-authenticate', 'Bearer realm="certq"');
@@ -197,10 +214,13 @@ export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequ
   return send(reply, status, FASTIFY_CODES[status] ?? 'bad_request', 'malformed request URL');
 }
 
-export const errorsPlugin = globalPlugin('certq-errors', async (app: FastifyInstance) => {
-  app.setErrorHandler(handleError);
-  app.setNotFoundHandler((_request, reply) => send(reply, 404, 'not_found', 'no such route'));
-});
+export const errorsPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler(handleError);
+    app.setNotFoundHandler((_request, reply) => send(reply, 404, 'not_found', 'no such route'));
+  },
+  { name: 'certq-errors' },
+);
 
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'the request headers are too large'],

@@ -1,6 +1,6 @@
 import { type WebhookDelivery, webhookDeliveries } from '@certq/db';
 import { and, asc, eq, sql } from 'drizzle-orm';
-import type { WorkflowContext } from '../context';
+import type { WorkerContext } from '../context';
 import { enqueueWebhookDeliveries, maxWebhookAttempts } from './delivery';
 
 export interface RelayResult {
@@ -19,7 +19,7 @@ const PAGE = 1000;
  * have left. One run at a time across workers (transaction-scoped advisory lock); runs with the
  * reconciler.
  */
-export async function relayWebhooks(ctx: WorkflowContext): Promise<RelayResult> {
+export async function relayWebhooks(ctx: WorkerContext): Promise<RelayResult> {
   return ctx.db.transaction(async (tx) => {
     const lock = await tx.execute<{ locked: boolean }>(
       sql`select pg_try_advisory_xact_lock(hashtext('certq:webhook-relay')) as locked`,
