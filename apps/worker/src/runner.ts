@@ -2,9 +2,11 @@ import { type Clock, type Config, type ResolveAll, type SecretBox, secretBoxFrom
 import { createDb } from '@certq/db';
 import { createQueues, WEBHOOK_RETRY_DEFAULTS } from '@certq/workflow';
 import type { Worker } from 'bullmq';
+import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createWorkerContext, type WorkerContext } from './context';
+import { createDatabaseGate, type DatabaseGate } from './db-gate';
 import { createLogger } from './logger';
 import { startMaintenance } from './maintenance';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
@@ -45,6 +47,8 @@ export interface StartWorkerOptions {
  */
 export interface WorkerHandle {
   ctx: WorkerContext;
+  /** Closed while Postgres is away (jobs paused), open again once it answers. */
+  gate: DatabaseGate;
   workers: Worker[];
   reconcile(): Promise<ReconcileResult>;
   /** One webhook relay pass (also run with every reconcile). */
@@ -98,7 +102,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   });
   const lockDurationMs = options.lockDurationMs ?? config.WORKER_LOCK_DURATION_MS;
   const stalledIntervalMs = options.stalledIntervalMs ?? config.WORKER_STALLED_INTERVAL_MS;
+  const workerList: Worker[] = [];
+  const gate = createDatabaseGate({
+    probe: () => ctx.db.execute(sql`select 1`),
+    workers: () => workerList,
+    logger,
+  });
   const stageWorkers = createStageWorkers(ctx, TASKS, {
+    gate,
     connection: redis,
     concurrency: config.WORKER_CONCURRENCY,
     // Every apply call in flight when a process is killed may become a duplicate paid application;
@@ -115,6 +126,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     timeoutMs: options.webhooks?.timeoutMs,
     resolveAll: options.webhooks?.resolveAll,
     allowTarget: options.webhooks?.allowTarget,
+    gate,
     lockDurationMs,
     stalledIntervalMs,
   });
@@ -124,6 +136,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     stalledIntervalMs,
   });
   const workers: Worker[] = [...stageWorkers, webhookWorker.worker, maintenance.worker];
+  workerList.push(...stageWorkers, webhookWorker.worker);
 
   const runRelay = async (): Promise<RelayResult> => {
     try {
@@ -153,12 +166,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   let closing: Promise<void> | undefined;
   return {
     ctx,
+    gate,
     workers,
     reconcile: runReconcile,
     relayWebhooks: runRelay,
     close() {
       closing ??= (async () => {
         clearInterval(timer);
+        gate.close();
         await Promise.all([
           ...stageWorkers.map((w) => w.close()),
           webhookWorker.close(),

@@ -95,6 +95,11 @@ export const configSchema = z.object({
    */
   DATABASE_POOL_SIZE: int(10).pipe(z.number().min(1).max(500)),
   WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
+  /**
+   * With PUBLIC_BASE_URL set: how long an apply whose outcome was lost waits for its callback (which
+   * announces the application, adopted instead of applying again) before it applies again.
+   */
+  APPLY_ADOPT_WAIT_MS: int(15 * 60_000).pipe(z.number().min(0)),
   /** Apply calls in flight per worker process (see apps/worker/src/tasks/apply.ts on duplicates). */
   APPLY_CONCURRENCY: int(4).pipe(z.number().min(1).max(1000)),
   /** How long a job's lock lasts unrenewed: a crashed worker's jobs are picked up again after about this long. */

@@ -7,3 +7,7 @@ CREATE UNIQUE INDEX "tenants_previous_token_hash_unique" ON "tenants" ("previous
 ALTER TABLE "audit_log" ADD COLUMN "ip" text;--> statement-breakpoint
 ALTER TABLE "audit_log" ADD COLUMN "request_id" text;--> statement-breakpoint
 CREATE INDEX "audit_log_by_tenant" ON "audit_log" ("tenant_id", "id");
+--> statement-breakpoint
+-- Lost applications adopted: the application id an issued callback announced for an order whose apply
+-- outcome was lost (the worker re-fetches and checks it before adopting it).
+ALTER TABLE "orders" ADD COLUMN "announced_apply_id" text;

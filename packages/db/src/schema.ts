@@ -102,6 +102,11 @@ export const orders = pgTable(
     priority: integer('priority').notNull().default(1),
     /** SHA-256 of the secret in this order's notifyUrl. */
     callbackSecretHash: text('callback_secret_hash').unique(),
+    /**
+     * An application id announced by the issued callback of this order's current secret while its
+     * apply outcome is unknown; the apply task re-fetches and checks it, then adopts it.
+     */
+    announcedApplyId: text('announced_apply_id'),
     certificateId: uuid('certificate_id'),
     renewalOfCertificateId: uuid('renewal_of_certificate_id'),
     renewalBatchId: uuid('renewal_batch_id').references(() => renewalBatches.id),

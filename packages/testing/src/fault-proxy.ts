@@ -74,8 +74,9 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     };
     client.on('data', (chunk: Buffer) => forward(pair, 'toUpstream', chunk));
     upstream.on('data', (chunk: Buffer) => forward(pair, 'toClient', chunk));
-    // A hanging peer never closes either: keep the other side open until restore() or cut().
-    client.on('close', () => (mode === 'hang' ? undefined : end()));
+    // The client giving up ends the pair; a hanging peer never closes, so while hanging the
+    // upstream's end is not passed on (until restore() or cut()).
+    client.on('close', end);
     upstream.on('close', () => (mode === 'hang' ? undefined : end()));
     client.on('error', () => {});
     upstream.on('error', () => {});

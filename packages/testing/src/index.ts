@@ -4,6 +4,8 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { withDatabase } from './global-setup';
 
+export * from './fault-proxy';
+export * from './restartable';
 export { freePort } from './services';
 
 export interface TestDatabase {

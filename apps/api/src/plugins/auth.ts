@@ -2,8 +2,8 @@ import { hashToken, safeEqual } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
 import { ApiError, notFound } from './errors';
 
 /**
@@ -84,122 +84,126 @@ export interface AuthOptions extends Record<string, unknown> {
  * Failed authentications are counted per client address in Redis before any lookup: past the limit a
  * client gets 429 without a database query, whatever token it sends.
  */
-export const authPlugin = fp<AuthOptions>(async (app: FastifyInstance, options) => {
-  const cache = new Map<string, { tenantId: string; expires: number }>();
-  const prefix = options.redisPrefix ?? 'certq';
-  const channel = `${prefix}:auth:invalidate`;
-  const failureLimit = options.failuresPerMinute ?? 30;
+export const authPlugin = fp<AuthOptions>(
+  async (app: FastifyInstance, options) => {
+    const cache = new Map<string, { tenantId: string; expires: number }>();
+    const prefix = options.redisPrefix ?? 'certq';
+    const channel = `${prefix}:auth:invalidate`;
+    const failureLimit = options.failuresPerMinute ?? 30;
 
-  const forget = (tenantId: string) => {
-    for (const [hash, entry] of cache) if (entry.tenantId === tenantId) cache.delete(hash);
-  };
+    const forget = (tenantId: string) => {
+      for (const [hash, entry] of cache) if (entry.tenantId === tenantId) cache.delete(hash);
+    };
 
-  // Cross-replica invalidation: a subscriber connection of its own (subscribers cannot run commands).
-  const subscriber = options.redis?.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
-  if (subscriber) {
-    subscriber.on('error', () => {});
-    subscriber.on('message', (_channel, tenantId: string) => forget(tenantId));
-    subscriber.subscribe(channel).catch(() => {});
-    app.addHook('onClose', async () => {
-      subscriber.disconnect();
-    });
-  }
-  app.decorate('invalidateTenantTokens', async (tenantId: string) => {
-    forget(tenantId);
-    await options.redis?.publish(channel, tenantId).catch(() => {});
-  });
-
-  async function tenantFor(tokenHash: string): Promise<string | undefined> {
-    const hit = cache.get(tokenHash);
-    if (hit && hit.expires > Date.now()) return hit.tenantId;
-    const now = new Date();
-    const [row] = await options.db
-      .select({
-        id: tenants.id,
-        tokenHash: tenants.tokenHash,
-        previousTokenHash: tenants.previousTokenHash,
-        previousTokenExpiresAt: tenants.previousTokenExpiresAt,
-      })
-      .from(tenants)
-      .where(
-        and(
-          isNull(tenants.tokenRevokedAt),
-          or(
-            eq(tenants.tokenHash, tokenHash),
-            and(eq(tenants.previousTokenHash, tokenHash), gt(tenants.previousTokenExpiresAt, now)),
-          ),
-        ),
-      );
-    if (!row) return undefined;
-    const current = safeEqual(row.tokenHash, tokenHash);
-    if (!current && !(row.previousTokenHash && safeEqual(row.previousTokenHash, tokenHash))) return undefined;
-    let expires = Date.now() + CACHE_TTL_MS;
-    if (!current && row.previousTokenExpiresAt)
-      expires = Math.min(expires, row.previousTokenExpiresAt.getTime());
-    if (cache.size >= CACHE_MAX) cache.clear();
-    cache.set(tokenHash, { tenantId: row.id, expires });
-    return row.id;
-  }
-
-  const failureKey = (ip: string) => `${prefix}:authfail:${ip}`;
-
-  async function throttled(ip: string): Promise<number | undefined> {
-    if (!options.redis) return undefined;
-    try {
-      const [count, ttl] = await Promise.all([
-        options.redis.get(failureKey(ip)),
-        options.redis.pttl(failureKey(ip)),
-      ]);
-      return Number(count ?? 0) >= failureLimit ? Math.max(1, Math.ceil(ttl / 1000)) : undefined;
-    } catch {
-      return undefined; // Redis away: authentication still works, unthrottled
-    }
-  }
-
-  async function countFailure(ip: string): Promise<void> {
-    if (!options.redis) return;
-    try {
-      await options.redis
-        .multi()
-        .incr(failureKey(ip))
-        .pexpire(failureKey(ip), FAILURE_WINDOW_MS, 'NX')
-        .exec();
-    } catch {
-      // not counted while Redis is away
-    }
-  }
-
-  const fail = async (ip: string) => {
-    await countFailure(ip);
-    return unauthorized();
-  };
-
-  app.decorateRequest('principal', null);
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.is404) return;
-    const mode = request.routeOptions.config.auth ?? 'any';
-    if (mode === 'none') return;
-    const retryAfter = await throttled(request.ip);
-    if (retryAfter !== undefined) {
-      reply.header('retry-after', String(retryAfter));
-      throw new ApiError(429, 'rate_limited', 'too many failed authentications from this address', {
-        retryAfterSeconds: retryAfter,
+    // Cross-replica invalidation: a subscriber connection of its own (subscribers cannot run commands).
+    const subscriber = options.redis?.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    if (subscriber) {
+      subscriber.on('error', () => {});
+      subscriber.on('message', (_channel, tenantId: string) => forget(tenantId));
+      subscriber.subscribe(channel).catch(() => {});
+      app.addHook('onClose', async () => {
+        subscriber.disconnect();
       });
     }
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
-    const token = match?.[1];
-    if (!token) throw await fail(request.ip);
-    if (options.adminToken && safeEqual(token, options.adminToken)) {
-      request.principal = { kind: 'admin' };
-    } else if (options.viewerToken && safeEqual(token, options.viewerToken)) {
-      request.principal = { kind: 'viewer' };
-    } else {
-      const tenantId = await tenantFor(hashToken(token));
-      if (!tenantId) throw await fail(request.ip);
-      request.principal = { kind: 'tenant', tenantId };
+    app.decorate('invalidateTenantTokens', async (tenantId: string) => {
+      forget(tenantId);
+      await options.redis?.publish(channel, tenantId).catch(() => {});
+    });
+
+    async function tenantFor(tokenHash: string): Promise<string | undefined> {
+      const hit = cache.get(tokenHash);
+      if (hit && hit.expires > Date.now()) return hit.tenantId;
+      const now = new Date();
+      const [row] = await options.db
+        .select({
+          id: tenants.id,
+          tokenHash: tenants.tokenHash,
+          previousTokenHash: tenants.previousTokenHash,
+          previousTokenExpiresAt: tenants.previousTokenExpiresAt,
+        })
+        .from(tenants)
+        .where(
+          and(
+            isNull(tenants.tokenRevokedAt),
+            or(
+              eq(tenants.tokenHash, tokenHash),
+              and(eq(tenants.previousTokenHash, tokenHash), gt(tenants.previousTokenExpiresAt, now)),
+            ),
+          ),
+        );
+      if (!row) return undefined;
+      const current = safeEqual(row.tokenHash, tokenHash);
+      if (!current && !(row.previousTokenHash && safeEqual(row.previousTokenHash, tokenHash)))
+        return undefined;
+      let expires = Date.now() + CACHE_TTL_MS;
+      if (!current && row.previousTokenExpiresAt)
+        expires = Math.min(expires, row.previousTokenExpiresAt.getTime());
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(tokenHash, { tenantId: row.id, expires });
+      return row.id;
     }
-    if (mode === 'admin' && request.principal.kind === 'tenant') throw notFound('route');
-    if (request.principal.kind === 'viewer' && !isReadMethod(request.method)) throw readOnly();
-  });
-}, { name: 'certq-auth' });
+
+    const failureKey = (ip: string) => `${prefix}:authfail:${ip}`;
+
+    async function throttled(ip: string): Promise<number | undefined> {
+      if (!options.redis) return undefined;
+      try {
+        const [count, ttl] = await Promise.all([
+          options.redis.get(failureKey(ip)),
+          options.redis.pttl(failureKey(ip)),
+        ]);
+        return Number(count ?? 0) >= failureLimit ? Math.max(1, Math.ceil(ttl / 1000)) : undefined;
+      } catch {
+        return undefined; // Redis away: authentication still works, unthrottled
+      }
+    }
+
+    async function countFailure(ip: string): Promise<void> {
+      if (!options.redis) return;
+      try {
+        await options.redis
+          .multi()
+          .incr(failureKey(ip))
+          .pexpire(failureKey(ip), FAILURE_WINDOW_MS, 'NX')
+          .exec();
+      } catch {
+        // not counted while Redis is away
+      }
+    }
+
+    const fail = async (ip: string) => {
+      await countFailure(ip);
+      return unauthorized();
+    };
+
+    app.decorateRequest('principal', null);
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.is404) return;
+      const mode = request.routeOptions.config.auth ?? 'any';
+      if (mode === 'none') return;
+      const retryAfter = await throttled(request.ip);
+      if (retryAfter !== undefined) {
+        reply.header('retry-after', String(retryAfter));
+        throw new ApiError(429, 'rate_limited', 'too many failed authentications from this address', {
+          retryAfterSeconds: retryAfter,
+        });
+      }
+      const header = request.headers.authorization;
+      const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
+      const token = match?.[1];
+      if (!token) throw await fail(request.ip);
+      if (options.adminToken && safeEqual(token, options.adminToken)) {
+        request.principal = { kind: 'admin' };
+      } else if (options.viewerToken && safeEqual(token, options.viewerToken)) {
+        request.principal = { kind: 'viewer' };
+      } else {
+        const tenantId = await tenantFor(hashToken(token));
+        if (!tenantId) throw await fail(request.ip);
+        request.principal = { kind: 'tenant', tenantId };
+      }
+      if (mode === 'admin' && request.principal.kind === 'tenant') throw notFound('route');
+      if (request.principal.kind === 'viewer' && !isReadMethod(request.method)) throw readOnly();
+    });
+  },
+  { name: 'certq-auth' },
+);

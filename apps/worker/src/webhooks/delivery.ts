@@ -6,6 +6,7 @@ import { type ConnectionOptions, type Job, type JobsOptions, UnrecoverableError,
 import { and, eq, sql } from 'drizzle-orm';
 import { type Agent, request } from 'undici';
 import type { WorkerContext } from '../context';
+import { type DatabaseGate, putBack } from '../db-gate';
 import {
   classifyDeliveryError,
   createWebhookDispatcher,
@@ -223,6 +224,8 @@ export interface WebhookWorkerOptions {
   resolveAll?: ResolveAll;
   /** Tests only: an exact host:port let through despite the address policy. */
   allowTarget?: (host: string, port: number) => boolean;
+  /** Postgres outages: a delivery that meets one is put back without spending an attempt. */
+  gate?: DatabaseGate;
 }
 
 /** The webhooks queue's Worker, separate from the stage queues: a dead endpoint never blocks issuance. */
@@ -238,7 +241,14 @@ export function createWebhookWorker(
   );
   const worker = new Worker<WebhookJobData>(
     QUEUE_NAMES.webhooks,
-    (job) => deliverWebhook(ctx, job, { dispatcher, timeoutMs }),
+    async (job, token) => {
+      try {
+        return await deliverWebhook(ctx, job, { dispatcher, timeoutMs });
+      } catch (error) {
+        if (options.gate && (await options.gate.isOutage(error))) return putBack(job, token);
+        throw error;
+      }
+    },
     {
       connection: options.connection,
       prefix: ctx.queues.prefix,

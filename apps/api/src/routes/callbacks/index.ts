@@ -44,7 +44,15 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
       },
     },
     async (request) => {
-      const result = await nudgeFromCallback(deps, request.params.secret, request.log);
+      // The body is unsigned: only the application id it names is taken, as a hint the worker checks.
+      const body = request.body as { id?: unknown } | null;
+      const id = body && typeof body === 'object' ? body.id : undefined;
+      const announced =
+        (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) ||
+        (typeof id === 'string' && /^\d{1,20}$/.test(id))
+          ? String(id)
+          : undefined;
+      const result = await nudgeFromCallback(deps, request.params.secret, request.log, announced);
       if (result.status !== 'accepted') throw notFound('callback');
       request.log.info({ orderId: result.orderId, nudged: result.nudged }, 'httpsok callback accepted');
       return { ok: true as const };
