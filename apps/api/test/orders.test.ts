@@ -120,11 +120,7 @@ describe('POST /v1/orders', () => {
     ['a soft hyphen', { domains: ['ex\u00adample.com'] }, 'invisible character U+00AD at position 3'],
     ['a zero-width space', { domains: ['exa\u200bmple.com'] }, 'invisible character U+200B at position 4'],
     ['a zero-width joiner', { domains: ['a\u200d.example.com'] }, 'invisible character U+200D'],
-    [
-      'a right-to-left override',
-      { domains: ['\u202eexample.com'] },
-      'invisible character U+202E at position 1',
-    ],
+    ['a right-to-left override', { domains: ['\u202eexample.com'] }, 'invisible character U+202E at position 1'],
     ['a byte-order mark', { domains: ['\ufeffexample.com'] }, 'invisible character U+FEFF'],
     ['a variation selector', { domains: ['exa\ufe0fmple.com'] }, 'invisible character U+FE0F'],
     ['a space inside a name', { domains: ['exa mple.com'] }, 'white space U+0020 at position 4'],
