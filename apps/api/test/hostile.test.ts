@@ -159,11 +159,13 @@ describe('the viewer token', () => {
     expect(await env.handle.db.select().from(tenants)).toEqual(before);
   });
 
-  it('cannot read private keys', async () => {
+  it('reads a private key as the operator can (SPEC: everything an admin reads), and the read is audited', async () => {
     const tenant = await api.createTenant();
     const id = await seedCertificate(tenant);
     const res = await api.request('GET', `/v1/certificates/${id}/private-key`, { token: VIEWER });
-    expect(res.status).toBe(403);
+    expect(res.status).toBe(200);
+    const audit = await api.adminRequest('GET', `/v1/audit?action=private_key.read&tenantId=${tenant.id}`);
+    expect(audit.body.entries[0]).toMatchObject({ actor: 'viewer', subjectId: id });
   });
 });
 

@@ -8,7 +8,7 @@ import { ApiError, notFound } from './errors';
 
 /**
  * `admin`: the operator (ADMIN_TOKEN). `viewer`: a read-only operator (VIEWER_TOKEN): reads what the
- * operator reads, private keys excepted, and every write answers 403. `tenant`: one tenant's token.
+ * operator reads (private-key reads audited as `viewer`), and every write answers 403. `tenant`: one tenant's token.
  */
 export type Principal = { kind: 'admin' } | { kind: 'viewer' } | { kind: 'tenant'; tenantId: string };
 

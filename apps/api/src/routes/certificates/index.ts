@@ -13,7 +13,7 @@ import {
   page,
 } from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
-import { ApiError, badRequest, errorResponses, notFound } from '../../plugins/errors';
+import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { AlgorithmSchema, CaSchema, IdParams, Timestamp } from '../../schemas';
 
 export const CertificateSchema = z
@@ -167,15 +167,12 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
         params: IdParams,
         response: {
           200: z.object({ id: z.string(), privateKey: z.string().describe('PEM') }),
-          ...errorResponses(401, 403, 404, 429),
+          ...errorResponses(401, 404, 429),
         },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      // The viewer reads everything else; a private key is a secret, not a view.
-      if (principal.kind === 'viewer')
-        throw new ApiError(403, 'forbidden', 'the viewer token cannot read private keys');
       const [row] = await db
         .select({
           id: certificates.id,
