@@ -14,8 +14,9 @@ export interface DatabaseGate {
   readonly outages: number;
   markDown(error: unknown): void;
   /**
-   * After a job threw: true if Postgres is really away (the error looks like it and a probe fails),
-   * in which case the gate is closed; the caller puts the job back.
+   * After a job threw: true if the error is Postgres (or the way to it) being away — the caller puts
+   * the job back without spending an attempt. The gate is closed only if a probe fails too (a
+   * connection cut by a restart the pool has already recovered from is not an outage).
    */
   isOutage(error: unknown): Promise<boolean>;
   close(): void;
@@ -77,7 +78,7 @@ export function createDatabaseGate(options: {
           options.probe(),
           new Promise((_, reject) => setTimeout(() => reject(new Error('probe timed out')), 2000).unref()),
         ]);
-        return false; // Postgres answers: a one-off (a cut connection the pool already replaced)
+        return true; // Postgres answers again: a cut connection the pool has replaced; retry the job
       } catch {
         gate.markDown(error);
         return true;
