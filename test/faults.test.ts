@@ -65,6 +65,8 @@ beforeAll(async () => {
       ADMIN_TOKEN: randomBytes(16).toString('hex'),
       ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       UPSTREAM_TIMEOUT_MS: '1500',
+      // Retry delays capped at the upstream's floor, so recovery after a fault takes seconds, not minutes.
+      VERIFY_MAX_DELAY_MS: '10000',
       UPSTREAM_MAX_RPS: '200',
       RATE_LIMIT_PER_MINUTE: '1000000',
       RECONCILE_INTERVAL_MS: '2000',
@@ -96,7 +98,21 @@ afterAll(async () => {
     clearTimeout(slow);
     if (Date.now() - started > 5000) console.warn(`[faults] closing ${what} took ${Date.now() - started} ms`);
   };
-  await timed('worker', worker?.close());
+  // KNOWN ISSUE (see the report): after this sequence of faults, the worker's close() has been seen
+  // not to return; bounded here so the file ends, and said loudly.
+  await timed(
+    'worker',
+    worker &&
+      Promise.race([
+        worker.close(),
+        new Promise((resolve) =>
+          setTimeout(() => {
+            console.warn('[faults] KNOWN ISSUE: worker.close() did not return within 20 s after the faults');
+            resolve(undefined);
+          }, 20_000),
+        ),
+      ]),
+  );
   await timed('api', api?.close());
   await timed('db', db?.close());
   await timed('proxies', Promise.all([pgProxy?.close(), redisProxy?.close(), simProxy?.close()]));
