@@ -242,7 +242,7 @@ describe('Postgres goes away and comes back', () => {
       `[faults] postgres: ${client.accepted.length} orders accepted, answers ${JSON.stringify(client.statuses)}, ` +
         `503 spell ${client.unavailableMs} ms, worker resumed ${resumedAfterMs} ms after restore, gate closed ${worker.gate.outages}×`,
     );
-  });
+  }, 120_000);
 });
 
 describe('Redis goes away and comes back', () => {
