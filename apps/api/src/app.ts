@@ -1,15 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { REDACT_CENSOR, REDACT_PATHS } from '@certq/core';
+import { parseTrustProxy, REDACT_CENSOR, REDACT_PATHS, SAFE_ERROR_SERIALIZERS } from '@certq/core';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
 import { createDelivery, type Delivery } from './delivery/index';
 import type { ApiDeps } from './deps';
+import { auditPlugin } from './plugins/audit';
 import { authPlugin } from './plugins/auth';
-import { errorsPlugin, frameworkErrorHandler } from './plugins/errors';
+import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './plugins/errors';
+import { safeRequestUrl } from './plugins/log-safety';
 import { openapiPlugin } from './plugins/openapi';
 import { securityPlugin } from './plugins/security';
-import { callbacksRoutes, redactCallbackUrl } from './routes/callbacks/index';
+import { auditRoutes } from './routes/audit/index';
+import { callbacksRoutes } from './routes/callbacks/index';
 import { certificatesRoutes } from './routes/certificates/index';
 import { consoleRoutes } from './routes/console/index';
 import { edgeTokensRoutes } from './routes/edge-tokens/index';
@@ -19,6 +22,7 @@ import { ordersRoutes } from './routes/orders/index';
 import { renewalsRoutes } from './routes/renewals/index';
 import { tenantsRoutes } from './routes/tenants/index';
 import { tlsRoutes } from './routes/tls/index';
+import { tokensRoutes } from './routes/tokens/index';
 import { webhooksRoutes } from './routes/webhooks/index';
 
 export type { ApiDeps } from './deps';
@@ -32,13 +36,12 @@ declare module 'fastify' {
   }
 }
 
-/** A request URL as we log it: no callback secret, no `token` query parameter (Caddy sends one). */
-export function redactUrl(url: string): string {
-  return redactCallbackUrl(url).replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
-}
-
 export function createApiLogger(level: string) {
-  return pino({ level, redact: { paths: [...REDACT_PATHS], censor: REDACT_CENSOR } });
+  return pino({
+    level,
+    redact: { paths: [...REDACT_PATHS], censor: REDACT_CENSOR },
+    serializers: SAFE_ERROR_SERIALIZERS,
+  });
 }
 
 /**
@@ -52,7 +55,22 @@ export function createApiLogger(level: string) {
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const logger = deps.logger === undefined ? createApiLogger(config.LOG_LEVEL) : deps.logger;
+  const requestTimeout = config.REQUEST_TIMEOUT_MS;
   const app = Fastify({
+    // Behind a proxy (TRUST_PROXY): request.ip — per-IP limits, audit rows — is the client's address.
+    trustProxy: parseTrustProxy(config.TRUST_PROXY),
+    // A request must arrive whole within REQUEST_TIMEOUT_MS (a body trickled byte by byte is cut off
+    // with 408); Node checks every connectionsCheckingInterval, so keep that a fraction of the timeout.
+    requestTimeout,
+    http: {
+      requestTimeout,
+      headersTimeout: Math.min(60_000, requestTimeout),
+      connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(requestTimeout / 4))),
+    },
+    // A socket silent this long (no request, no answer in progress) is closed.
+    connectionTimeout: Math.max(120_000, requestTimeout * 2),
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    clientErrorHandler,
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     bodyLimit: config.BODY_LIMIT_BYTES,
     // We log one line per request ourselves, with the callback secret redacted from the URL.
@@ -85,12 +103,17 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     db: deps.db,
     adminToken: config.ADMIN_TOKEN,
     edgeTokens: delivery.edgeTokens,
+    viewerToken: config.VIEWER_TOKEN,
+    redis: deps.redis,
+    redisPrefix: config.REDIS_PREFIX,
+    failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
   });
   await app.register(securityPlugin, {
     redis: deps.redis,
     redisPrefix: config.REDIS_PREFIX,
     ratePerMinute: config.RATE_LIMIT_PER_MINUTE,
   });
+  await app.register(auditPlugin, { db: deps.db });
   await app.register(openapiPlugin);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -99,7 +122,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     request.log.info(
       {
         method: request.method,
-        url: redactUrl(request.url),
+        // Rebuilt from the parsed route: secrets in path parameters and the query never reach the log.
+        url: safeRequestUrl(request),
         statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
       },
@@ -120,6 +144,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(consoleRoutes, routeOptions);
   await app.register(edgeTokensRoutes, routeOptions);
   await app.register(tlsRoutes, routeOptions);
+  await app.register(tokensRoutes, routeOptions);
+  await app.register(auditRoutes, routeOptions);
 
   // ── extension point: more route groups go here, each a plugin taking `{ deps }` ──
   // Registered after openapiPlugin, they appear in /docs/json automatically.

@@ -1,4 +1,4 @@
-import type { Config, SecretBox } from '@certq/core';
+import type { Config, ResolveAll, SecretBox } from '@certq/core';
 import type { Database } from '@certq/db';
 import type { Queues } from '@certq/workflow';
 import type { Redis } from 'ioredis';
@@ -17,6 +17,8 @@ export interface ApiDeps {
   logger?: Logger | false;
   /** How long an order request waits for Redis to take its jobs before answering anyway (default 2000). */
   enqueueTimeoutMs?: number;
+  /** How webhook host names resolve when a tenant sets one (default: the system resolver; tests replace it). */
+  resolveAll?: ResolveAll;
 }
 
 /** What every route plugin receives. */

@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { type Config, createSecretBox, loadConfig, parseEncryptionKey, type SecretBox } from '@certq/core';
+import {
+  type Config,
+  createSecretBox,
+  loadConfig,
+  parseEncryptionKey,
+  type ResolveAll,
+  type SecretBox,
+} from '@certq/core';
 import { createDb, type Database, type DbHandle, orders } from '@certq/db';
 import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@certq/testing';
 import { createQueues, type Queues } from '@certq/workflow';
@@ -94,7 +101,18 @@ export interface StartOptions {
   db?: Database;
   /** Merged into the loaded configuration (settings the schema may not know yet, e.g. VIEWER_TOKEN). */
   extraConfig?: Record<string, unknown>;
+  /** How webhook host names resolve (default: names under example.com/.test resolve to a public address). */
+  resolveAll?: ResolveAll;
 }
+
+/**
+ * No test may reach real DNS: webhook hosts resolve through this. Names under example.com (and .test)
+ * get a public address nothing ever connects to (the API only checks; the worker delivers).
+ */
+export const testResolveAll: ResolveAll = async (host) => {
+  if (/(^|\.)example\.com$|\.test$/.test(host)) return [{ address: '93.184.215.14', family: 4 }];
+  throw Object.assign(new Error(`${host} does not resolve in tests`), { code: 'ENOTFOUND' });
+};
 
 let tenantCounter = 0;
 
@@ -138,6 +156,7 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
     config,
     logger: options.logger ?? false,
     enqueueTimeoutMs: options.enqueueTimeoutMs,
+    resolveAll: options.resolveAll ?? testResolveAll,
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
 

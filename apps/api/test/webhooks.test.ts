@@ -52,10 +52,10 @@ describe('webhook settings', () => {
 
   it('the operator sets and removes any tenant’s webhook; tenants cannot use that route', async () => {
     const res = await api.adminRequest('PUT', `/v1/tenants/${b.id}/webhook`, {
-      url: 'http://10.0.0.7:8080/hook',
+      url: 'http://hooks-b.example.com:8080/hook',
     });
     expect(res.status).toBe(200);
-    expect((await stored(b.id)).url).toBe('http://10.0.0.7:8080/hook');
+    expect((await stored(b.id)).url).toBe('http://hooks-b.example.com:8080/hook');
     expect(
       (await api.adminRequest('PUT', `/v1/tenants/${randomUUID()}/webhook`, { url: 'https://x.example.com' }))
         .status,

@@ -1,11 +1,13 @@
-import { type Clock, type Config, type SecretBox, secretBoxFromConfig } from '@certq/core';
+import { type Clock, type Config, type ResolveAll, type SecretBox, secretBoxFromConfig } from '@certq/core';
 import { createDb } from '@certq/db';
 import type { DnsResolver } from '@certq/dns';
 import { createQueues, WEBHOOK_RETRY_DEFAULTS } from '@certq/workflow';
 import type { Worker } from 'bullmq';
+import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createWorkerContext, type WorkerContext } from './context';
+import { createDatabaseGate, type DatabaseGate } from './db-gate';
 import { createLogger } from './logger';
 import { startMaintenance } from './maintenance';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
@@ -28,7 +30,15 @@ export interface StartWorkerOptions {
   /** Register the periodic renewal scan (default true; tests that scan by hand turn it off). */
   scheduleRenewalScan?: boolean;
   /** Webhook delivery: attempts and backoff base (defaults 8 and 30 s), POST timeout (default 10 s). */
-  webhooks?: { attempts?: number; backoffMs?: number; timeoutMs?: number };
+  webhooks?: {
+    attempts?: number;
+    backoffMs?: number;
+    timeoutMs?: number;
+    /** Tests only: how webhook host names resolve (no test may reach real DNS). */
+    resolveAll?: ResolveAll;
+    /** Tests only: an exact host:port let through despite the address policy. */
+    allowTarget?: (host: string, port: number) => boolean;
+  };
   /** certq's own DNS lookups; default: a resolver over DNS_RESOLVERS. */
   dns?: DnsResolver;
 }
@@ -40,6 +50,8 @@ export interface StartWorkerOptions {
  */
 export interface WorkerHandle {
   ctx: WorkerContext;
+  /** Closed while Postgres is away (jobs paused), open again once it answers. */
+  gate: DatabaseGate;
   workers: Worker[];
   reconcile(): Promise<ReconcileResult>;
   /** One webhook relay pass (also run with every reconcile). */
@@ -94,7 +106,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   });
   const lockDurationMs = options.lockDurationMs ?? config.WORKER_LOCK_DURATION_MS;
   const stalledIntervalMs = options.stalledIntervalMs ?? config.WORKER_STALLED_INTERVAL_MS;
+  const workerList: Worker[] = [];
+  const gate = createDatabaseGate({
+    probe: () => ctx.db.execute(sql`select 1`),
+    workers: () => workerList,
+    logger,
+  });
   const stageWorkers = createStageWorkers(ctx, TASKS, {
+    gate,
     connection: redis,
     concurrency: config.WORKER_CONCURRENCY,
     // Every apply call in flight when a process is killed may become a duplicate paid application;
@@ -109,6 +128,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     connection: redis,
     concurrency: Math.min(50, config.WORKER_CONCURRENCY),
     timeoutMs: options.webhooks?.timeoutMs,
+    resolveAll: options.webhooks?.resolveAll,
+    allowTarget: options.webhooks?.allowTarget,
+    gate,
     lockDurationMs,
     stalledIntervalMs,
   });
@@ -118,6 +140,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     stalledIntervalMs,
   });
   const workers: Worker[] = [...stageWorkers, webhookWorker.worker, maintenance.worker];
+  workerList.push(...stageWorkers, webhookWorker.worker);
 
   const runRelay = async (): Promise<RelayResult> => {
     try {
@@ -147,12 +170,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   let closing: Promise<void> | undefined;
   return {
     ctx,
+    gate,
     workers,
     reconcile: runReconcile,
     relayWebhooks: runRelay,
     close() {
       closing ??= (async () => {
         clearInterval(timer);
+        gate.close();
         await Promise.all([
           ...stageWorkers.map((w) => w.close()),
           webhookWorker.close(),

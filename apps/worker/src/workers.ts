@@ -2,6 +2,7 @@ import { QUEUE_NAMES, type Stage, type StageJob } from '@certq/core';
 import { enqueueOrders } from '@certq/workflow';
 import { type ConnectionOptions, DelayedError, type Job, Worker } from 'bullmq';
 import type { WorkerContext } from './context';
+import { type DatabaseGate, putBack } from './db-gate';
 import type { Task } from './tasks/index';
 import type { Outcome } from './tasks/outcome';
 
@@ -13,6 +14,8 @@ export interface StageWorkerOptions {
   /** How long a job's lock lasts without renewal: after a crash, its job is picked up again this soon. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Postgres outages: jobs that meet one are put back, the workers paused until it answers. */
+  gate?: DatabaseGate;
 }
 
 /**
@@ -36,6 +39,14 @@ export function createStageWorkers(
         try {
           outcome = await task(ctx, job.data);
         } catch (error) {
+          if (options.gate && (await options.gate.isOutage(error))) {
+            ctx.metrics.jobs.inc({ stage, outcome: 'db_unavailable' });
+            ctx.logger.warn(
+              { orderId: job.data.orderId, stage, jobId: job.id },
+              'Postgres unavailable: job put back',
+            );
+            return putBack(job, token);
+          }
           ctx.metrics.jobs.inc({ stage, outcome: 'crashed' });
           ctx.logger.error({ err: error, orderId: job.data.orderId, stage, jobId: job.id }, 'task crashed');
           throw error;

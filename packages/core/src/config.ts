@@ -5,6 +5,34 @@ import { parseResolvers } from './resolvers';
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
 const int = (fallback: number) => z.preprocess(emptyAsUndefined, z.coerce.number().int().default(fallback));
+const bool = (fallback: boolean) =>
+  z.preprocess(
+    emptyAsUndefined,
+    z
+      .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+      .default(fallback ? 'true' : 'false')
+      .transform((v) => v === 'true' || v === '1'),
+  );
+
+/**
+ * `TRUST_PROXY` as Fastify's `trustProxy`: unset/`false` trusts nobody (the socket's address is the
+ * client's), `true` trusts every hop, a number trusts that many hops, anything else is a
+ * comma-separated list of proxy addresses/CIDRs (e.g. `127.0.0.1,10.0.0.0/8`).
+ */
+export function parseTrustProxy(
+  value: string | undefined,
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (value === undefined || value === '' || value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return (_address, hop) => hop < hops;
+  }
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+}
 
 /**
  * Every setting of certq, read from the environment once at start. A bad value stops the process
@@ -23,6 +51,11 @@ export const configSchema = z.object({
   HTTPSOK_BASE_URL: z.preprocess(emptyAsUndefined, z.string().url().default('https://openapi.httpsok.com')),
   HTTPSOK_API_KEY: optionalString,
   ADMIN_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z.string().min(16, 'must be at least 16 characters').optional(),
+  ),
+  /** A read-only operator: reads everything the admin can, every write answers 403. */
+  VIEWER_TOKEN: z.preprocess(
     emptyAsUndefined,
     z.string().min(16, 'must be at least 16 characters').optional(),
   ),
@@ -63,6 +96,11 @@ export const configSchema = z.object({
    */
   DATABASE_POOL_SIZE: int(10).pipe(z.number().min(1).max(500)),
   WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
+  /**
+   * With PUBLIC_BASE_URL set: how long an apply whose outcome was lost waits for its callback (which
+   * announces the application, adopted instead of applying again) before it applies again.
+   */
+  APPLY_ADOPT_WAIT_MS: int(15 * 60_000).pipe(z.number().min(0)),
   /** Apply calls in flight per worker process (see apps/worker/src/tasks/apply.ts on duplicates). */
   APPLY_CONCURRENCY: int(4).pipe(z.number().min(1).max(1000)),
   /** How long a job's lock lasts unrenewed: a crashed worker's jobs are picked up again after about this long. */
@@ -84,6 +122,28 @@ export const configSchema = z.object({
   DNS_CHECK_INTERVAL_MS: int(15_000).pipe(z.number().min(100)),
   /** Lookups per second certq sends each resolver at most (a token bucket per resolver). */
   DNS_RESOLVER_MAX_QPS: int(500).pipe(z.number().min(1)),
+  /**
+   * Development only: let webhooks reach loopback, private, link-local… addresses. Off, a tenant's
+   * webhook can only reach public addresses, checked when set and again at connect time.
+   */
+  WEBHOOK_ALLOW_PRIVATE: bool(false),
+  /** Fastify's trustProxy (see parseTrustProxy): per-IP limits and audit rows use X-Forwarded-For then. */
+  TRUST_PROXY: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(
+        /^(true|false|\d+|[0-9A-Fa-f:./]+(,\s*[0-9A-Fa-f:./]+)*)$/,
+        'must be true, false, a hop count or a list of addresses/CIDRs',
+      )
+      .optional(),
+  ),
+  /** A request must arrive whole within this long (a body trickled byte by byte is cut off). */
+  REQUEST_TIMEOUT_MS: int(30_000).pipe(z.number().min(500).max(600_000)),
+  /** An idle keep-alive connection is closed after this long. */
+  KEEP_ALIVE_TIMEOUT_MS: int(5_000).pipe(z.number().min(100).max(600_000)),
+  /** Failed authentications per client address per minute before 429 (counted before any token lookup). */
+  AUTH_FAILURES_PER_MINUTE: int(30).pipe(z.number().min(1)),
   LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

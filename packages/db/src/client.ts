@@ -30,6 +30,12 @@ export function createDb(
   });
   // An idle client losing its connection emits here; without a listener the process would crash.
   pool.on('error', () => {});
+  // So does a checked-out client between two statements (a transaction waiting on the application,
+  // a cut connection, a server restart): pg emits 'error' on the client, which has no listener then.
+  // The error still reaches the next query on that client, and the pool discards it when released.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   const db = drizzle(pool, { schema });
   return { db, pool, close: () => pool.end() };
 }

@@ -19,3 +19,29 @@ export function pgErrorOf(
 export function violatedConstraint(error: unknown): string | undefined {
   return pgErrorOf(error)?.constraint;
 }
+
+/**
+ * Postgres (or the way to it) is away: refused or cut connections, pool timeouts, admin shutdown,
+ * a server starting up, too many connections. Worth waiting for, never worth failing an order over.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (
+    let current = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0;
+    current && depth < 6;
+    depth++
+  ) {
+    const code = typeof current.code === 'string' ? current.code : '';
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE'].includes(code))
+      return true;
+    if (/^(08|53|57P)/.test(code)) return true;
+    if (
+      typeof current.message === 'string' &&
+      /timeout exceeded when trying to connect|Connection terminated|not queryable|Connection ended/i.test(
+        current.message,
+      )
+    )
+      return true;
+    current = current.cause as typeof current;
+  }
+  return false;
+}

@@ -41,20 +41,33 @@ export const dnsStatus = pgEnum('dns_status', DNS_STATUSES);
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
 
-export const tenants = pgTable('tenants', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  name: text('name').notNull().unique(),
-  /** SHA-256 of the bearer token; the token itself is shown once and never stored. */
-  tokenHash: text('token_hash').notNull().unique(),
-  /** The tenant's own OpenApiKey, sealed (see @certq/core crypto); null: the operator's default key. */
-  httpsokApiKeySealed: text('httpsok_api_key_sealed'),
-  webhookUrl: text('webhook_url'),
-  webhookSecretSealed: text('webhook_secret_sealed'),
-  /** CAs in order of preference for this tenant's orders that name none; null: the service default. */
-  defaultCaChoices: certificateAuthority('default_ca_choices').array(),
-  createdAt: createdAt(),
-  updatedAt: updatedAt(),
-});
+export const tenants = pgTable(
+  'tenants',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull().unique(),
+    /** SHA-256 of the bearer token; the token itself is shown once and never stored. */
+    tokenHash: text('token_hash').notNull().unique(),
+    /** The tenant's own OpenApiKey, sealed (see @certq/core crypto); null: the operator's default key. */
+    httpsokApiKeySealed: text('httpsok_api_key_sealed'),
+    webhookUrl: text('webhook_url'),
+    webhookSecretSealed: text('webhook_secret_sealed'),
+    /** CAs in order of preference for this tenant's orders that name none; null: the service default. */
+    defaultCaChoices: certificateAuthority('default_ca_choices').array(),
+    /** After a rotation: the old token's hash, accepted until previousTokenExpiresAt (the grace period). */
+    previousTokenHash: text('previous_token_hash'),
+    previousTokenExpiresAt: timestamp('previous_token_expires_at', { withTimezone: true }),
+    /** Set by revocation: neither token is accepted until a rotation issues a new one. */
+    tokenRevokedAt: timestamp('token_revoked_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('tenants_previous_token_hash_unique')
+      .on(t.previousTokenHash)
+      .where(sql`${t.previousTokenHash} is not null`),
+  ],
+);
 
 export const renewalBatches = pgTable('renewal_batches', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -111,6 +124,11 @@ export const orders = pgTable(
     priority: integer('priority').notNull().default(1),
     /** SHA-256 of the secret in this order's notifyUrl. */
     callbackSecretHash: text('callback_secret_hash').unique(),
+    /**
+     * An application id announced by the issued callback of this order's current secret while its
+     * apply outcome is unknown; the apply task re-fetches and checks it, then adopts it.
+     */
+    announcedApplyId: text('announced_apply_id'),
     certificateId: uuid('certificate_id'),
     renewalOfCertificateId: uuid('renewal_of_certificate_id'),
     renewalBatchId: uuid('renewal_batch_id').references(() => renewalBatches.id),
@@ -289,7 +307,7 @@ export const idempotencyKeys = pgTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.key] })],
 );
 
-/** Who read which private key, when. */
+/** Operator and tenant actions that change state (and private-key reads): who, from where, when. */
 export const auditLog = pgTable(
   'audit_log',
   {
@@ -299,9 +317,14 @@ export const auditLog = pgTable(
     action: text('action').notNull(),
     subjectId: uuid('subject_id'),
     detail: jsonb('detail'),
+    ip: text('ip'),
+    requestId: text('request_id'),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('audit_log_by_subject').on(t.subjectId, t.id)],
+  (t) => [
+    index('audit_log_by_subject').on(t.subjectId, t.id),
+    index('audit_log_by_tenant').on(t.tenantId, t.id),
+  ],
 );
 
 /**

@@ -4,8 +4,10 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { withDatabase } from './global-setup';
 
+export * from './fault-proxy';
 export type { NamedServer, SilentResolver, StartNamedOptions } from './named';
 export { startNamed, startSilentResolver } from './named';
+export * from './restartable';
 export { freePort } from './services';
 
 export interface TestDatabase {

@@ -1,6 +1,6 @@
 import { hashToken, stageJobId } from '@certq/core';
 import { type Database, orders } from '@certq/db';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import { DEFAULT_ENQUEUE_TIMEOUT_MS, type EnqueueLogger, withTimeout } from './enqueue';
 import { enqueueOrders, type Queues } from './queues';
 
@@ -21,6 +21,8 @@ export async function nudgeFromCallback(
   deps: { db: Database; queues: Queues; enqueueTimeoutMs?: number },
   secret: string,
   log?: EnqueueLogger,
+  /** The application id the (unsigned) body names: only a hint, checked by the worker before use. */
+  announcedApplyId?: string,
 ): Promise<CallbackResult> {
   if (!CALLBACK_SECRET.test(secret)) return { status: 'unknown' };
   const [order] = await deps.db
@@ -28,6 +30,33 @@ export async function nudgeFromCallback(
     .from(orders)
     .where(eq(orders.callbackSecretHash, hashToken(secret)));
   if (!order) return { status: 'unknown' };
+  if (announcedApplyId !== undefined) {
+    // An order still applying (its apply outcome lost, or the commit not in yet): the announced
+    // application is recorded and the apply task made due; it re-fetches and checks it, then adopts it.
+    const [applying] = await deps.db
+      .update(orders)
+      .set({
+        announcedApplyId,
+        nextAttemptAt: sql`least(${orders.nextAttemptAt}, now())`,
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(orders.id, order.id), eq(orders.status, 'applying'), isNull(orders.applyId)))
+      .returning();
+    if (applying) {
+      try {
+        await withTimeout(
+          promoteStage(deps.queues, 'apply', applying),
+          deps.enqueueTimeoutMs ?? DEFAULT_ENQUEUE_TIMEOUT_MS,
+        );
+      } catch (error) {
+        log?.warn(
+          { err: error, orderId: order.id },
+          'could not bring the apply forward; it runs at its time',
+        );
+      }
+      return { status: 'accepted', orderId: order.id, nudged: true };
+    }
+  }
   // Only an issuing order has something to fetch. Committed first: should Redis be away, the
   // reconciler queues the order from this row, due now.
   const [due] = await deps.db
@@ -44,9 +73,17 @@ export async function nudgeFromCallback(
   return { status: 'accepted', orderId: order.id, nudged: true };
 }
 
-/** The order's poll job runs now: promoted if delayed, added if missing, left alone if waiting or running. */
 async function promotePoll(queues: Queues, order: typeof orders.$inferSelect): Promise<void> {
-  const job = await queues.poll.getJob(stageJobId('poll', order.id, order.attempts));
+  return promoteStage(queues, 'poll', order);
+}
+
+/** The order's job of `stage` runs now: promoted if delayed, added if missing, left alone if waiting or running. */
+async function promoteStage(
+  queues: Queues,
+  stage: 'apply' | 'poll',
+  order: typeof orders.$inferSelect,
+): Promise<void> {
+  const job = await queues[stage].getJob(stageJobId(stage, order.id, order.attempts));
   if (!job) {
     await enqueueOrders(queues, [order]);
     return;

@@ -1,23 +1,31 @@
 import { hashToken, safeEqual } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
-import { eq } from 'drizzle-orm';
+import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
 import { EDGE_TOKEN_PREFIX, type EdgeTokenStore } from '../delivery/edge-tokens';
 import { ApiError, notFound } from './errors';
 
+/**
+ * `admin`: the operator (ADMIN_TOKEN). `viewer`: a read-only operator (VIEWER_TOKEN): reads what the
+ * operator reads (private-key reads audited as `viewer`), and every write answers 403. `tenant`: one
+ * tenant's token. `edge`: a TLS server or agent: read-only, delivery routes only; `tenantIds` null =
+ * every tenant.
+ */
 export type Principal =
   | { kind: 'admin' }
+  | { kind: 'viewer' }
   | { kind: 'tenant'; tenantId: string }
-  /** A TLS server or agent: read-only, delivery routes only; `tenantIds` null = every tenant. */
   | { kind: 'edge'; tokenId: string; tenantIds: string[] | null };
 
 /**
  * Who may call a route, set per route as `config: { auth }`:
  * - `none`: public (health, callbacks — the secret in the path is the auth —, docs);
  * - `any` (the default, so a route nobody thought about is never public): operator or tenant token;
- * - `admin`: the operator token only; a tenant token gets 404, as if the route did not exist;
- * - `edge`: the operator or an edge token (TLS servers fetching keys); a tenant token gets 403.
+ * - `admin`: the operator token only (the viewer too, read-only); a tenant token gets 404, as if the
+ *   route did not exist;
+ * - `edge`: the operator (or viewer) or an edge token (TLS servers fetching keys); a tenant token gets 403.
  * Edge tokens are refused (403) everywhere except on routes with `config: { edgeTokens: true }`, and
  * may come as a `token` query parameter only where `config: { tokenInQuery: true }` (Caddy sends no
  * headers); such URLs are redacted from our logs (see app.ts).
@@ -33,12 +41,16 @@ declare module 'fastify' {
     edgeTokens?: boolean;
     tokenInQuery?: boolean;
   }
+  interface FastifyInstance {
+    /** Forget cached tokens of a tenant here and in every API replica (after rotation or revocation). */
+    invalidateTenantTokens(tenantId: string): Promise<void>;
+  }
 }
 
-/** The audit-log actor: `admin` or `tenant:<id>`. */
+/** The audit-log actor: `admin`, `viewer` or `tenant:<id>`. */
 export function actorOf(principal: Principal): string {
   if (principal.kind === 'edge') return `edge:${principal.tokenId}`;
-  return principal.kind === 'admin' ? 'admin' : `tenant:${principal.tenantId}`;
+  return principal.kind === 'tenant' ? `tenant:${principal.tenantId}` : principal.kind;
 }
 
 /** The principal of an authenticated route (the auth hook has run). */
@@ -48,8 +60,8 @@ export function principalOf(request: { principal: Principal | null }): Principal
 }
 
 /**
- * The tenant an authenticated principal is confined to, or undefined for the operator. Edge tokens
- * never reach routes that use this (the auth hook refuses them); see `tenantsVisibleTo`.
+ * The tenant an authenticated principal is confined to, or undefined for the operator (and viewer).
+ * Edge tokens never reach routes that use this (the auth hook refuses them); see `tenantsVisibleTo`.
  */
 export function tenantScope(principal: Principal): string | undefined {
   if (principal.kind === 'edge') throw new ApiError(403, 'forbidden', 'an edge token cannot use this route');
@@ -73,42 +85,142 @@ const edgeOnlyHere = () =>
 const unauthorized = () =>
   new ApiError(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)');
 
+export const readOnly = () =>
+  new ApiError(403, 'forbidden', 'the viewer token is read-only: this request would change state');
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+export const isReadMethod = (method: string) => READ_METHODS.has(method);
+
 const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 10_000;
+const FAILURE_WINDOW_MS = 60_000;
 
 export interface AuthOptions extends Record<string, unknown> {
   db: Database;
   adminToken: string | undefined;
   edgeTokens: EdgeTokenStore;
+  viewerToken?: string | undefined;
+  /** Failed-authentication counters and the cross-replica cache invalidation channel. */
+  redis?: Redis;
+  redisPrefix?: string;
+  /** Failed authentications per client address per minute; then 429 before any token lookup. */
+  failuresPerMinute?: number;
 }
 
 /**
  * Bearer auth. Tenant tokens are stored only as SHA-256 hashes: a token is hashed, looked up by its
- * hash and compared in constant time. Known hashes are cached for 30 s (tenants and tokens are never
- * deleted or rotated today; whoever adds that must clear this cache).
+ * hash (the current one, or the previous one within its rotation grace period; none after a
+ * revocation) and compared in constant time. Known hashes are cached for at most 30 s and never past
+ * a previous token's grace; rotation and revocation clear the cache here and, through Redis pub/sub,
+ * in every replica at once (with Redis away, other replicas honour them within 30 s).
+ *
+ * Failed authentications are counted per client address in Redis before any lookup: past the limit a
+ * client gets 429 without a database query, whatever token it sends.
  */
 export const authPlugin = fp<AuthOptions>(
   async (app: FastifyInstance, options) => {
     const cache = new Map<string, { tenantId: string; expires: number }>();
+    const prefix = options.redisPrefix ?? 'certq';
+    const channel = `${prefix}:auth:invalidate`;
+    const failureLimit = options.failuresPerMinute ?? 30;
+
+    const forget = (tenantId: string) => {
+      for (const [hash, entry] of cache) if (entry.tenantId === tenantId) cache.delete(hash);
+    };
+
+    // Cross-replica invalidation: a subscriber connection of its own (subscribers cannot run commands).
+    const subscriber = options.redis?.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    if (subscriber) {
+      subscriber.on('error', () => {});
+      subscriber.on('message', (_channel, tenantId: string) => forget(tenantId));
+      subscriber.subscribe(channel).catch(() => {});
+      app.addHook('onClose', async () => {
+        subscriber.disconnect();
+      });
+    }
+    app.decorate('invalidateTenantTokens', async (tenantId: string) => {
+      forget(tenantId);
+      await options.redis?.publish(channel, tenantId).catch(() => {});
+    });
 
     async function tenantFor(tokenHash: string): Promise<string | undefined> {
       const hit = cache.get(tokenHash);
       if (hit && hit.expires > Date.now()) return hit.tenantId;
+      const now = new Date();
       const [row] = await options.db
-        .select({ id: tenants.id, tokenHash: tenants.tokenHash })
+        .select({
+          id: tenants.id,
+          tokenHash: tenants.tokenHash,
+          previousTokenHash: tenants.previousTokenHash,
+          previousTokenExpiresAt: tenants.previousTokenExpiresAt,
+        })
         .from(tenants)
-        .where(eq(tenants.tokenHash, tokenHash));
-      if (!row || !safeEqual(row.tokenHash, tokenHash)) return undefined;
+        .where(
+          and(
+            isNull(tenants.tokenRevokedAt),
+            or(
+              eq(tenants.tokenHash, tokenHash),
+              and(eq(tenants.previousTokenHash, tokenHash), gt(tenants.previousTokenExpiresAt, now)),
+            ),
+          ),
+        );
+      if (!row) return undefined;
+      const current = safeEqual(row.tokenHash, tokenHash);
+      if (!current && !(row.previousTokenHash && safeEqual(row.previousTokenHash, tokenHash)))
+        return undefined;
+      let expires = Date.now() + CACHE_TTL_MS;
+      if (!current && row.previousTokenExpiresAt)
+        expires = Math.min(expires, row.previousTokenExpiresAt.getTime());
       if (cache.size >= CACHE_MAX) cache.clear();
-      cache.set(tokenHash, { tenantId: row.id, expires: Date.now() + CACHE_TTL_MS });
+      cache.set(tokenHash, { tenantId: row.id, expires });
       return row.id;
     }
 
+    const failureKey = (ip: string) => `${prefix}:authfail:${ip}`;
+
+    async function throttled(ip: string): Promise<number | undefined> {
+      if (!options.redis) return undefined;
+      try {
+        const [count, ttl] = await Promise.all([
+          options.redis.get(failureKey(ip)),
+          options.redis.pttl(failureKey(ip)),
+        ]);
+        return Number(count ?? 0) >= failureLimit ? Math.max(1, Math.ceil(ttl / 1000)) : undefined;
+      } catch {
+        return undefined; // Redis away: authentication still works, unthrottled
+      }
+    }
+
+    async function countFailure(ip: string): Promise<void> {
+      if (!options.redis) return;
+      try {
+        await options.redis
+          .multi()
+          .incr(failureKey(ip))
+          .pexpire(failureKey(ip), FAILURE_WINDOW_MS, 'NX')
+          .exec();
+      } catch {
+        // not counted while Redis is away
+      }
+    }
+
+    const fail = async (ip: string) => {
+      await countFailure(ip);
+      return unauthorized();
+    };
+
     app.decorateRequest('principal', null);
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', async (request, reply) => {
       if (request.is404) return;
       const mode = request.routeOptions.config.auth ?? 'any';
       if (mode === 'none') return;
+      const retryAfter = await throttled(request.ip);
+      if (retryAfter !== undefined) {
+        reply.header('retry-after', String(retryAfter));
+        throw new ApiError(429, 'rate_limited', 'too many failed authentications from this address', {
+          retryAfterSeconds: retryAfter,
+        });
+      }
       const { config } = request.routeOptions;
       const header = request.headers.authorization;
       const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
@@ -117,23 +229,27 @@ export const authPlugin = fp<AuthOptions>(
         const fromQuery = (request.query as Record<string, unknown> | undefined)?.token;
         if (typeof fromQuery === 'string' && /^[!-~]{1,512}$/.test(fromQuery)) token = fromQuery;
       }
-      if (!token) throw unauthorized();
+      if (!token) throw await fail(request.ip);
       if (options.adminToken && safeEqual(token, options.adminToken)) {
         request.principal = { kind: 'admin' };
+      } else if (options.viewerToken && safeEqual(token, options.viewerToken)) {
+        request.principal = { kind: 'viewer' };
       } else if (token.startsWith(`${EDGE_TOKEN_PREFIX}_`)) {
         const edge = await options.edgeTokens.lookup(hashToken(token));
-        if (!edge) throw unauthorized();
+        if (!edge) throw await fail(request.ip);
         if (!config.edgeTokens) throw edgeOnlyHere();
         request.principal = { kind: 'edge', tokenId: edge.tokenId, tenantIds: edge.tenantIds };
         options.edgeTokens.recordUse(edge.tokenId, request.routeOptions.url ?? 'unmatched');
       } else {
         const tenantId = await tenantFor(hashToken(token));
-        if (!tenantId) throw unauthorized();
+        if (!tenantId) throw await fail(request.ip);
         request.principal = { kind: 'tenant', tenantId };
       }
-      if (mode === 'admin' && request.principal.kind !== 'admin') throw notFound('route');
-      if (mode === 'edge' && request.principal.kind === 'tenant')
+      const { kind } = request.principal;
+      if (mode === 'admin' && kind !== 'admin' && kind !== 'viewer') throw notFound('route');
+      if (mode === 'edge' && kind === 'tenant')
         throw new ApiError(403, 'forbidden', 'this route takes an edge token (or the operator token)');
+      if (kind === 'viewer' && !isReadMethod(request.method)) throw readOnly();
     });
   },
   { name: 'certq-auth' },

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { isWorkflowError, type WorkflowErrorCode } from '@certq/workflow';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -39,7 +40,7 @@ export const ErrorSchema = z
 const DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid request (see error.details)',
   401: 'Missing or unknown bearer token',
-  403: 'This token may not use this route (edge tokens: delivery routes only)',
+  403: 'Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only)',
   404: 'Not found (or owned by another tenant)',
   409: 'Conflicts with the current state',
   413: 'Body too large',
@@ -113,6 +114,15 @@ export function isUnavailable(error: unknown): boolean {
   return false;
 }
 
+function postgresRejectedInput(error: unknown): boolean {
+  for (
+    let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0;
+    e && i < 5;
+    e = e.cause as typeof e, i++
+  )
+    if (e.code === '22021' || e.code === '22P05') return true;
+  return false;
+}
 /** The HTTP status of each workflow refusal: the one place a workflow rule meets HTTP. */
 export const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
   not_found: 404,
@@ -180,6 +190,14 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
     // the problem without revealing anything internal.
     return send(reply, status, FASTIFY_CODES[status] ?? 'bad_request', error.message);
   }
+  // Input Postgres cannot store (a NUL in a string, an invalid byte sequence) is the client's: 400.
+  if (postgresRejectedInput(error))
+    return send(
+      reply,
+      400,
+      'validation_failed',
+      'the request contains characters that cannot be stored (e.g. \\u0000)',
+    );
   if (status === 503 || isUnavailable(error)) {
     request.log.warn({ err: error }, 'dependency unavailable');
     reply.header('retry-after', '5');
@@ -207,3 +225,31 @@ export const errorsPlugin = fp(
   },
   { name: 'certq-errors' },
 );
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'the request headers are too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'the request did not arrive in time'],
+  ERR_HTTP_HEADERS_TIMEOUT: [408, 'request_timeout', 'the request headers did not arrive in time'],
+};
+
+/**
+ * Node's own answers to requests it cannot parse (400, 431) or that arrive too slowly (408), in
+ * certq's error shape rather than Node's or Fastify's bare text.
+ */
+export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] = CLIENT_ERRORS[error.code ?? ''] ?? [
+    400,
+    'bad_request',
+    'malformed HTTP request',
+  ];
+  const body = JSON.stringify({ error: { code, message } });
+  const reason =
+    status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -34,7 +34,7 @@ export const securityPlugin = fp<SecurityOptions>(
       skipOnError: true,
       keyGenerator: (request) => {
         const p = request.principal;
-        if (p?.kind === 'admin') return 'admin';
+        if (p?.kind === 'admin' || p?.kind === 'viewer') return p.kind;
         if (p?.kind === 'tenant') return `tenant:${p.tenantId}`;
         if (p?.kind === 'edge') return `edge:${p.tokenId}`;
         return `ip:${request.ip}`;

@@ -45,6 +45,7 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
     .returning();
   const intent = claimed ? { order: claimed } : await claimSlowly(ctx, job, intentSet);
   if ('outcome' in intent) return intent.outcome;
+  if ('adopt' in intent) return adoptAnnounced(ctx, job, intent.adopt);
   const { order } = intent;
   const log = ctx.logger.child({ orderId: order.id, tenantId: order.tenantId, stage: 'apply' });
 
@@ -137,7 +138,7 @@ async function claimSlowly(
   ctx: WorkerContext,
   job: StageJob,
   intentSet: { applyRequestedAt: Date; callbackSecretHash: string | null },
-): Promise<{ order: Order } | { outcome: Outcome }> {
+): Promise<{ order: Order } | { outcome: Outcome } | { adopt: Order }> {
   const loaded = await loadForStage(ctx, job, 'applying');
   if ('stale' in loaded) return { outcome: loaded.stale };
   if (loaded.order.nextAttemptAt > ctx.clock.now()) {
@@ -147,13 +148,26 @@ async function claimSlowly(
     ctx,
     job,
     'applying',
-    async (tx, order): Promise<{ order: Order } | { outcome: Outcome }> => {
+    async (tx, order): Promise<{ order: Order } | { outcome: Outcome } | { adopt: Order }> => {
       if (order.applyId) return { outcome: done('stale', 'already applied') };
       const now = ctx.clock.now();
       if (order.applyRequestedAt) {
+        // The callback of the lost call announced its application: adopt it (checked first).
+        if (order.announcedApplyId && order.callbackSecretHash) return { adopt: order };
         const inFlightUntil = new Date(order.applyRequestedAt.getTime() + IN_FLIGHT_MS);
         if (inFlightUntil > now)
           return { outcome: delayUntil(inFlightUntil, 'early', 'another apply call may be in flight') };
+        // With callbacks, a lost application announces itself when it is issued: wait for that
+        // (the callback makes this job due at once) before paying for another one.
+        const adoptUntil = new Date(order.applyRequestedAt.getTime() + ctx.config.APPLY_ADOPT_WAIT_MS);
+        if (order.callbackSecretHash && ctx.config.PUBLIC_BASE_URL && adoptUntil > now)
+          return {
+            outcome: delayUntil(
+              adoptUntil,
+              'early',
+              'apply outcome lost: waiting for its callback to adopt it',
+            ),
+          };
         ctx.metrics.applyUnknownOutcome.inc();
         ctx.logger.warn(
           { orderId: order.id, tenantId: order.tenantId, stage: 'apply' },
@@ -175,4 +189,67 @@ async function claimSlowly(
     },
   );
   return result ?? { outcome: done('stale', 'order changed before the call') };
+}
+
+/** How soon an adoption whose re-fetch failed is tried again (the upstream's floor). */
+const ADOPT_RETRY_MS = UPSTREAM_FLOOR_MS;
+
+/**
+ * A lost application announced by its callback: re-fetched by id (as a poll would) and adopted only
+ * if it is the order's — same domain set — and not failed. The order then continues as if the apply
+ * had committed: issuing, its first poll no sooner than the upstream's floor after this request.
+ * A mismatch (a forged or stale announcement) is dropped and the order keeps waiting.
+ */
+async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): Promise<Outcome> {
+  const applyId = order.announcedApplyId!;
+  const log = ctx.logger.child({ orderId: order.id, tenantId: order.tenantId, stage: 'apply', applyId });
+  let domains: string[];
+  try {
+    await ctx.limiter.acquire();
+    const client = await ctx.httpsokFor(order.tenantId);
+    const application = await client.getApply(applyId);
+    domains = application.status === 'failed' ? [] : application.domains;
+  } catch (error) {
+    log.warn(
+      { err: isHttpsokError(error) ? error.toJSON() : describeError(error) },
+      're-fetching an announced application failed',
+    );
+    return delayUntil(
+      new Date(ctx.clock.now().getTime() + ADOPT_RETRY_MS),
+      'early',
+      'announced application not fetched yet',
+    );
+  }
+  const matches = [...domains].sort().join(',') === [...order.domains].sort().join(',');
+  const outcome = await withLockedOrder(ctx, job, 'applying', async (tx, locked) => {
+    if (locked.applyId) return done('stale', 'already applied');
+    if (!matches || locked.announcedApplyId !== applyId) {
+      await tx.update(orders).set({ announcedApplyId: null }).where(eq(orders.id, locked.id));
+      await recordOrderEvent(tx, locked.id, 'announcement_refused', { applyId, domains });
+      log.warn({ domains }, 'announced application does not match the order: ignored');
+      return delayUntil(
+        new Date((locked.applyRequestedAt ?? ctx.clock.now()).getTime() + ctx.config.APPLY_ADOPT_WAIT_MS),
+        'early',
+        'waiting for the callback of the lost application',
+      );
+    }
+    const now = ctx.clock.now();
+    const issuing = await transition(ctx, tx, {
+      order: locked,
+      to: 'issuing',
+      set: {
+        applyId,
+        applyRequestedAt: null,
+        announcedApplyId: null,
+        ...enterStage(now),
+        nextAttemptAt: new Date(now.getTime() + UPSTREAM_FLOOR_MS),
+        // This re-fetch was a request for the application: the poll floor counts from it.
+        lastPolledAt: now,
+      },
+      event: { type: 'application_adopted', detail: { applyId } },
+    });
+    log.info('lost application adopted from its callback');
+    return done('moved', 'adopted', issuing);
+  });
+  return outcome ?? done('stale', 'order changed while adopting');
 }

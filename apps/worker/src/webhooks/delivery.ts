@@ -1,10 +1,18 @@
+import type { ResolveAll } from '@certq/core';
 import { QUEUE_NAMES } from '@certq/core';
 import { tenants, webhookDeliveries } from '@certq/db';
 import { type Queues, WEBHOOK_RETRY_DEFAULTS, type WebhookJobData } from '@certq/workflow';
 import { type ConnectionOptions, type Job, type JobsOptions, UnrecoverableError, Worker } from 'bullmq';
 import { and, eq, sql } from 'drizzle-orm';
-import { Agent, request } from 'undici';
+import { type Agent, request } from 'undici';
 import type { WorkerContext } from '../context';
+import { type DatabaseGate, putBack } from '../db-gate';
+import {
+  classifyDeliveryError,
+  createWebhookDispatcher,
+  RESPONSE_SNIPPET_CHARS,
+  sanitizeSnippet,
+} from './address-policy';
 import { signWebhook } from './signing';
 
 /** How long one POST may take, connection included. A slow receiver costs one job slot, never issuance. */
@@ -132,10 +140,18 @@ export async function deliverWebhook(
       signal: AbortSignal.timeout(http.timeoutMs),
     });
     statusCode = response.statusCode;
-    await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
-    if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
+    if (statusCode >= 200 && statusCode < 300) {
+      await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
+    } else if (statusCode >= 300 && statusCode < 400) {
+      await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
+      error = `HTTP ${statusCode} (redirects are not followed)`;
+    } else {
+      const snippet = sanitizeSnippet(await readPrefix(response.body, RESPONSE_SNIPPET_CHARS * 4));
+      error = snippet ? `HTTP ${statusCode}: ${snippet}` : `HTTP ${statusCode}`;
+    }
   } catch (cause) {
-    error = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+    // Classified, never the library's message: that would name internal addresses and ports.
+    error = classifyDeliveryError(cause);
   }
 
   if (error === null) {
@@ -177,12 +193,39 @@ export async function deliverWebhook(
   throw new Error(`webhook delivery failed: ${error}`);
 }
 
+/** The first `limit` bytes of a body as text; the rest is discarded without being read into memory. */
+async function readPrefix(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  limit: number,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= limit) break;
+    }
+  } catch {
+    // a body cut short is still a failed delivery; its status is what counts
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
 export interface WebhookWorkerOptions {
   connection: ConnectionOptions;
   concurrency: number;
   timeoutMs?: number;
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Tests only: how webhook host names resolve (no test may reach real DNS). */
+  resolveAll?: ResolveAll;
+  /** Tests only: an exact host:port let through despite the address policy. */
+  allowTarget?: (host: string, port: number) => boolean;
+  /** Postgres outages: a delivery that meets one is put back without spending an attempt. */
+  gate?: DatabaseGate;
 }
 
 /** The webhooks queue's Worker, separate from the stage queues: a dead endpoint never blocks issuance. */
@@ -191,10 +234,21 @@ export function createWebhookWorker(
   options: WebhookWorkerOptions,
 ): { worker: Worker<WebhookJobData>; close(): Promise<void> } {
   const timeoutMs = options.timeoutMs ?? WEBHOOK_TIMEOUT_MS;
-  const dispatcher = new Agent({ connect: { timeout: timeoutMs }, connections: 16 });
+  const dispatcher = createWebhookDispatcher(
+    { allowPrivate: ctx.config.WEBHOOK_ALLOW_PRIVATE, resolveAll: options.resolveAll },
+    timeoutMs,
+    options.allowTarget,
+  );
   const worker = new Worker<WebhookJobData>(
     QUEUE_NAMES.webhooks,
-    (job) => deliverWebhook(ctx, job, { dispatcher, timeoutMs }),
+    async (job, token) => {
+      try {
+        return await deliverWebhook(ctx, job, { dispatcher, timeoutMs });
+      } catch (error) {
+        if (options.gate && (await options.gate.isOutage(error))) return putBack(job, token);
+        throw error;
+      }
+    },
     {
       connection: options.connection,
       prefix: ctx.queues.prefix,

@@ -22,6 +22,7 @@ export const OPERATIONS = {
   getRenewalBatch: { method: 'GET', path: '/v1/renewals/{id}' },
   getStats: { method: 'GET', path: '/v1/stats' },
   getTlsCertificate: { method: 'GET', path: '/v1/tls/certificate' },
+  listAuditEntries: { method: 'GET', path: '/v1/audit' },
   listCertificateChanges: { method: 'GET', path: '/v1/certificates/changes' },
   listCertificates: { method: 'GET', path: '/v1/certificates' },
   listEdgeTokens: { method: 'GET', path: '/v1/edge-tokens' },
@@ -32,6 +33,9 @@ export const OPERATIONS = {
   requestRenewals: { method: 'POST', path: '/v1/renewals' },
   retryOrder: { method: 'POST', path: '/v1/orders/{id}/retry' },
   revokeEdgeToken: { method: 'DELETE', path: '/v1/edge-tokens/{id}' },
+  revokeTenantToken: { method: 'POST', path: '/v1/tenants/{id}/token/revoke' },
+  rotateOwnToken: { method: 'POST', path: '/v1/token/rotate' },
+  rotateTenantToken: { method: 'POST', path: '/v1/tenants/{id}/token/rotate' },
   setTenantCaChoices: { method: 'PUT', path: '/v1/tenants/{id}/ca-choices' },
   setTenantWebhook: { method: 'PUT', path: '/v1/tenants/{id}/webhook' },
   setWebhook: { method: 'PUT', path: '/v1/webhook' },
@@ -75,6 +79,8 @@ export function bindOperations(client: Client<paths>) {
     getStats: byPath['/v1/stats'].GET,
     /** The PEM bundle to serve for a TLS handshake (Caddy get_certificate http) — `GET /v1/tls/certificate` */
     getTlsCertificate: byPath['/v1/tls/certificate'].GET,
+    /** Audit list: operator and tenant actions that change state, and private-key reads — `GET /v1/audit` */
+    listAuditEntries: byPath['/v1/audit'].GET,
     /** Certificates that became current or were replaced since a cursor (long-poll) — `GET /v1/certificates/changes` */
     listCertificateChanges: byPath['/v1/certificates/changes'].GET,
     /** List certificate metadata, newest first — `GET /v1/certificates` */
@@ -95,6 +101,12 @@ export function bindOperations(client: Client<paths>) {
     retryOrder: byPath['/v1/orders/{id}/retry'].POST,
     /** Revoke an edge token (operator) — `DELETE /v1/edge-tokens/{id}` */
     revokeEdgeToken: byPath['/v1/edge-tokens/{id}'].DELETE,
+    /** Revoke a tenant’s tokens (operator) — `POST /v1/tenants/{id}/token/revoke` */
+    revokeTenantToken: byPath['/v1/tenants/{id}/token/revoke'].POST,
+    /** Rotate your token (tenant) — `POST /v1/token/rotate` */
+    rotateOwnToken: byPath['/v1/token/rotate'].POST,
+    /** Rotate a tenant’s token (operator) — `POST /v1/tenants/{id}/token/rotate` */
+    rotateTenantToken: byPath['/v1/tenants/{id}/token/rotate'].POST,
     /** Set a tenant's default CA list — `PUT /v1/tenants/{id}/ca-choices` */
     setTenantCaChoices: byPath['/v1/tenants/{id}/ca-choices'].PUT,
     /** Set a tenant’s webhook (operator) — `PUT /v1/tenants/{id}/webhook` */

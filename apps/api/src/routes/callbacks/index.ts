@@ -17,7 +17,15 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
     '/v1/callbacks/httpsok/:secret',
     {
       bodyLimit: CALLBACK_BODY_LIMIT,
-      config: { auth: 'none', rateLimit: false },
+      // Per client address: the secret in the path is the credential, so guessing is throttled too.
+      config: {
+        auth: 'none',
+        rateLimit: {
+          max: deps.config.RATE_LIMIT_PER_MINUTE,
+          timeWindow: 60_000,
+          keyGenerator: (request) => `callback-ip:${request.ip}`,
+        },
+      },
       schema: {
         operationId: 'receiveHttpsokCallback',
         tags: ['callbacks'],
@@ -37,7 +45,15 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
       },
     },
     async (request) => {
-      const result = await nudgeFromCallback(deps, request.params.secret, request.log);
+      // The body is unsigned: only the application id it names is taken, as a hint the worker checks.
+      const body = request.body as { id?: unknown } | null;
+      const id = body && typeof body === 'object' ? body.id : undefined;
+      const announced =
+        (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) ||
+        (typeof id === 'string' && /^\d{1,20}$/.test(id))
+          ? String(id)
+          : undefined;
+      const result = await nudgeFromCallback(deps, request.params.secret, request.log, announced);
       if (result.status !== 'accepted') throw notFound('callback');
       request.log.info({ orderId: result.orderId, nudged: result.nudged }, 'httpsok callback accepted');
       return { ok: true as const };

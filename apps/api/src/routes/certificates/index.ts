@@ -183,6 +183,8 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
         action: 'private_key.read',
         subjectId: row.id,
         detail: { requestId: request.id, ip: request.ip },
+        ip: request.ip,
+        requestId: request.id,
       });
       return reply.header('cache-control', 'no-store').send({ id: row.id, privateKey });
     },

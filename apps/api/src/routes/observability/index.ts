@@ -9,6 +9,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { createApiMetrics } from '../../observability/metrics';
 import { collectStats, StatsSchema } from '../../observability/stats';
+import { isReadMethod, readOnly } from '../../plugins/auth';
 import { ApiError, errorResponses } from '../../plugins/errors';
 
 /**
@@ -72,13 +73,20 @@ export const observabilityRoutes = fp<RouteOptions>(
 
     await app.register(async (admin) => {
       admin.addHook('onRoute', (route) => {
-        route.config = { ...(route.config as object), auth: 'none', rateLimit: false } as typeof route.config;
+        // Per client address (browsers poll the dashboard's API every few seconds).
+        const rateLimit = {
+          max: config.RATE_LIMIT_PER_MINUTE,
+          timeWindow: 60_000,
+          keyGenerator: (r: FastifyRequest) => `admin-ip:${r.ip}`,
+        };
+        route.config = { ...(route.config as object), auth: 'none', rateLimit } as typeof route.config;
         route.schema = { ...(route.schema ?? {}), hide: true };
         // bull-board's page runs an inline bootstrap script; the default CSP would block it.
         (route as { helmet?: unknown }).helmet = { contentSecurityPolicy: false };
       });
       admin.addHook('onRequest', async (request, reply) => {
-        if (!isOperator(request, config.ADMIN_TOKEN)) {
+        const kind = operatorKind(request, config.ADMIN_TOKEN, config.VIEWER_TOKEN);
+        if (!kind) {
           reply.header('www-authenticate', 'Basic realm="certq admin", charset="UTF-8"');
           throw new ApiError(
             401,
@@ -86,29 +94,102 @@ export const observabilityRoutes = fp<RouteOptions>(
             'the operator token is required (Bearer, or Basic with it as password)',
           );
         }
+        request.principal = { kind };
+        if (isReadMethod(request.method)) {
+          // The viewer's dashboard is the read-only board.
+          if (
+            kind === 'viewer' &&
+            request.url.startsWith('/admin/queues') &&
+            !request.url.startsWith(READ_ONLY_BOARD)
+          )
+            return reply.redirect(request.url.replace('/admin/queues', READ_ONLY_BOARD), 302);
+          return;
+        }
+        if (kind === 'viewer') throw readOnly();
+        assertSameOrigin(request);
       });
 
-      const board = new FastifyAdapter();
-      board.setBasePath('/admin/queues');
-      createBullBoard({
-        queues: allQueues().map((q) => new BullMQAdapter(q, { readOnlyMode: false })),
-        serverAdapter: board,
-        options: { uiConfig: { boardTitle: 'certq queues' } },
-      });
-      await admin.register(board.registerPlugin(), { prefix: '/admin/queues' });
+      for (const [basePath, readOnlyMode] of [
+        ['/admin/queues', false],
+        [READ_ONLY_BOARD, true],
+      ] as const) {
+        const board = new FastifyAdapter();
+        board.setBasePath(basePath);
+        createBullBoard({
+          queues: allQueues().map((q) => new BullMQAdapter(q, { readOnlyMode })),
+          serverAdapter: board,
+          options: { uiConfig: { boardTitle: readOnlyMode ? 'certq queues (read-only)' : 'certq queues' } },
+        });
+        // bull-board's own errors (and our hooks' 401/403 inside its routes) in certq's error shape.
+        board.setErrorHandler(((error: Error & { statusCode?: number; code?: string }) => {
+          if (error instanceof ApiError)
+            return {
+              status: error.statusCode,
+              body: { error: { code: error.code, message: error.message } },
+            };
+          const status =
+            typeof error.statusCode === 'number' && error.statusCode < 500 ? error.statusCode : 500;
+          return {
+            status,
+            body: {
+              error: {
+                code: status === 500 ? 'internal' : 'bad_request',
+                message: status === 500 ? 'internal server error' : error.message,
+              },
+            },
+          };
+        }) as Parameters<FastifyAdapter['setErrorHandler']>[0]);
+        await admin.register(board.registerPlugin(), { prefix: basePath });
+      }
     });
   },
   { name: 'certq-observability' },
 );
 
-function isOperator(request: FastifyRequest, adminToken: string | undefined): boolean {
-  if (!adminToken) return false;
+/** The viewer's queue dashboard: bull-board in its read-only mode (no buttons, no write routes). */
+export const READ_ONLY_BOARD = '/admin/queues-readonly';
+
+/**
+ * A state-changing dashboard request must come from the dashboard itself. Browsers resend cached
+ * Basic credentials on a cross-site form POST (no preflight needed), so Basic alone proves nothing:
+ * we ask for a same-origin Origin/Sec-Fetch-Site, or a header no cross-site form can set
+ * (`x-certq-admin`), or a Bearer token (never sent by a browser on its own).
+ */
+function assertSameOrigin(request: FastifyRequest): void {
+  const authorization = request.headers.authorization ?? '';
+  if (/^Bearer /i.test(authorization) || request.headers['x-certq-admin'] !== undefined) return;
+  const site = request.headers['sec-fetch-site'];
+  if (site === 'same-origin') return;
+  const origin = request.headers.origin;
+  if (typeof origin === 'string' && site === undefined) {
+    try {
+      if (new URL(origin).host === request.host) return;
+    } catch {
+      // not a URL: refused below
+    }
+  }
+  throw new ApiError(
+    403,
+    'cross_site_refused',
+    'dashboard changes must come from the dashboard itself (same origin)',
+  );
+}
+
+function operatorKind(
+  request: FastifyRequest,
+  adminToken: string | undefined,
+  viewerToken: string | undefined,
+): 'admin' | 'viewer' | undefined {
   const header = request.headers.authorization ?? '';
-  const bearer = /^Bearer +([!-~]{1,512})\s*$/i.exec(header)?.[1];
-  if (bearer) return safeEqual(bearer, adminToken);
-  const basic = /^Basic +([A-Za-z0-9+/=]{1,1024})\s*$/i.exec(header)?.[1];
-  if (!basic) return false;
-  const decoded = Buffer.from(basic, 'base64').toString('utf8');
-  const password = decoded.slice(decoded.indexOf(':') + 1);
-  return decoded.includes(':') && safeEqual(password, adminToken);
+  let presented = /^Bearer +([!-~]{1,512})\s*$/i.exec(header)?.[1];
+  if (!presented) {
+    const basic = /^Basic +([A-Za-z0-9+/=]{1,1024})\s*$/i.exec(header)?.[1];
+    if (!basic) return undefined;
+    const decoded = Buffer.from(basic, 'base64').toString('utf8');
+    if (!decoded.includes(':')) return undefined;
+    presented = decoded.slice(decoded.indexOf(':') + 1);
+  }
+  if (adminToken && safeEqual(presented, adminToken)) return 'admin';
+  if (viewerToken && safeEqual(presented, viewerToken)) return 'viewer';
+  return undefined;
 }

@@ -1,4 +1,4 @@
-import { generateToken } from '@certq/core';
+import { generateToken, webhookUrlProblem } from '@certq/core';
 import { tenants, WEBHOOK_DELIVERY_STATUSES, type WebhookDelivery, webhookDeliveries } from '@certq/db';
 import { and, desc, eq } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -15,6 +15,11 @@ export const WebhookInputSchema = z.strictObject({
   url: z
     .url({ protocol: /^https?$/ })
     .max(2048)
+    // Postgres cannot store a NUL, and no valid URL needs a control character or a space.
+    .refine(
+      (url) => ![...url].some((c) => c <= ' ' || c === '\u007f'),
+      'must not contain control characters or spaces',
+    )
     .describe('where certq POSTs events: http(s), answered with 2xx within 10 s'),
 });
 
@@ -77,6 +82,17 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
 
   /** Stores the URL and a fresh secret; undefined when the tenant does not exist. */
   async function setWebhook(tenantId: string, url: string) {
+    // Nothing a tenant configures may make certq reach inside (checked again at connect time).
+    const problem = await webhookUrlProblem(url, {
+      allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE,
+      resolveAll: deps.resolveAll,
+    });
+    if (problem)
+      throw badRequest(`url: ${problem}`, {
+        in: 'body',
+        issues: [{ path: 'url', code: 'address_not_allowed', message: problem }],
+        totalIssues: 1,
+      });
     const secret = generateToken('whsec');
     const [row] = await db
       .update(tenants)
