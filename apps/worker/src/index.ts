@@ -5,6 +5,7 @@ export { createUpstreamLimiter, type UpstreamLimiter } from './limiter';
 export { createLogger, REDACT_PATHS } from './logger';
 export { type Maintenance, RENEWAL_SCAN_SCHEDULER, startMaintenance } from './maintenance';
 export { createWorkerMetrics, type WorkerMetrics } from './metrics';
+export { type MetricsServer, startMetricsServer } from './metrics-server';
 export {
   createQueues,
   enqueueOrders,

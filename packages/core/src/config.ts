@@ -3,6 +3,14 @@ import { UPSTREAM_FLOOR_MS } from './backoff';
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
+const bool = (fallback: boolean) =>
+  z.preprocess(
+    emptyAsUndefined,
+    z
+      .enum(['true', 'false'])
+      .default(fallback ? 'true' : 'false')
+      .transform((v) => v === 'true'),
+  );
 const int = (fallback: number) => z.preprocess(emptyAsUndefined, z.coerce.number().int().default(fallback));
 
 /**
@@ -69,6 +77,33 @@ export const configSchema = z.object({
   WORKER_STALLED_INTERVAL_MS: int(30_000).pipe(z.number().min(500)),
   WORKER_METRICS_PORT: int(9464).pipe(z.number().min(0).max(65535)),
   RECONCILE_INTERVAL_MS: int(60_000).pipe(z.number().min(1000)),
+  /**
+   * Bearer token Prometheus sends to `/metrics` (API and worker). Unset: `/metrics` answers only to
+   * the operator token (ADMIN_TOKEN). Never anonymous: metrics describe every tenant's workload.
+   */
+  METRICS_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z.string().min(16, 'must be at least 16 characters').optional(),
+  ),
+  /** `true` adds tenant ids to the per-tenant soonest-expiry series and domains to per-certificate ones. */
+  METRICS_TENANT_LABELS: bool(false),
+  /**
+   * Per-certificate expiry series (`certq_certificate_expiration_timestamp_seconds`) only for current
+   * certificates expiring within this many days, at most METRICS_CERTIFICATE_SERIES_MAX; 0: none.
+   */
+  METRICS_CERTIFICATE_WINDOW_DAYS: int(0).pipe(z.number().min(0).max(3650)),
+  METRICS_CERTIFICATE_SERIES_MAX: int(1000).pipe(z.number().min(1).max(100_000)),
+  /**
+   * `/v1/stats`, `/admin` and the API's Postgres gauges read one snapshot, recomputed in the
+   * background when older than this; 0 computes it at every request (small installations, tests).
+   */
+  STATS_MAX_AGE_MS: int(15_000).pipe(z.number().min(0)),
+  /** Finished orders' events and settled webhook deliveries are deleted after this many days. */
+  RETENTION_DAYS: int(90).pipe(z.number().min(1)),
+  /** Certificates no longer current are deleted this many days after they expire. */
+  CERTIFICATE_RETENTION_DAYS: int(90).pipe(z.number().min(0)),
+  /** Rows deleted per statement by the retention sweep (small batches keep locks and WAL bursts short). */
+  RETENTION_BATCH_SIZE: int(1000).pipe(z.number().min(1).max(100_000)),
   RATE_LIMIT_PER_MINUTE: int(600).pipe(z.number().min(1)),
   BODY_LIMIT_BYTES: int(16 * 1024 * 1024).pipe(z.number().min(1024)),
   LOG_LEVEL: z.preprocess(

@@ -1,13 +1,13 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { QUEUE_NAMES, safeEqual } from '@certq/core';
+import { metricsAuthorized, QUEUE_NAMES, safeEqual } from '@certq/core';
 import { Queue } from 'bullmq';
 import type { FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { createApiMetrics } from '../../observability/metrics';
-import { collectStats, type Stats, StatsSchema } from '../../observability/stats';
+import { collectStats, type Stats, StatsSchema, StatsSnapshot } from '../../observability/stats';
 import { globalPlugin } from '../../plugin';
 import { ApiError, errorResponses } from '../../plugins/errors';
 
@@ -32,10 +32,18 @@ export const observabilityRoutes = globalPlugin<RouteOptions>(
       await Promise.all(extraQueues.map((q) => q.close()));
     });
 
+    const snapshot = new StatsSnapshot(
+      () => collectStats(deps.db, { renewBeforeDays: config.RENEW_BEFORE_DAYS }),
+      config.STATS_MAX_AGE_MS,
+      (error) => app.log.error({ err: error }, 'stats snapshot refresh failed'),
+    );
     const metrics = createApiMetrics({
       db: deps.db,
       queues: allQueues,
-      renewBeforeDays: config.RENEW_BEFORE_DAYS,
+      stats: () => snapshot.get(),
+      tenantLabels: config.METRICS_TENANT_LABELS,
+      certificateWindowDays: config.METRICS_CERTIFICATE_WINDOW_DAYS,
+      seriesMax: config.METRICS_CERTIFICATE_SERIES_MAX,
     });
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL (ids and callback secrets would explode the label set).
@@ -49,7 +57,12 @@ export const observabilityRoutes = globalPlugin<RouteOptions>(
     app.get(
       '/metrics',
       { config: { auth: 'none', rateLimit: false }, schema: { hide: true } },
-      async (_request, reply) => {
+      async (request, reply) => {
+        // Never anonymous: the metrics describe every tenant's workload (METRICS_TOKEN, or the operator).
+        if (!metricsAuthorized(request.headers.authorization, config)) {
+          reply.header('www-authenticate', 'Bearer realm="certq metrics"');
+          throw new ApiError(401, 'unauthorized', 'METRICS_TOKEN or the operator token is required');
+        }
         reply.header('content-type', metrics.registry.contentType);
         return metrics.registry.metrics();
       },
@@ -62,10 +75,13 @@ export const observabilityRoutes = globalPlugin<RouteOptions>(
         schema: {
           tags: ['operator'],
           summary: 'Counts by status and tenant, certificates by days to expiry, failures by reason',
+          description:
+            'Read from a snapshot shared with /metrics and /admin, refreshed in the background when older than ' +
+            'STATS_MAX_AGE_MS (default 15 s): at most twice that old; `generatedAt` says when it was read.',
           response: { 200: StatsSchema, ...errorResponses(401, 404) },
         },
       },
-      async () => collectStats(deps.db),
+      async () => snapshot.get(),
     );
 
     await app.register(async (admin) => {
@@ -88,7 +104,7 @@ export const observabilityRoutes = globalPlugin<RouteOptions>(
 
       admin.get('/admin', async (_request, reply) => {
         reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
-        return renderAdminPage(await collectStats(deps.db));
+        return renderAdminPage(await snapshot.get());
       });
 
       const board = new FastifyAdapter();
