@@ -162,6 +162,8 @@ export const certificates = pgTable(
       .where(sql`${t.isCurrent}`),
     index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
     index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
+    index('certificates_current_by_created').on(t.createdAt.desc(), t.id.desc()).where(sql`${t.isCurrent}`),
+    index('certificates_history_by_expiry').on(t.notAfter, t.id).where(sql`not ${t.isCurrent}`),
     index('certificates_domains_gin').using('gin', t.domains),
   ],
 );
@@ -201,6 +203,7 @@ export const webhookDeliveries = pgTable(
       .on(t.nextAttemptAt, t.id)
       .where(sql`${t.status} = 'pending'`),
     index('webhook_deliveries_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
+    index('webhook_deliveries_settled_by_created').on(t.createdAt, t.id).where(sql`${t.status} <> 'pending'`),
   ],
 );
 
@@ -218,7 +221,7 @@ export const orderEvents = pgTable(
     detail: jsonb('detail'),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('order_events_by_order').on(t.orderId, t.id)],
+  (t) => [index('order_events_by_order').on(t.orderId, t.id), index('order_events_by_at').on(t.at, t.id)],
 );
 
 export const idempotencyKeys = pgTable(
