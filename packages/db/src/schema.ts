@@ -89,6 +89,7 @@ export const orders = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
+  // Keyset indexes are DESC NULLS FIRST: Postgres's DESC, so `ORDER BY created_at DESC, id DESC` uses them.
   (t) => [
     // One tenant cannot have two active orders for the same certificate.
     uniqueIndex('orders_one_active_per_domain_set')
@@ -97,8 +98,8 @@ export const orders = pgTable(
     index('orders_active_by_next_attempt')
       .on(t.nextAttemptAt)
       .where(sql`${t.status} in ('verifying', 'applying', 'issuing')`),
-    index('orders_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
-    index('orders_by_created').on(t.createdAt.desc(), t.id.desc()),
+    index('orders_by_tenant_created').on(t.tenantId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('orders_by_created').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('orders_by_batch').on(t.renewalBatchId).where(sql`${t.renewalBatchId} is not null`),
     index('orders_domains_gin').using('gin', t.domains),
     check('orders_domains_count', sql`cardinality(${t.domains}) between 1 and 100`),
@@ -161,8 +162,8 @@ export const certificates = pgTable(
       .on(t.tenantId, t.domainsKey)
       .where(sql`${t.isCurrent}`),
     index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
-    index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
-    index('certificates_current_by_created').on(t.createdAt.desc(), t.id.desc()).where(sql`${t.isCurrent}`),
+    index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('certificates_current_by_created').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.isCurrent}`),
     index('certificates_history_by_expiry').on(t.notAfter, t.id).where(sql`not ${t.isCurrent}`),
     index('certificates_domains_gin').using('gin', t.domains),
   ],
@@ -202,7 +203,7 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_pending_by_next_attempt')
       .on(t.nextAttemptAt, t.id)
       .where(sql`${t.status} = 'pending'`),
-    index('webhook_deliveries_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
+    index('webhook_deliveries_by_tenant_created').on(t.tenantId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('webhook_deliveries_settled_by_created').on(t.createdAt, t.id).where(sql`${t.status} <> 'pending'`),
   ],
 );
