@@ -141,7 +141,9 @@ export async function run(): Promise<BenchRow[]> {
   let api: Awaited<ReturnType<typeof startApi>> | undefined;
   try {
     const seedS = await seed(handle.pool);
-    process.stderr.write(`  seeded ${CERTIFICATES} certificates, ${TENANTS} tenants in ${seedS.toFixed(1)} s\n`);
+    process.stderr.write(
+      `  seeded ${CERTIFICATES} certificates, ${TENANTS} tenants in ${seedS.toFixed(1)} s\n`,
+    );
 
     // ── sizes ──
     const { rows: sizes } = await handle.pool.query<{ rel: string; bytes: string; n: string }>(`
@@ -211,7 +213,12 @@ export async function run(): Promise<BenchRow[]> {
       {
         name: 'GET /v1/certificates?tenantId (one tenant)',
         path: `/v1/certificates?limit=50&tenantId=${tenantId}`,
-        cursors: await randomCursors(handle.pool, 'certificates', `is_current and tenant_id = '${tenantId}'`, 50),
+        cursors: await randomCursors(
+          handle.pool,
+          'certificates',
+          `is_current and tenant_id = '${tenantId}'`,
+          50,
+        ),
       },
       {
         name: 'GET /v1/orders (operator, all tenants)',
@@ -245,7 +252,12 @@ export async function run(): Promise<BenchRow[]> {
     const statsP = percentile(statsTimes, 100);
     const adminP = percentile(adminTimes, 100);
     return [
-      { suite: SUITE, metric: `data: ${CERTIFICATES} certificates, ${TENANTS} tenants (SQL)`, value: seedS, unit: 's' },
+      {
+        suite: SUITE,
+        metric: `data: ${CERTIFICATES} certificates, ${TENANTS} tenants (SQL)`,
+        value: seedS,
+        unit: 's',
+      },
       {
         suite: SUITE,
         metric: `renewal scan of ${CERTIFICATES} (${scan.created} renewals created+enqueued)`,
@@ -254,7 +266,12 @@ export async function run(): Promise<BenchRow[]> {
         goal: '< 30 s',
         met: scanS < 30,
       },
-      { suite: SUITE, metric: 'renewal scan: RSS growth at peak', value: (peakRss - rssBefore) / MB, unit: 'MB' },
+      {
+        suite: SUITE,
+        metric: 'renewal scan: RSS growth at peak',
+        value: (peakRss - rssBefore) / MB,
+        unit: 'MB',
+      },
       {
         suite: SUITE,
         metric: `renewal scan: live heap growth over ${liveHeap.length} batches (flat)`,
@@ -299,7 +316,12 @@ export async function run(): Promise<BenchRow[]> {
       },
       { suite: SUITE, metric: 'stats snapshot refresh (background)', value: refreshMs, unit: 'ms' },
       ...listingRows,
-      { suite: SUITE, metric: 'Postgres bytes per certificate (+indexes)', value: certificateBytes, unit: 'B' },
+      {
+        suite: SUITE,
+        metric: 'Postgres bytes per certificate (+indexes)',
+        value: certificateBytes,
+        unit: 'B',
+      },
       { suite: SUITE, metric: 'Postgres bytes per order (+2 events, indexes)', value: orderBytes, unit: 'B' },
     ];
   } finally {

@@ -1,8 +1,8 @@
-import { type Config, createSecretBox, parseEncryptionKey } from '@certq/core';
+import { type Config, createRedisConnection, createSecretBox, parseEncryptionKey } from '@certq/core';
 import { createDb, migrate } from '@certq/db';
 import { createQueues, createWorkflowContext, type WorkflowContext } from '@certq/worker';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { buildApp, createApiLogger } from './app';
 import type { ApiDeps } from './deps';
@@ -51,22 +51,26 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   const logger = options.logger === undefined ? createApiLogger(config.LOG_LEVEL) : options.logger;
   if (options.migrate) await migrate(databaseUrl);
 
-  const db = createDb(databaseUrl, { applicationName: 'certq-api', max: config.DATABASE_POOL_SIZE });
+  const db = createDb(databaseUrl, {
+    applicationName: 'certq-api',
+    max: config.DATABASE_POOL_SIZE,
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+  });
   // Rate limiting and readiness: fail fast rather than queue commands while Redis is away.
-  const redis = new Redis(redisUrl, {
+  const redis = createRedisConnection(redisUrl, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     connectTimeout: 2000,
     commandTimeout: 1000,
   });
   // Producers only (no blocking commands): fail fast too; enqueueSafely bounds the wait anyway.
-  const queueRedis = new Redis(redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: false });
+  const queueRedis = createRedisConnection(redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: false });
   const quiet = () => {}; // connection errors surface in /readyz and in enqueue warnings
   redis.on('error', quiet);
   queueRedis.on('error', quiet);
   const queues = createQueues(queueRedis, config.REDIS_PREFIX);
   // The workflow (callbacks re-fetch the application) shares the worker's cluster-wide upstream limiter.
-  const workflowRedis = options.workflow ? undefined : new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const workflowRedis = options.workflow ? undefined : createRedisConnection(redisUrl, { maxRetriesPerRequest: null });
   workflowRedis?.on('error', quiet);
   const workflow =
     options.workflow ??

@@ -1,7 +1,14 @@
-import { type Clock, type Config, createSecretBox, parseEncryptionKey, type SecretBox } from '@certq/core';
+import {
+  type Clock,
+  type Config,
+  createRedisConnection,
+  createSecretBox,
+  parseEncryptionKey,
+  type SecretBox,
+} from '@certq/core';
 import { createDb } from '@certq/db';
 import type { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createWorkflowContext, type WorkflowContext } from './context';
 import { createLogger } from './logger';
@@ -70,8 +77,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const db = createDb(config.DATABASE_URL, {
     max: config.DATABASE_POOL_SIZE,
     applicationName: 'certq-worker',
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   });
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const redis = createRedisConnection(config.REDIS_URL, { maxRetriesPerRequest: null });
   redis.on('error', (error) => logger.error({ err: error }, 'redis error'));
   await checkRedis(redis, logger);
   const queues = createQueues(redis, config.REDIS_PREFIX, {

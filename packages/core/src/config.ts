@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { UPSTREAM_FLOOR_MS } from './backoff';
+import { isRedisClusterUrl } from './redis';
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
@@ -20,12 +21,17 @@ const int = (fallback: number) => z.preprocess(emptyAsUndefined, z.coerce.number
 export const configSchema = z.object({
   DATABASE_URL: optionalString,
   REDIS_URL: optionalString,
+  /**
+   * Prefix of every Redis key certq writes. On a Redis Cluster (`redis+cluster://` in REDIS_URL) it
+   * must contain one hash tag (`{certq}`, the default there), so every key lands in one slot.
+   */
   REDIS_PREFIX: z.preprocess(
     emptyAsUndefined,
     z
       .string()
-      .regex(/^[A-Za-z0-9_.-]+$/)
-      .default('certq'),
+      .regex(/^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/, 'letters, digits, _ . - and at most one {hash tag}')
+      .refine((v) => v.length > 0, 'must not be empty')
+      .optional(),
   ),
   HTTPSOK_BASE_URL: z.preprocess(emptyAsUndefined, z.string().url().default('https://openapi.httpsok.com')),
   HTTPSOK_API_KEY: optionalString,
@@ -68,6 +74,11 @@ export const configSchema = z.object({
    * Postgres connections per process. Tasks hold one only between upstream calls, never across one,
    * so a few serve many concurrent jobs; mind the server's max_connections times the replicas.
    */
+  /**
+   * `false` behind PgBouncer in transaction mode older than 1.21 (or without max_prepared_statements):
+   * no named prepared statements, which such a pooler cannot carry across transactions.
+   */
+  DATABASE_PREPARED_STATEMENTS: bool(true),
   DATABASE_POOL_SIZE: int(10).pipe(z.number().min(1).max(500)),
   WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
   /** Apply calls in flight per worker process (see apps/worker/src/tasks/apply.ts on duplicates). */
@@ -112,7 +123,7 @@ export const configSchema = z.object({
   ),
 });
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = Omit<z.infer<typeof configSchema>, 'REDIS_PREFIX'> & { REDIS_PREFIX: string };
 
 export class ConfigError extends Error {
   constructor(readonly issues: { variable: string; message: string }[]) {
@@ -136,7 +147,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       })),
     );
   }
-  const config = parsed.data;
+  const parsedConfig = parsed.data;
+  const cluster = parsedConfig.REDIS_URL ? isRedisClusterUrl(parsedConfig.REDIS_URL) : false;
+  if (cluster && parsedConfig.REDIS_PREFIX !== undefined && !/\{.+\}/.test(parsedConfig.REDIS_PREFIX)) {
+    throw new ConfigError([
+      {
+        variable: 'REDIS_PREFIX',
+        message: 'must contain a hash tag such as {certq} on a Redis Cluster (BullMQ keeps each queue in one slot)',
+      },
+    ]);
+  }
+  const config = { ...parsedConfig, REDIS_PREFIX: parsedConfig.REDIS_PREFIX ?? (cluster ? '{certq}' : 'certq') };
   if (options.requireSecrets) {
     const missing = (['ADMIN_TOKEN', 'ENCRYPTION_KEY', 'DATABASE_URL', 'REDIS_URL'] as const).filter(
       (k) => !config[k],

@@ -5,4 +5,5 @@ export * from './crypto';
 export * from './domains';
 export * from './metrics-auth';
 export * from './queues';
+export * from './redis';
 export * from './state';
