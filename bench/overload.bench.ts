@@ -149,7 +149,7 @@ export async function run(): Promise<BenchRow[]> {
       "select count(*)::int as started from orders where status <> 'verifying'",
     );
     process.stderr.write(
-      `  offered ${offered} + bulk ${BULK}; issued ${end.issued}; started ${maxStarted[0]!.started}; sim ${JSON.stringify(end.stats)}\n`,
+      `  offered ${offered} + bulk ${BULK}; issued ${end.issued}; started ${maxStarted[0]!.started}; sim dv ${end.stats.dv} apply ${end.stats.apply} get ${end.stats.get}\n`,
     );
     return [
       {
