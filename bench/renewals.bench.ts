@@ -1,17 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { loadConfig } from '@certq/core';
+import { loadConfig, secretBoxFromConfig } from '@certq/core';
 import { createDb } from '@certq/db';
-import {
-  createQueues,
-  createWorkflowContext,
-  explainRenewalScan,
-  renewalWindowEnd,
-  requestRenewals,
-  scanRenewals,
-  secretBoxFromConfig,
-} from '@certq/worker';
+import { createWorkerContext, explainRenewalScan, renewalWindowEnd, scanRenewals } from '@certq/worker';
+import { createQueues, requestRenewals } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { type BenchRow, createBenchEnvironment } from './lib';
@@ -86,7 +79,7 @@ export async function run(): Promise<BenchRow[]> {
   const handle = createDb(env.databaseUrl, { max: 5 });
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   const queues = createQueues(redis, env.prefix);
-  const ctx = createWorkflowContext({
+  const ctx = createWorkerContext({
     db: handle.db,
     queues,
     secrets: secretBoxFromConfig(config),

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startApi } from '@certq/api';
-import { loadConfig } from '@certq/core';
+import { loadConfig, secretBoxFromConfig } from '@certq/core';
 import { createDb } from '@certq/db';
-import { createQueues, createWorkflowContext, scanRenewals, secretBoxFromConfig } from '@certq/worker';
+import { createWorkerContext, scanRenewals } from '@certq/worker';
+import { createQueues } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { pino } from 'pino';
@@ -130,7 +131,7 @@ export async function run(): Promise<BenchRow[]> {
   const handle = createDb(env.databaseUrl, { max: 5 });
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   const queues = createQueues(redis, env.prefix);
-  const ctx = createWorkflowContext({
+  const ctx = createWorkerContext({
     db: handle.db,
     queues,
     secrets: secretBoxFromConfig(config),

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { REDACT_CENSOR, REDACT_PATHS } from '@certq/core';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
@@ -18,21 +19,8 @@ import { webhooksRoutes } from './routes/webhooks/index';
 
 export type { ApiDeps } from './deps';
 
-/** Never logged, whatever logs a request or an error. */
-export const REDACT_PATHS = [
-  'req.headers.authorization',
-  'headers.authorization',
-  'authorization',
-  'token',
-  'privateKey',
-  'httpsokApiKey',
-  '*.token',
-  '*.privateKey',
-  '*.httpsokApiKey',
-];
-
 export function createApiLogger(level: string) {
-  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+  return pino({ level, redact: { paths: [...REDACT_PATHS], censor: REDACT_CENSOR } });
 }
 
 /**

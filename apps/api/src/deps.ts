@@ -1,6 +1,6 @@
 import type { Config, SecretBox } from '@certq/core';
 import type { Database } from '@certq/db';
-import type { Queues, WorkflowContext } from '@certq/worker';
+import type { Queues } from '@certq/workflow';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -9,9 +9,8 @@ export interface ApiDeps {
   db: Database;
   /** For rate limiting and readiness. Best configured to fail fast (see server.ts). */
   redis: Redis;
+  /** Producer side only: the API queues jobs, the worker runs them. */
   queues: Queues;
-  /** Passed through to `receiveCallback`. */
-  workflow: WorkflowContext;
   secrets: SecretBox;
   config: Config;
   /** A pino logger, `false` for none; default: pino at `config.LOG_LEVEL`. */

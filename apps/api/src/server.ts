@@ -1,9 +1,8 @@
-import { type Config, createRedisConnection, createSecretBox, parseEncryptionKey } from '@certq/core';
+import { type Config, createRedisConnection, secretBoxFromConfig } from '@certq/core';
 import { createDb, migrate } from '@certq/db';
-import { createQueues, createWorkflowContext, type WorkflowContext } from '@certq/worker';
+import { createQueues } from '@certq/workflow';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { buildApp, createApiLogger } from './app';
 import type { ApiDeps } from './deps';
 
@@ -17,8 +16,6 @@ export interface StartApiOptions {
   /** Override config.HOST / config.PORT (port 0: any free port). */
   host?: string;
   port?: number;
-  /** Default: createWorkflowContext from @certq/worker. */
-  workflow?: WorkflowContext;
   /** Passed to buildApp (tests, benchmarks). */
   overrides?: Partial<Pick<ApiDeps, 'enqueueTimeoutMs'>>;
 }
@@ -40,14 +37,8 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   const { config } = options;
   const databaseUrl = required(config, 'DATABASE_URL');
   const redisUrl = required(config, 'REDIS_URL');
-  const secrets = createSecretBox(
-    parseEncryptionKey(required(config, 'ENCRYPTION_KEY')),
-    (config.ENCRYPTION_KEYS_PREVIOUS ?? '')
-      .split(',')
-      .map((k) => k.trim())
-      .filter(Boolean)
-      .map(parseEncryptionKey),
-  );
+  required(config, 'ENCRYPTION_KEY');
+  const secrets = secretBoxFromConfig(config);
   const logger = options.logger === undefined ? createApiLogger(config.LOG_LEVEL) : options.logger;
   if (options.migrate) await migrate(databaseUrl);
 
@@ -64,30 +55,18 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     commandTimeout: 1000,
   });
   // Producers only (no blocking commands): fail fast too; enqueueSafely bounds the wait anyway.
-  const queueRedis = createRedisConnection(redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: false });
+  const queueRedis = createRedisConnection(redisUrl, {
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: false,
+  });
   const quiet = () => {}; // connection errors surface in /readyz and in enqueue warnings
   redis.on('error', quiet);
   queueRedis.on('error', quiet);
   const queues = createQueues(queueRedis, config.REDIS_PREFIX);
-  // The workflow (callbacks re-fetch the application) shares the worker's cluster-wide upstream limiter.
-  const workflowRedis = options.workflow ? undefined : createRedisConnection(redisUrl, { maxRetriesPerRequest: null });
-  workflowRedis?.on('error', quiet);
-  const workflow =
-    options.workflow ??
-    createWorkflowContext({
-      db: db.db,
-      queues,
-      secrets,
-      config,
-      logger: logger || pino({ enabled: false }),
-      redis: workflowRedis!,
-    });
-
   const app = await buildApp({
     db: db.db,
     redis,
     queues,
-    workflow,
     secrets,
     config,
     logger,
@@ -98,10 +77,8 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
     closed ??= (async () => {
       await app.close();
       await queues.close().catch(() => {});
-      if (!options.workflow) await workflow.close().catch(() => {});
       redis.disconnect();
       queueRedis.disconnect();
-      workflowRedis?.disconnect();
       await db.close();
     })();
     return closed;

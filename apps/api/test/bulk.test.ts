@@ -2,7 +2,6 @@ import { stageJobId } from '@certq/core';
 import { insertOrders, type OrderRequest, orders } from '@certq/db';
 import { inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertNewOrdersFast } from '../src/bulk-insert';
 import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
 
 let env: TestEnv;
@@ -167,22 +166,24 @@ describe('POST /v1/orders/bulk', () => {
   });
 });
 
-describe('insertNewOrdersFast', () => {
-  it('keeps the contract of insertOrders: request order, first wins, existing active orders returned', async () => {
+describe('insertOrders (the one insertion path)', () => {
+  it('keeps request order, first wins, existing active orders returned, every field stored', async () => {
     const [t1, t2] = [await api.createTenant(), await api.createTenant()];
     const shape = (tenantId: string, ds: string[][]): OrderRequest[] =>
       ds.map((domains) => ({ tenantId, domains }));
     const [a, b, c] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
     const plan = [[a], [b, a], [a], [c], [a, b], [b.toLowerCase(), a]];
-    const [d, e] = [uniqueDomain(), uniqueDomain()];
-    const outcome = async (insert: typeof insertOrders, tenantId: string) => {
-      await insert(env.handle.db, shape(tenantId, [[c]])); // an active order that exists beforehand
-      const requests = [
+    const [d, e, f] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
+    const notBefore = new Date(Date.now() + 3600_000);
+    const outcome = async (tenantId: string) => {
+      await insertOrders(env.handle.db, shape(tenantId, [[c]])); // an active order that exists beforehand
+      const requests: OrderRequest[] = [
         ...shape(tenantId, plan),
         { tenantId, domains: [d], priority: 7 },
         { tenantId, domains: [e] },
+        { tenantId, domains: [f], kind: 'renewal', notBefore, algorithm: 'RSA', ca: 'zerossl' },
       ];
-      const result = await env.handle.db.transaction((tx) => insert(tx, requests));
+      const result = await env.handle.db.transaction((tx) => insertOrders(tx, requests));
       const ids = result.orders.map((o) => o.order.id);
       return result.orders.map((o, i) => ({
         created: o.created,
@@ -195,11 +196,15 @@ describe('insertNewOrdersFast', () => {
         algorithm: o.order.algorithm,
         ca: o.order.ca,
         attempts: o.order.attempts,
+        due: o.order.nextAttemptAt.getTime() === notBefore.getTime() ? 'later' : 'now',
       }));
     };
-    const reference = await outcome(insertOrders, t1.id);
-    expect(await outcome(insertNewOrdersFast, t2.id)).toEqual(reference);
-    expect(reference.map((r) => r.created)).toEqual([true, true, false, false, false, false, true, true]);
-    expect(reference.map((r) => r.priority)).toEqual([1, 1, 1, 1, 1, 1, 7, 1]);
+    const first = await outcome(t1.id);
+    expect(await outcome(t2.id)).toEqual(first); // another tenant: the same, independently
+    expect(first.map((r) => r.created)).toEqual([true, true, false, false, false, false, true, true, true]);
+    expect(first.map((r) => r.sameAs)).toEqual([0, 1, 0, 3, 1, 1, 6, 7, 8]);
+    expect(first.map((r) => r.priority)).toEqual([1, 1, 1, 1, 1, 1, 7, 1, 10]);
+    expect(first[8]).toMatchObject({ kind: 'renewal', algorithm: 'RSA', ca: 'zerossl', due: 'later' });
+    expect(first.slice(0, 8).every((r) => r.kind === 'new' && r.due === 'now')).toBe(true);
   });
 });

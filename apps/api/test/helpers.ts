@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { type Config, createSecretBox, loadConfig, parseEncryptionKey, type SecretBox } from '@certq/core';
 import { createDb, type Database, type DbHandle, orders } from '@certq/db';
 import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@certq/testing';
-import { createQueues, createWorkflowContext, type Queues, type WorkflowContext } from '@certq/worker';
+import { createQueues, type Queues } from '@certq/workflow';
 import { count } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { buildApp } from '../src';
 
 /** One test file's private Postgres database and Redis prefix. */
@@ -124,21 +124,11 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
   });
   queueRedis.on('error', () => {});
   const queues = createQueues(queueRedis, env.testRedis.prefix);
-  const workflowRedis = new Redis(env.testRedis.url, { maxRetriesPerRequest: null });
-  const workflow: WorkflowContext = createWorkflowContext({
-    db: env.handle.db,
-    queues,
-    secrets,
-    config,
-    redis: workflowRedis,
-    logger: pino({ enabled: false }),
-  });
   if (ownRedis) await new Promise((resolve) => redis.once('ready', resolve));
   const app = await buildApp({
     db: options.db ?? env.handle.db,
     redis,
     queues,
-    workflow,
     secrets,
     config,
     logger: options.logger ?? false,
@@ -200,10 +190,8 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
     async close() {
       await app.close();
       await queues.close();
-      await workflow.close();
       if (ownRedis) redis.disconnect();
       queueRedis.disconnect();
-      workflowRedis.disconnect();
     },
   };
   return api;

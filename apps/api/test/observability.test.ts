@@ -290,7 +290,6 @@ describe('operator views', () => {
       'certq-apply',
       'certq-maintenance',
       'certq-poll',
-      'certq-renewals',
       'certq-verify',
       'certq-webhooks',
     ]);

@@ -112,6 +112,19 @@ describe('POST /v1/orders', () => {
     ['a non-UUID tenantId', { domains: ['x.example.com'], tenantId: 'abc' }, 'tenantId'],
     ['an array body', [{ domains: ['x.example.com'] }], '(root)'],
     ['a string body', 'example.com', '(root)'],
+    // Hidden characters: IDNA and URL parsing would drop them and order another name.
+    ['a newline inside a name', { domains: ['ex\nample.com'] }, 'control character U+000A at position 3'],
+    ['a tab inside a name', { domains: ['ex\tample.com'] }, 'control character U+0009 at position 3'],
+    ['a NUL', { domains: ['example.com\u0000'] }, 'control character U+0000 at position 12'],
+    ['a trailing newline', { domains: ['example.com\n'] }, 'control character U+000A'],
+    ['a soft hyphen', { domains: ['ex\u00adample.com'] }, 'invisible character U+00AD at position 3'],
+    ['a zero-width space', { domains: ['exa\u200bmple.com'] }, 'invisible character U+200B at position 4'],
+    ['a zero-width joiner', { domains: ['a\u200d.example.com'] }, 'invisible character U+200D'],
+    ['a right-to-left override', { domains: ['\u202eexample.com'] }, 'invisible character U+202E at position 1'],
+    ['a byte-order mark', { domains: ['\ufeffexample.com'] }, 'invisible character U+FEFF'],
+    ['a variation selector', { domains: ['exa\ufe0fmple.com'] }, 'invisible character U+FE0F'],
+    ['a space inside a name', { domains: ['exa mple.com'] }, 'white space U+0020 at position 4'],
+    ['a no-break space inside', { domains: ['exa\u00a0mple.com'] }, 'white space U+00A0 at position 4'],
   ])('answers 400 for %s, naming the problem, and stores nothing', async (_label, body, mention) => {
     const [ordersBefore, jobsBefore] = [await api.countOrders(), await api.countJobs()];
     const res = await asA('POST', '/v1/orders', body);

@@ -1,6 +1,7 @@
 import { createHttpsokDispatcher, HttpsokClient, HttpsokError } from '@certq/api-client';
 import { type Clock, type Config, type SecretBox, systemClock } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
+import type { Queues } from '@certq/workflow';
 import { eq } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -8,12 +9,11 @@ import type { Dispatcher } from 'undici';
 import { createUpstreamLimiter, type UpstreamLimiter } from './limiter';
 import { createLogger } from './logger';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
-import type { Queues } from './queues';
 
 const KEY_CACHE_MS = 30_000;
 
 /** Everything a task needs, built once per process and passed explicitly (no globals). */
-export interface WorkflowContext {
+export interface WorkerContext {
   db: Database;
   queues: Queues;
   secrets: SecretBox;
@@ -28,7 +28,7 @@ export interface WorkflowContext {
   close(): Promise<void>;
 }
 
-export interface WorkflowContextOptions {
+export interface WorkerContextOptions {
   db: Database;
   queues: Queues;
   secrets: SecretBox;
@@ -42,7 +42,7 @@ export interface WorkflowContextOptions {
   dispatcher?: Dispatcher;
 }
 
-export function createWorkflowContext(options: WorkflowContextOptions): WorkflowContext {
+export function createWorkerContext(options: WorkerContextOptions): WorkerContext {
   const { db, config } = options;
   const metrics = options.metrics ?? createWorkerMetrics();
   const limiter = createUpstreamLimiter(

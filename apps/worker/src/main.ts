@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '@certq/core';
 import { createLogger } from './logger';
 import { createWorkerMetrics } from './metrics';
 import { startMetricsServer } from './metrics-server';
-import { startWorker } from './worker';
+import { startWorker } from './runner';
 
 let config: ReturnType<typeof loadConfig>;
 try {

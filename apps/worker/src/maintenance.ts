@@ -1,7 +1,7 @@
 import { QUEUE_NAMES } from '@certq/core';
 import { purgeExpiredRows, purgeIdempotencyKeys } from '@certq/db';
 import { type ConnectionOptions, Queue, Worker } from 'bullmq';
-import type { WorkflowContext } from './context';
+import type { WorkerContext } from './context';
 import { scanRenewals } from './renewals/scanner';
 import { notifyExpiring } from './webhooks/expiring';
 
@@ -30,7 +30,7 @@ export interface Maintenance {
  * at once even if jobs overlap (a manual trigger, a slow scan).
  */
 export async function startMaintenance(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   options: MaintenanceOptions,
 ): Promise<Maintenance> {
   const queue = new Queue(QUEUE_NAMES.maintenance, {

@@ -1,81 +1,173 @@
-import { QUEUE_NAMES, type Stage, type StageJobData } from '@certq/core';
-import { type ConnectionOptions, DelayedError, type Job, Worker } from 'bullmq';
-import type { WorkflowContext } from './context';
-import { applyTask } from './tasks/apply';
-import type { Outcome } from './tasks/outcome';
-import { pollTask } from './tasks/poll';
-import { verifyTask } from './tasks/verify';
+import {
+  type Clock,
+  type Config,
+  createRedisConnection,
+  type SecretBox,
+  secretBoxFromConfig,
+} from '@certq/core';
+import { createDb } from '@certq/db';
+import { createQueues, WEBHOOK_RETRY_DEFAULTS } from '@certq/workflow';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createWorkerContext, type WorkerContext } from './context';
+import { createLogger } from './logger';
+import { startMaintenance } from './maintenance';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics';
+import { type ReconcileResult, reconcile } from './sweeps/reconcile';
+import { type RelayResult, relayWebhooks } from './sweeps/webhook-relay';
+import { TASKS } from './tasks/index';
+import { createWebhookWorker } from './webhooks/delivery';
+import { createStageWorkers } from './workers';
 
-export type Task = (ctx: WorkflowContext, job: StageJobData) => Promise<Outcome>;
-
-/** The only place that knows which task serves which stage. */
-export const TASKS: Readonly<Record<Stage, Task>> = { verify: verifyTask, apply: applyTask, poll: pollTask };
-
-export interface RunnerOptions {
-  connection: ConnectionOptions;
-  concurrency: number;
-  /** Per-stage overrides of `concurrency`. */
-  stageConcurrency?: Partial<Record<Stage, number>>;
-  /** How long a job's lock lasts without renewal: after a crash, its job is picked up again this soon. */
+export interface StartWorkerOptions {
+  config: Config;
+  logger?: Logger;
+  clock?: Clock;
+  metrics?: WorkerMetrics;
+  secrets?: SecretBox;
+  /** Shorter in tests, so a killed worker's jobs come back quickly. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  random?: () => number;
+  /** Register the periodic renewal scan (default true; tests that scan by hand turn it off). */
+  scheduleRenewalScan?: boolean;
+  /** Webhook delivery: attempts and backoff base (defaults 8 and 30 s), POST timeout (default 10 s). */
+  webhooks?: { attempts?: number; backoffMs?: number; timeoutMs?: number };
 }
 
 /**
- * One BullMQ Worker per stage. The runner knows nothing of what tasks do: it runs one, then turns its
- * Outcome into BullMQ calls — a delay moves the same job to the delayed set (no worker slot held, no
- * attempt spent), a rate limit pauses the queue for everyone.
+ * The runner: the worker process's top level. It starts one BullMQ worker per stage, the webhook
+ * worker and the maintenance worker, runs the sweeps (reconcile, webhook relay) at start and on a
+ * timer, and stops them all in order.
  */
-export function createStageWorkers(
-  ctx: WorkflowContext,
-  tasks: Readonly<Record<Stage, Task>>,
-  options: RunnerOptions,
-): Worker[] {
-  return (Object.keys(tasks) as Stage[]).map((stage) => {
-    const task = tasks[stage];
-    const worker: Worker<StageJobData> = new Worker<StageJobData>(
-      QUEUE_NAMES[stage],
-      async (job: Job<StageJobData>, token?: string) => {
-        const stopTimer = ctx.metrics.jobDuration.startTimer({ stage });
-        let outcome: Outcome;
-        try {
-          outcome = await task(ctx, job.data);
-        } catch (error) {
-          ctx.metrics.jobs.inc({ stage, outcome: 'error' });
-          ctx.logger.error({ err: error, orderId: job.data.orderId, stage, jobId: job.id }, 'task crashed');
-          throw error;
-        } finally {
-          stopTimer();
-        }
-        ctx.metrics.jobs.inc({
-          stage,
-          outcome: outcome.kind === 'done' ? outcome.result.split(':')[0]! : outcome.kind,
-        });
-        ctx.logger.debug({ orderId: job.data.orderId, stage, jobId: job.id, outcome }, 'job handled');
-        if (outcome.kind === 'delay') {
-          // Tasks think in the injected clock; BullMQ schedules in real time.
-          const delayMs = Math.max(0, outcome.until.getTime() - ctx.clock.now().getTime());
-          await job.moveToDelayed(Date.now() + delayMs, token);
-          throw new DelayedError();
-        }
-        if (outcome.kind === 'rateLimit') {
-          await worker.rateLimit(outcome.ms);
-          throw Worker.RateLimitError();
-        }
-        return outcome.result;
-      },
-      {
-        connection: options.connection,
-        prefix: ctx.queues.prefix,
-        concurrency: options.stageConcurrency?.[stage] ?? options.concurrency,
-        autorun: false,
-        lockDuration: options.lockDurationMs ?? 30_000,
-        stalledInterval: options.stalledIntervalMs ?? 30_000,
-        // A job whose worker died is picked up again; repeated crashes must not fail the order's job.
-        maxStalledCount: 100,
-      },
-    );
-    worker.on('error', (error) => ctx.logger.error({ err: error, stage }, 'worker error'));
-    return worker;
+export interface WorkerHandle {
+  ctx: WorkerContext;
+  workers: Worker[];
+  reconcile(): Promise<ReconcileResult>;
+  /** One webhook relay pass (also run with every reconcile). */
+  relayWebhooks(): Promise<RelayResult>;
+  /** Stops taking jobs, lets the ones in hand finish, closes every connection. */
+  close(): Promise<void>;
+}
+
+/** BullMQ stops working when Redis evicts its keys; say so loudly at start. */
+async function checkRedis(redis: Redis, logger: Logger): Promise<void> {
+  try {
+    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
+    if (policy !== 'noeviction') {
+      logger.warn(
+        { policy },
+        'Redis maxmemory-policy should be noeviction: evicted job keys would stall orders until the reconciler repairs them',
+      );
+    }
+  } catch {
+    logger.info('could not read Redis maxmemory-policy (CONFIG disabled); make sure it is noeviction');
+  }
+}
+
+export async function startWorker(options: StartWorkerOptions): Promise<WorkerHandle> {
+  const { config } = options;
+  if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL are required');
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  const db = createDb(config.DATABASE_URL, {
+    max: config.DATABASE_POOL_SIZE,
+    applicationName: 'certq-worker',
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   });
+  const redis = createRedisConnection(config.REDIS_URL, { maxRetriesPerRequest: null });
+  redis.on('error', (error) => logger.error({ err: error }, 'redis error'));
+  await checkRedis(redis, logger);
+  const queues = createQueues(redis, config.REDIS_PREFIX, {
+    webhookRetry: {
+      attempts: options.webhooks?.attempts ?? WEBHOOK_RETRY_DEFAULTS.attempts,
+      backoffMs: options.webhooks?.backoffMs ?? WEBHOOK_RETRY_DEFAULTS.backoffMs,
+    },
+  });
+  const ctx = createWorkerContext({
+    db: db.db,
+    queues,
+    secrets: options.secrets ?? secretBoxFromConfig(config),
+    config,
+    redis,
+    clock: options.clock,
+    logger,
+    metrics: options.metrics ?? createWorkerMetrics(),
+    random: options.random,
+  });
+  const lockDurationMs = options.lockDurationMs ?? config.WORKER_LOCK_DURATION_MS;
+  const stalledIntervalMs = options.stalledIntervalMs ?? config.WORKER_STALLED_INTERVAL_MS;
+  const stageWorkers = createStageWorkers(ctx, TASKS, {
+    connection: redis,
+    concurrency: config.WORKER_CONCURRENCY,
+    // Every apply call in flight when a process is killed may become a duplicate paid application;
+    // fewer concurrent applies means fewer of those (the upstream rate limit is the real ceiling anyway).
+    stageConcurrency: { apply: Math.min(config.WORKER_CONCURRENCY, config.APPLY_CONCURRENCY) },
+    lockDurationMs,
+    stalledIntervalMs,
+  });
+  // Webhook deliveries and maintenance (renewal scan) have their own workers, so neither a dead
+  // endpoint nor a long scan takes a slot from issuance.
+  const webhookWorker = createWebhookWorker(ctx, {
+    connection: redis,
+    concurrency: Math.min(50, config.WORKER_CONCURRENCY),
+    timeoutMs: options.webhooks?.timeoutMs,
+    lockDurationMs,
+    stalledIntervalMs,
+  });
+  const maintenance = await startMaintenance(ctx, {
+    connection: redis,
+    schedule: options.scheduleRenewalScan ?? true,
+    stalledIntervalMs,
+  });
+  const workers: Worker[] = [...stageWorkers, webhookWorker.worker, maintenance.worker];
+
+  const runRelay = async (): Promise<RelayResult> => {
+    try {
+      return await relayWebhooks(ctx);
+    } catch (error) {
+      logger.error({ err: error }, 'webhook relay failed');
+      return { ran: false, checked: 0, repaired: 0 };
+    }
+  };
+  const runReconcile = async () => {
+    try {
+      return await reconcile(ctx);
+    } catch (error) {
+      logger.error({ err: error }, 'reconcile failed');
+      return { ran: false, checked: 0, repaired: 0 };
+    } finally {
+      await runRelay();
+    }
+  };
+  // Before taking jobs: whatever Redis lost while no worker ran is put back first.
+  await runReconcile();
+  for (const worker of workers) void worker.run();
+  const timer = setInterval(runReconcile, config.RECONCILE_INTERVAL_MS);
+  timer.unref();
+  logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started');
+
+  let closing: Promise<void> | undefined;
+  return {
+    ctx,
+    workers,
+    reconcile: runReconcile,
+    relayWebhooks: runRelay,
+    close() {
+      closing ??= (async () => {
+        clearInterval(timer);
+        await Promise.all([
+          ...stageWorkers.map((w) => w.close()),
+          webhookWorker.close(),
+          maintenance.close(),
+        ]);
+        await queues.close();
+        await ctx.close();
+        await redis.quit().catch(() => redis.disconnect());
+        await db.close();
+        logger.info('worker stopped');
+      })();
+      return closing;
+    },
+  };
 }

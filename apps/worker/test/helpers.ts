@@ -9,11 +9,12 @@ import {
   type TestRedis,
   waitFor,
 } from '@certq/testing';
+import { createQueues, enqueueOrders, type Queues } from '@certq/workflow';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { expect } from 'vitest';
-import { createQueues, enqueueOrders, type Queues, startWorker, type WorkerHandle } from '../src';
+import { startWorker, type WorkerHandle } from '../src';
 
 /** A clock tests can move forward; starts at real time and follows it. */
 export function movableClock(): Clock & { advance(ms: number): void } {

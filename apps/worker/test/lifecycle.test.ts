@@ -1,8 +1,8 @@
 import { canTransition } from '@certq/core';
 import { lockOrder, orderDns, orderEvents, transitionOrder } from '@certq/db';
+import { enqueueOrders } from '@certq/workflow';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enqueueOrders } from '../src';
 import { createWorkbench, type Workbench } from './helpers';
 
 let bench: Workbench;

@@ -1,14 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { domainSetKey } from '@certq/core';
+import { domainSetKey, secretBoxFromConfig } from '@certq/core';
 import { certificates, type Database, orders, tenants } from '@certq/db';
 import { pino } from 'pino';
 import {
-  createWorkflowContext,
+  createWorkerContext,
   type StartWorkerOptions,
-  secretBoxFromConfig,
   startWorker,
+  type WorkerContext,
   type WorkerHandle,
-  type WorkflowContext,
 } from '../src';
 import type { Workbench } from './helpers';
 
@@ -98,8 +97,8 @@ export async function startRenewalWorker(
 export const unique = (label: string) => `${label}-${randomBytes(4).toString('hex')}`;
 
 /** A workflow context on the workbench's database and queues, with no worker taking the jobs. */
-export function scanContext(bench: Workbench): WorkflowContext {
-  return createWorkflowContext({
+export function scanContext(bench: Workbench): WorkerContext {
+  return createWorkerContext({
     db: bench.db.db,
     queues: bench.queues,
     secrets: secretBoxFromConfig(bench.config),

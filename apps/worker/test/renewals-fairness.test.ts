@@ -2,15 +2,16 @@ import { setPriority } from 'node:os';
 import { PRIORITY } from '@certq/core';
 import { insertOrders, orders } from '@certq/db';
 import { waitFor } from '@certq/testing';
+import { enqueueOrders } from '@certq/workflow';
 import { and, count, eq, inArray } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
-import { enqueueOrders, scanRenewals, type WorkflowContext } from '../src';
+import { scanRenewals, type WorkerContext } from '../src';
 import { createWorkbench, type Workbench } from './helpers';
 import { spawnWorker } from './process';
 import { createTenant, DAY_MS, scanContext, seedCertificates, unique } from './renewal-helpers';
 
 let bench: Workbench | undefined;
-let ctx: WorkflowContext | undefined;
+let ctx: WorkerContext | undefined;
 let worker: ReturnType<typeof spawnWorker> | undefined;
 afterAll(async () => {
   if (worker && worker.exitCode === null) worker.kill('SIGKILL');

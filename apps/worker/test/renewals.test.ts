@@ -1,16 +1,11 @@
 import { PRIORITY, QUEUE_NAMES, stageJobId } from '@certq/core';
 import { certificates, insertOrders, orders } from '@certq/db';
 import { waitFor } from '@certq/testing';
+import { renewalPriority } from '@certq/workflow';
 import { Queue } from 'bullmq';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  explainRenewalScan,
-  renewalPriority,
-  renewalWindowEnd,
-  scanRenewals,
-  type WorkflowContext,
-} from '../src';
+import { explainRenewalScan, renewalWindowEnd, scanRenewals, type WorkerContext } from '../src';
 import { createWorkbench, type Workbench } from './helpers';
 import {
   createTenant,
@@ -23,7 +18,7 @@ import {
 } from './renewal-helpers';
 
 let bench: Workbench | undefined;
-let ctx: WorkflowContext | undefined;
+let ctx: WorkerContext | undefined;
 afterEach(async () => {
   await ctx?.close();
   ctx = undefined;

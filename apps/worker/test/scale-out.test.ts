@@ -9,10 +9,10 @@ import {
   startPgBouncer,
   startRedisCluster,
 } from '@certq/testing/servers';
+import { createQueues, enqueueOrders, type Queues } from '@certq/workflow';
 import { and, inArray, sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createQueues, enqueueOrders, type Queues } from '../src';
 import { spawnWorker } from './process';
 
 /**

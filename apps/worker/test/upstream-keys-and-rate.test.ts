@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { insertOrders, tenants } from '@certq/db';
 import { createTestRedis } from '@certq/testing';
+import { enqueueOrders } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUpstreamLimiter, enqueueOrders } from '../src';
+import { createUpstreamLimiter } from '../src';
 import { createWorkbench, type Workbench } from './helpers';
 
 describe("a tenant's own httpsok key", () => {

@@ -29,7 +29,10 @@ export const configSchema = z.object({
     emptyAsUndefined,
     z
       .string()
-      .regex(/^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/, 'letters, digits, _ . - and at most one {hash tag}')
+      .regex(
+        /^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/,
+        'letters, digits, _ . - and at most one {hash tag}',
+      )
       .refine((v) => v.length > 0, 'must not be empty')
       .optional(),
   ),
@@ -153,11 +156,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     throw new ConfigError([
       {
         variable: 'REDIS_PREFIX',
-        message: 'must contain a hash tag such as {certq} on a Redis Cluster (BullMQ keeps each queue in one slot)',
+        message:
+          'must contain a hash tag such as {certq} on a Redis Cluster (BullMQ keeps each queue in one slot)',
       },
     ]);
   }
-  const config = { ...parsedConfig, REDIS_PREFIX: parsedConfig.REDIS_PREFIX ?? (cluster ? '{certq}' : 'certq') };
+  const config = {
+    ...parsedConfig,
+    REDIS_PREFIX: parsedConfig.REDIS_PREFIX ?? (cluster ? '{certq}' : 'certq'),
+  };
   if (options.requireSecrets) {
     const missing = (['ADMIN_TOKEN', 'ENCRYPTION_KEY', 'DATABASE_URL', 'REDIS_URL'] as const).filter(
       (k) => !config[k],

@@ -72,3 +72,17 @@ export function safeEqual(a: string, b: string): boolean {
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
 }
+
+/** The secret box of a process, from ENCRYPTION_KEY and ENCRYPTION_KEYS_PREVIOUS (comma-separated). */
+export function secretBoxFromConfig(config: {
+  ENCRYPTION_KEY?: string | undefined;
+  ENCRYPTION_KEYS_PREVIOUS?: string | undefined;
+}): SecretBox {
+  if (!config.ENCRYPTION_KEY) throw new Error('ENCRYPTION_KEY is required');
+  const previous = (config.ENCRYPTION_KEYS_PREVIOUS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean)
+    .map(parseEncryptionKey);
+  return createSecretBox(parseEncryptionKey(config.ENCRYPTION_KEY), previous);
+}

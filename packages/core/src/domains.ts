@@ -13,6 +13,8 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
  * CA behind httpsok issues DV certificates for them.
  */
 export function normalizeDomain(input: string): DomainResult {
+  const hidden = findHiddenCharacter(input);
+  if (hidden) return { ok: false, reason: hidden };
   let name = input.trim().toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
   if (name.length === 0) return { ok: false, reason: 'empty domain' };
@@ -39,6 +41,37 @@ export function normalizeDomain(input: string): DomainResult {
   if (full.length > 253)
     return { ok: false, reason: `domain longer than 253 characters: ${input.slice(0, 40)}…` };
   return { ok: true, domain: full };
+}
+
+/**
+ * Control characters, format characters (soft hyphen, zero-width space and joiners, bidirectional
+ * overrides), line separators and every other default-ignorable code point. IDNA mapping and URL host
+ * parsing silently drop or fold these, so `"ex\nample.com"` would become `example.com`: a client that
+ * sent one made a mistake, and certq refuses it instead of ordering a different name. Inner white
+ * space is refused for the same reason; only leading and trailing spaces are trimmed.
+ */
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+const INNER_SPACE = /\S\s+\S/u;
+
+/** Why `input` holds a character that is invisible or would be dropped, naming it and its position; else undefined. */
+export function findHiddenCharacter(input: string): string | undefined {
+  const chars = [...input];
+  const describe = (index: number, what: string) => {
+    const code = chars[index]!.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+    return `${what} U+${code} at position ${index + 1} of ${JSON.stringify(input)}`;
+  };
+  for (const [index, char] of chars.entries()) {
+    if (HIDDEN.test(char)) {
+      const what = /\p{Cc}/u.test(char) ? 'control character' : 'invisible character';
+      return describe(index, what);
+    }
+  }
+  if (INNER_SPACE.test(input.trim())) {
+    const trimmedStart = chars.length - [...input.trimStart()].length;
+    const index = chars.findIndex((c, i) => i >= trimmedStart && /\s/u.test(c));
+    return describe(index, 'white space');
+  }
+  return undefined;
 }
 
 export type DomainListResult =

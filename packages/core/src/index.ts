@@ -5,5 +5,6 @@ export * from './crypto';
 export * from './domains';
 export * from './metrics-auth';
 export * from './queues';
+export * from './redaction';
 export * from './redis';
 export * from './state';

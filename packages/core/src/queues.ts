@@ -5,7 +5,6 @@ export const QUEUE_NAMES = {
   verify: 'certq-verify',
   apply: 'certq-apply',
   poll: 'certq-poll',
-  renewals: 'certq-renewals',
   webhooks: 'certq-webhooks',
   maintenance: 'certq-maintenance',
 } as const;
@@ -22,7 +21,8 @@ export function stageJobId(stage: Stage, orderId: string, run: number): string {
   return `${stage}-${orderId}-r${run}`;
 }
 
-export interface StageJobData {
+/** The payload of every stage job: which order, and which run of it (a retried order is a new run). */
+export interface StageJob {
   orderId: string;
   run: number;
 }

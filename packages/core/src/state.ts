@@ -9,6 +9,13 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export const ACTIVE_STATUSES = ['verifying', 'applying', 'issuing'] as const satisfies readonly OrderStatus[];
 export type ActiveStatus = (typeof ACTIVE_STATUSES)[number];
 
+/** Where an order ends: nothing moves it on by itself (a failed order may be retried by hand). */
+export const TERMINAL_STATUSES = ['issued', 'failed', 'cancelled'] as const satisfies readonly OrderStatus[];
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+
+/** The active statuses as a SQL list (`'verifying', 'applying', 'issuing'`), for raw SQL and partial indexes. */
+export const ACTIVE_STATUS_SQL_LIST = ACTIVE_STATUSES.map((s) => `'${s}'`).join(', ');
+
 export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
   // verifying → verifying records another DNS check (new instructions, next attempt time).
   verifying: ['verifying', 'applying', 'failed', 'cancelled'],
@@ -29,8 +36,8 @@ export function isActive(status: OrderStatus): status is ActiveStatus {
   return (ACTIVE_STATUSES as readonly OrderStatus[]).includes(status);
 }
 
-export function isTerminal(status: OrderStatus): boolean {
-  return TRANSITIONS[status].length === 0 || status === 'failed';
+export function isTerminal(status: OrderStatus): status is TerminalStatus {
+  return (TERMINAL_STATUSES as readonly OrderStatus[]).includes(status);
 }
 
 export class IllegalTransitionError extends Error {
@@ -50,3 +57,11 @@ export const STAGE_OF: Readonly<Record<ActiveStatus, Stage>> = {
   applying: 'apply',
   issuing: 'poll',
 };
+
+/** What an order asks for: the key algorithm and the CA (httpsok's vocabulary), and why it exists. */
+export const ALGORITHMS = ['ECC', 'RSA'] as const;
+export type Algorithm = (typeof ALGORITHMS)[number];
+export const CERTIFICATE_AUTHORITIES = ['google', 'letsencrypt', 'zerossl'] as const;
+export type CertificateAuthority = (typeof CERTIFICATE_AUTHORITIES)[number];
+export const ORDER_KINDS = ['new', 'renewal'] as const;
+export type OrderKind = (typeof ORDER_KINDS)[number];

@@ -1,4 +1,10 @@
-import { ORDER_STATUSES } from '@certq/core';
+import {
+  ACTIVE_STATUS_SQL_LIST,
+  ALGORITHMS,
+  CERTIFICATE_AUTHORITIES,
+  ORDER_KINDS,
+  ORDER_STATUSES,
+} from '@certq/core';
 import { sql } from 'drizzle-orm';
 import {
   bigserial,
@@ -17,9 +23,9 @@ import {
 } from 'drizzle-orm/pg-core';
 
 export const orderStatus = pgEnum('order_status', ORDER_STATUSES);
-export const orderKind = pgEnum('order_kind', ['new', 'renewal']);
-export const algorithm = pgEnum('algorithm', ['ECC', 'RSA']);
-export const certificateAuthority = pgEnum('certificate_authority', ['google', 'letsencrypt', 'zerossl']);
+export const orderKind = pgEnum('order_kind', ORDER_KINDS);
+export const algorithm = pgEnum('algorithm', ALGORITHMS);
+export const certificateAuthority = pgEnum('certificate_authority', CERTIFICATE_AUTHORITIES);
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
@@ -91,14 +97,19 @@ export const orders = pgTable(
   },
   // Keyset indexes are DESC NULLS FIRST: Postgres's DESC, so `ORDER BY created_at DESC, id DESC` uses them.
   (t) => [
+    // Written from core's active set (a test compares them with the migrated indexes in Postgres).
     // One tenant cannot have two active orders for the same certificate.
     uniqueIndex('orders_one_active_per_domain_set')
       .on(t.tenantId, t.domainsKey)
-      .where(sql`${t.status} in ('verifying', 'applying', 'issuing')`),
+      .where(sql`${t.status} in (${sql.raw(ACTIVE_STATUS_SQL_LIST)})`),
     index('orders_active_by_next_attempt')
       .on(t.nextAttemptAt)
-      .where(sql`${t.status} in ('verifying', 'applying', 'issuing')`),
-    index('orders_by_tenant_created').on(t.tenantId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+      .where(sql`${t.status} in (${sql.raw(ACTIVE_STATUS_SQL_LIST)})`),
+    index('orders_by_tenant_created').on(
+      t.tenantId,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
     index('orders_by_created').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('orders_by_batch').on(t.renewalBatchId).where(sql`${t.renewalBatchId} is not null`),
     index('orders_domains_gin').using('gin', t.domains),
@@ -162,8 +173,14 @@ export const certificates = pgTable(
       .on(t.tenantId, t.domainsKey)
       .where(sql`${t.isCurrent}`),
     index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
-    index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
-    index('certificates_current_by_created').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.isCurrent}`),
+    index('certificates_by_tenant_created').on(
+      t.tenantId,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    index('certificates_current_by_created')
+      .on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.isCurrent}`),
     index('certificates_history_by_expiry').on(t.notAfter, t.id).where(sql`not ${t.isCurrent}`),
     index('certificates_domains_gin').using('gin', t.domains),
   ],
@@ -203,7 +220,11 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_pending_by_next_attempt')
       .on(t.nextAttemptAt, t.id)
       .where(sql`${t.status} = 'pending'`),
-    index('webhook_deliveries_by_tenant_created').on(t.tenantId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('webhook_deliveries_by_tenant_created').on(
+      t.tenantId,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
     index('webhook_deliveries_settled_by_created').on(t.createdAt, t.id).where(sql`${t.status} <> 'pending'`),
   ],
 );

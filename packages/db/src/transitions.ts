@@ -8,15 +8,17 @@ import { recordWebhookEvent } from './webhooks';
 /**
  * Renewal backoff, persisted on the certificate being renewed (cert-manager style): 1 h after the
  * first failed renewal, doubling, at most 32 h. Survives restarts; the renewal scanner skips the
- * certificate until `renewal_not_before`.
+ * certificate until `renewal_not_before`. Computed in one place only: the SQL in `afterOutcome`,
+ * which reads the failure count inside the same UPDATE.
  */
 export const RENEWAL_BACKOFF = { baseMs: 3600_000, capMs: 32 * 3600_000 } as const;
 
-export function renewalBackoffMs(failures: number): number {
-  return Math.min(
-    RENEWAL_BACKOFF.capMs,
-    RENEWAL_BACKOFF.baseMs * 2 ** Math.max(0, Math.min(30, failures - 1)),
-  );
+/**
+ * The columns that start a stage afresh: its retry counter, its window (VERIFY_WINDOW_HOURS counts
+ * from `stageStartedAt`), due at once, no error carried over.
+ */
+export function enterStage(now: Date) {
+  return { stageAttempts: 0, stageStartedAt: now, nextAttemptAt: now, lastError: null } as const;
 }
 
 /** Loads an order and locks its row until the transaction ends, so two jobs never decide at once. */

@@ -1,5 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '@certq/testing';
-import { eq } from 'drizzle-orm';
+import { ACTIVE_STATUSES } from '@certq/core';
+import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createDb,
@@ -47,6 +48,21 @@ async function newTenant(name = `t-${Math.random()}`) {
 describe('@certq/db', () => {
   it('migrating an up-to-date database again changes nothing', async () => {
     await expect(migrate(database.url)).resolves.toBeUndefined();
+  });
+
+  it("writes the active partial indexes from core's active set", async () => {
+    // drizzle writes the schema's WHERE from ACTIVE_STATUSES; the committed migrations must agree.
+    const { rows } = await handle.db.execute<{ indexname: string; indexdef: string }>(
+      sql`select indexname, indexdef from pg_indexes where tablename = 'orders' and indexdef like '%WHERE%status%'`,
+    );
+    expect(rows.map((r) => r.indexname).sort()).toEqual([
+      'orders_active_by_next_attempt',
+      'orders_one_active_per_domain_set',
+    ]);
+    for (const { indexdef } of rows) {
+      const listed = [...indexdef.matchAll(/'(\w+)'::order_status/g)].map((m) => m[1]);
+      expect(listed.sort()).toEqual([...ACTIVE_STATUSES].sort());
+    }
   });
 
   it('allows one active order per tenant and domain set, and another once it ends', async () => {

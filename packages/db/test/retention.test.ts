@@ -35,7 +35,7 @@ async function order(tenantId: string, status: string, daysAgo: number): Promise
   return id;
 }
 
-async function certificate(tenantId: string, orderId: string, current: boolean, expiredDaysAgo: number) {
+async function certificate(orderId: string, current: boolean, expiredDaysAgo: number) {
   const { rows } = await handle.pool.query(
     `insert into certificates (tenant_id, order_id, domains, domains_key, apply_id, algorithm, ca,
        not_before, not_after, fingerprint, certificate_pem, private_key_sealed, is_current)
@@ -71,9 +71,9 @@ describe('retention sweep', () => {
     );
     // Expired long ago but current (the tenant's only one): kept. Superseded and expired past the
     // retention: deleted. Superseded but expired recently: kept.
-    const currentExpired = await certificate(tenantId, oldIssued, true, 400);
-    const supersededOld = await certificate(tenantId, oldFailed, false, 100);
-    const supersededRecent = await certificate(tenantId, recentIssued, false, 10);
+    const currentExpired = await certificate(oldIssued, true, 400);
+    const supersededOld = await certificate(oldFailed, false, 100);
+    const supersededRecent = await certificate(recentIssued, false, 10);
 
     const result = await purgeExpiredRows(handle.db, new Date(), {
       retentionDays: 90,

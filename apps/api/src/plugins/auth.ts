@@ -2,7 +2,7 @@ import { hashToken, safeEqual } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
 import { eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import { globalPlugin } from '../plugin';
+import fp from 'fastify-plugin';
 import { ApiError, notFound } from './errors';
 
 export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenantId: string };
@@ -56,38 +56,41 @@ export interface AuthOptions extends Record<string, unknown> {
  * hash and compared in constant time. Known hashes are cached for 30 s (tenants and tokens are never
  * deleted or rotated today; whoever adds that must clear this cache).
  */
-export const authPlugin = globalPlugin<AuthOptions>('certq-auth', async (app: FastifyInstance, options) => {
-  const cache = new Map<string, { tenantId: string; expires: number }>();
+export const authPlugin = fp<AuthOptions>(
+  async (app: FastifyInstance, options) => {
+    const cache = new Map<string, { tenantId: string; expires: number }>();
 
-  async function tenantFor(tokenHash: string): Promise<string | undefined> {
-    const hit = cache.get(tokenHash);
-    if (hit && hit.expires > Date.now()) return hit.tenantId;
-    const [row] = await options.db
-      .select({ id: tenants.id, tokenHash: tenants.tokenHash })
-      .from(tenants)
-      .where(eq(tenants.tokenHash, tokenHash));
-    if (!row || !safeEqual(row.tokenHash, tokenHash)) return undefined;
-    if (cache.size >= CACHE_MAX) cache.clear();
-    cache.set(tokenHash, { tenantId: row.id, expires: Date.now() + CACHE_TTL_MS });
-    return row.id;
-  }
-
-  app.decorateRequest('principal', null);
-  app.addHook('onRequest', async (request) => {
-    if (request.is404) return;
-    const mode = request.routeOptions.config.auth ?? 'any';
-    if (mode === 'none') return;
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
-    const token = match?.[1];
-    if (!token) throw unauthorized();
-    if (options.adminToken && safeEqual(token, options.adminToken)) {
-      request.principal = { kind: 'admin' };
-    } else {
-      const tenantId = await tenantFor(hashToken(token));
-      if (!tenantId) throw unauthorized();
-      request.principal = { kind: 'tenant', tenantId };
+    async function tenantFor(tokenHash: string): Promise<string | undefined> {
+      const hit = cache.get(tokenHash);
+      if (hit && hit.expires > Date.now()) return hit.tenantId;
+      const [row] = await options.db
+        .select({ id: tenants.id, tokenHash: tenants.tokenHash })
+        .from(tenants)
+        .where(eq(tenants.tokenHash, tokenHash));
+      if (!row || !safeEqual(row.tokenHash, tokenHash)) return undefined;
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(tokenHash, { tenantId: row.id, expires: Date.now() + CACHE_TTL_MS });
+      return row.id;
     }
-    if (mode === 'admin' && request.principal.kind !== 'admin') throw notFound('route');
-  });
-});
+
+    app.decorateRequest('principal', null);
+    app.addHook('onRequest', async (request) => {
+      if (request.is404) return;
+      const mode = request.routeOptions.config.auth ?? 'any';
+      if (mode === 'none') return;
+      const header = request.headers.authorization;
+      const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
+      const token = match?.[1];
+      if (!token) throw unauthorized();
+      if (options.adminToken && safeEqual(token, options.adminToken)) {
+        request.principal = { kind: 'admin' };
+      } else {
+        const tenantId = await tenantFor(hashToken(token));
+        if (!tenantId) throw unauthorized();
+        request.principal = { kind: 'tenant', tenantId };
+      }
+      if (mode === 'admin' && request.principal.kind !== 'admin') throw notFound('route');
+    });
+  },
+  { name: 'certq-auth' },
+);

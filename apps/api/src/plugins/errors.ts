@@ -1,7 +1,8 @@
+import { isWorkflowError, type WorkflowErrorCode } from '@certq/workflow';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { globalPlugin } from '../plugin';
 
 /**
  * Every error answer has one shape: `{"error": {"code", "message", "details?"}}`.
@@ -111,7 +112,24 @@ export function isUnavailable(error: unknown): boolean {
   return false;
 }
 
+/** The HTTP status of each workflow refusal: the one place a workflow rule meets HTTP. */
+const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
+  not_found: 404,
+  unknown_tenant: 400,
+  invalid_idempotency_key: 400,
+  idempotency_key_reused: 409,
+  not_retryable: 409,
+  not_cancellable: 409,
+  conflict: 409,
+};
+
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (isWorkflowError(error)) {
+    // Client-input refusals keep the API's validation code, so clients see one code for bad input.
+    const status = WORKFLOW_STATUS[error.code];
+    const code = status === 400 ? 'validation_failed' : error.code;
+    return send(reply, status, code, error.message, error.details);
+  }
   if (error instanceof ApiError) {
     if (error.statusCode === 401 && !reply.hasHeader('www-authenticate'))
       reply.header('www-authenticate', 'Bearer realm="certq"');
@@ -177,7 +195,10 @@ export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequ
   return send(reply, status, FASTIFY_CODES[status] ?? 'bad_request', 'malformed request URL');
 }
 
-export const errorsPlugin = globalPlugin('certq-errors', async (app: FastifyInstance) => {
-  app.setErrorHandler(handleError);
-  app.setNotFoundHandler((_request, reply) => send(reply, 404, 'not_found', 'no such route'));
-});
+export const errorsPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler(handleError);
+    app.setNotFoundHandler((_request, reply) => send(reply, 404, 'not_found', 'no such route'));
+  },
+  { name: 'certq-errors' },
+);

@@ -1,8 +1,8 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { createJsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
-import { globalPlugin } from '../plugin';
 
 const DESCRIPTION = `certq takes certificate orders for many tenants and drives them through httpsok
 (verify → apply → poll) with durable BullMQ jobs; PostgreSQL is the source of truth.
@@ -36,37 +36,40 @@ function dropUnusedComponents(document: OpenApiDocument): OpenApiDocument {
  * The OpenAPI 3 document is generated from the routes' zod schemas: JSON at `/docs/json`, the UI at
  * `/docs`. Register it before the routes so it sees them all.
  */
-export const openapiPlugin = globalPlugin('certq-openapi', async (app: FastifyInstance) => {
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: { title: 'certq API', version: '0.1.0', description: DESCRIPTION },
-      components: {
-        securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN or a tenant token' },
+export const openapiPlugin = fp(
+  async (app: FastifyInstance) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: { title: 'certq API', version: '0.1.0', description: DESCRIPTION },
+        components: {
+          securitySchemes: {
+            bearerAuth: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN or a tenant token' },
+          },
         },
+        security: [{ bearerAuth: [] }],
+        tags: [
+          { name: 'tenants', description: 'operator: tenants and their tokens' },
+          { name: 'orders', description: 'certificate orders' },
+          { name: 'certificates', description: 'issued certificates' },
+          { name: 'callbacks', description: 'httpsok issued-callback receiver' },
+          { name: 'health', description: 'liveness and readiness' },
+        ],
       },
-      security: [{ bearerAuth: [] }],
-      tags: [
-        { name: 'tenants', description: 'operator: tenants and their tokens' },
-        { name: 'orders', description: 'certificate orders' },
-        { name: 'certificates', description: 'issued certificates' },
-        { name: 'callbacks', description: 'httpsok issued-callback receiver' },
-        { name: 'health', description: 'liveness and readiness' },
-      ],
-    },
-    transform: createJsonSchemaTransform({ skipList: [] }),
-    transformObject: (document) => dropUnusedComponents(jsonSchemaTransformObject(document)),
-  });
-  // The UI's own routes are public and carry their own CSP (inline bootstrap script).
-  await app.register(async (docs) => {
-    docs.addHook('onRoute', (route) => {
-      route.config = { ...route.config, auth: 'none' };
+      transform: createJsonSchemaTransform({ skipList: [] }),
+      transformObject: (document) => dropUnusedComponents(jsonSchemaTransformObject(document)),
     });
-    await docs.register(swaggerUi, {
-      routePrefix: '/docs',
-      staticCSP: true,
-      transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
+    // The UI's own routes are public and carry their own CSP (inline bootstrap script).
+    await app.register(async (docs) => {
+      docs.addHook('onRoute', (route) => {
+        route.config = { ...route.config, auth: 'none' };
+      });
+      await docs.register(swaggerUi, {
+        routePrefix: '/docs',
+        staticCSP: true,
+        transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
+      });
     });
-  });
-});
+  },
+  { name: 'certq-openapi' },
+);

@@ -1,8 +1,8 @@
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
-import { globalPlugin } from '../plugin';
 import { ApiError } from './errors';
 
 export interface SecurityOptions extends Record<string, unknown> {
@@ -18,8 +18,7 @@ export interface SecurityOptions extends Record<string, unknown> {
  * so unknown tokens cannot mint fresh buckets. When Redis is unreachable requests pass unlimited:
  * taking orders matters more than counting them. Routes opt out with `config: { rateLimit: false }`.
  */
-export const securityPlugin = globalPlugin<SecurityOptions>(
-  'certq-security',
+export const securityPlugin = fp<SecurityOptions>(
   async (app: FastifyInstance, options) => {
     await app.register(helmet, {
       // JSON answers need no CSP beyond the defaults; the docs UI sets its own (see openapi.ts).
@@ -50,4 +49,5 @@ export const securityPlugin = globalPlugin<SecurityOptions>(
       if (request.principal && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     });
   },
+  { name: 'certq-security' },
 );

@@ -1,8 +1,15 @@
-import { insertOrders, type Order, type OrderRequest, type Queryable } from '@certq/db';
+import { ACTIVE_STATUS_SQL_LIST } from '@certq/core';
+import { insertOrders, type Order, type OrderRequest } from '@certq/db';
+import {
+  ANALYZE_EVERY_BATCHES,
+  enqueueOrders,
+  freshenOrderStatistics,
+  RenewalBacklog,
+  renewalPriority,
+  spreadNotBefore,
+} from '@certq/workflow';
 import { type SQL, sql } from 'drizzle-orm';
-import type { WorkflowContext } from '../context';
-import { enqueueOrders } from '../queues';
-import { RenewalBacklog, renewalPriority, spreadNotBefore } from './priority';
+import type { WorkerContext } from '../context';
 
 export interface ScanOptions {
   /** The scan's "now" (default `ctx.clock.now()`). */
@@ -52,22 +59,7 @@ function dueConditions(now: Date, windowEnd: Date): SQL {
     and not exists (
       select 1 from orders o
       where o.tenant_id = c.tenant_id and o.domains_key = c.domains_key
-        and o.status in ('verifying', 'applying', 'issuing'))`;
-}
-
-/** Re-ANALYZE `orders` after this many batches that created orders (see freshenOrderStatistics). */
-export const ANALYZE_EVERY_BATCHES = 5;
-
-/**
- * The "no active order" anti-join is planned from the statistics of `orders.status`. Taken while few
- * orders were active (before a mass renewal), they make the planner compare every certificate with
- * every active order (a materialised scan of them, or a scan of the other partial index) instead of
- * probing orders_one_active_per_domain_set — fine at 100 active orders, quadratic at 10,000. So the
- * scan refreshes them (sample-based, tens of ms) when it starts and every few batches while it inserts
- * thousands; SKIP_LOCKED: if autovacuum is at it already, that will do.
- */
-export async function freshenOrderStatistics(db: Queryable): Promise<void> {
-  await db.execute(sql`analyze (skip_locked) orders`);
+        and o.status in (${sql.raw(ACTIVE_STATUS_SQL_LIST)}))`;
 }
 
 /**
@@ -93,7 +85,7 @@ export function renewalCandidatesQuery(
     limit ${limit}`;
 }
 
-export function renewalWindowEnd(ctx: WorkflowContext, now: Date): Date {
+export function renewalWindowEnd(ctx: WorkerContext, now: Date): Date {
   return new Date(now.getTime() + ctx.config.RENEW_BEFORE_DAYS * DAY_MS);
 }
 
@@ -109,7 +101,7 @@ export function renewalWindowEnd(ctx: WorkflowContext, now: Date): Date {
  * transaction and enqueued right after it commits, so a crash mid-scan loses nothing: what was
  * committed is queued (or put back by the reconciler) and the next scan carries on with the rest.
  */
-export async function scanRenewals(ctx: WorkflowContext, options: ScanOptions = {}): Promise<ScanResult> {
+export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}): Promise<ScanResult> {
   const started = Date.now();
   const now = options.now ?? ctx.clock.now();
   const batchSize = options.batchSize ?? 1000;
@@ -193,7 +185,7 @@ export async function scanRenewals(ctx: WorkflowContext, options: ScanOptions = 
  * small sort when the whole window fits in one page).
  */
 export async function explainRenewalScan(
-  db: WorkflowContext['db'],
+  db: WorkerContext['db'],
   now: Date,
   windowEnd: Date,
   options: { cursor?: ScanCursor; limit?: number; analyze?: boolean } = {},

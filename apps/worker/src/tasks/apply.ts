@@ -1,11 +1,11 @@
 import { type ApplyResult, isHttpsokError } from '@certq/api-client';
-import { generateToken, hashToken, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { type Order, orders, recordOrderEvent } from '@certq/db';
+import { generateToken, hashToken, type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
+import { enterStage, type Order, orders, recordOrderEvent } from '@certq/db';
 import { and, eq, isNull, lte } from 'drizzle-orm';
-import type { WorkflowContext } from '../context';
-import { enqueueOrders } from '../queues';
-import { describeError, loadForStage, retryLater, type StageJob, withLockedOrder } from './common';
-import { delayUntil, done, type Outcome } from './outcome';
+import type { WorkerContext } from '../context';
+import { loadForStage, withLockedOrder } from './load';
+import { delayUntil, done, type Outcome, rateLimited } from './outcome';
+import { describeError, retryLater } from './retry';
 import { transition } from './transition';
 
 /** How long an apply call may be in flight: the client's timeout plus a margin. */
@@ -22,7 +22,7 @@ const IN_FLIGHT_MS = 30_000;
  *    event is logged and counted (`certq_apply_unknown_outcome_total`) so an operator can reconcile
  *    the bill. While a call may still be in flight (younger than IN_FLIGHT_MS) nobody else applies.
  */
-export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
+export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outcome> {
   const secret = ctx.config.PUBLIC_BASE_URL ? generateToken('cb') : undefined;
   const intentSet = {
     applyRequestedAt: ctx.clock.now(),
@@ -69,7 +69,7 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
     log.warn({ err: isHttpsokError(error) ? error.toJSON() : describeError(error) }, 'apply failed');
     if (isHttpsokError(error) && error.rateLimited) {
       await ctx.db.update(orders).set(clear).where(eq(orders.id, order.id));
-      return { kind: 'rateLimit', ms: UPSTREAM_FLOOR_MS, result: 'rate limited' };
+      return rateLimited(UPSTREAM_FLOOR_MS);
     }
     const outcome = await withLockedOrder(ctx, job, 'applying', async (tx, locked) => {
       if (isHttpsokError(error) && error.authFailed) {
@@ -80,7 +80,7 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
           event: { type: 'failed', detail: { error: error.msg, traceId: error.traceId } },
           at: ctx.clock.now(),
         });
-        return { order: locked, outcome: done('failed: API key refused') };
+        return done('failed', 'API key refused');
       }
       if (isHttpsokError(error) && error.code !== null && !error.retryable) {
         // A definite refusal (e.g. a CNAME disappeared since verification): verify again.
@@ -88,19 +88,17 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
         const back = await transition(ctx, tx, {
           order: locked,
           to: 'verifying',
-          set: { ...clear, stageAttempts: 0, stageStartedAt: now, nextAttemptAt: now, lastError: error.msg },
+          set: { ...clear, ...enterStage(now), lastError: error.msg },
           event: {
             type: 'apply_refused',
             detail: { error: error.msg, code: error.code, traceId: error.traceId },
           },
         });
-        return { order: back, outcome: done('refused: back to verifying') };
+        return done('moved', 'refused: back to verifying', back);
       }
-      return retryLater(ctx, tx, locked, error, clear);
+      return (await retryLater(ctx, tx, locked, error, clear)).outcome;
     });
-    if (outcome?.order.status === 'verifying')
-      await enqueueOrders(ctx.queues, [outcome.order], ctx.clock.now());
-    return outcome?.outcome ?? done('stale after apply error');
+    return outcome ?? done('stale', 'order changed during the call');
   }
 
   const issuing = await ctx.db.transaction(async (tx) => {
@@ -121,44 +119,41 @@ export async function applyTask(ctx: WorkflowContext, job: StageJob): Promise<Ou
       set: {
         applyId: result.applyId,
         applyRequestedAt: null,
-        stageAttempts: 0,
-        stageStartedAt: now,
-        // First poll right away: it confirms the application exists and may already find it issued.
-        nextAttemptAt: now,
+        // First poll right away (enterStage: due now): it confirms the application exists and may
+        // already find it issued.
+        ...enterStage(now),
         lastPolledAt: null,
-        lastError: null,
       },
       event: { detail: { applyId: result.applyId, traceId: result.traceId } },
     });
   });
-  if (!issuing) return done('order changed while applying');
+  if (!issuing) return done('stale', 'order changed while applying');
   log.info({ applyId: result.applyId, traceId: result.traceId }, 'application submitted');
-  await enqueueOrders(ctx.queues, [issuing], ctx.clock.now());
-  return done('applied');
+  return done('moved', 'applied', issuing);
 }
 
 /** Why the one-statement claim did not match: stale job, early job, already applied, or a call in flight or lost. */
 async function claimSlowly(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   job: StageJob,
   intentSet: { applyRequestedAt: Date; callbackSecretHash: string | null },
 ): Promise<{ order: Order } | { outcome: Outcome }> {
   const loaded = await loadForStage(ctx, job, 'applying');
   if ('stale' in loaded) return { outcome: loaded.stale };
   if (loaded.order.nextAttemptAt > ctx.clock.now()) {
-    return { outcome: delayUntil(loaded.order.nextAttemptAt, 'early job, waiting its turn') };
+    return { outcome: delayUntil(loaded.order.nextAttemptAt, 'early', 'not due yet') };
   }
   const result = await withLockedOrder(
     ctx,
     job,
     'applying',
     async (tx, order): Promise<{ order: Order } | { outcome: Outcome }> => {
-      if (order.applyId) return { outcome: done('already applied') };
+      if (order.applyId) return { outcome: done('stale', 'already applied') };
       const now = ctx.clock.now();
       if (order.applyRequestedAt) {
         const inFlightUntil = new Date(order.applyRequestedAt.getTime() + IN_FLIGHT_MS);
         if (inFlightUntil > now)
-          return { outcome: delayUntil(inFlightUntil, 'another apply call may be in flight') };
+          return { outcome: delayUntil(inFlightUntil, 'early', 'another apply call may be in flight') };
         ctx.metrics.applyUnknownOutcome.inc();
         ctx.logger.warn(
           { orderId: order.id, tenantId: order.tenantId, stage: 'apply' },
@@ -179,5 +174,5 @@ async function claimSlowly(
       return { order: updated! };
     },
   );
-  return result ?? { outcome: done('stale before apply') };
+  return result ?? { outcome: done('stale', 'order changed before the call') };
 }

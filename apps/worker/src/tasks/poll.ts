@@ -1,10 +1,11 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
-import { UPSTREAM_FLOOR_MS } from '@certq/core';
+import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { sql } from 'drizzle-orm';
-import type { WorkflowContext } from '../context';
-import { completeIssuance } from '../issuance';
-import { describeError, loadForStage, retryLater, type StageJob, withLockedOrder } from './common';
+import type { WorkerContext } from '../context';
+import { completeIssuance } from './issuance';
+import { loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome } from './outcome';
+import { describeError, retryLater } from './retry';
 import { transition } from './transition';
 
 /**
@@ -15,45 +16,32 @@ import { transition } from './transition';
  * once the answer (or error) is in, it is set to the time of the answer. A second claimant finds the
  * slot taken and waits; a crash mid-request leaves the pessimistic value, so the floor still holds.
  */
-export async function pollTask(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
-  return pollApplication(ctx, job, { dueBy: ctx.clock.now() });
-}
-
-/**
- * One poll of an issuing order's application, used by the poll task and the callback route.
- * `dueBy`: poll only if the order's next attempt is due by then (the poll task); the callback route
- * polls as soon as the floor allows.
- */
-export async function pollApplication(
-  ctx: WorkflowContext,
-  job: StageJob,
-  options: { dueBy?: Date } = {},
-): Promise<Outcome> {
+export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outcome> {
   // Two different waits: the upstream's floor between any two requests for one id (10 s, whoever asks,
   // callbacks included), and our cadence between scheduled polls (POLL_INTERVAL_MS, at least the floor).
   const floorMs = UPSTREAM_FLOOR_MS;
   const intervalMs = ctx.config.POLL_INTERVAL_MS;
-  const due = options.dueBy ? sql`and next_attempt_at <= ${options.dueBy}` : sql``;
+  // Due by our clock: a callback brings `next_attempt_at` forward (see @certq/workflow, callbacks).
+  const dueBy = ctx.clock.now();
   await ctx.limiter.acquire();
   // The condition reads the row's current value: under READ COMMITTED a concurrent claimant re-checks it
   // after the first commit, so only one of them wins.
   const claimed = await ctx.db.execute<{ apply_id: string; tenant_id: string }>(sql`
     update orders set last_polled_at = clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})
-    where id = ${job.orderId} and status = 'issuing' and attempts = ${job.run} ${due}
+    where id = ${job.orderId} and status = 'issuing' and attempts = ${job.run} and next_attempt_at <= ${dueBy}
       and (last_polled_at is null or last_polled_at <= clock_timestamp() - make_interval(secs => ${floorMs / 1000}))
     returning apply_id, tenant_id`);
   const row = claimed.rows[0];
   if (!row) {
     const loaded = await loadForStage(ctx, job, 'issuing');
     if ('stale' in loaded) return loaded.stale;
-    if (options.dueBy && loaded.order.nextAttemptAt > options.dueBy) {
-      return delayUntil(loaded.order.nextAttemptAt, 'early job, waiting its turn');
-    }
+    if (loaded.order.nextAttemptAt > dueBy)
+      return delayUntil(loaded.order.nextAttemptAt, 'early', 'not due yet');
     const taken = await ctx.db.execute<{ wait_ms: string | null }>(sql`
       select ceil(extract(epoch from (last_polled_at + make_interval(secs => ${floorMs / 1000}) - clock_timestamp())) * 1000) as wait_ms
       from orders where id = ${job.orderId}`);
     const waitMs = Math.max(0, Number(taken.rows[0]?.wait_ms ?? 0));
-    return delayUntil(new Date(ctx.clock.now().getTime() + waitMs + 5), 'polled too recently');
+    return delayUntil(new Date(ctx.clock.now().getTime() + waitMs + 5), 'early', 'polled too recently');
   }
 
   const log = ctx.logger.child({
@@ -88,7 +76,9 @@ export async function pollApplication(
         { traceId: application.traceId, result: issued.status },
         issued.status === 'issued' ? 'certificate issued' : 'certificate rejected',
       );
-      return done(issued.status === 'issued' ? 'issued' : 'failed: certificate rejected');
+      return issued.status === 'issued'
+        ? done('issued', 'certificate issued')
+        : done('failed', `certificate rejected: ${issued.reason}`);
     }
     if (application.status === 'failed') {
       await transition(ctx, tx, {
@@ -99,14 +89,14 @@ export async function pollApplication(
         at: ctx.clock.now(),
       });
       log.info({ traceId: application.traceId, reason: application.reason }, 'application failed upstream');
-      return done('failed: upstream status 3');
+      return done('failed', 'upstream status 3');
     }
     const nextAttemptAt = new Date(ctx.clock.now().getTime() + intervalMs);
     await tx.execute(
       sql`update orders set last_polled_at = ${polledAt}, progress = ${Math.max(0, Math.min(99, Math.round(application.progress)))},
           next_attempt_at = ${nextAttemptAt}, stage_attempts = 0, last_error = null, updated_at = now() where id = ${order.id}`,
     );
-    return delayUntil(nextAttemptAt, `issuing, ${application.progress}%`);
+    return delayUntil(nextAttemptAt, 'waiting', `issuing, ${application.progress}%`);
   });
-  return result ?? done('stale after poll');
+  return result ?? done('stale', 'order changed during the call');
 }

@@ -1,31 +1,29 @@
 import { isHttpsokError, type VerifyResult } from '@certq/api-client';
-import { backoffDelay, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { orderDns } from '@certq/db';
+import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
+import { enterStage, orderDns } from '@certq/db';
 import { sql } from 'drizzle-orm';
-import type { WorkflowContext } from '../context';
-import { enqueueOrders } from '../queues';
-import { loadForStage, retryLater, type StageJob, windowEndsAt, withLockedOrder } from './common';
-import { delayUntil, done, type Outcome } from './outcome';
+import type { WorkerContext } from '../context';
+import { loadForStage, withLockedOrder } from './load';
+import { delayUntil, done, type Outcome, rateLimited } from './outcome';
+import { retryLater, stageRetryDelay, windowEndsAt } from './retry';
 import { transition } from './transition';
 
 /**
  * verifying: ask httpsok whether every domain's CNAME is in place, store the instructions, and either
  * move on to applying or check again later (≥ 10 s, growing with jitter to a cap) until the window ends.
  */
-export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<Outcome> {
+export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Outcome> {
   const loaded = await loadForStage(ctx, job, 'verifying');
   if ('stale' in loaded) return loaded.stale;
   const { order } = loaded;
-  if (order.nextAttemptAt > ctx.clock.now())
-    return delayUntil(order.nextAttemptAt, 'early job, waiting its turn');
+  if (order.nextAttemptAt > ctx.clock.now()) return delayUntil(order.nextAttemptAt, 'early', 'not due yet');
 
   let result: VerifyResult;
   try {
     const client = await ctx.httpsokFor(order.tenantId);
     result = await client.verify(order.domains);
   } catch (error) {
-    if (isHttpsokError(error) && error.rateLimited)
-      return { kind: 'rateLimit', ms: UPSTREAM_FLOOR_MS, result: 'rate limited' };
+    if (isHttpsokError(error) && error.rateLimited) return rateLimited(UPSTREAM_FLOOR_MS);
     return (
       (await withLockedOrder(ctx, job, 'verifying', async (tx, locked) => {
         if (isHttpsokError(error) && error.authFailed) {
@@ -36,10 +34,10 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
             event: { type: 'failed', detail: { error: error.msg } },
             at: ctx.clock.now(),
           });
-          return done('failed: API key refused');
+          return done('failed', 'API key refused');
         }
         return (await retryLater(ctx, tx, locked, error)).outcome;
-      })) ?? done('stale after error')
+      })) ?? done('stale', 'order changed during the call')
     );
   }
 
@@ -71,15 +69,15 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
       const applying = await transition(ctx, tx, {
         order: locked,
         to: 'applying',
-        set: { stageAttempts: 0, stageStartedAt: now, nextAttemptAt: now, lastError: null },
+        set: enterStage(now),
         event: { detail: { traceId: result.traceId } },
       });
-      return { order: applying, outcome: done('verified') };
+      return done('moved', 'verified', applying);
     }
     const missing = result.configs.filter((c) => !c.valid);
     const instructions = missing.map((c) => `${c.domain}: CNAME ${c.host} → ${c.hostValue}`).join('; ');
     if (now >= windowEndsAt(ctx, locked)) {
-      const failed = await transition(ctx, tx, {
+      await transition(ctx, tx, {
         order: locked,
         to: 'failed',
         set: {
@@ -88,15 +86,11 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
         event: { type: 'failed', detail: { missing: missing.map((c) => c.domain) } },
         at: ctx.clock.now(),
       });
-      return { order: failed, outcome: done('failed: DNS window ended') };
+      return done('failed', 'DNS window ended');
     }
-    const delay = backoffDelay(
-      locked.stageAttempts,
-      { baseMs: UPSTREAM_FLOOR_MS, capMs: ctx.config.VERIFY_MAX_DELAY_MS },
-      ctx.random,
-    );
+    const delay = stageRetryDelay(ctx, locked.stageAttempts);
     const nextAttemptAt = new Date(now.getTime() + delay);
-    const waiting = await transition(ctx, tx, {
+    await transition(ctx, tx, {
       order: locked,
       to: 'verifying',
       set: {
@@ -106,9 +100,7 @@ export async function verifyTask(ctx: WorkflowContext, job: StageJob): Promise<O
       },
       event: { type: 'dns_pending', detail: { missing: missing.map((c) => c.domain), retryInMs: delay } },
     });
-    return { order: waiting, outcome: delayUntil(nextAttemptAt, 'DNS not in place yet') };
+    return delayUntil(nextAttemptAt, 'waiting', 'DNS not in place yet');
   });
-  if (!next) return done('stale after verify');
-  if (next.order.status === 'applying') await enqueueOrders(ctx.queues, [next.order], ctx.clock.now());
-  return next.outcome;
+  return next ?? done('stale', 'order changed during the call');
 }

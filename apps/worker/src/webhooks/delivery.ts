@@ -1,10 +1,10 @@
 import { QUEUE_NAMES } from '@certq/core';
 import { tenants, webhookDeliveries } from '@certq/db';
+import { type Queues, WEBHOOK_RETRY_DEFAULTS, type WebhookJobData } from '@certq/workflow';
 import { type ConnectionOptions, type Job, type JobsOptions, UnrecoverableError, Worker } from 'bullmq';
 import { and, eq, sql } from 'drizzle-orm';
 import { Agent, request } from 'undici';
-import type { WorkflowContext } from '../context';
-import { type Queues, WEBHOOK_RETRY_DEFAULTS, type WebhookJobData } from '../queues';
+import type { WorkerContext } from '../context';
 import { signWebhook } from './signing';
 
 /** How long one POST may take, connection included. A slow receiver costs one job slot, never issuance. */
@@ -37,10 +37,7 @@ export async function enqueueWebhookDeliveries(
 }
 
 /** Enqueues after a commit; a failure is only logged (the relay finds pending rows without a job). */
-export async function enqueueWebhooksAfterCommit(
-  ctx: WorkflowContext,
-  ids: readonly string[],
-): Promise<void> {
+export async function enqueueWebhooksAfterCommit(ctx: WorkerContext, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
   try {
     await enqueueWebhookDeliveries(ctx.queues, ids);
@@ -75,7 +72,7 @@ export interface WebhookHttp {
  * it again, so receivers deduplicate on `x-certq-delivery`.
  */
 export async function deliverWebhook(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   job: Job<WebhookJobData>,
   http: WebhookHttp,
 ): Promise<string> {
@@ -190,7 +187,7 @@ export interface WebhookWorkerOptions {
 
 /** The webhooks queue's Worker, separate from the stage queues: a dead endpoint never blocks issuance. */
 export function createWebhookWorker(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   options: WebhookWorkerOptions,
 ): { worker: Worker<WebhookJobData>; close(): Promise<void> } {
   const timeoutMs = options.timeoutMs ?? WEBHOOK_TIMEOUT_MS;

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { WorkflowContext } from '../context';
+import type { WorkerContext } from '../context';
 import { enqueueWebhooksAfterCommit } from './delivery';
 
 /** `certificate.expiring` is sent for a current certificate this close to expiry. */
@@ -13,7 +13,7 @@ const BATCH = 1000;
  * without a webhook are left unmarked: a webhook configured later still hears about them.
  */
 export async function notifyExpiring(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   options: { now?: Date } = {},
 ): Promise<{ recorded: number }> {
   const now = options.now ?? ctx.clock.now();

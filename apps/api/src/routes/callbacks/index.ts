@@ -1,4 +1,4 @@
-import { receiveCallback } from '@certq/worker';
+import { nudgeFromCallback } from '@certq/workflow';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
@@ -23,8 +23,9 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
         summary: 'httpsok issued-callback receiver',
         description:
           'The notifyUrl given to httpsok. Unauthenticated: the unguessable secret in the path is the ' +
-          'credential (unknown secret: 404). The posted body is never trusted: the workflow fetches the ' +
-          `application again before storing anything, after this answer. Body limit ${CALLBACK_BODY_LIMIT / 1024} KiB.`,
+          "credential (unknown secret: 404). The posted body is never read: the order's poll is brought " +
+          'forward and a worker fetches the application from httpsok (the 10 s floor still holds) before ' +
+          `anything is stored. Body limit ${CALLBACK_BODY_LIMIT / 1024} KiB.`,
         security: [],
         params: z.object({ secret: z.string() }),
         body: z.unknown(),
@@ -35,13 +36,9 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
       },
     },
     async (request) => {
-      const result = await receiveCallback(deps.workflow, request.params.secret, request.body);
+      const result = await nudgeFromCallback(deps, request.params.secret, request.log);
       if (result.status !== 'accepted') throw notFound('callback');
-      // The re-fetch continues in the background: httpsok gets its answer at once.
-      result.settled?.catch((error: unknown) =>
-        request.log.warn({ err: error, orderId: result.orderId }, 'callback follow-up failed'),
-      );
-      request.log.info({ orderId: result.orderId }, 'httpsok callback accepted');
+      request.log.info({ orderId: result.orderId, nudged: result.nudged }, 'httpsok callback accepted');
       return { ok: true as const };
     },
   );

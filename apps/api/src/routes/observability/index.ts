@@ -4,11 +4,11 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import { metricsAuthorized, QUEUE_NAMES, safeEqual } from '@certq/core';
 import { Queue } from 'bullmq';
 import type { FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { createApiMetrics } from '../../observability/metrics';
 import { collectStats, type Stats, StatsSchema, StatsSnapshot } from '../../observability/stats';
-import { globalPlugin } from '../../plugin';
 import { ApiError, errorResponses } from '../../plugins/errors';
 
 /**
@@ -18,13 +18,12 @@ import { ApiError, errorResponses } from '../../plugins/errors';
  * the password (any user name), and answer 401 with a Basic challenge so the browser asks for it.
  */
 // Not encapsulated (like fastify-plugin): the request-duration hook must see every route of the app.
-export const observabilityRoutes = globalPlugin<RouteOptions>(
-  'certq-observability',
+export const observabilityRoutes = fp<RouteOptions>(
   async (root, { deps }) => {
     const app = root.withTypeProvider<ZodTypeProvider>();
     const { config } = deps;
-    // Dashboards show every certq queue; the API itself enqueues only to the stage queues.
-    const extraQueues = [QUEUE_NAMES.renewals, QUEUE_NAMES.webhooks, QUEUE_NAMES.maintenance].map(
+    // Dashboards show every certq queue: the stage queues the API produces to, plus the worker's own.
+    const extraQueues = [QUEUE_NAMES.webhooks, QUEUE_NAMES.maintenance].map(
       (name) => new Queue(name, { connection: deps.redis, prefix: config.REDIS_PREFIX }),
     );
     const allQueues = () => [...deps.queues.all(), ...extraQueues];
@@ -117,6 +116,7 @@ export const observabilityRoutes = globalPlugin<RouteOptions>(
       await admin.register(board.registerPlugin(), { prefix: '/admin/queues' });
     });
   },
+  { name: 'certq-observability' },
 );
 
 function isOperator(request: FastifyRequest, adminToken: string | undefined): boolean {

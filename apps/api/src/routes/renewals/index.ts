@@ -1,11 +1,10 @@
 import { normalizeDomain } from '@certq/core';
 import { tenants } from '@certq/db';
-import { getRenewalBatch, requestRenewals } from '@certq/worker';
+import { enqueueSafely, getRenewalBatch, requestRenewals } from '@certq/workflow';
 import { inArray } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { enqueueSafely } from '../../enqueue';
 import { principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams, Timestamp } from '../../schemas';
@@ -71,7 +70,6 @@ const BatchProgressSchema = z
 
 export const renewalsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps }) => {
   const { db, queues, config } = deps;
-  const enqueueTimeout = deps.enqueueTimeoutMs ?? 2000;
 
   app.post(
     '/v1/renewals',
@@ -115,7 +113,7 @@ export const renewalsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
         selection: { tenantIds, domains: body.domains, expiringWithinDays: body.expiringWithinDays },
         requestedByTenantId: scope ?? null,
         maxRps: config.UPSTREAM_MAX_RPS,
-        enqueue: (orders) => enqueueSafely(queues, orders, enqueueTimeout, request.log),
+        enqueue: (orders) => enqueueSafely(queues, orders, deps.enqueueTimeoutMs, request.log),
       });
       request.log.info({ ...result, tenantId: scope }, 'renewal batch created');
       return reply.code(202).send(result);

@@ -1,4 +1,4 @@
-import { ACTIVE_STATUSES } from '@certq/core';
+import { ACTIVE_STATUS_SQL_LIST, ACTIVE_STATUSES } from '@certq/core';
 import {
   certificates,
   type Database,
@@ -11,7 +11,7 @@ import {
 import { and, arrayOverlaps, asc, count, eq, gt, inArray, lte, type SQL, sql } from 'drizzle-orm';
 import { enqueueOrders, type Queues } from '../queues';
 import { RenewalBacklog, renewalPriority, spreadNotBefore } from './priority';
-import { ANALYZE_EVERY_BATCHES, freshenOrderStatistics } from './scanner';
+import { ANALYZE_EVERY_BATCHES, freshenOrderStatistics } from './statistics';
 
 /** Which current certificates a manual renewal covers; all given filters apply (AND). */
 export interface RenewalSelection {
@@ -62,7 +62,7 @@ function selectionConditions(selection: RenewalSelection, now: Date): SQL[] {
  */
 const activeOrderExists = sql<boolean>`exists (
   select 1 from orders o where o.tenant_id = "certificates"."tenant_id" and o.domains_key = "certificates"."domains_key"
-    and o.status in ('verifying', 'applying', 'issuing'))`;
+    and o.status in (${sql.raw(ACTIVE_STATUS_SQL_LIST)}))`;
 
 /**
  * A manual renewal (POST /v1/renewals): records a renewal_batches row, then gives every matching

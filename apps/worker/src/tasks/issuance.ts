@@ -1,8 +1,8 @@
 import { checkIssuedCertificate, type IssuedApplication } from '@certq/api-client';
 import { certificates, type Order, type Transaction, type TransitionArgs } from '@certq/db';
 import { and, eq, sql } from 'drizzle-orm';
-import type { WorkflowContext } from './context';
-import { transition } from './tasks/transition';
+import type { WorkerContext } from '../context';
+import { transition } from './transition';
 
 export type IssuanceResult =
   | { status: 'issued'; order: Order; certificateId: string }
@@ -16,7 +16,7 @@ export type IssuanceResult =
  * already issued is returned as it is.
  */
 export async function completeIssuance(
-  ctx: WorkflowContext,
+  ctx: WorkerContext,
   tx: Transaction,
   order: Order,
   application: IssuedApplication,

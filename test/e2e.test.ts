@@ -1,16 +1,27 @@
 import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { checkIssuedCertificate } from '@certq/api-client';
 import { loadConfig } from '@certq/core';
 import { createSimulator, type Simulator } from '@certq/simulator';
 import { startWorker, type WorkerHandle } from '@certq/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
+import {
+  createTestEnv,
+  startTestApi,
+  type TestApi,
+  type TestEnv,
+  uniqueDomain,
+} from '../apps/api/test/helpers';
 
 let env: TestEnv;
 let api: TestApi;
 let sim: Simulator;
 let worker: WorkerHandle;
+/** Where the API process is told httpsok lives: any request it receives is a bug (the API never calls httpsok). */
+let tripwire: Server;
+const tripwireHits: string[] = [];
 
 /**
  * The whole system over real HTTP: an order placed with the API is verified, applied and polled by
@@ -23,7 +34,13 @@ beforeAll(async () => {
   sim = createSimulator({ issueSeconds: 12 });
   const simUrl = await sim.listen();
   const upstream = { HTTPSOK_BASE_URL: simUrl, HTTPSOK_API_KEY: 'e2e-operator-key' };
-  api = await startTestApi(env, { env: upstream });
+  tripwire = createServer((req, res) => {
+    tripwireHits.push(`${req.method} ${req.url}`);
+    res.end();
+  });
+  await new Promise<void>((resolve) => tripwire.listen(0, '127.0.0.1', resolve));
+  const tripwireUrl = `http://127.0.0.1:${(tripwire.address() as AddressInfo).port}`;
+  api = await startTestApi(env, { env: { ...upstream, HTTPSOK_BASE_URL: tripwireUrl } });
   const config = loadConfig({
     ...upstream,
     DATABASE_URL: env.database.url,
@@ -42,6 +59,7 @@ afterAll(async () => {
   await worker?.close();
   await api?.close();
   await sim?.close();
+  tripwire?.close();
   await env?.close();
 });
 
@@ -70,8 +88,10 @@ describe('end to end', () => {
     expect(order).toMatchObject({ progress: 100, lastError: null });
     expect(order.applyId).toMatch(/^\d+$/);
     expect(order.dns.map((d: { domain: string }) => d.domain).sort()).toEqual([...domains].sort());
-    // Issued by the callback's re-fetch, well before the next scheduled poll (a minute later).
+    // Issued by the poll the callback brought forward (the worker's), well before the next scheduled
+    // poll a minute later; the API process itself sent nothing upstream.
     const stats = sim.stats();
+    expect(tripwireHits).toEqual([]);
     expect(stats.get).toBe(2);
     expect(stats.callbacks).toBe(1);
     expect(stats.tooFrequent).toBe(0);
@@ -112,6 +132,7 @@ describe('end to end', () => {
     const after = await api.tenantRequest(tenant.token, 'GET', `/v1/certificates/${order.certificateId}`);
     expect(after.body.certificatePem).toBe(certificate.body.certificatePem);
     expect(sim.stats().get).toBe(2);
+    expect(tripwireHits).toEqual([]);
 
     // Another tenant sees none of it.
     const other = await api.createTenant();

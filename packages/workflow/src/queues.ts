@@ -1,4 +1,4 @@
-import { isActive, QUEUE_NAMES, STAGE_OF, type Stage, type StageJobData, stageJobId } from '@certq/core';
+import { isActive, QUEUE_NAMES, STAGE_OF, type Stage, type StageJob, stageJobId } from '@certq/core';
 import type { Order } from '@certq/db';
 import { type ConnectionOptions, type JobsOptions, Queue } from 'bullmq';
 
@@ -22,12 +22,12 @@ export interface WebhookJobData {
 
 export interface Queues {
   prefix: string;
-  verify: Queue<StageJobData>;
-  apply: Queue<StageJobData>;
-  poll: Queue<StageJobData>;
+  verify: Queue<StageJob>;
+  apply: Queue<StageJob>;
+  poll: Queue<StageJob>;
   /** Webhook deliveries (see webhooks/). Not one of the stage queues: `all()` leaves it out. */
   webhooks: Queue<WebhookJobData>;
-  stage(stage: Stage): Queue<StageJobData>;
+  stage(stage: Stage): Queue<StageJob>;
   /** The stage queues. */
   all(): Queue[];
   close(): Promise<void>;
@@ -57,7 +57,7 @@ export function createQueues(
   options: { webhookRetry?: WebhookRetryOptions } = {},
 ): Queues {
   const make = (name: string) =>
-    new Queue<StageJobData>(name, { connection, prefix, defaultJobOptions: STAGE_JOB_OPTIONS });
+    new Queue<StageJob>(name, { connection, prefix, defaultJobOptions: STAGE_JOB_OPTIONS });
   const queues = {
     verify: make(QUEUE_NAMES.verify),
     apply: make(QUEUE_NAMES.apply),
@@ -87,7 +87,7 @@ export function stageJobFor(order: Order, now: Date) {
   return {
     stage,
     name: stage,
-    data: { orderId: order.id, run: order.attempts } satisfies StageJobData,
+    data: { orderId: order.id, run: order.attempts } satisfies StageJob,
     opts: {
       jobId: stageJobId(stage, order.id, order.attempts),
       delay: Math.max(0, order.nextAttemptAt.getTime() - now.getTime()),
@@ -106,7 +106,7 @@ export async function enqueueOrders(
   orders: readonly Order[],
   now = new Date(),
 ): Promise<void> {
-  const byStage = new Map<Stage, { name: string; data: StageJobData; opts: JobsOptions }[]>();
+  const byStage = new Map<Stage, { name: string; data: StageJob; opts: JobsOptions }[]>();
   for (const order of orders) {
     const job = stageJobFor(order, now);
     if (!job) continue;

@@ -6,7 +6,7 @@ import { startWorker, type WorkerHandle } from '@certq/worker';
 import { and, eq, inArray } from 'drizzle-orm';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv } from './helpers';
+import { createTestEnv, startTestApi, type TestApi, type TestEnv } from '../apps/api/test/helpers';
 
 const DAY = 86_400_000;
 

@@ -1,0 +1,44 @@
+import type { OrderStatus, StageJob } from '@certq/core';
+import { findOrder, lockOrder, type Order, type Transaction, takeRecordedWebhookDeliveries } from '@certq/db';
+import type { WorkerContext } from '../context';
+import { enqueueWebhooksAfterCommit } from '../webhooks/delivery';
+import { done, type Outcome } from './outcome';
+
+/** Loads the order and says whether this job still drives it (right status, same run). */
+export async function loadForStage(
+  ctx: WorkerContext,
+  job: StageJob,
+  status: OrderStatus,
+): Promise<{ order: Order } | { stale: Outcome }> {
+  const order = await findOrder(ctx.db, job.orderId);
+  if (!order) return { stale: done('stale', 'order not found') };
+  if (order.status !== status || order.attempts !== job.run) {
+    // The order moved on (or was retried): its current stage is queued (`next`), this job lets go.
+    // This also heals a crash between committing a transition and enqueueing the next job.
+    return { stale: done('stale', `order is ${order.status} run ${order.attempts}`, order) };
+  }
+  return { order };
+}
+
+/**
+ * Runs `fn` on the order locked in a transaction, only if it is still in `status` for this run.
+ * Webhook outbox rows the transaction wrote (transitionOrder's issued/failed events) are enqueued once
+ * it has committed.
+ */
+export async function withLockedOrder<T>(
+  ctx: WorkerContext,
+  job: StageJob,
+  status: OrderStatus,
+  fn: (tx: Transaction, order: Order) => Promise<T>,
+): Promise<T | undefined> {
+  let outbox: string[] = [];
+  const result = await ctx.db.transaction(async (tx) => {
+    const order = await lockOrder(tx, job.orderId);
+    if (!order || order.status !== status || order.attempts !== job.run) return undefined;
+    const value = await fn(tx, order);
+    outbox = takeRecordedWebhookDeliveries(tx);
+    return value;
+  });
+  await enqueueWebhooksAfterCommit(ctx, outbox);
+  return result;
+}

@@ -1,0 +1,33 @@
+export { type CallbackResult, nudgeFromCallback } from './callbacks';
+export { DEFAULT_ENQUEUE_TIMEOUT_MS, type EnqueueLogger, enqueueSafely, withTimeout } from './enqueue';
+export { isWorkflowError, WorkflowError, type WorkflowErrorCode } from './errors';
+export {
+  assertTenantsExist,
+  type CreateOrderResult,
+  cancelOrder,
+  createOrder,
+  createOrders,
+  type OrderDeps,
+  retryOrder,
+} from './orders';
+export {
+  createQueues,
+  enqueueOrders,
+  type Queues,
+  STAGE_JOB_OPTIONS,
+  stageJobFor,
+  WEBHOOK_RETRY_DEFAULTS,
+  type WebhookJobData,
+  type WebhookRetryOptions,
+  webhookJobOptions,
+} from './queues';
+export {
+  getRenewalBatch,
+  type RenewalBatchProgress,
+  type RenewalBatchResult,
+  type RenewalRequest,
+  type RenewalSelection,
+  requestRenewals,
+} from './renewals/batch';
+export { MAX_JOB_PRIORITY, RenewalBacklog, renewalPriority, spreadNotBefore } from './renewals/priority';
+export { ANALYZE_EVERY_BATCHES, freshenOrderStatistics } from './renewals/statistics';

@@ -1,0 +1,17 @@
+import type { Queryable } from '@certq/db';
+import { sql } from 'drizzle-orm';
+
+/** Re-ANALYZE `orders` after this many batches that created orders (see freshenOrderStatistics). */
+export const ANALYZE_EVERY_BATCHES = 5;
+
+/**
+ * The "no active order" anti-join is planned from the statistics of `orders.status`. Taken while few
+ * orders were active (before a mass renewal), they make the planner compare every certificate with
+ * every active order (a materialised scan of them, or a scan of the other partial index) instead of
+ * probing orders_one_active_per_domain_set — fine at 100 active orders, quadratic at 10,000. So the
+ * scan refreshes them (sample-based, tens of ms) when it starts and every few batches while it inserts
+ * thousands; SKIP_LOCKED: if autovacuum is at it already, that will do.
+ */
+export async function freshenOrderStatistics(db: Queryable): Promise<void> {
+  await db.execute(sql`analyze (skip_locked) orders`);
+}
