@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { findBinary, freePort, redisAnswers, uidGid } from './probes';
+import { findBinary, freePort, redisAnswers, uidGid } from '../probes';
 
 /**
  * Private servers on loopback for tests and benchmarks that need more than the shared Postgres and
