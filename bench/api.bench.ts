@@ -34,6 +34,15 @@ async function serveRole(role: string): Promise<void> {
     });
     url = api.url;
     close = api.close;
+  } else if (role === 'minimal') {
+    const { buildMinimalEnqueue } = await import('./baselines/minimal-enqueue');
+    const app = await buildMinimalEnqueue({
+      databaseUrl: process.env.DATABASE_URL!,
+      redisUrl: process.env.REDIS_URL!,
+      prefix: `${process.env.REDIS_PREFIX}-minimal`,
+    });
+    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    close = () => app.close();
   } else {
     const { default: Fastify } = await import('fastify');
     const app = Fastify({ logger: false });
@@ -56,7 +65,7 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(which: 'api' | 'bare', env: Record<string, string>): Promise<Server> {
+async function startServer(which: 'api' | 'bare' | 'minimal', env: Record<string, string>): Promise<Server> {
   const self = fileURLToPath(import.meta.url);
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', self, `${SERVE_FLAG}${which}`], {
     env: { ...process.env, ...env },
@@ -97,6 +106,7 @@ interface CannonRequest {
   method?: string;
   path?: string;
   body?: string;
+  headers?: Record<string, string>;
   setupRequest?: (request: CannonRequest) => CannonRequest;
 }
 type Autocannon = (options: Record<string, unknown>) => Promise<CannonResult>;
@@ -215,6 +225,25 @@ export async function run(): Promise<BenchRow[]> {
       },
     ]);
 
+    // The idempotency path: every request a new order under its own Idempotency-Key.
+    let k = 0;
+    const postIdempotent = await load(api.url, token, [
+      {
+        method: 'POST',
+        path: '/v1/orders',
+        setupRequest: (req) => ({
+          ...req,
+          headers: {
+            ...req.headers,
+            'content-type': 'application/json',
+            authorization: `Bearer ${token}`,
+            'idempotency-key': `bench-${k++}-${randomBytes(4).toString('hex')}`,
+          },
+          body: nextOrder('idem'),
+        }),
+      },
+    ]);
+
     // GET /v1/orders/{id} under load, over a few hundred orders.
     const seeded = await call(
       api.url,
@@ -249,6 +278,23 @@ export async function run(): Promise<BenchRow[]> {
     }
     bulk.sort((a, b) => a - b);
     await api.stop();
+
+    // The fair anchor: the minimal enqueue route (token lookup, one transaction, one BullMQ add) on
+    // the same database and Redis, same load, same token.
+    const minimalServer = await startServer('minimal', {
+      DATABASE_URL: environment.databaseUrl,
+      REDIS_URL: environment.redisUrl,
+      REDIS_PREFIX: environment.prefix,
+    });
+    servers.push(minimalServer);
+    const minimal = await load(minimalServer.url, token, [
+      {
+        method: 'POST',
+        path: '/v1/orders',
+        setupRequest: (req) => ({ ...req, body: nextOrder('minimal') }),
+      },
+    ]);
+    await minimalServer.stop();
 
     // The ceiling: bare Fastify, same load.
     const bareServer = await startServer('bare', {});
@@ -299,6 +345,46 @@ export async function run(): Promise<BenchRow[]> {
         unit: 'count',
         goal: '0',
         met: failures(post) === 0,
+      },
+      {
+        suite: SUITE,
+        metric: `POST /v1/orders + Idempotency-Key, ${CONNECTIONS} conns: throughput`,
+        value: postIdempotent.requests.average,
+        unit: 'req/s',
+      },
+      {
+        suite: SUITE,
+        metric: 'POST /v1/orders + Idempotency-Key: failed requests',
+        value: failures(postIdempotent),
+        unit: 'count',
+        goal: '0',
+        met: failures(postIdempotent) === 0,
+      },
+      {
+        suite: SUITE,
+        metric: `minimal enqueue route, ${CONNECTIONS} conns: throughput`,
+        value: minimal.requests.average,
+        unit: 'req/s',
+      },
+      {
+        suite: SUITE,
+        metric: 'minimal enqueue route: failed requests',
+        value: failures(minimal),
+        unit: 'count',
+      },
+      {
+        suite: SUITE,
+        metric: 'POST /v1/orders / minimal enqueue route',
+        value: post.requests.average / minimal.requests.average,
+        unit: 'x',
+        goal: '>= 0.8',
+        met: post.requests.average / minimal.requests.average >= 0.8,
+      },
+      {
+        suite: SUITE,
+        metric: 'POST + Idempotency-Key / minimal enqueue route',
+        value: postIdempotent.requests.average / minimal.requests.average,
+        unit: 'x',
       },
       {
         suite: SUITE,

@@ -6,7 +6,7 @@ import { createApiLogger, type RunningApi, startApi } from '@certq/api';
 import { type Config, ConfigError, loadConfig } from '@certq/core';
 import { migrate } from '@certq/db';
 import { createSimulator, loadSimulatorOptions, type Simulator } from '@certq/simulator';
-import { createWorkerMetrics, startWorker, type WorkerHandle } from '@certq/worker';
+import { createWorkerMetrics, startMetricsServer, startWorker, type WorkerHandle } from '@certq/worker';
 import type { Logger } from 'pino';
 import {
   isPortFree,
@@ -18,7 +18,6 @@ import {
   startPrivatePostgres,
   startPrivateRedis,
 } from './local-services';
-import { startMetricsServer } from './metrics-server';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_DATA_DIR = join(REPO_ROOT, '.certq');
@@ -312,7 +311,12 @@ export async function launch(options: LaunchOptions = {}): Promise<Launched> {
     cleanups.push(() => worker.close());
     let workerMetricsUrl: string | undefined;
     if (env.WORKER_METRICS_PORT) {
-      const server = await startMetricsServer(metrics.registry, config.WORKER_METRICS_PORT, '127.0.0.1');
+      const server = await startMetricsServer({
+        registry: metrics.registry,
+        port: config.WORKER_METRICS_PORT,
+        host: '127.0.0.1',
+        config,
+      });
       cleanups.push(() => server.close());
       workerMetricsUrl = `${server.url}/metrics`;
     }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApiMetrics } from '@certq/api';
+import { createApiMetrics, type Stats } from '@certq/api';
 import type { Database } from '@certq/db';
 import { createWorkerMetrics } from '@certq/worker';
 import type { Queue } from 'bullmq';
@@ -56,7 +56,7 @@ function fakeApiSources() {
   const db = {
     async execute(query: unknown) {
       const text = JSON.stringify(query);
-      if (text.includes('group by status')) return { rows: [{ status: 'issued', n: 3 }] };
+      if (text.includes('min(not_after))::float8')) return { rows: [{ tenant_id: 't1', expires: 1 }] };
       if (text.includes('not_after)::float8')) {
         return {
           rows: [{ id: 'c1', tenant_id: 't1', domain: 'example.com', expires: Date.now() / 1000 + 86400 }],
@@ -71,14 +71,27 @@ function fakeApiSources() {
       return { waiting: 2, active: 1, delayed: 4 };
     },
   } as unknown as Queue;
-  return { db, queues: () => [queue] };
+  const stats = async (): Promise<Stats> => ({
+    orders: { byStatus: { issued: 3 }, byTenant: [] },
+    certificates: {
+      current: 1,
+      byDaysToExpiry: { expired: 0, '0-7': 1, '8-30': 0, '31-60': 0, '61+': 0 },
+      soonestExpiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+      renewalsDue: 1,
+    },
+    failures: [],
+    dnsWaiting: { byStatus: {} },
+    generatedAt: new Date().toISOString(),
+  });
+  // Every optional family switched on, so the dashboards may reference any of them.
+  return { db, queues: () => [queue], stats, tenantLabels: true, certificateWindowDays: 30 };
 }
 
 async function exportedFamilies(): Promise<{ texts: string[]; families: Map<string, Family> }> {
   const worker = createWorkerMetrics();
   worker.jobDuration.observe({ stage: 'verify' }, 0.1);
   worker.upstreamRequests.inc({ endpoint: 'dv', outcome: 'ok' });
-  const api = createApiMetrics({ ...fakeApiSources(), renewBeforeDays: 30 });
+  const api = createApiMetrics(fakeApiSources());
   const texts = [await worker.registry.metrics(), await api.registry.metrics()];
   const families = new Map<string, Family>();
   // Two processes, two expositions: parse each on its own.

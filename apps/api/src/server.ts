@@ -1,8 +1,7 @@
-import { type Config, secretBoxFromConfig } from '@certq/core';
+import { type Config, createRedisConnection, secretBoxFromConfig } from '@certq/core';
 import { createDb, migrate } from '@certq/db';
 import { createQueues } from '@certq/workflow';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { buildApp, createApiLogger } from './app';
 import type { ApiDeps } from './deps';
@@ -43,16 +42,23 @@ export async function startApi(options: StartApiOptions): Promise<RunningApi> {
   const logger = options.logger === undefined ? createApiLogger(config.LOG_LEVEL) : options.logger;
   if (options.migrate) await migrate(databaseUrl);
 
-  const db = createDb(databaseUrl, { applicationName: 'certq-api', max: config.DATABASE_POOL_SIZE });
+  const db = createDb(databaseUrl, {
+    applicationName: 'certq-api',
+    max: config.DATABASE_POOL_SIZE,
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+  });
   // Rate limiting and readiness: fail fast rather than queue commands while Redis is away.
-  const redis = new Redis(redisUrl, {
+  const redis = createRedisConnection(redisUrl, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     connectTimeout: 2000,
     commandTimeout: 1000,
   });
   // Producers only (no blocking commands): fail fast too; enqueueSafely bounds the wait anyway.
-  const queueRedis = new Redis(redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: false });
+  const queueRedis = createRedisConnection(redisUrl, {
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: false,
+  });
   const quiet = () => {}; // connection errors surface in /readyz and in enqueue warnings
   redis.on('error', quiet);
   queueRedis.on('error', quiet);

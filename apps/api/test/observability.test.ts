@@ -1,12 +1,17 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Stats, StatsSnapshot } from '../src/observability/stats';
 import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
 
 let env: TestEnv;
 let api: TestApi;
+const METRICS_TOKEN = `metrics-${randomBytes(12).toString('hex')}`;
+const scrape = () => api.request('GET', '/metrics', { token: METRICS_TOKEN });
 
 beforeAll(async () => {
   env = await createTestEnv();
-  api = await startTestApi(env);
+  // A snapshot read at every request, so counts move at once (the cached default is tested below).
+  api = await startTestApi(env, { env: { METRICS_TOKEN, STATS_MAX_AGE_MS: '0' } });
 });
 afterAll(async () => {
   await api?.close();
@@ -69,7 +74,7 @@ const value = (samples: Sample[], name: string, labels: Record<string, string>) 
 
 describe('GET /metrics', () => {
   it('is valid exposition text with certq metrics that move as orders flow', async () => {
-    const before = parseExposition((await api.request('GET', '/metrics')).text);
+    const before = parseExposition((await scrape()).text);
     for (const family of [
       'certq_queue_jobs',
       'certq_orders',
@@ -86,7 +91,7 @@ describe('GET /metrics', () => {
         (await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains: [uniqueDomain()] })).status,
       ).toBe(202);
     }
-    const res = await api.request('GET', '/metrics');
+    const res = await scrape();
     expect(res.headers.get('content-type')).toContain('text/plain');
     const after = parseExposition(res.text).samples;
     expect(value(after, 'certq_orders', { status: 'verifying' })).toBe(verifyingBefore + 3);
@@ -101,6 +106,130 @@ describe('GET /metrics', () => {
     expect(routes).toContain('/v1/orders');
     expect(routes.some((r) => r?.includes(tenant.id))).toBe(false);
     expect(res.text).not.toContain(tenant.token);
+  });
+
+  it('answers only to METRICS_TOKEN or the operator token', async () => {
+    const anonymous = await api.request('GET', '/metrics');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.error.code).toBe('unauthorized');
+    expect(anonymous.text).not.toContain('certq_orders');
+    const tenant = await api.createTenant();
+    expect((await api.request('GET', '/metrics', { token: tenant.token })).status).toBe(401);
+    expect((await api.request('GET', '/metrics', { token: `${METRICS_TOKEN}x` })).status).toBe(401);
+    expect((await scrape()).status).toBe(200);
+    expect((await api.adminRequest('GET', '/metrics')).status).toBe(200);
+  });
+
+  it('carries no tenant data in labels by default, and a bounded set of series', async () => {
+    const tenant = await api.createTenant('labels-tenant');
+    const domain = uniqueDomain('labels');
+    await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains: [domain] });
+    // A current certificate of that tenant, expiring tomorrow.
+    await env.handle.pool.query(
+      `insert into certificates (tenant_id, order_id, domains, domains_key, apply_id, algorithm, ca,
+         not_before, not_after, fingerprint, certificate_pem, private_key_sealed)
+       select tenant_id, id, domains, domains_key, 'a1', algorithm, ca, now(), now() + interval '1 day',
+         'fp', 'pem', 'sealed' from orders where tenant_id = $1`,
+      [tenant.id],
+    );
+    const res = await scrape();
+    expect(res.status).toBe(200);
+    expect(res.text).not.toContain(tenant.id);
+    expect(res.text).not.toContain(domain);
+    const { samples } = parseExposition(res.text);
+    expect(value(samples, 'certq_certificates', { expires_in_days: '0-7' })).toBeGreaterThanOrEqual(1);
+    const soonest = value(samples, 'certq_certificate_soonest_expiration_timestamp_seconds', {});
+    expect(soonest).toBeLessThanOrEqual(Date.now() / 1000 + 86_400 + 1);
+    expect(samples.some((s) => s.name === 'certq_certificate_expiration_timestamp_seconds')).toBe(false);
+  });
+
+  it('per-certificate series only inside METRICS_CERTIFICATE_WINDOW_DAYS, tenant labels only when asked', async () => {
+    const windowed = await startTestApi(env, {
+      env: {
+        METRICS_TOKEN,
+        STATS_MAX_AGE_MS: '0',
+        METRICS_CERTIFICATE_WINDOW_DAYS: '7',
+        METRICS_TENANT_LABELS: 'true',
+      },
+    });
+    try {
+      const tenant = await api.createTenant('window-tenant');
+      for (const days of [2, 40]) {
+        await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains: [uniqueDomain(`w${days}`)] });
+        await env.handle.pool.query(
+          `insert into certificates (tenant_id, order_id, domains, domains_key, apply_id, algorithm, ca,
+             not_before, not_after, fingerprint, certificate_pem, private_key_sealed)
+           select tenant_id, id, domains, domains_key, 'a1', algorithm, ca, now(), now() + make_interval(days => $2),
+             'fp', 'pem', 'sealed' from orders o where tenant_id = $1
+             and not exists (select 1 from certificates c where c.order_id = o.id)`,
+          [tenant.id, days],
+        );
+      }
+      const { rows } = await env.handle.pool.query(
+        'select id, not_after from certificates where tenant_id = $1 order by not_after',
+        [tenant.id],
+      );
+      const res = await windowed.request('GET', '/metrics', { token: METRICS_TOKEN });
+      const perCertificate = parseExposition(res.text).samples.filter(
+        (s) => s.name === 'certq_certificate_expiration_timestamp_seconds',
+      );
+      const ids = perCertificate.map((s) => s.labels.certificate_id);
+      expect(ids).toContain(rows[0].id);
+      expect(ids).not.toContain(rows[1].id);
+      expect(perCertificate.find((s) => s.labels.certificate_id === rows[0].id)?.labels.tenant_id).toBe(
+        tenant.id,
+      );
+    } finally {
+      await windowed.close();
+    }
+  });
+});
+
+describe('stats snapshot', () => {
+  const stats = (n: number) => ({ generatedAt: String(n) }) as unknown as Stats;
+
+  it('is reused while fresh, refreshed in the background when stale, awaited when older than twice the age', async () => {
+    let now = 0;
+    let computed = 0;
+    let release: (() => void) | undefined;
+    const snapshot = new StatsSnapshot(
+      async () => {
+        computed++;
+        if (computed === 2) await new Promise<void>((r) => (release = r));
+        return stats(computed);
+      },
+      1000,
+      () => {},
+      () => now,
+    );
+    expect((await snapshot.get()).generatedAt).toBe('1');
+    now = 999;
+    expect((await snapshot.get()).generatedAt).toBe('1');
+    // Stale: the old snapshot at once, one refresh in the background however many ask.
+    now = 1500;
+    expect((await snapshot.get()).generatedAt).toBe('1');
+    expect((await snapshot.get()).generatedAt).toBe('1');
+    expect(computed).toBe(2);
+    release!();
+    await new Promise((r) => setImmediate(r));
+    expect((await snapshot.get()).generatedAt).toBe('2');
+    // Too old to serve: the request waits for a fresh one.
+    now = 1500 + 2001;
+    expect((await snapshot.get()).generatedAt).toBe('3');
+  });
+
+  it('GET /v1/stats is served from the snapshot by default (STATS_MAX_AGE_MS)', async () => {
+    const cached = await startTestApi(env);
+    try {
+      const first = await cached.adminRequest('GET', '/v1/stats');
+      const tenant = await api.createTenant();
+      await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains: [uniqueDomain()] });
+      const second = await cached.adminRequest('GET', '/v1/stats');
+      expect(second.body.generatedAt).toBe(first.body.generatedAt);
+      expect(second.body.orders.byStatus).toEqual(first.body.orders.byStatus);
+    } finally {
+      await cached.close();
+    }
   });
 });
 

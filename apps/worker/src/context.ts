@@ -67,8 +67,9 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
   const sealedKeys = new Map<string, { sealed: string | null; at: number }>();
   const hooks = {
     // Polls take their rate-limit token before claiming the poll slot in Postgres (see tasks/poll.ts),
-    // so the request leaves right after the claim; every other call waits here.
-    beforeRequest: (endpoint: string) => (endpoint === 'getApply' ? undefined : limiter.acquire()),
+    // so the request leaves right after the claim; every other call waits here, an apply before a verify.
+    beforeRequest: (endpoint: string) =>
+      endpoint === 'getApply' ? undefined : limiter.acquire(endpoint === 'apply' ? 'apply' : 'verify'),
     onResponse: (info: { endpoint: string; outcome: string; errorKind?: string; durationMs: number }) => {
       metrics.upstreamRequests.inc({
         endpoint: info.endpoint,

@@ -1,10 +1,11 @@
 // The worker process (see main.ts). Exported for the launcher (scripts/), benchmarks and tests; the
 // workflow both processes share lives in @certq/workflow, not here.
 export { createWorkerContext, type WorkerContext, type WorkerContextOptions } from './context';
-export { createUpstreamLimiter, type UpstreamLimiter } from './limiter';
+export { createUpstreamLimiter, type UpstreamLimiter, type UpstreamUse } from './limiter';
 export { createLogger } from './logger';
 export { type Maintenance, RENEWAL_SCAN_SCHEDULER, startMaintenance } from './maintenance';
 export { createWorkerMetrics, type WorkerMetrics } from './metrics';
+export { type MetricsServer, startMetricsServer } from './metrics-server';
 export {
   explainRenewalScan,
   renewalCandidatesQuery,

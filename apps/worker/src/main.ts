@@ -1,7 +1,7 @@
-import { createServer } from 'node:http';
 import { ConfigError, loadConfig } from '@certq/core';
 import { createLogger } from './logger';
 import { createWorkerMetrics } from './metrics';
+import { startMetricsServer } from './metrics-server';
 import { startWorker } from './runner';
 
 let config: ReturnType<typeof loadConfig>;
@@ -15,21 +15,17 @@ const logger = createLogger(config.LOG_LEVEL);
 const metrics = createWorkerMetrics();
 const handle = await startWorker({ config, logger, metrics });
 
-const metricsPort = config.WORKER_METRICS_PORT;
+// Bound like the API (HOST), never wider; /metrics needs METRICS_TOKEN or the operator token.
 const server =
-  metricsPort > 0
-    ? createServer(async (req, res) => {
-        if (req.url === '/metrics') {
-          res.setHeader('content-type', metrics.registry.contentType);
-          res.end(await metrics.registry.metrics());
-        } else if (req.url === '/healthz') {
-          res.end('ok');
-        } else {
-          res.statusCode = 404;
-          res.end();
-        }
-      }).listen(metricsPort, () => logger.info({ port: metricsPort }, 'worker metrics listening'))
+  config.WORKER_METRICS_PORT > 0
+    ? await startMetricsServer({
+        registry: metrics.registry,
+        port: config.WORKER_METRICS_PORT,
+        host: config.HOST,
+        config,
+      })
     : undefined;
+if (server) logger.info({ url: server.url }, 'worker metrics listening');
 
 let stopping = false;
 const stop = (signal: string) => {

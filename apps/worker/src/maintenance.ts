@@ -1,5 +1,5 @@
 import { QUEUE_NAMES } from '@certq/core';
-import { purgeIdempotencyKeys } from '@certq/db';
+import { purgeExpiredRows, purgeIdempotencyKeys } from '@certq/db';
 import { type ConnectionOptions, Queue, Worker } from 'bullmq';
 import type { WorkerContext } from './context';
 import { scanRenewals } from './renewals/scanner';
@@ -25,7 +25,8 @@ export interface Maintenance {
  * Periodic housekeeping on the maintenance queue: a BullMQ job scheduler adds a `renewal-scan` job
  * every RENEW_SCAN_INTERVAL_MS (every worker upserts the same scheduler, so there is one schedule
  * however many run), and a Worker of concurrency 1 runs it: the renewal scan, then the
- * certificate.expiring notifications, then deleting idempotency keys older than a day. The scan's own advisory lock keeps two workers from scanning
+ * certificate.expiring notifications, then deleting idempotency keys older than a day, then the
+ * retention sweep (RETENTION_DAYS, CERTIFICATE_RETENTION_DAYS; see `purgeExpiredRows`). The scan's own advisory lock keeps two workers from scanning
  * at once even if jobs overlap (a manual trigger, a slow scan).
  */
 export async function startMaintenance(
@@ -53,7 +54,12 @@ export async function startMaintenance(
       const scan = await scanRenewals(ctx);
       const expiring = await notifyExpiring(ctx);
       const idempotencyKeysPurged = await purgeIdempotencyKeys(ctx.db, ctx.clock.now());
-      return { ...scan, expiringNotified: expiring.recorded, idempotencyKeysPurged };
+      const purged = await purgeExpiredRows(ctx.db, ctx.clock.now(), {
+        retentionDays: ctx.config.RETENTION_DAYS,
+        certificateRetentionDays: ctx.config.CERTIFICATE_RETENTION_DAYS,
+        batchSize: ctx.config.RETENTION_BATCH_SIZE,
+      });
+      return { ...scan, expiringNotified: expiring.recorded, idempotencyKeysPurged, purged };
     },
     {
       connection: options.connection,

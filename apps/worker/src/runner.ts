@@ -1,10 +1,17 @@
-import { type Clock, type Config, type ResolveAll, type SecretBox, secretBoxFromConfig } from '@certq/core';
+import {
+  type Clock,
+  type Config,
+  createRedisConnection,
+  type ResolveAll,
+  type SecretBox,
+  secretBoxFromConfig,
+} from '@certq/core';
 import { createDb } from '@certq/db';
 import type { DnsResolver } from '@certq/dns';
 import { createQueues, WEBHOOK_RETRY_DEFAULTS } from '@certq/workflow';
 import type { Worker } from 'bullmq';
 import { sql } from 'drizzle-orm';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createWorkerContext, type WorkerContext } from './context';
 import { createDatabaseGate, type DatabaseGate } from './db-gate';
@@ -82,8 +89,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const db = createDb(config.DATABASE_URL, {
     max: config.DATABASE_POOL_SIZE,
     applicationName: 'certq-worker',
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   });
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const redis = createRedisConnection(config.REDIS_URL, { maxRetriesPerRequest: null });
   redis.on('error', (error) => logger.error({ err: error }, 'redis error'));
   await checkRedis(redis, logger);
   const queues = createQueues(redis, config.REDIS_PREFIX, {

@@ -1,9 +1,18 @@
 import { z } from 'zod';
 import { UPSTREAM_FLOOR_MS } from './backoff';
+import { isRedisClusterUrl } from './redis';
 import { parseResolvers } from './resolvers';
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
+const _bool = (fallback: boolean) =>
+  z.preprocess(
+    emptyAsUndefined,
+    z
+      .enum(['true', 'false'])
+      .default(fallback ? 'true' : 'false')
+      .transform((v) => v === 'true'),
+  );
 const int = (fallback: number) => z.preprocess(emptyAsUndefined, z.coerce.number().int().default(fallback));
 const bool = (fallback: boolean) =>
   z.preprocess(
@@ -41,12 +50,20 @@ export function parseTrustProxy(
 export const configSchema = z.object({
   DATABASE_URL: optionalString,
   REDIS_URL: optionalString,
+  /**
+   * Prefix of every Redis key certq writes. On a Redis Cluster (`redis+cluster://` in REDIS_URL) it
+   * must contain one hash tag (`{certq}`, the default there), so every key lands in one slot.
+   */
   REDIS_PREFIX: z.preprocess(
     emptyAsUndefined,
     z
       .string()
-      .regex(/^[A-Za-z0-9_.-]+$/)
-      .default('certq'),
+      .regex(
+        /^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$/,
+        'letters, digits, _ . - and at most one {hash tag}',
+      )
+      .refine((v) => v.length > 0, 'must not be empty')
+      .optional(),
   ),
   HTTPSOK_BASE_URL: z.preprocess(emptyAsUndefined, z.string().url().default('https://openapi.httpsok.com')),
   HTTPSOK_API_KEY: optionalString,
@@ -94,6 +111,11 @@ export const configSchema = z.object({
    * Postgres connections per process. Tasks hold one only between upstream calls, never across one,
    * so a few serve many concurrent jobs; mind the server's max_connections times the replicas.
    */
+  /**
+   * `false` behind PgBouncer in transaction mode older than 1.21 (or without max_prepared_statements):
+   * no named prepared statements, which such a pooler cannot carry across transactions.
+   */
+  DATABASE_PREPARED_STATEMENTS: bool(true),
   DATABASE_POOL_SIZE: int(10).pipe(z.number().min(1).max(500)),
   WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
   /**
@@ -108,6 +130,33 @@ export const configSchema = z.object({
   WORKER_STALLED_INTERVAL_MS: int(30_000).pipe(z.number().min(500)),
   WORKER_METRICS_PORT: int(9464).pipe(z.number().min(0).max(65535)),
   RECONCILE_INTERVAL_MS: int(60_000).pipe(z.number().min(1000)),
+  /**
+   * Bearer token Prometheus sends to `/metrics` (API and worker). Unset: `/metrics` answers only to
+   * the operator token (ADMIN_TOKEN). Never anonymous: metrics describe every tenant's workload.
+   */
+  METRICS_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z.string().min(16, 'must be at least 16 characters').optional(),
+  ),
+  /** `true` adds tenant ids to the per-tenant soonest-expiry series and domains to per-certificate ones. */
+  METRICS_TENANT_LABELS: bool(false),
+  /**
+   * Per-certificate expiry series (`certq_certificate_expiration_timestamp_seconds`) only for current
+   * certificates expiring within this many days, at most METRICS_CERTIFICATE_SERIES_MAX; 0: none.
+   */
+  METRICS_CERTIFICATE_WINDOW_DAYS: int(0).pipe(z.number().min(0).max(3650)),
+  METRICS_CERTIFICATE_SERIES_MAX: int(1000).pipe(z.number().min(1).max(100_000)),
+  /**
+   * `/v1/stats`, `/admin` and the API's Postgres gauges read one snapshot, recomputed in the
+   * background when older than this; 0 computes it at every request (small installations, tests).
+   */
+  STATS_MAX_AGE_MS: int(15_000).pipe(z.number().min(0)),
+  /** Finished orders' events and settled webhook deliveries are deleted after this many days. */
+  RETENTION_DAYS: int(90).pipe(z.number().min(1)),
+  /** Certificates no longer current are deleted this many days after they expire. */
+  CERTIFICATE_RETENTION_DAYS: int(90).pipe(z.number().min(0)),
+  /** Rows deleted per statement by the retention sweep (small batches keep locks and WAL bursts short). */
+  RETENTION_BATCH_SIZE: int(1000).pipe(z.number().min(1).max(100_000)),
   RATE_LIMIT_PER_MINUTE: int(600).pipe(z.number().min(1)),
   BODY_LIMIT_BYTES: int(16 * 1024 * 1024).pipe(z.number().min(1024)),
   /** Resolvers for certq's own DNS checks: comma-separated `ip` or `ip:port`; empty: the system's. */
@@ -150,7 +199,7 @@ export const configSchema = z.object({
   ),
 });
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = Omit<z.infer<typeof configSchema>, 'REDIS_PREFIX'> & { REDIS_PREFIX: string };
 
 export class ConfigError extends Error {
   constructor(readonly issues: { variable: string; message: string }[]) {
@@ -174,7 +223,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       })),
     );
   }
-  const config = parsed.data;
+  const parsedConfig = parsed.data;
+  const cluster = parsedConfig.REDIS_URL ? isRedisClusterUrl(parsedConfig.REDIS_URL) : false;
+  if (cluster && parsedConfig.REDIS_PREFIX !== undefined && !/\{.+\}/.test(parsedConfig.REDIS_PREFIX)) {
+    throw new ConfigError([
+      {
+        variable: 'REDIS_PREFIX',
+        message:
+          'must contain a hash tag such as {certq} on a Redis Cluster (BullMQ keeps each queue in one slot)',
+      },
+    ]);
+  }
+  const config = {
+    ...parsedConfig,
+    REDIS_PREFIX: parsedConfig.REDIS_PREFIX ?? (cluster ? '{certq}' : 'certq'),
+  };
   if (options.requireSecrets) {
     const missing = (['ADMIN_TOKEN', 'ENCRYPTION_KEY', 'DATABASE_URL', 'REDIS_URL'] as const).filter(
       (k) => !config[k],

@@ -19,7 +19,16 @@ export interface DbHandle {
 
 export function createDb(
   connectionString: string,
-  options: { max?: number; applicationName?: string } = {},
+  options: {
+    max?: number;
+    applicationName?: string;
+    /**
+     * false: every statement is sent unnamed (parsed per execution). PgBouncer in transaction mode
+     * before 1.21 (no max_prepared_statements) hands a session's named statements to whichever
+     * client runs next, so "prepared statement does not exist" / "already exists" would follow.
+     */
+    preparedStatements?: boolean;
+  } = {},
 ): DbHandle {
   const pool = new pg.Pool({
     connectionString,
@@ -36,6 +45,18 @@ export function createDb(
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });
+  if (options.preparedStatements === false) {
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((config: unknown, ...rest: unknown[]) => {
+        if (config && typeof config === 'object' && 'name' in config) {
+          const { name: _unnamed, ...unnamed } = config as Record<string, unknown>;
+          return query(unnamed, ...rest);
+        }
+        return query(config, ...rest);
+      }) as typeof client.query;
+    });
+  }
   const db = drizzle(pool, { schema });
   return { db, pool, close: () => pool.end() };
 }

@@ -135,6 +135,7 @@ export const orders = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
+  // Keyset indexes are DESC NULLS FIRST: Postgres's DESC, so `ORDER BY created_at DESC, id DESC` uses them.
   (t) => [
     // Written from core's active set (a test compares them with the migrated indexes in Postgres).
     // One tenant cannot have two active orders for the same certificate.
@@ -144,8 +145,12 @@ export const orders = pgTable(
     index('orders_active_by_next_attempt')
       .on(t.nextAttemptAt)
       .where(sql`${t.status} in (${sql.raw(ACTIVE_STATUS_SQL_LIST)})`),
-    index('orders_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
-    index('orders_by_created').on(t.createdAt.desc(), t.id.desc()),
+    index('orders_by_tenant_created').on(
+      t.tenantId,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    index('orders_by_created').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('orders_by_batch').on(t.renewalBatchId).where(sql`${t.renewalBatchId} is not null`),
     index('orders_domains_gin').using('gin', t.domains),
     // Console search: domain prefixes and "every name under" (LIKE on the joined names), see 0008.
@@ -222,7 +227,15 @@ export const certificates = pgTable(
       .on(t.tenantId, t.domainsKey)
       .where(sql`${t.isCurrent}`),
     index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
-    index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
+    index('certificates_by_tenant_created').on(
+      t.tenantId,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    index('certificates_current_by_created')
+      .on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.isCurrent}`),
+    index('certificates_history_by_expiry').on(t.notAfter, t.id).where(sql`not ${t.isCurrent}`),
     index('certificates_domains_gin').using('gin', t.domains),
     index('certificates_domains_key_trgm').using('gin', t.domainsKey.op('gin_trgm_ops')),
     index('certificates_current_by_tenant_expiry')
@@ -265,7 +278,12 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_pending_by_next_attempt')
       .on(t.nextAttemptAt, t.id)
       .where(sql`${t.status} = 'pending'`),
-    index('webhook_deliveries_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
+    index('webhook_deliveries_by_tenant_created').on(
+      t.tenantId,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    index('webhook_deliveries_settled_by_created').on(t.createdAt, t.id).where(sql`${t.status} <> 'pending'`),
   ],
 );
 
@@ -285,6 +303,7 @@ export const orderEvents = pgTable(
   },
   (t) => [
     index('order_events_by_order').on(t.orderId, t.id),
+    index('order_events_by_at').on(t.at, t.id),
     index('order_events_terminal_by_at')
       .on(t.at, t.toStatus)
       .where(sql`${t.toStatus} in ('issued', 'failed')`),

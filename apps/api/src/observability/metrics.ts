@@ -3,16 +3,35 @@ import type { Database } from '@certq/db';
 import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { EXPIRY_BUCKETS, type Stats } from './stats';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed', 'paused'] as const;
 
+export interface ApiMetricsOptions {
+  db: Database;
+  queues: () => Queue[];
+  /** The shared stats snapshot (see StatsSnapshot): orders by status, expiry buckets, renewals due. */
+  stats: () => Promise<Stats>;
+  /** Tenant ids and domains in labels (METRICS_TENANT_LABELS); default none. */
+  tenantLabels?: boolean;
+  /** Per-certificate series for current certificates expiring within this many days; 0: none. */
+  certificateWindowDays?: number;
+  /** Cap on per-certificate and per-tenant series (METRICS_CERTIFICATE_SERIES_MAX). */
+  seriesMax?: number;
+}
+
 /**
  * The API's Prometheus metrics. Counts that live in Postgres and Redis (orders by status, queue jobs,
- * certificate expiry) are read at scrape time, so every API replica reports the same truth and nothing
- * resets on restart; scrape one replica, or aggregate with max().
+ * certificate expiry) are read at scrape time — the Postgres ones from the stats snapshot — so every
+ * API replica reports the same truth and nothing resets on restart; scrape one replica, or aggregate
+ * with max(). The series count is bounded whatever the number of certificates: aggregates by
+ * default; per-tenant and per-certificate series only when a setting asks, and capped.
  */
-export function createApiMetrics(options: { db: Database; queues: () => Queue[]; renewBeforeDays: number }) {
+export function createApiMetrics(options: ApiMetricsOptions) {
   const registry = new Registry();
+  const seriesMax = options.seriesMax ?? 1000;
+  const windowDays = options.certificateWindowDays ?? 0;
+  const tenantLabels = options.tenantLabels ?? false;
   collectDefaultMetrics({ register: registry, prefix: 'certq_api_' });
   const httpDuration = new Histogram({
     name: 'certq_http_request_duration_seconds',
@@ -38,41 +57,36 @@ export function createApiMetrics(options: { db: Database; queues: () => Queue[];
   });
   new Gauge({
     name: 'certq_orders',
-    help: 'Orders by status (from Postgres).',
+    help: 'Orders by status (from Postgres, through the stats snapshot).',
     labelNames: ['status'] as const,
     registers: [registry],
     async collect() {
-      const { rows } = await options.db.execute<{ status: string; n: number }>(
-        sql`select status, count(*)::int as n from orders group by status`,
-      );
+      const stats = await options.stats();
       this.reset();
-      for (const status of ORDER_STATUSES)
-        this.set({ status }, rows.find((r) => r.status === status)?.n ?? 0);
+      for (const status of ORDER_STATUSES) this.set({ status }, stats.orders.byStatus[status] ?? 0);
     },
   });
-  // cert-manager's convention: one series per current certificate, its notAfter as a Unix timestamp.
   new Gauge({
-    name: 'certq_certificate_expiration_timestamp_seconds',
-    help: 'Expiry (notAfter) of each current certificate, as a Unix timestamp.',
-    labelNames: ['certificate_id', 'tenant_id', 'domain'] as const,
+    name: 'certq_certificates',
+    help: 'Current certificates by days left until expiry (expired, 0-7, 8-30, 31-60, 61+).',
+    labelNames: ['expires_in_days'] as const,
     registers: [registry],
     async collect() {
-      const { rows } = await options.db.execute<{
-        id: string;
-        tenant_id: string;
-        domain: string;
-        expires: number;
-      }>(
-        sql`select id, tenant_id, domains[1] as domain, extract(epoch from not_after)::float8 as expires
-            from certificates where is_current`,
-      );
+      const stats = await options.stats();
       this.reset();
-      for (const row of rows) {
-        this.set(
-          { certificate_id: row.id, tenant_id: row.tenant_id, domain: row.domain },
-          Number(row.expires),
-        );
-      }
+      for (const bucket of EXPIRY_BUCKETS)
+        this.set({ expires_in_days: bucket }, stats.certificates.byDaysToExpiry[bucket] ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'certq_certificate_soonest_expiration_timestamp_seconds',
+    help: 'notAfter of the current certificate that expires first, as a Unix timestamp (absent when none).',
+    registers: [registry],
+    async collect() {
+      const stats = await options.stats();
+      this.reset();
+      if (stats.certificates.soonestExpiresAt)
+        this.set(Date.parse(stats.certificates.soonestExpiresAt) / 1000);
     },
   });
   new Gauge({
@@ -80,12 +94,52 @@ export function createApiMetrics(options: { db: Database; queues: () => Queue[];
     help: 'Current certificates inside the renewal window (RENEW_BEFORE_DAYS) with no active order for their domain set.',
     registers: [registry],
     async collect() {
-      const { rows } = await options.db.execute<{ n: number }>(sql`
-        select count(*)::int as n from certificates c
-        where c.is_current and c.not_after <= now() + make_interval(days => ${options.renewBeforeDays})
-          and not exists (select 1 from orders o where o.tenant_id = c.tenant_id and o.domains_key = c.domains_key
-                          and o.status in ('verifying', 'applying', 'issuing'))`);
-      this.set(rows[0]?.n ?? 0);
+      this.set((await options.stats()).certificates.renewalsDue);
+    },
+  });
+  if (tenantLabels) {
+    new Gauge({
+      name: 'certq_tenant_certificate_soonest_expiration_timestamp_seconds',
+      help: 'Per tenant (the METRICS_CERTIFICATE_SERIES_MAX tenants expiring first), the notAfter of its current certificate that expires first.',
+      labelNames: ['tenant_id'] as const,
+      registers: [registry],
+      async collect() {
+        const { rows } = await options.db.execute<{ tenant_id: string; expires: number }>(sql`
+          select tenant_id, extract(epoch from min(not_after))::float8 as expires
+          from certificates where is_current group by tenant_id order by 2 limit ${seriesMax}`);
+        this.reset();
+        for (const row of rows) this.set({ tenant_id: row.tenant_id }, Number(row.expires));
+      },
+    });
+  }
+  // cert-manager's convention, bounded: one series per current certificate expiring within the
+  // window (soonest first, at most seriesMax), its notAfter as a Unix timestamp.
+  const perCertificateLabels = tenantLabels
+    ? (['certificate_id', 'tenant_id', 'domain'] as const)
+    : (['certificate_id'] as const);
+  new Gauge({
+    name: 'certq_certificate_expiration_timestamp_seconds',
+    help: 'Expiry (notAfter) of each current certificate expiring within METRICS_CERTIFICATE_WINDOW_DAYS (none by default), as a Unix timestamp.',
+    labelNames: perCertificateLabels,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (windowDays <= 0) return;
+      const { rows } = await options.db.execute<{
+        id: string;
+        tenant_id: string;
+        domain: string;
+        expires: number;
+      }>(sql`
+        select id, tenant_id, domains[1] as domain, extract(epoch from not_after)::float8 as expires
+        from certificates
+        where is_current and not_after <= now() + make_interval(days => ${windowDays})
+        order by not_after, id limit ${seriesMax}`);
+      for (const row of rows) {
+        const labels: Record<string, string> = { certificate_id: row.id };
+        if (tenantLabels) Object.assign(labels, { tenant_id: row.tenant_id, domain: row.domain });
+        this.set(labels, Number(row.expires));
+      }
     },
   });
   return { registry, httpDuration };

@@ -13,30 +13,52 @@ export const StatsSchema = z.object({
     current: z.number(),
     /** Current certificates by days left: expired, 0–7, 8–30, 31–60, 61+. */
     byDaysToExpiry: z.record(z.string(), z.number()),
+    /** notAfter of the current certificate that expires first; null when there is none. */
+    soonestExpiresAt: z.string().nullable(),
+    /** Current certificates inside RENEW_BEFORE_DAYS with no active order for their domain set. */
+    renewalsDue: z.number(),
   }),
   failures: z.array(z.object({ reason: z.string(), count: z.number() })),
   /** Domains of verifying orders by certq's own DNS check: pending, missing, wrong_target, caa_forbidden, lookup_failed, ok. */
   dnsWaiting: z
     .object({ byStatus: z.record(z.string(), z.number()) })
     .describe("domains of verifying orders by the local DNS check's status"),
+  /** When these counts were read from Postgres: they may be up to 2 × STATS_MAX_AGE_MS old. */
   generatedAt: z.string(),
 });
 export type Stats = z.infer<typeof StatsSchema>;
 
-/** The operator's view of the orders themselves, straight from Postgres (three grouped queries). */
-export async function collectStats(db: Database, now = new Date()): Promise<Stats> {
+export const EXPIRY_BUCKETS = ['expired', '0-7', '8-30', '31-60', '61+'] as const;
+
+/**
+ * The operator's view of the orders themselves, straight from Postgres: grouped scans, no per-row
+ * work in JavaScript. At a million orders and certificates this takes about a second (see
+ * `pnpm bench scale`), so requests read it through a `StatsSnapshot`, not directly.
+ */
+export async function collectStats(
+  db: Database,
+  options: { renewBeforeDays: number; now?: Date },
+): Promise<Stats> {
+  const now = options.now ?? new Date();
+  // Grouped by tenant id first (an index-friendly aggregate), names joined to the groups only.
   const byTenant = await db.execute<{ tenant_id: string; name: string; status: string; n: number }>(sql`
-    select o.tenant_id, t.name, o.status, count(*)::int as n
-    from orders o join tenants t on t.id = o.tenant_id
-    group by o.tenant_id, t.name, o.status order by t.name`);
-  const expiry = await db.execute<{ bucket: string; n: number }>(sql`
+    select g.tenant_id, t.name, g.status, g.n
+    from (select tenant_id, status, count(*)::int as n from orders group by tenant_id, status) g
+    join tenants t on t.id = g.tenant_id order by t.name, g.tenant_id`);
+  const expiry = await db.execute<{ bucket: string; n: number; soonest: string | null }>(sql`
     select case
       when not_after <= ${now} then 'expired'
       when not_after <= ${now}::timestamptz + interval '7 days' then '0-7'
       when not_after <= ${now}::timestamptz + interval '30 days' then '8-30'
       when not_after <= ${now}::timestamptz + interval '60 days' then '31-60'
-      else '61+' end as bucket, count(*)::int as n
+      else '61+' end as bucket, count(*)::int as n,
+      to_char(min(not_after) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as soonest
     from certificates where is_current group by 1`);
+  const due = await db.execute<{ n: number }>(sql`
+    select count(*)::int as n from certificates c
+    where c.is_current and c.not_after <= ${now}::timestamptz + make_interval(days => ${options.renewBeforeDays})
+      and not exists (select 1 from orders o where o.tenant_id = c.tenant_id and o.domains_key = c.domains_key
+                      and o.status in ('verifying', 'applying', 'issuing'))`);
   // The reason up to its first ':' or ';' drops per-order details (domains, ids), so equal causes group.
   const failures = await db.execute<{ reason: string; n: number }>(sql`
     select regexp_replace(coalesce(last_error, 'unknown'), '[:;].*$', '') as reason, count(*)::int as n
@@ -53,21 +75,75 @@ export async function collectStats(db: Database, now = new Date()): Promise<Stat
   >();
   for (const row of byTenant.rows) {
     byStatus[row.status] = (byStatus[row.status] ?? 0) + row.n;
-    const entry = tenants.get(row.tenant_id) ?? {
-      tenantId: row.tenant_id,
-      tenantName: row.name,
-      byStatus: {},
-    };
+    let entry = tenants.get(row.tenant_id);
+    if (!entry) {
+      entry = { tenantId: row.tenant_id, tenantName: row.name, byStatus: {} };
+      tenants.set(row.tenant_id, entry);
+    }
     entry.byStatus[row.status] = row.n;
-    tenants.set(row.tenant_id, entry);
   }
-  const byDaysToExpiry: Record<string, number> = { expired: 0, '0-7': 0, '8-30': 0, '31-60': 0, '61+': 0 };
-  for (const row of expiry.rows) byDaysToExpiry[row.bucket] = row.n;
+  const byDaysToExpiry: Record<string, number> = Object.fromEntries(EXPIRY_BUCKETS.map((b) => [b, 0]));
+  let soonest: string | null = null;
+  for (const row of expiry.rows) {
+    byDaysToExpiry[row.bucket] = row.n;
+    if (row.soonest && (soonest === null || row.soonest < soonest)) soonest = row.soonest;
+  }
   return {
     orders: { byStatus, byTenant: [...tenants.values()] },
-    certificates: { current: Object.values(byDaysToExpiry).reduce((a, b) => a + b, 0), byDaysToExpiry },
+    certificates: {
+      current: Object.values(byDaysToExpiry).reduce((a, b) => a + b, 0),
+      byDaysToExpiry,
+      soonestExpiresAt: soonest,
+      renewalsDue: due.rows[0]?.n ?? 0,
+    },
     failures: failures.rows.map((r) => ({ reason: r.reason, count: r.n })),
     dnsWaiting: { byStatus: Object.fromEntries(dns.rows.map((r) => [r.status, r.n])) },
     generatedAt: now.toISOString(),
   };
+}
+
+/**
+ * A cached snapshot of `collectStats`, shared by `/v1/stats`, `/admin` and the API's Postgres
+ * gauges, so neither a dashboard left open nor a scrape aggregates a million rows per request.
+ * Older than `maxAgeMs`: answered from the snapshot while one refresh runs in the background (one
+ * at a time per process); older than twice that (an API nobody asked for a while): the request
+ * waits for a fresh one. So a snapshot served is at most 2 × maxAgeMs old. `maxAgeMs` 0 computes
+ * it for every request.
+ */
+export class StatsSnapshot {
+  private current?: { at: number; stats: Stats };
+  private refreshing?: Promise<Stats>;
+
+  constructor(
+    private readonly compute: () => Promise<Stats>,
+    private readonly maxAgeMs: number,
+    private readonly onError: (error: unknown) => void = () => {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async get(): Promise<Stats> {
+    if (this.maxAgeMs === 0) return this.compute();
+    const current = this.current;
+    const age = current ? this.now() - current.at : Number.POSITIVE_INFINITY;
+    if (current && age <= this.maxAgeMs) return current.stats;
+    if (current && age <= 2 * this.maxAgeMs) {
+      this.refresh().catch(this.onError);
+      return current.stats;
+    }
+    return this.refresh();
+  }
+
+  refresh(): Promise<Stats> {
+    this.refreshing ??= (async () => {
+      try {
+        const startedAt = this.now();
+        const stats = await this.compute();
+        this.current = { at: startedAt, stats };
+        return stats;
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
 }

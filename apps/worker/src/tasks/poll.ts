@@ -24,7 +24,7 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   const intervalMs = ctx.config.POLL_INTERVAL_MS;
   // Due by our clock: a callback brings `next_attempt_at` forward (see @certq/workflow, callbacks).
   const dueBy = ctx.clock.now();
-  await ctx.limiter.acquire();
+  await ctx.limiter.acquire('poll');
   // The condition reads the row's current value: under READ COMMITTED a concurrent claimant re-checks it
   // after the first commit, so only one of them wins.
   const claimed = await ctx.db.execute<{ apply_id: string; tenant_id: string }>(sql`

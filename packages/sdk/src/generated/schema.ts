@@ -349,7 +349,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Counts by status and tenant, certificates by days to expiry, failures by reason */
+        /**
+         * Counts by status and tenant, certificates by days to expiry, failures by reason
+         * @description Read from a snapshot shared with /metrics and /admin, refreshed in the background when older than STATS_MAX_AGE_MS (default 15 s): at most twice that old; `generatedAt` says when it was read.
+         */
         get: operations["getStats"];
         put?: never;
         post?: never;
@@ -2012,6 +2015,8 @@ export interface operations {
                                 [key: string]: number;
                             };
                             current: number;
+                            renewalsDue: number;
+                            soonestExpiresAt: string | null;
                         };
                         /** @description domains of verifying orders by the local DNS check's status */
                         dnsWaiting: {

@@ -1,14 +1,14 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { QUEUE_NAMES, safeEqual } from '@certq/core';
+import { metricsAuthorized, QUEUE_NAMES, safeEqual } from '@certq/core';
 import { Queue } from 'bullmq';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { createApiMetrics } from '../../observability/metrics';
-import { collectStats, StatsSchema } from '../../observability/stats';
+import { collectStats, type Stats, StatsSchema, StatsSnapshot } from '../../observability/stats';
 import { isReadMethod, readOnly } from '../../plugins/auth';
 import { ApiError, errorResponses } from '../../plugins/errors';
 
@@ -32,10 +32,25 @@ export const observabilityRoutes = fp<RouteOptions>(
       await Promise.all(extraQueues.map((q) => q.close()));
     });
 
+    // Serialized once per snapshot, in the refresh (the background when the cache is on): at ten
+    // thousand tenants the JSON is ~1.5 MB, too much to build per request.
+    const renderedJson = new WeakMap<Stats, string>();
+    const snapshot = new StatsSnapshot(
+      async () => {
+        const stats = await collectStats(deps.db, { renewBeforeDays: config.RENEW_BEFORE_DAYS });
+        renderedJson.set(stats, JSON.stringify(StatsSchema.parse(stats)));
+        return stats;
+      },
+      config.STATS_MAX_AGE_MS,
+      (error) => app.log.error({ err: error }, 'stats snapshot refresh failed'),
+    );
     const metrics = createApiMetrics({
       db: deps.db,
       queues: allQueues,
-      renewBeforeDays: config.RENEW_BEFORE_DAYS,
+      stats: () => snapshot.get(),
+      tenantLabels: config.METRICS_TENANT_LABELS,
+      certificateWindowDays: config.METRICS_CERTIFICATE_WINDOW_DAYS,
+      seriesMax: config.METRICS_CERTIFICATE_SERIES_MAX,
     });
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL (ids and callback secrets would explode the label set).
@@ -49,7 +64,12 @@ export const observabilityRoutes = fp<RouteOptions>(
     app.get(
       '/metrics',
       { config: { auth: 'none', rateLimit: false }, schema: { hide: true } },
-      async (_request, reply) => {
+      async (request, reply) => {
+        // Never anonymous: the metrics describe every tenant's workload (METRICS_TOKEN, or the operator).
+        if (!metricsAuthorized(request.headers.authorization, config)) {
+          reply.header('www-authenticate', 'Bearer realm="certq metrics"');
+          throw new ApiError(401, 'unauthorized', 'METRICS_TOKEN or the operator token is required');
+        }
         reply.header('content-type', metrics.registry.contentType);
         const own = await metrics.registry.metrics();
         const more = await Promise.all(app.metricRegistries.map((r) => r.metrics()));
@@ -65,10 +85,19 @@ export const observabilityRoutes = fp<RouteOptions>(
           operationId: 'getStats',
           tags: ['operator'],
           summary: 'Counts by status and tenant, certificates by days to expiry, failures by reason',
+          description:
+            'Read from a snapshot shared with /metrics and /admin, refreshed in the background when older than ' +
+            'STATS_MAX_AGE_MS (default 15 s): at most twice that old; `generatedAt` says when it was read.',
           response: { 200: StatsSchema, ...errorResponses(401, 404) },
         },
       },
-      async () => collectStats(deps.db),
+      async (_request, reply) => {
+        const stats = await snapshot.get();
+        // Already validated and serialized with the snapshot: a JSON string is sent as it is.
+        // (The typed reply only knows the schema's object; the raw string is its serialization.)
+        const body: unknown = renderedJson.get(stats) ?? JSON.stringify(stats);
+        return reply.type('application/json; charset=utf-8').send(body as Stats);
+      },
     );
 
     await app.register(async (admin) => {

@@ -1,0 +1,338 @@
+import { randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { startApi } from '@certq/api';
+import { loadConfig, secretBoxFromConfig } from '@certq/core';
+import { createDb } from '@certq/db';
+import { createWorkerContext, scanRenewals } from '@certq/worker';
+import { createQueues } from '@certq/workflow';
+import { Redis } from 'ioredis';
+import type pg from 'pg';
+import { pino } from 'pino';
+import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+
+/**
+ * certq at a million certificates and ten thousand tenants (`pnpm bench scale`). The data is
+ * generated with SQL (generate_series), not through the API: 10,000 tenants, 1,000,000 issued
+ * orders (two events each) created over the last ~12 days, and their 1,000,000 current
+ * certificates, one in ten inside the renewal window. Then:
+ *   - the renewal scan over all of it (creates and enqueues the 100,000 due renewals): wall time,
+ *     RSS and live heap per batch (flat = no growth with the number of certificates);
+ *   - the API (in this process): /metrics scrape time and series count, /v1/stats and /admin
+ *     (cold: the first read of the snapshot; warm: what requests see), and the certificate and
+ *     order listings at random page depths (keyset cursors taken anywhere in the table);
+ *   - Postgres bytes per certificate and per order (tables + indexes + TOAST).
+ */
+
+const SUITE = 'scale';
+const CERTIFICATES = Number(process.env.BENCH_SCALE_CERTIFICATES ?? 1_000_000);
+const TENANTS = Number(process.env.BENCH_SCALE_TENANTS ?? 10_000);
+const LISTING_REQUESTS = Number(process.env.BENCH_SCALE_LISTING_REQUESTS ?? 300);
+const MB = 1024 * 1024;
+
+function collectGarbage(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+async function seed(pool: pg.Pool): Promise<number> {
+  const started = performance.now();
+  await pool.query(`
+    insert into tenants (name, token_hash)
+    select 'scale-tenant-' || i, md5('scale-' || i) from generate_series(1, ${TENANTS}) i`);
+  // Orders spread over the last ~12 days (one a second), each tenant's rows interleaved.
+  await pool.query(`
+    with t as (select id, row_number() over (order by id) as n from tenants)
+    insert into orders (tenant_id, domains, domains_key, status, apply_id, progress, created_at, updated_at)
+    select t.id, array['c' || i || '.scale.example.com'], 'c' || i || '.scale.example.com', 'issued',
+      'scale-' || i, 100, now() - (${CERTIFICATES} - i) * interval '1 second',
+      now() - (${CERTIFICATES} - i) * interval '1 second'
+    from generate_series(1, ${CERTIFICATES}) i join t on t.n = (i % ${TENANTS}) + 1`);
+  await pool.query(`
+    insert into order_events (order_id, type, from_status, to_status, at)
+    select id, 'created', null::order_status, 'verifying'::order_status, created_at from orders
+    union all
+    select id, 'transition', 'issuing'::order_status, 'issued'::order_status, updated_at from orders`);
+  await pool.query(`
+    insert into certificates (tenant_id, order_id, domains, domains_key, apply_id, algorithm, ca,
+      not_before, not_after, fingerprint, certificate_pem, private_key_sealed, created_at)
+    select o.tenant_id, o.id, o.domains, o.domains_key, o.apply_id, 'ECC', 'google',
+      now() - interval '60 days',
+      case when substring(o.apply_id from 7)::int % 10 = 0
+        then now() + (1 + random() * 28) * interval '1 day'
+        else now() + (31 + random() * 58) * interval '1 day' end,
+      md5(o.id::text),
+      -- about the size of a real ECC leaf + intermediate chain, and a sealed P-256 key
+      repeat('MIIDdzCCAv2gAwIBAgIQ', 120), repeat('c2VhbGVk', 40), o.updated_at
+    from orders o`);
+  await pool.query('vacuum analyze');
+  return (performance.now() - started) / 1000;
+}
+
+function sampleRss(intervalMs = 10) {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, process.memoryUsage().rss);
+    },
+  };
+}
+
+async function timed(url: string, token: string): Promise<{ ms: number; status: number; text: string }> {
+  const started = performance.now();
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  const text = await res.text();
+  return { ms: performance.now() - started, status: res.status, text };
+}
+
+function cursorOf(row: { t: string; id: string }): string {
+  return Buffer.from(JSON.stringify([row.t, row.id])).toString('base64url');
+}
+
+/** Cursors at random depths of a listing's order (created_at desc, id desc), drawn with SQL. */
+async function randomCursors(pool: pg.Pool, table: 'orders' | 'certificates', where: string, n: number) {
+  const { rows } = await pool.query<{ t: string; id: string }>(`
+    select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t, id
+    from ${table} ${where.includes('tenant_id') ? '' : 'tablesample bernoulli (1)'} where ${where}
+    order by random() limit ${n}`);
+  return rows.map(cursorOf);
+}
+
+async function listingP99(base: string, token: string, path: string, cursors: string[]) {
+  const times: number[] = [];
+  for (let i = 0; i < LISTING_REQUESTS; i++) {
+    const cursor = cursors[i % cursors.length];
+    const sep = path.includes('?') ? '&' : '?';
+    const res = await timed(`${base}${path}${i % 10 === 0 ? '' : `${sep}cursor=${cursor}`}`, token);
+    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${res.text.slice(0, 200)}`);
+    times.push(res.ms);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const env = await createBenchEnvironment();
+  const adminToken = `scale-admin-${randomBytes(16).toString('hex')}`;
+  const config = loadConfig({
+    DATABASE_URL: env.databaseUrl,
+    REDIS_URL: env.redisUrl,
+    REDIS_PREFIX: env.prefix,
+    ADMIN_TOKEN: adminToken,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
+    RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
+    LOG_LEVEL: 'silent',
+  });
+  const handle = createDb(env.databaseUrl, { max: 5 });
+  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
+  const queues = createQueues(redis, env.prefix);
+  const ctx = createWorkerContext({
+    db: handle.db,
+    queues,
+    secrets: secretBoxFromConfig(config),
+    config,
+    redis,
+    logger: pino({ level: 'silent' }),
+  });
+  let api: Awaited<ReturnType<typeof startApi>> | undefined;
+  try {
+    const seedS = await seed(handle.pool);
+    process.stderr.write(
+      `  seeded ${CERTIFICATES} certificates, ${TENANTS} tenants in ${seedS.toFixed(1)} s\n`,
+    );
+
+    // ── sizes ──
+    const { rows: sizes } = await handle.pool.query<{ rel: string; bytes: string; n: string }>(`
+      select rel, pg_total_relation_size(rel::regclass)::bigint as bytes,
+        (select reltuples::bigint from pg_class where oid = rel::regclass) as n
+      from unnest(array['certificates', 'orders', 'order_events']) rel`);
+    const size = (rel: string) => Number(sizes.find((s) => s.rel === rel)!.bytes);
+    const certificateBytes = size('certificates') / CERTIFICATES;
+    const orderBytes = (size('orders') + size('order_events')) / CERTIFICATES;
+
+    // ── renewal scan ──
+    const gc = collectGarbage();
+    gc();
+    const rssBefore = process.memoryUsage().rss;
+    const sampler = sampleRss();
+    const liveHeap: number[] = [];
+    const started = performance.now();
+    const scan = await scanRenewals(ctx, {
+      // A full GC after each batch (its pause counts in the wall time): the live heap, not garbage.
+      onBatch: () => {
+        gc();
+        liveHeap.push(process.memoryUsage().heapUsed);
+      },
+    });
+    const scanS = (performance.now() - started) / 1000;
+    const peakRss = sampler.stop();
+    process.stderr.write(`  scan: ${JSON.stringify(scan)} in ${scanS.toFixed(1)} s\n`);
+    // From batch 1 (statements prepared, scripts loaded) on, a flat scan's live heap does not grow.
+    const heapGrowth = liveHeap.length > 1 ? (Math.max(...liveHeap) - liveHeap[0]!) / MB : 0;
+
+    // ── the API over it ──
+    api = await startApi({ config, logger: false, host: '127.0.0.1', port: 0 });
+    const base = api.url;
+    const metricsCold = await timed(`${base}/metrics`, adminToken);
+    if (metricsCold.status !== 200) throw new Error(`/metrics: ${metricsCold.status}`);
+    const scrapes: number[] = [];
+    let series = 0;
+    for (let i = 0; i < 5; i++) {
+      const res = await timed(`${base}/metrics`, adminToken);
+      scrapes.push(res.ms);
+      series = res.text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    }
+    scrapes.sort((a, b) => a - b);
+    const statsCold = await timed(`${base}/v1/stats`, adminToken);
+    const statsTimes: number[] = [];
+    const adminTimes: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      statsTimes.push((await timed(`${base}/v1/stats`, adminToken)).ms);
+      adminTimes.push((await timed(`${base}/admin`, adminToken)).ms);
+    }
+    statsTimes.sort((a, b) => a - b);
+    adminTimes.sort((a, b) => a - b);
+    // A snapshot refresh at this size (what the background pays every STATS_MAX_AGE_MS).
+    const { collectStats } = await import('@certq/api');
+    const refreshStarted = performance.now();
+    await collectStats(handle.db, { renewBeforeDays: config.RENEW_BEFORE_DAYS });
+    const refreshMs = performance.now() - refreshStarted;
+
+    const { rows: someTenant } = await handle.pool.query<{ id: string }>(
+      `select id from tenants where name = 'scale-tenant-${Math.floor(TENANTS / 2)}'`,
+    );
+    const tenantId = someTenant[0]!.id;
+    const listings: { name: string; path: string; cursors: string[] }[] = [
+      {
+        name: 'GET /v1/certificates (operator, all tenants)',
+        path: '/v1/certificates?limit=50',
+        cursors: await randomCursors(handle.pool, 'certificates', 'is_current', 200),
+      },
+      {
+        name: 'GET /v1/certificates?tenantId (one tenant)',
+        path: `/v1/certificates?limit=50&tenantId=${tenantId}`,
+        cursors: await randomCursors(
+          handle.pool,
+          'certificates',
+          `is_current and tenant_id = '${tenantId}'`,
+          50,
+        ),
+      },
+      {
+        name: 'GET /v1/orders (operator, all tenants)',
+        path: '/v1/orders?limit=50',
+        cursors: await randomCursors(handle.pool, 'orders', 'true', 200),
+      },
+      {
+        name: 'GET /v1/orders?tenantId (one tenant)',
+        path: `/v1/orders?limit=50&tenantId=${tenantId}`,
+        cursors: await randomCursors(handle.pool, 'orders', `tenant_id = '${tenantId}'`, 50),
+      },
+    ];
+    const listingRows: BenchRow[] = [];
+    for (const listing of listings) {
+      if (listing.cursors.length === 0) throw new Error(`no cursors for ${listing.name}`);
+      const { p50, p99 } = await listingP99(base, adminToken, listing.path, listing.cursors);
+      listingRows.push(
+        { suite: SUITE, metric: `${listing.name}: p50, random depth`, value: p50, unit: 'ms' },
+        {
+          suite: SUITE,
+          metric: `${listing.name}: p99, random depth`,
+          value: p99,
+          unit: 'ms',
+          goal: '< 20 ms',
+          met: p99 < 20,
+        },
+      );
+    }
+
+    const scrapeMs = scrapes[scrapes.length - 1]!;
+    const statsP = percentile(statsTimes, 100);
+    const adminP = percentile(adminTimes, 100);
+    return [
+      {
+        suite: SUITE,
+        metric: `data: ${CERTIFICATES} certificates, ${TENANTS} tenants (SQL)`,
+        value: seedS,
+        unit: 's',
+      },
+      {
+        suite: SUITE,
+        metric: `renewal scan of ${CERTIFICATES} (${scan.created} renewals created+enqueued)`,
+        value: scanS,
+        unit: 's',
+        goal: '< 30 s',
+        met: scanS < 30,
+      },
+      {
+        suite: SUITE,
+        metric: 'renewal scan: RSS growth at peak',
+        value: (peakRss - rssBefore) / MB,
+        unit: 'MB',
+      },
+      {
+        suite: SUITE,
+        metric: `renewal scan: live heap growth over ${liveHeap.length} batches (flat)`,
+        value: heapGrowth,
+        unit: 'MB',
+        goal: '< 16 MB',
+        met: heapGrowth < 16,
+      },
+      { suite: SUITE, metric: '/metrics scrape, first (snapshot cold)', value: metricsCold.ms, unit: 'ms' },
+      {
+        suite: SUITE,
+        metric: '/metrics scrape, slowest of 5',
+        value: scrapeMs,
+        unit: 'ms',
+        goal: '< 1000 ms',
+        met: scrapeMs < 1000,
+      },
+      {
+        suite: SUITE,
+        metric: '/metrics series',
+        value: series,
+        unit: 'series',
+        goal: '< 10000',
+        met: series < 10_000,
+      },
+      { suite: SUITE, metric: '/v1/stats, first (snapshot cold)', value: statsCold.ms, unit: 'ms' },
+      {
+        suite: SUITE,
+        metric: '/v1/stats, slowest of 10 (snapshot)',
+        value: statsP,
+        unit: 'ms',
+        goal: '< 250 ms',
+        met: statsP < 250,
+      },
+      {
+        suite: SUITE,
+        metric: '/admin, slowest of 10 (snapshot)',
+        value: adminP,
+        unit: 'ms',
+        goal: '< 250 ms',
+        met: adminP < 250,
+      },
+      { suite: SUITE, metric: 'stats snapshot refresh (background)', value: refreshMs, unit: 'ms' },
+      ...listingRows,
+      {
+        suite: SUITE,
+        metric: 'Postgres bytes per certificate (+indexes)',
+        value: certificateBytes,
+        unit: 'B',
+      },
+      { suite: SUITE, metric: 'Postgres bytes per order (+2 events, indexes)', value: orderBytes, unit: 'B' },
+    ];
+  } finally {
+    await api?.close();
+    await ctx.close();
+    await queues.close();
+    redis.disconnect();
+    await handle.close();
+    await env.cleanup();
+  }
+}
