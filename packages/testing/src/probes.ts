@@ -40,6 +40,16 @@ export function findBinary(name: string, extraDirs: string[] = []): string | und
   return extraDirs.map((dir) => join(dir, name)).find((candidate) => existsSync(candidate));
 }
 
+/**
+ * The path of an installed program a test needs, or an error naming the Debian package that brings it:
+ * a missing tool fails the test that needs it (never a silent skip on a machine without it).
+ */
+export function requireBinary(name: string, debianPackage: string): string {
+  const path = findBinary(name);
+  if (!path) throw new Error(`${name} not found on PATH: apt-get install ${debianPackage}`);
+  return path;
+}
+
 /** Newest first: /usr/lib/postgresql/<version>/bin (Debian/Ubuntu), then Homebrew-style locations. */
 export function postgresBinDirs(): string[] {
   const dirs: string[] = [];
