@@ -158,7 +158,6 @@ export async function run(): Promise<BenchRow[]> {
     }
     const created = await published;
     const oursDv = sim.stats().dv;
-    const oursWall = Date.now() - publishedFrom;
     const lookups = Object.values(worker.ctx.dns.stats()).reduce((a, b) => a + b, 0);
     const { rows: applying } = await db.pool.query<{ domain: string; at: Date }>(
       `select o.domains[1] as domain, min(e.at) as at from order_events e join orders o on o.id = e.order_id
