@@ -92,6 +92,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Default: the env's database. */
   db?: Database;
+  /** Merged into the loaded configuration (settings the schema may not know yet, e.g. VIEWER_TOKEN). */
+  extraConfig?: Record<string, unknown>;
 }
 
 let tenantCounter = 0;
@@ -110,6 +112,7 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
     DNS_RESOLVERS: inject('certq').dnsResolvers,
     ...options.env,
   });
+  Object.assign(config, options.extraConfig);
   const secrets = createSecretBox(parseEncryptionKey(config.ENCRYPTION_KEY!));
   const ownRedis = options.redis === undefined;
   const redis =

@@ -1,5 +1,5 @@
-import { createTestDatabase, type TestDatabase } from '@certq/testing';
 import { ACTIVE_STATUSES } from '@certq/core';
+import { createTestDatabase, type TestDatabase } from '@certq/testing';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

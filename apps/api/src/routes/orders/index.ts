@@ -1,4 +1,4 @@
-import { normalizeDomain, ORDER_STATUSES } from '@certq/core';
+import { ORDER_STATUSES } from '@certq/core';
 import { type OrderRequest, orders } from '@certq/db';
 import {
   cancelOrder,
@@ -8,11 +8,11 @@ import {
   requestDnsCheck,
   retryOrder,
 } from '@certq/workflow';
-import { and, arrayContains, desc, eq, type SQL } from 'drizzle-orm';
+import { and, desc, eq, type SQL } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { afterCursor, decodeCursor, page } from '../../pagination';
+import { containsDomain, ownedPageConditions, page } from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams } from '../../schemas';
@@ -57,18 +57,9 @@ async function withTenantPath<T>(at: (index: number) => string, work: () => Prom
 }
 
 function orderListConditions(principal: Principal, query: z.output<typeof OrderListQuery>): SQL[] {
-  const conditions: SQL[] = [];
-  const scope = tenantScope(principal);
-  if (scope) conditions.push(eq(orders.tenantId, scope));
-  if (query.tenantId) conditions.push(eq(orders.tenantId, query.tenantId));
+  const conditions = ownedPageConditions(principal, query, orders);
   if (query.status) conditions.push(eq(orders.status, query.status));
-  if (query.domain !== undefined) {
-    const domain = normalizeDomain(query.domain);
-    if (!domain.ok) throw badRequest(`querystring domain: ${domain.reason}`);
-    conditions.push(arrayContains(orders.domains, [domain.domain]));
-  }
-  if (query.cursor !== undefined)
-    conditions.push(afterCursor(orders.createdAt, orders.id, decodeCursor(query.cursor)));
+  if (query.domain !== undefined) conditions.push(containsDomain(orders.domains, query.domain));
   return conditions;
 }
 
@@ -80,6 +71,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders',
     {
       schema: {
+        operationId: 'createOrder',
         tags: ['orders'],
         summary: 'Order a certificate',
         description:
@@ -125,6 +117,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/bulk',
     {
       schema: {
+        operationId: 'createOrdersBulk',
         tags: ['orders'],
         summary: 'Order many certificates at once',
         description:
@@ -165,6 +158,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id',
     {
       schema: {
+        operationId: 'getOrder',
         tags: ['orders'],
         summary: 'One order',
         params: IdParams,
@@ -182,6 +176,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders',
     {
       schema: {
+        operationId: 'listOrders',
         tags: ['orders'],
         summary: 'List orders, newest first',
         description:
@@ -212,6 +207,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id/retry',
     {
       schema: {
+        operationId: 'retryOrder',
         tags: ['orders'],
         summary: 'Start a failed order again',
         description:
@@ -266,6 +262,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id',
     {
       schema: {
+        operationId: 'cancelOrder',
         tags: ['orders'],
         summary: 'Cancel an active order',
         description: 'An active order becomes cancelled (200). An order that already ended answers 409.',
