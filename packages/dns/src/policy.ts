@@ -7,7 +7,7 @@ import type { DnsStatus } from './diagnose';
  * - when every domain reads `ok`, one `dv` call confirms;
  * - split-horizon DNS (certq's resolvers see something else than the public internet) exists, so if httpsok
  *   has not been asked for `splitHorizonMs` (an hour), it is asked once anyway;
- * - local checks start at `intervalMs` (DNS_CHECK_INTERVAL_MS) and grow to a cap of a few minutes.
+ * - local checks start at `intervalMs` (DNS_CHECK_INTERVAL_MS) and grow with the wait to a cap of a few minutes.
  */
 
 export const SPLIT_HORIZON_MS = 3_600_000;
@@ -26,14 +26,20 @@ export function checkCapMs(schedule: CheckSchedule): number {
   );
 }
 
-/** The delay before local check number `attempt + 1`: ×1.5 per check with ±10 % jitter, from interval to cap. */
+/**
+ * The delay before the next local check of an order that has waited `waitedMs` for its records: a tenth of that
+ * wait (±10 % jitter), never under the interval nor over the cap. So checks run every interval for the first
+ * 10 intervals (a tenant fixing its DNS right after ordering is seen within one interval), then thin out in
+ * proportion to the wait, reaching the cap after 10 × cap (50 min by default). Local checks are cheap, so
+ * they grow with time rather than with every check.
+ */
 export function checkDelayMs(
-  attempt: number,
+  waitedMs: number,
   schedule: CheckSchedule,
   random: () => number = Math.random,
 ): number {
   const cap = checkCapMs(schedule);
-  const step = Math.min(cap, schedule.intervalMs * 1.5 ** Math.max(0, attempt));
+  const step = Math.min(cap, Math.max(schedule.intervalMs, Math.max(0, waitedMs) / 10));
   const jittered = step * (0.9 + 0.2 * random());
   return Math.round(Math.min(cap, Math.max(schedule.intervalMs, jittered)));
 }

@@ -247,14 +247,16 @@ describe('upstream economy policy', () => {
     expect(upstreamReason({ statuses: ['wrong_target'], lastDvAt: hourAgo, now })).toBe('split_horizon');
   });
 
-  it('grows the local check delay from the interval to a cap of a few minutes', () => {
+  it('checks every interval at first, then a tenth of the wait, up to a cap of a few minutes', () => {
     const schedule = { intervalMs: 15_000 };
-    const delays = Array.from({ length: 20 }, (_, i) => checkDelayMs(i, schedule, () => 0.5));
-    expect(delays[0]).toBe(15_000);
-    expect(delays[1]).toBe(22_500);
-    expect(Math.max(...delays)).toBe(300_000);
-    expect(delays.every((d, i) => i === 0 || d >= delays[i - 1]!)).toBe(true);
-    expect(checkDelayMs(50, { intervalMs: 100 }, () => 1)).toBe(2_000);
+    const at = (waitedMs: number) => checkDelayMs(waitedMs, schedule, () => 0.5);
+    expect(at(0)).toBe(15_000);
+    expect(at(140_000)).toBe(15_000);
+    expect(at(600_000)).toBe(60_000);
+    expect(at(50 * 60_000)).toBe(300_000);
+    expect(at(72 * 3600_000)).toBe(300_000);
+    expect(checkDelayMs(3600_000, { intervalMs: 100 }, () => 1)).toBe(2_000);
+    expect(checkDelayMs(0, schedule, () => 0)).toBe(15_000);
   });
 
   it('picks the next CA every domain allows, skipping those already tried', () => {

@@ -60,9 +60,10 @@ export async function saveDiagnoses(tx: Transaction, orderId: string, diagnoses:
   }
 }
 
-/** The delay before the next local check: DNS_CHECK_INTERVAL_MS, growing to a cap of a few minutes. */
+/** The delay before the next local check: DNS_CHECK_INTERVAL_MS, growing with the wait to a cap of a few minutes. */
 export function nextCheckDelay(ctx: WorkerContext, order: Order): number {
-  return checkDelayMs(order.stageAttempts, { intervalMs: ctx.config.DNS_CHECK_INTERVAL_MS }, ctx.random);
+  const waitedMs = ctx.clock.now().getTime() - order.stageStartedAt.getTime();
+  return checkDelayMs(waitedMs, { intervalMs: ctx.config.DNS_CHECK_INTERVAL_MS }, ctx.random);
 }
 
 /** The CAs of this order in order of preference (`ca` alone for an order that named one). */

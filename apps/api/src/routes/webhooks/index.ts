@@ -119,7 +119,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
 
   const putDescription =
     'Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), ' +
-    'order.failed, certificate.expiring (once per current certificate within 7 days of expiry). Each POST ' +
+    'order.failed, order.ca_changed (the order moved to its next CA), certificate.expiring (once per current certificate within 7 days of expiry). Each POST ' +
     'carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: ' +
     // biome-ignore lint/suspicious/noTemplateCurlyInString: documents the signed string literally
     'sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with ' +
