@@ -11,6 +11,7 @@ import { openapiPlugin } from './plugins/openapi';
 import { securityPlugin } from './plugins/security';
 import { callbacksRoutes, redactCallbackUrl } from './routes/callbacks/index';
 import { certificatesRoutes } from './routes/certificates/index';
+import { consoleRoutes } from './routes/console/index';
 import { edgeTokensRoutes } from './routes/edge-tokens/index';
 import { healthRoutes } from './routes/health/index';
 import { observabilityRoutes } from './routes/observability/index';
@@ -116,6 +117,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(observabilityRoutes, routeOptions);
   await app.register(renewalsRoutes, routeOptions);
   await app.register(webhooksRoutes, routeOptions);
+  await app.register(consoleRoutes, routeOptions);
   await app.register(edgeTokensRoutes, routeOptions);
   await app.register(tlsRoutes, routeOptions);
 
