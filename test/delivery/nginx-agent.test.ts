@@ -159,7 +159,7 @@ describe('nginx fed by certq-agent --format nginx', () => {
 
   it('killed mid-sync and restarted: complete files, nothing missed', async () => {
     const many = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => stack.issue(tenantA.token, [uniqueName(`bulk${i}`)])),
+      Array.from({ length: 8 }, (_, i) => stack.issue(tenantA.token, [uniqueName(`bulk${i}`)])),
     );
     const fresh = join(tmp, 'killed');
     const first = spawnAgent(['--api', stack.apiUrl, '--token', token, '--dir', fresh, '--debounce-ms', '0']);
@@ -187,6 +187,7 @@ describe('nginx fed by certq-agent --format nginx', () => {
   });
 
   it('exits non-zero with a clear message on a bad token', async () => {
+    // Three agents at once (each start costs a few seconds of tsx on a loaded machine).
     const bad = spawnAgent([
       '--api',
       stack.apiUrl,
@@ -196,8 +197,6 @@ describe('nginx fed by certq-agent --format nginx', () => {
       join(tmp, 'bad'),
       '--once',
     ]);
-    expect(await bad.exited).toBe(2);
-    expect(bad.output()).toContain('certq refused the token (401)');
     const tenantToken = spawnAgent([
       '--api',
       stack.apiUrl,
@@ -206,9 +205,11 @@ describe('nginx fed by certq-agent --format nginx', () => {
       '--dir',
       join(tmp, 'bad2'),
     ]);
+    const usage = spawnAgent(['--api', stack.apiUrl, '--dir', join(tmp, 'bad3')]);
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toContain('certq refused the token (401)');
     expect(await tenantToken.exited).toBe(2);
     expect(tenantToken.output()).toContain('certq refused the token (403)');
-    const usage = spawnAgent(['--api', stack.apiUrl, '--dir', join(tmp, 'bad3')]);
     expect(await usage.exited).toBe(64);
     expect(usage.output()).toContain('--token is required');
   });

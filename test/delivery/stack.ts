@@ -143,7 +143,9 @@ export async function startStack(): Promise<Stack> {
       stack.api = undefined;
     },
     async startApi() {
-      stack.api = await startApi({ config, logger: false, host: '127.0.0.1', port });
+      // CERTQ_TEST_LOG=error shows the API's own log lines when a test fails.
+      const logger = process.env.CERTQ_TEST_LOG ? pino({ level: process.env.CERTQ_TEST_LOG }) : false;
+      stack.api = await startApi({ config, logger, host: '127.0.0.1', port });
       port = Number(new URL(stack.api.url).port);
       stack.apiUrl = stack.api.url;
     },

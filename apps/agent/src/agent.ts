@@ -74,7 +74,15 @@ export async function runAgent(options: AgentOptions, log: Log): Promise<number>
           do await sleep(options.debounceMs);
           while ((await drain(0)) > 0);
         }
-        const changed = await writeFiles(dir, options, state, client, log);
+        // A long batch (the first sync of a big fleet) saves what it wrote every second, still at the
+        // old cursor: a crash then replays the batch knowing which files are already its own.
+        let savedAt = Date.now();
+        const checkpoint = () => {
+          if (Date.now() - savedAt < 1000) return;
+          saveState(dir, state);
+          savedAt = Date.now();
+        };
+        const changed = await writeFiles(dir, options, state, client, log, checkpoint);
         state.cursor = cursor;
         saveState(dir, state);
         if (changed) reloadPending = true;
@@ -115,6 +123,7 @@ async function writeFiles(
   state: AgentState,
   client: CertqClient,
   log: Log,
+  checkpoint: () => void,
 ): Promise<boolean> {
   // One certificate per file name; the newest wins a name two certificates share.
   const desired = new Map<string, { id: string; since: number; domains: string[]; fingerprint: string }>();
@@ -152,6 +161,7 @@ async function writeFiles(
     };
     log(`wrote ${files.join(', ')} (certificate ${cert.id})`);
     changed = true;
+    checkpoint();
   }
   for (const [name, written] of Object.entries(state.written)) {
     if (desired.has(name)) continue;

@@ -13,20 +13,25 @@ export interface EdgeIdentity {
 /** Edge tokens are told apart from tenant tokens by their prefix, so one lookup is enough. */
 export const EDGE_TOKEN_PREFIX = 'cqe';
 
+/** A cached lookup is used for 10 s at most; after 5 s it is refreshed in the background. */
 const CACHE_TTL_MS = 10_000;
+const REFRESH_AFTER_MS = 5_000;
 const CACHE_MAX = 10_000;
 const FLUSH_INTERVAL_MS = 5_000;
 
 /**
  * Edge token lookups and use counting. A TLS server may ask for a certificate on every handshake, so
- * neither a lookup nor a use may cost a row write: known hashes are cached for 10 s (a revocation on
- * another replica takes effect within that; on this one at once), and uses are summed in memory and
+ * neither a lookup nor a use may cost a round trip or a row write: lookups are cached for 10 s (a
+ * revocation on another replica takes effect within that; on this one at once) and refreshed in the
+ * background after 5 s, one query per token at a time, so a busy token never waits for Postgres once
+ * it is known; uses are summed in memory and
  * written to `edge_tokens.use_count` / `last_used_at` every 5 s, while the Prometheus counter
  * `certq_edge_token_requests_total` counts each one as it happens.
  */
 export class EdgeTokenStore {
   readonly registry = new Registry();
-  private readonly cache = new Map<string, { identity: EdgeIdentity | null; expires: number }>();
+  private readonly cache = new Map<string, { identity: EdgeIdentity | null; at: number }>();
+  private readonly inflight = new Map<string, Promise<EdgeIdentity | null>>();
   private readonly pending = new Map<string, { uses: number; lastUsedAt: Date }>();
   private readonly uses = new Counter({
     name: 'certq_edge_token_requests_total',
@@ -40,7 +45,26 @@ export class EdgeTokenStore {
 
   async lookup(tokenHash: string): Promise<EdgeIdentity | undefined> {
     const hit = this.cache.get(tokenHash);
-    if (hit && hit.expires > Date.now()) return hit.identity ?? undefined;
+    const age = hit ? Date.now() - hit.at : Number.POSITIVE_INFINITY;
+    if (hit && age < CACHE_TTL_MS) {
+      if (age >= REFRESH_AFTER_MS) void this.load(tokenHash).catch(() => {});
+      return hit.identity ?? undefined;
+    }
+    return (await this.load(tokenHash)) ?? undefined;
+  }
+
+  /** One query per token hash at a time, however many handshakes ask meanwhile. */
+  private load(tokenHash: string): Promise<EdgeIdentity | null> {
+    let pending = this.inflight.get(tokenHash);
+    if (!pending) {
+      pending = this.query(tokenHash).finally(() => this.inflight.delete(tokenHash));
+      this.inflight.set(tokenHash, pending);
+    }
+    return pending;
+  }
+
+  private async query(tokenHash: string): Promise<EdgeIdentity | null> {
+    const startedAt = Date.now();
     const [row] = await this.db
       .select({
         id: edgeTokens.id,
@@ -54,16 +78,21 @@ export class EdgeTokenStore {
       row && safeEqual(row.tokenHash, tokenHash)
         ? { tokenId: row.id, name: row.name, tenantIds: row.tenantIds }
         : null;
+    // A revocation on this replica while the query ran must not be undone by its answer.
+    if (startedAt <= this.forgottenAt) return identity;
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
     // Unknown hashes are cached too (briefly), so a misconfigured server cannot hammer Postgres.
-    this.cache.set(tokenHash, { identity, expires: Date.now() + CACHE_TTL_MS });
-    return identity ?? undefined;
+    this.cache.set(tokenHash, { identity, at: startedAt });
+    return identity;
   }
 
   /** After a revocation on this replica: forget every cached token at once. */
   forgetAll(): void {
+    this.forgottenAt = Date.now();
     this.cache.clear();
   }
+
+  private forgottenAt = 0;
 
   recordUse(tokenId: string, route: string, at = new Date()): void {
     this.uses.inc({ token_id: tokenId, route });
