@@ -100,6 +100,8 @@ export interface StartOptions {
   db?: Database;
   /** How webhook host names resolve (default: names under example.com/.test resolve to a public address). */
   resolveAll?: ResolveAll;
+  /** Merged into the loaded configuration (settings the schema may not know yet, e.g. VIEWER_TOKEN). */
+  extraConfig?: Record<string, unknown>;
 }
 
 /**
@@ -126,6 +128,7 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
     RATE_LIMIT_PER_MINUTE: '1000000',
     ...options.env,
   });
+  Object.assign(config, options.extraConfig);
   const secrets = createSecretBox(parseEncryptionKey(config.ENCRYPTION_KEY!));
   const ownRedis = options.redis === undefined;
   const redis =

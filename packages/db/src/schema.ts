@@ -7,6 +7,7 @@ import {
 } from '@certq/core';
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   boolean,
   check,
@@ -126,6 +127,9 @@ export const orders = pgTable(
     index('orders_by_created').on(t.createdAt.desc(), t.id.desc()),
     index('orders_by_batch').on(t.renewalBatchId).where(sql`${t.renewalBatchId} is not null`),
     index('orders_domains_gin').using('gin', t.domains),
+    // Console search: domain prefixes and "every name under" (LIKE on the joined names), see 0008.
+    index('orders_domains_key_trgm').using('gin', t.domainsKey.op('gin_trgm_ops')),
+    index('orders_by_status_created').on(t.status, t.createdAt.desc(), t.id.desc()),
     check('orders_domains_count', sql`cardinality(${t.domains}) between 1 and 100`),
     check(
       'orders_issuing_has_apply_id',
@@ -188,6 +192,10 @@ export const certificates = pgTable(
     index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
     index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
     index('certificates_domains_gin').using('gin', t.domains),
+    index('certificates_domains_key_trgm').using('gin', t.domainsKey.op('gin_trgm_ops')),
+    index('certificates_current_by_tenant_expiry')
+      .on(t.tenantId, t.notAfter, t.id)
+      .where(sql`${t.isCurrent}`),
   ],
 );
 
@@ -243,7 +251,12 @@ export const orderEvents = pgTable(
     detail: jsonb('detail'),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('order_events_by_order').on(t.orderId, t.id)],
+  (t) => [
+    index('order_events_by_order').on(t.orderId, t.id),
+    index('order_events_terminal_by_at')
+      .on(t.at, t.toStatus)
+      .where(sql`${t.toStatus} in ('issued', 'failed')`),
+  ],
 );
 
 export const idempotencyKeys = pgTable(
@@ -282,7 +295,53 @@ export const auditLog = pgTable(
   ],
 );
 
+/**
+ * Read-only credentials for TLS servers and agents (delivery routes only). `tenantIds` null: every
+ * tenant. Use is counted in memory and written here at most every few seconds, never per handshake.
+ */
+export const edgeTokens = pgTable('edge_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  tenantIds: uuid('tenant_ids').array(),
+  createdAt: createdAt(),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  useCount: bigint('use_count', { mode: 'number' }).notNull().default(0),
+});
+
+/** The id the next change takes; its row lock serialises change-writers (see 0005_delivery.sql). */
+export const certificateChangeCounter = pgTable(
+  'certificate_change_counter',
+  {
+    onlyRow: boolean('only_row').primaryKey().default(true),
+    lastId: bigint('last_id', { mode: 'number' }).notNull(),
+  },
+  () => [check('certificate_change_counter_one_row', sql`only_row`)],
+);
+
+/**
+ * The change feed: one row each time a certificate becomes current or stops being current, written by
+ * a trigger on `certificates`. Ids commit in order, so `id > cursor` never skips a change.
+ */
+export const certificateChanges = pgTable(
+  'certificate_changes',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey(),
+    certificateId: uuid('certificate_id')
+      .notNull()
+      .references(() => certificates.id),
+    tenantId: uuid('tenant_id').notNull(),
+    domains: text('domains').array().notNull(),
+    becameCurrent: boolean('became_current').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('certificate_changes_by_tenant').on(t.tenantId, t.id)],
+);
+
 export type Tenant = typeof tenants.$inferSelect;
+export type EdgeToken = typeof edgeTokens.$inferSelect;
+export type CertificateChange = typeof certificateChanges.$inferSelect;
 export type Order = typeof orders.$inferSelect;
 export type NewOrder = typeof orders.$inferInsert;
 export type OrderDns = typeof orderDns.$inferSelect;

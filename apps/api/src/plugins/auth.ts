@@ -4,22 +4,33 @@ import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
+import { EDGE_TOKEN_PREFIX, type EdgeTokenStore } from '../delivery/edge-tokens';
 import { ApiError, notFound } from './errors';
 
 /**
  * `admin`: the operator (ADMIN_TOKEN). `viewer`: a read-only operator (VIEWER_TOKEN): reads what the
- * operator reads (private-key reads audited as `viewer`), and every write answers 403. `tenant`: one tenant's token.
+ * operator reads (private-key reads audited as `viewer`), and every write answers 403. `tenant`: one
+ * tenant's token. `edge`: a TLS server or agent.
  */
-export type Principal = { kind: 'admin' } | { kind: 'viewer' } | { kind: 'tenant'; tenantId: string };
+export type Principal =
+  | { kind: 'admin' }
+  | { kind: 'viewer' }
+  | { kind: 'tenant'; tenantId: string }
+  /** A TLS server or agent: read-only, delivery routes only; `tenantIds` null = every tenant. */
+  | { kind: 'edge'; tokenId: string; tenantIds: string[] | null };
 
 /**
  * Who may call a route, set per route as `config: { auth }`:
  * - `none`: public (health, callbacks — the secret in the path is the auth —, docs);
  * - `any` (the default, so a route nobody thought about is never public): operator or tenant token;
  * - `admin`: the operator token only (the viewer too, read-only); a tenant token gets 404, as if the
- *   route did not exist.
+ *   route did not exist;
+ * - `edge`: the operator or an edge token (TLS servers fetching keys); a tenant token gets 403.
+ * Edge tokens are refused (403) everywhere except on routes with `config: { edgeTokens: true }`, and
+ * may come as a `token` query parameter only where `config: { tokenInQuery: true }` (Caddy sends no
+ * headers); such URLs are redacted from our logs (see app.ts).
  */
-export type AuthMode = 'none' | 'any' | 'admin';
+export type AuthMode = 'none' | 'any' | 'admin' | 'edge';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -27,6 +38,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     auth?: AuthMode;
+    edgeTokens?: boolean;
+    tokenInQuery?: boolean;
   }
   interface FastifyInstance {
     /** Forget cached tokens of a tenant here and in every API replica (after rotation or revocation). */
@@ -36,6 +49,7 @@ declare module 'fastify' {
 
 /** The audit-log actor: `admin`, `viewer` or `tenant:<id>`. */
 export function actorOf(principal: Principal): string {
+  if (principal.kind === 'edge') return `edge:${principal.tokenId}`;
   return principal.kind === 'tenant' ? `tenant:${principal.tenantId}` : principal.kind;
 }
 
@@ -45,10 +59,28 @@ export function principalOf(request: { principal: Principal | null }): Principal
   return request.principal;
 }
 
-/** The tenant an authenticated principal is confined to, or undefined for the operator (and viewer). */
+/**
+ * The tenant an authenticated principal is confined to, or undefined for the operator. Edge tokens
+ * never reach routes that use this (the auth hook refuses them); see `tenantsVisibleTo`.
+ */
 export function tenantScope(principal: Principal): string | undefined {
+  if (principal.kind === 'edge') throw new ApiError(403, 'forbidden', 'an edge token cannot use this route');
   return principal.kind === 'tenant' ? principal.tenantId : undefined;
 }
+
+/** The tenants a principal may see: null for every tenant. */
+export function tenantsVisibleTo(principal: Principal): string[] | null {
+  if (principal.kind === 'tenant') return [principal.tenantId];
+  if (principal.kind === 'edge') return principal.tenantIds;
+  return null;
+}
+
+const edgeOnlyHere = () =>
+  new ApiError(
+    403,
+    'forbidden',
+    'an edge token can only be used on GET /v1/tls/certificate and GET /v1/certificates/changes',
+  );
 
 const unauthorized = () =>
   new ApiError(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)');
@@ -72,6 +104,7 @@ export interface AuthOptions extends Record<string, unknown> {
   redisPrefix?: string;
   /** Failed authentications per client address per minute; then 429 before any token lookup. */
   failuresPerMinute?: number;
+  edgeTokens: EdgeTokenStore;
 }
 
 /**
@@ -188,20 +221,34 @@ export const authPlugin = fp<AuthOptions>(
           retryAfterSeconds: retryAfter,
         });
       }
+      const { config } = request.routeOptions;
       const header = request.headers.authorization;
       const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
-      const token = match?.[1];
+      let token = match?.[1];
+      if (!token && config.tokenInQuery) {
+        const fromQuery = (request.query as Record<string, unknown> | undefined)?.token;
+        if (typeof fromQuery === 'string' && /^[!-~]{1,512}$/.test(fromQuery)) token = fromQuery;
+      }
       if (!token) throw await fail(request.ip);
       if (options.adminToken && safeEqual(token, options.adminToken)) {
         request.principal = { kind: 'admin' };
       } else if (options.viewerToken && safeEqual(token, options.viewerToken)) {
         request.principal = { kind: 'viewer' };
+      } else if (token.startsWith(`${EDGE_TOKEN_PREFIX}_`)) {
+        const edge = await options.edgeTokens.lookup(hashToken(token));
+        if (!edge) throw await fail(request.ip);
+        if (!config.edgeTokens) throw edgeOnlyHere();
+        request.principal = { kind: 'edge', tokenId: edge.tokenId, tenantIds: edge.tenantIds };
+        options.edgeTokens.recordUse(edge.tokenId, request.routeOptions.url ?? 'unmatched');
       } else {
         const tenantId = await tenantFor(hashToken(token));
         if (!tenantId) throw await fail(request.ip);
         request.principal = { kind: 'tenant', tenantId };
       }
-      if (mode === 'admin' && request.principal.kind === 'tenant') throw notFound('route');
+      if (mode === 'admin' && request.principal.kind !== 'admin' && request.principal.kind !== 'viewer')
+        throw notFound('route');
+      if (mode === 'edge' && request.principal.kind === 'tenant')
+        throw new ApiError(403, 'forbidden', 'this route takes an edge token (or the operator token)');
       if (request.principal.kind === 'viewer' && !isReadMethod(request.method)) throw readOnly();
     });
   },

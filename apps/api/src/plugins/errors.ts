@@ -40,7 +40,7 @@ export const ErrorSchema = z
 const DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid request (see error.details)',
   401: 'Missing or unknown bearer token',
-  403: 'Not allowed for this token (the viewer token is read-only)',
+  403: 'Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only)',
   404: 'Not found (or owned by another tenant)',
   409: 'Conflicts with the current state',
   413: 'Body too large',
@@ -124,7 +124,7 @@ function postgresRejectedInput(error: unknown): boolean {
   return false;
 }
 /** The HTTP status of each workflow refusal: the one place a workflow rule meets HTTP. */
-const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
+export const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
   not_found: 404,
   unknown_tenant: 400,
   invalid_idempotency_key: 400,

@@ -27,6 +27,7 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
         },
       },
       schema: {
+        operationId: 'receiveHttpsokCallback',
         tags: ['callbacks'],
         summary: 'httpsok issued-callback receiver',
         description:
