@@ -5,3 +5,4 @@ export { collectStats, type Stats } from './observability/stats';
 export { type AuthMode, actorOf, type Principal, principalOf, tenantScope } from './plugins/auth';
 export { ApiError, ErrorSchema, errorResponses, notFound } from './plugins/errors';
 export { type RunningApi, type StartApiOptions, startApi } from './server';
+export { buildOpenApiDocument, type OpenApiDoc, type OpenApiDocumentOptions } from './openapi-document';

@@ -42,6 +42,9 @@ export const openapiPlugin = fp(
       openapi: {
         openapi: '3.0.3',
         info: { title: 'certq API', version: '0.1.0', description: DESCRIPTION },
+        // Relative: the API that serves this document (tools resolve it against the document's URL),
+        // so one document fits every deployment and the generated SDK stays the same.
+        servers: [{ url: '/', description: 'the certq API serving this document' }],
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN or a tenant token' },
@@ -54,6 +57,9 @@ export const openapiPlugin = fp(
           { name: 'certificates', description: 'issued certificates' },
           { name: 'callbacks', description: 'httpsok issued-callback receiver' },
           { name: 'health', description: 'liveness and readiness' },
+          { name: 'renewals', description: 'renewal batches' },
+          { name: 'webhooks', description: 'tenant webhooks and their deliveries' },
+          { name: 'operator', description: 'operator statistics' },
         ],
       },
       transform: createJsonSchemaTransform({ skipList: [] }),

@@ -19,6 +19,7 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
       bodyLimit: CALLBACK_BODY_LIMIT,
       config: { auth: 'none', rateLimit: false },
       schema: {
+        operationId: 'receiveHttpsokCallback',
         tags: ['callbacks'],
         summary: 'httpsok issued-callback receiver',
         description:

@@ -94,6 +94,7 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
     '/v1/certificates',
     {
       schema: {
+        operationId: 'listCertificates',
         tags: ['certificates'],
         summary: 'List certificate metadata, newest first',
         description: 'Current certificates only unless includeHistory=true. Keyset pagination as for orders.',
@@ -129,6 +130,7 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
     '/v1/certificates/:id',
     {
       schema: {
+        operationId: 'getCertificate',
         tags: ['certificates'],
         summary: 'Certificate metadata and its PEM chain',
         params: IdParams,
@@ -149,6 +151,7 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
     '/v1/certificates/:id/private-key',
     {
       schema: {
+        operationId: 'getCertificatePrivateKey',
         tags: ['certificates'],
         summary: 'The private key (audited)',
         description:

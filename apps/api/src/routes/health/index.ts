@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { errorResponses } from '../../plugins/errors';
+import { ErrorSchema, errorResponses } from '../../plugins/errors';
 
 export const READY_CHECK_TIMEOUT_MS = 1500;
 
@@ -26,6 +26,9 @@ async function check(probe: () => Promise<unknown>, ms = READY_CHECK_TIMEOUT_MS)
   }
 }
 
+/** Any path answers 400 to a URL the router cannot decode (see frameworkErrorHandler). */
+const MalformedUrl = ErrorSchema.describe('Malformed request URL');
+
 export const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps }) => {
   const open = { auth: 'none', rateLimit: false } as const;
 
@@ -34,10 +37,11 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     {
       config: open,
       schema: {
+        operationId: 'getLiveness',
         tags: ['health'],
         summary: 'Liveness: the process answers',
         security: [],
-        response: { 200: z.object({ status: z.literal('ok') }) },
+        response: { 200: z.object({ status: z.literal('ok') }), 400: MalformedUrl },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -48,6 +52,7 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     {
       config: open,
       schema: {
+        operationId: 'getReadiness',
         tags: ['health'],
         summary: 'Readiness: Postgres and Redis answer',
         description: '503 with error.details naming the dependency that failed.',
@@ -57,6 +62,7 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
             status: z.literal('ok'),
             checks: z.object({ postgres: z.string(), redis: z.string() }),
           }),
+          400: MalformedUrl,
           ...errorResponses(503),
         },
       },

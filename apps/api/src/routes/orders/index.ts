@@ -63,6 +63,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders',
     {
       schema: {
+        operationId: 'createOrder',
         tags: ['orders'],
         summary: 'Order a certificate',
         description:
@@ -108,6 +109,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/bulk',
     {
       schema: {
+        operationId: 'createOrdersBulk',
         tags: ['orders'],
         summary: 'Order many certificates at once',
         description:
@@ -148,6 +150,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id',
     {
       schema: {
+        operationId: 'getOrder',
         tags: ['orders'],
         summary: 'One order',
         params: IdParams,
@@ -165,6 +168,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders',
     {
       schema: {
+        operationId: 'listOrders',
         tags: ['orders'],
         summary: 'List orders, newest first',
         description:
@@ -195,6 +199,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id/retry',
     {
       schema: {
+        operationId: 'retryOrder',
         tags: ['orders'],
         summary: 'Start a failed order again',
         description:
@@ -221,6 +226,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     '/v1/orders/:id',
     {
       schema: {
+        operationId: 'cancelOrder',
         tags: ['orders'],
         summary: 'Cancel an active order',
         description: 'An active order becomes cancelled (200). An order that already ended answers 409.',

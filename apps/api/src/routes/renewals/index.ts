@@ -75,6 +75,7 @@ export const renewalsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     '/v1/renewals',
     {
       schema: {
+        operationId: 'requestRenewals',
         tags: ['renewals'],
         summary: 'Renew matching certificates now',
         description:
@@ -124,6 +125,7 @@ export const renewalsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     '/v1/renewals/:id',
     {
       schema: {
+        operationId: 'getRenewalBatch',
         tags: ['renewals'],
         summary: 'Progress of a renewal batch',
         description: 'Counts of the batch’s renewal orders by outcome. Visible to whoever asked for it.',

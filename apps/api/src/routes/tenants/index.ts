@@ -38,6 +38,7 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     {
       config: { auth: 'admin' },
       schema: {
+        operationId: 'createTenant',
         tags: ['tenants'],
         summary: 'Create a tenant (operator)',
         description:
@@ -75,6 +76,7 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     {
       config: { auth: 'admin' },
       schema: {
+        operationId: 'listTenants',
         tags: ['tenants'],
         summary: 'List tenants (operator)',
         description: 'No secrets: whether a tenant has its own httpsok key, never the key or token.',

@@ -113,6 +113,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     '/v1/webhook',
     {
       schema: {
+        operationId: 'setWebhook',
         tags: ['webhooks'],
         summary: 'Set your webhook (tenant)',
         description: putDescription,
@@ -131,6 +132,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     '/v1/webhook',
     {
       schema: {
+        operationId: 'deleteWebhook',
         tags: ['webhooks'],
         summary: 'Remove your webhook (tenant)',
         description: 'Pending deliveries are dropped (marked failed) when their turn comes.',
@@ -148,6 +150,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     {
       config: { auth: 'admin' },
       schema: {
+        operationId: 'setTenantWebhook',
         tags: ['webhooks'],
         summary: 'Set a tenant’s webhook (operator)',
         description: putDescription,
@@ -168,6 +171,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     {
       config: { auth: 'admin' },
       schema: {
+        operationId: 'deleteTenantWebhook',
         tags: ['webhooks'],
         summary: 'Remove a tenant’s webhook (operator)',
         params: IdParams,
@@ -184,6 +188,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     '/v1/webhook-deliveries',
     {
       schema: {
+        operationId: 'listWebhookDeliveries',
         tags: ['webhooks'],
         summary: 'List webhook deliveries, newest first',
         description:

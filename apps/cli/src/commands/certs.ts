@@ -1,0 +1,123 @@
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type Certificate, unwrap } from '@certq/sdk';
+import type { Command } from 'commander';
+import { contextOf, nonNegativeInt, positiveInt } from '../context';
+import { shortTime, table } from '../output';
+import { collectPages } from './orders';
+import type { RunAction } from './tenants';
+
+const DAY_MS = 86_400_000;
+
+function daysLeft(notAfter: string, now = Date.now()): number {
+  return Math.floor((new Date(notAfter).getTime() - now) / DAY_MS);
+}
+
+export function certificateRows(list: Certificate[]) {
+  return list.map((c) => [
+    c.id,
+    c.domains.join(' '),
+    shortTime(c.notAfter),
+    daysLeft(c.notAfter),
+    c.ca,
+    c.isCurrent ? 'yes' : 'no',
+  ]);
+}
+
+const CERT_HEAD = ['id', 'domains', 'not after', 'days left', 'ca', 'current'];
+
+/** Written next to each other and renamed into place, so a reader never sees half a file. */
+async function writeAtomically(path: string, content: string, mode: number) {
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, content, { mode });
+  await chmod(temporary, mode);
+  await rename(temporary, path);
+}
+
+export function registerCerts(program: Command, run: RunAction) {
+  const certs = program.command('certs').description('issued certificates');
+
+  certs
+    .command('list')
+    .description('certificate metadata, newest first')
+    .option('--domain <name>', 'certificates covering this domain')
+    .option(
+      '--expiring-within <days>',
+      'notAfter within this many days',
+      nonNegativeInt('--expiring-within', 3650),
+    )
+    .option('--tenant <id>', 'operator: one tenant')
+    .option('--history', 'include certificates replaced by a renewal')
+    .option('--limit <n>', 'at most this many (pages through the API)', positiveInt('--limit'), 100)
+    .action(
+      run(
+        async (
+          options: {
+            domain?: string;
+            expiringWithin?: number;
+            tenant?: string;
+            history?: boolean;
+            limit: number;
+          },
+          command: Command,
+        ) => {
+          const { client, out } = contextOf(command);
+          const list = await collectPages(options.limit, async (cursor, limit) => {
+            const page = await unwrap(
+              client.listCertificates({
+                params: {
+                  query: {
+                    limit,
+                    ...(cursor ? { cursor } : {}),
+                    ...(options.domain ? { domain: options.domain } : {}),
+                    ...(options.expiringWithin !== undefined
+                      ? { expiringWithinDays: options.expiringWithin }
+                      : {}),
+                    ...(options.tenant ? { tenantId: options.tenant } : {}),
+                    ...(options.history ? { includeHistory: 'true' as const } : {}),
+                  },
+                },
+              }),
+            );
+            return { items: page.certificates, nextCursor: page.nextCursor };
+          });
+          out.data(list);
+          out.line(table(CERT_HEAD, certificateRows(list)));
+        },
+      ),
+    );
+
+  certs
+    .command('get')
+    .description(
+      'one certificate; with --out, write its PEM chain (and with --key its private key) to a directory',
+    )
+    .argument('<id>', 'certificate id')
+    .option('--out <dir>', 'write fullchain.pem (leaf then intermediates) into this directory')
+    .option('--key', 'with --out: also write privkey.pem (mode 0600); the key read is audited')
+    .action(
+      run(async (id: string, options: { out?: string; key?: boolean }, command: Command) => {
+        const { client, out } = contextOf(command);
+        const cert = await unwrap(client.getCertificate({ params: { path: { id } } }));
+        const written: Record<string, string> = {};
+        if (options.out) {
+          const dir = resolve(options.out);
+          await mkdir(dir, { recursive: true });
+          written.fullchain = join(dir, 'fullchain.pem');
+          await writeAtomically(written.fullchain, cert.certificatePem, 0o644);
+          if (options.key) {
+            const { privateKey } = await unwrap(
+              client.getCertificatePrivateKey({ params: { path: { id } } }),
+            );
+            written.privkey = join(dir, 'privkey.pem');
+            await writeAtomically(written.privkey, privateKey, 0o600);
+          }
+        }
+        out.data({ ...cert, ...(options.out ? { written } : {}) });
+        out.line(table(CERT_HEAD, certificateRows([cert])));
+        out.line(`fingerprint (SHA-256): ${cert.fingerprint}`);
+        for (const path of Object.values(written)) out.line(`wrote ${path}`);
+        if (!options.out) out.line(cert.certificatePem.trimEnd());
+      }),
+    );
+}

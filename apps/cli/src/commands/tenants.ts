@@ -1,0 +1,52 @@
+import { unwrap } from '@certq/sdk';
+import type { Command } from 'commander';
+import { contextOf } from '../context';
+import { shortTime, table } from '../output';
+
+export function registerTenants(program: Command, run: RunAction) {
+  const tenants = program.command('tenants').description('tenants and their tokens (operator token)');
+
+  tenants
+    .command('create')
+    .description('create a tenant; prints its token, which is shown only once')
+    .argument('<name>', 'the tenant name')
+    .option('--httpsok-key <key>', "the tenant's own httpsok OpenApiKey (default: the operator's)")
+    .action(
+      run(async (name: string, options: { httpsokKey?: string }, command: Command) => {
+        const { client, out } = contextOf(command);
+        const tenant = await unwrap(
+          client.createTenant({
+            body: { name, ...(options.httpsokKey ? { httpsokApiKey: options.httpsokKey } : {}) },
+          }),
+        );
+        out.data(tenant);
+        out.line(table(['id', 'name', 'token (shown once)'], [[tenant.id, tenant.name, tenant.token]]));
+      }),
+    );
+
+  tenants
+    .command('list')
+    .description('list tenants (no secrets)')
+    .action(
+      run(async (_options: unknown, command: Command) => {
+        const { client, out } = contextOf(command);
+        const { tenants: list } = await unwrap(client.listTenants());
+        out.data(list);
+        out.line(
+          table(
+            ['id', 'name', 'own httpsok key', 'created'],
+            list.map((t) => [t.id, t.name, t.hasOwnApiKey ? 'yes' : 'no', shortTime(t.createdAt)]),
+          ),
+        );
+      }),
+    );
+}
+
+/** Wraps a command's action: errors become a message on stderr and the matching exit code. */
+export type RunAction = <
+  // biome-ignore lint/suspicious/noExplicitAny: commander passes positional arguments of any shape
+  A extends any[],
+>(
+  // biome-ignore lint/suspicious/noConfusingVoidType: actions without an exit code of their own return nothing
+  action: (...args: A) => Promise<number | void>,
+) => (...args: A) => Promise<void>;

@@ -1,0 +1,3 @@
+export { EXIT } from './exit';
+export type { ImportSummary } from './import/run';
+export { buildProgram, runCli } from './program';
