@@ -30,7 +30,6 @@ const INDEXES_0008 = [
   'orders_by_status_created',
   'order_events_terminal_by_at',
   'certificates_current_by_tenant_expiry',
-  'certificates_by_domain_set',
 ];
 
 async function seed(pool: ReturnType<typeof createDb>['pool']) {

@@ -13,6 +13,3 @@ CREATE INDEX "orders_by_status_created" ON "orders" USING btree ("status","creat
 CREATE INDEX "order_events_terminal_by_at" ON "order_events" USING btree ("at","to_status") WHERE "order_events"."to_status" in ('issued', 'failed');--> statement-breakpoint
 -- A tenant's certificates by expiry (tenant page, certificate search within a tenant).
 CREATE INDEX "certificates_current_by_tenant_expiry" ON "certificates" USING btree ("tenant_id","not_after","id") WHERE "certificates"."is_current";
---> statement-breakpoint
--- A certificate's renewal history: every certificate of its domain set.
-CREATE INDEX "certificates_by_domain_set" ON "certificates" USING btree ("tenant_id","domains_key","created_at" DESC NULLS LAST);

@@ -175,7 +175,6 @@ export const certificates = pgTable(
     index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
     index('certificates_domains_gin').using('gin', t.domains),
     index('certificates_domains_key_trgm').using('gin', t.domainsKey.op('gin_trgm_ops')),
-    index('certificates_by_domain_set').on(t.tenantId, t.domainsKey, t.createdAt.desc()),
     index('certificates_current_by_tenant_expiry')
       .on(t.tenantId, t.notAfter, t.id)
       .where(sql`${t.isCurrent}`),
