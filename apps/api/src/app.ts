@@ -10,6 +10,7 @@ import { openapiPlugin } from './plugins/openapi';
 import { securityPlugin } from './plugins/security';
 import { callbacksRoutes, redactCallbackUrl } from './routes/callbacks/index';
 import { certificatesRoutes } from './routes/certificates/index';
+import { consoleRoutes } from './routes/console/index';
 import { healthRoutes } from './routes/health/index';
 import { observabilityRoutes } from './routes/observability/index';
 import { ordersRoutes } from './routes/orders/index';
@@ -83,6 +84,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(observabilityRoutes, routeOptions);
   await app.register(renewalsRoutes, routeOptions);
   await app.register(webhooksRoutes, routeOptions);
+  await app.register(consoleRoutes, routeOptions);
 
   // ── extension point: more route groups go here, each a plugin taking `{ deps }` ──
   // Registered after openapiPlugin, they appear in /docs/json automatically.

@@ -1,6 +1,8 @@
-import { type SQL, sql } from 'drizzle-orm';
+import { normalizeDomain } from '@certq/core';
+import { arrayContains, eq, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import { z } from 'zod';
+import { type Principal, tenantScope } from './plugins/auth';
 import { badRequest } from './plugins/errors';
 
 /**
@@ -65,4 +67,29 @@ export function page<Row extends { cursorTs: string; id: string }>(rows: Row[], 
   const items = more ? rows.slice(0, limit) : rows;
   const last = items[items.length - 1];
   return { items, nextCursor: more && last ? encodeCursor({ t: last.cursorTs, id: last.id }) : null };
+}
+
+/**
+ * What every listing of tenant-owned rows starts with, newest first: the caller's tenant scope, the
+ * operator's `tenantId` filter, and the rows after `cursor`.
+ */
+export function ownedPageConditions(
+  principal: Principal,
+  query: { tenantId?: string; cursor?: string },
+  table: { tenantId: PgColumn; createdAt: PgColumn; id: PgColumn },
+): SQL[] {
+  const conditions: SQL[] = [];
+  const scope = tenantScope(principal);
+  if (scope) conditions.push(eq(table.tenantId, scope));
+  if (query.tenantId) conditions.push(eq(table.tenantId, query.tenantId));
+  if (query.cursor !== undefined)
+    conditions.push(afterCursor(table.createdAt, table.id, decodeCursor(query.cursor)));
+  return conditions;
+}
+
+/** The `domain` query parameter as a filter on a domain array: normalised like an order's, else 400. */
+export function containsDomain(column: PgColumn, raw: string): SQL {
+  const domain = normalizeDomain(raw);
+  if (!domain.ok) throw badRequest(`querystring domain: ${domain.reason}`);
+  return arrayContains(column, [domain.domain]);
 }

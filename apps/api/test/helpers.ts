@@ -91,6 +91,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Default: the env's database. */
   db?: Database;
+  /** Merged into the loaded configuration (settings the schema may not know yet, e.g. VIEWER_TOKEN). */
+  extraConfig?: Record<string, unknown>;
 }
 
 let tenantCounter = 0;
@@ -108,6 +110,7 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
     RATE_LIMIT_PER_MINUTE: '1000000',
     ...options.env,
   });
+  Object.assign(config, options.extraConfig);
   const secrets = createSecretBox(parseEncryptionKey(config.ENCRYPTION_KEY!));
   const ownRedis = options.redis === undefined;
   const redis =

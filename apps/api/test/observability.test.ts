@@ -147,7 +147,7 @@ describe('operator views', () => {
     const page = await api.request('GET', '/admin', { headers: { authorization: basic } });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
-    expect(page.text).toContain('Orders by status');
+    expect(page.text).toContain('id="chart-expiring"');
     expect(page.text).toContain('href="/admin/queues"');
     const board = await api.request('GET', '/admin/queues', { headers: { authorization: basic } });
     expect(board.status).toBe(200);

@@ -5,7 +5,6 @@ export { createUpstreamLimiter, type UpstreamLimiter } from './limiter';
 export { createLogger } from './logger';
 export { type Maintenance, RENEWAL_SCAN_SCHEDULER, startMaintenance } from './maintenance';
 export { createWorkerMetrics, type WorkerMetrics } from './metrics';
-export { type ReconcileResult, reconcile } from './reconciler';
 export {
   explainRenewalScan,
   renewalCandidatesQuery,
@@ -15,6 +14,8 @@ export {
   scanRenewals,
 } from './renewals/scanner';
 export { type StartWorkerOptions, startWorker, type WorkerHandle } from './runner';
+export { type ReconcileResult, reconcile } from './sweeps/reconcile';
+export { type RelayResult, relayWebhooks } from './sweeps/webhook-relay';
 export { TASKS, type Task } from './tasks/index';
 export { completeIssuance, type IssuanceResult } from './tasks/issuance';
 export { JOB_RESULTS, type JobResult, type Outcome } from './tasks/outcome';
@@ -25,6 +26,5 @@ export {
   WEBHOOK_TIMEOUT_MS,
 } from './webhooks/delivery';
 export { EXPIRING_WITHIN_DAYS, notifyExpiring } from './webhooks/expiring';
-export { type RelayResult, relayWebhooks } from './webhooks/relay';
 export { signWebhook, type VerifyWebhookArgs, verifyWebhookSignature } from './webhooks/signing';
 export { createStageWorkers } from './workers';

@@ -8,10 +8,10 @@ import { createWorkerContext, type WorkerContext } from './context';
 import { createLogger } from './logger';
 import { startMaintenance } from './maintenance';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
-import { type ReconcileResult, reconcile } from './reconciler';
+import { type ReconcileResult, reconcile } from './sweeps/reconcile';
+import { type RelayResult, relayWebhooks } from './sweeps/webhook-relay';
 import { TASKS } from './tasks/index';
 import { createWebhookWorker } from './webhooks/delivery';
-import { type RelayResult, relayWebhooks } from './webhooks/relay';
 import { createStageWorkers } from './workers';
 
 export interface StartWorkerOptions {
@@ -120,7 +120,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
       return await relayWebhooks(ctx);
     } catch (error) {
       logger.error({ err: error }, 'webhook relay failed');
-      return { ran: false, checked: 0, requeued: 0 };
+      return { ran: false, checked: 0, repaired: 0 };
     }
   };
   const runReconcile = async () => {

@@ -108,6 +108,9 @@ export const orders = pgTable(
     index('orders_by_created').on(t.createdAt.desc(), t.id.desc()),
     index('orders_by_batch').on(t.renewalBatchId).where(sql`${t.renewalBatchId} is not null`),
     index('orders_domains_gin').using('gin', t.domains),
+    // Console search: domain prefixes and "every name under" (LIKE on the joined names), see 0008.
+    index('orders_domains_key_trgm').using('gin', t.domainsKey.op('gin_trgm_ops')),
+    index('orders_by_status_created').on(t.status, t.createdAt.desc(), t.id.desc()),
     check('orders_domains_count', sql`cardinality(${t.domains}) between 1 and 100`),
     check(
       'orders_issuing_has_apply_id',
@@ -170,6 +173,10 @@ export const certificates = pgTable(
     index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
     index('certificates_by_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
     index('certificates_domains_gin').using('gin', t.domains),
+    index('certificates_domains_key_trgm').using('gin', t.domainsKey.op('gin_trgm_ops')),
+    index('certificates_current_by_tenant_expiry')
+      .on(t.tenantId, t.notAfter, t.id)
+      .where(sql`${t.isCurrent}`),
   ],
 );
 
@@ -225,7 +232,12 @@ export const orderEvents = pgTable(
     detail: jsonb('detail'),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('order_events_by_order').on(t.orderId, t.id)],
+  (t) => [
+    index('order_events_by_order').on(t.orderId, t.id),
+    index('order_events_terminal_by_at')
+      .on(t.at, t.toStatus)
+      .where(sql`${t.toStatus} in ('issued', 'failed')`),
+  ],
 );
 
 export const idempotencyKeys = pgTable(

@@ -113,7 +113,7 @@ export function isUnavailable(error: unknown): boolean {
 }
 
 /** The HTTP status of each workflow refusal: the one place a workflow rule meets HTTP. */
-const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
+export const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
   not_found: 404,
   unknown_tenant: 400,
   invalid_idempotency_key: 400,

@@ -20,6 +20,8 @@ export interface RenewalSelection {
   domains?: string[];
   /** Certificates whose notAfter is within this many days (expired ones included). */
   expiringWithinDays?: number;
+  /** Only these certificates (the console's "renew now" on one order or a filtered set). */
+  certificateIds?: string[];
 }
 
 export interface RenewalRequest {
@@ -48,6 +50,7 @@ function selectionConditions(selection: RenewalSelection, now: Date): SQL[] {
   const conditions: SQL[] = [eq(certificates.isCurrent, true)];
   if (selection.tenantIds) conditions.push(inArray(certificates.tenantId, selection.tenantIds));
   if (selection.domains) conditions.push(arrayOverlaps(certificates.domains, selection.domains));
+  if (selection.certificateIds) conditions.push(inArray(certificates.id, selection.certificateIds));
   if (selection.expiringWithinDays !== undefined)
     conditions.push(
       lte(certificates.notAfter, new Date(now.getTime() + selection.expiringWithinDays * 86_400_000)),

@@ -1,19 +1,18 @@
-import { normalizeDomain } from '@certq/core';
 import { auditLog, type Certificate, certificates } from '@certq/db';
-import { and, arrayContains, desc, eq, lte, type SQL, sql } from 'drizzle-orm';
+import { and, desc, eq, lte, type SQL, sql } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
 import {
-  afterCursor,
   CursorSchema,
+  containsDomain,
   cursorTimestamp,
-  decodeCursor,
   LimitSchema,
+  ownedPageConditions,
   page,
 } from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
-import { badRequest, errorResponses, notFound } from '../../plugins/errors';
+import { errorResponses, notFound } from '../../plugins/errors';
 import { AlgorithmSchema, CaSchema, IdParams, Timestamp } from '../../schemas';
 
 export const CertificateSchema = z
@@ -109,22 +108,13 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
     async (request) => {
       const principal = principalOf(request);
       const query = request.query;
-      const conditions: SQL[] = [];
-      const scope = tenantScope(principal);
-      if (scope) conditions.push(eq(certificates.tenantId, scope));
-      if (query.tenantId) conditions.push(eq(certificates.tenantId, query.tenantId));
+      const conditions = ownedPageConditions(principal, query, certificates);
       if (query.includeHistory !== 'true') conditions.push(eq(certificates.isCurrent, true));
-      if (query.domain !== undefined) {
-        const domain = normalizeDomain(query.domain);
-        if (!domain.ok) throw badRequest(`querystring domain: ${domain.reason}`);
-        conditions.push(arrayContains(certificates.domains, [domain.domain]));
-      }
+      if (query.domain !== undefined) conditions.push(containsDomain(certificates.domains, query.domain));
       if (query.expiringWithinDays !== undefined)
         conditions.push(
           lte(certificates.notAfter, sql`now() + make_interval(days => ${query.expiringWithinDays}::int)`),
         );
-      if (query.cursor !== undefined)
-        conditions.push(afterCursor(certificates.createdAt, certificates.id, decodeCursor(query.cursor)));
       const rows = await db
         .select({ ...metadataColumns, cursorTs: cursorTimestamp(certificates.createdAt) })
         .from(certificates)

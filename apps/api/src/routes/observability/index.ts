@@ -8,14 +8,14 @@ import fp from 'fastify-plugin';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { createApiMetrics } from '../../observability/metrics';
-import { collectStats, type Stats, StatsSchema } from '../../observability/stats';
+import { collectStats, StatsSchema } from '../../observability/stats';
 import { ApiError, errorResponses } from '../../plugins/errors';
 
 /**
- * What an operator watches: Prometheus metrics at /metrics, counts at /v1/stats, a small page at
- * /admin and the queue dashboard (bull-board) at /admin/queues. The two pages are for browsers, which
- * cannot send a bearer token by themselves: they also take HTTP Basic auth with the operator token as
- * the password (any user name), and answer 401 with a Basic challenge so the browser asks for it.
+ * What an operator watches: Prometheus metrics at /metrics, counts at /v1/stats and the queue dashboard
+ * (bull-board) at /admin/queues (the console at /admin is routes/console/). The dashboard is for
+ * browsers, which cannot send a bearer token by themselves: it also takes HTTP Basic auth with the
+ * operator token as the password (any user name), and answers 401 with a Basic challenge.
  */
 // Not encapsulated (like fastify-plugin): the request-duration hook must see every route of the app.
 export const observabilityRoutes = fp<RouteOptions>(
@@ -86,11 +86,6 @@ export const observabilityRoutes = fp<RouteOptions>(
         }
       });
 
-      admin.get('/admin', async (_request, reply) => {
-        reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
-        return renderAdminPage(await collectStats(deps.db));
-      });
-
       const board = new FastifyAdapter();
       board.setBasePath('/admin/queues');
       createBullBoard({
@@ -114,38 +109,4 @@ function isOperator(request: FastifyRequest, adminToken: string | undefined): bo
   const decoded = Buffer.from(basic, 'base64').toString('utf8');
   const password = decoded.slice(decoded.indexOf(':') + 1);
   return decoded.includes(':') && safeEqual(password, adminToken);
-}
-
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-
-function table(headers: string[], rows: (string | number)[][]): string {
-  const head = headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
-  const body = rows
-    .map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(String(c))}</td>`).join('')}</tr>`)
-    .join('');
-  return `<table><thead><tr>${head}</tr></thead><tbody>${body || `<tr><td colspan="${headers.length}">none</td></tr>`}</tbody></table>`;
-}
-
-/** A server-rendered page: no front-end build, nothing to load but itself. */
-export function renderAdminPage(stats: Stats): string {
-  const statuses = ['verifying', 'applying', 'issuing', 'issued', 'failed', 'cancelled'];
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>certq — operator</title>
-<style>body{font:14px system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
-td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}th{background:#f4f4f4}</style></head>
-<body><h1>certq</h1><p><a href="/admin/queues">Queue dashboard</a> · <a href="/docs">API docs</a> · <a href="/metrics">Metrics</a></p>
-<h2>Orders by status</h2>${table(statuses, [statuses.map((s) => stats.orders.byStatus[s] ?? 0)])}
-<h2>Orders by tenant</h2>${table(
-    ['tenant', ...statuses],
-    stats.orders.byTenant.map((t) => [t.tenantName, ...statuses.map((s) => t.byStatus[s] ?? 0)]),
-  )}
-<h2>Current certificates by days to expiry</h2>${table(Object.keys(stats.certificates.byDaysToExpiry), [
-    Object.values(stats.certificates.byDaysToExpiry),
-  ])}
-<h2>Failures by reason</h2>${table(
-    ['reason', 'orders'],
-    stats.failures.map((f) => [f.reason, f.count]),
-  )}
-<p><small>Generated ${escapeHtml(stats.generatedAt)}</small></p></body></html>`;
 }

@@ -1,11 +1,11 @@
-import { normalizeDomain, ORDER_STATUSES } from '@certq/core';
+import { ORDER_STATUSES } from '@certq/core';
 import { type OrderRequest, orders } from '@certq/db';
 import { cancelOrder, createOrder, createOrders, isWorkflowError, retryOrder } from '@certq/workflow';
-import { and, arrayContains, desc, eq, type SQL } from 'drizzle-orm';
+import { and, desc, eq, type SQL } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { afterCursor, decodeCursor, page } from '../../pagination';
+import { containsDomain, ownedPageConditions, page } from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams } from '../../schemas';
@@ -49,18 +49,9 @@ async function withTenantPath<T>(at: (index: number) => string, work: () => Prom
 }
 
 function orderListConditions(principal: Principal, query: z.output<typeof OrderListQuery>): SQL[] {
-  const conditions: SQL[] = [];
-  const scope = tenantScope(principal);
-  if (scope) conditions.push(eq(orders.tenantId, scope));
-  if (query.tenantId) conditions.push(eq(orders.tenantId, query.tenantId));
+  const conditions = ownedPageConditions(principal, query, orders);
   if (query.status) conditions.push(eq(orders.status, query.status));
-  if (query.domain !== undefined) {
-    const domain = normalizeDomain(query.domain);
-    if (!domain.ok) throw badRequest(`querystring domain: ${domain.reason}`);
-    conditions.push(arrayContains(orders.domains, [domain.domain]));
-  }
-  if (query.cursor !== undefined)
-    conditions.push(afterCursor(orders.createdAt, orders.id, decodeCursor(query.cursor)));
+  if (query.domain !== undefined) conditions.push(containsDomain(orders.domains, query.domain));
   return conditions;
 }
 

@@ -1,17 +1,10 @@
 import { generateToken } from '@certq/core';
 import { tenants, WEBHOOK_DELIVERY_STATUSES, type WebhookDelivery, webhookDeliveries } from '@certq/db';
-import { and, desc, eq, type SQL } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import {
-  afterCursor,
-  CursorSchema,
-  cursorTimestamp,
-  decodeCursor,
-  LimitSchema,
-  page,
-} from '../../pagination';
+import { CursorSchema, cursorTimestamp, LimitSchema, ownedPageConditions, page } from '../../pagination';
 import { principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams, Timestamp } from '../../schemas';
@@ -211,15 +204,8 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     async (request) => {
       const principal = principalOf(request);
       const query = request.query;
-      const conditions: SQL[] = [];
-      const scope = tenantScope(principal);
-      if (scope) conditions.push(eq(webhookDeliveries.tenantId, scope));
-      if (query.tenantId) conditions.push(eq(webhookDeliveries.tenantId, query.tenantId));
+      const conditions = ownedPageConditions(principal, query, webhookDeliveries);
       if (query.status) conditions.push(eq(webhookDeliveries.status, query.status));
-      if (query.cursor !== undefined)
-        conditions.push(
-          afterCursor(webhookDeliveries.createdAt, webhookDeliveries.id, decodeCursor(query.cursor)),
-        );
       const rows = await db
         .select({
           id: webhookDeliveries.id,
