@@ -117,7 +117,7 @@ describe('infra/docker/Dockerfile', () => {
 
   it('maps every target of the entrypoint to an existing source file', () => {
     const files = [...entrypoint.matchAll(/exec node "\$TSX" (\S+)/g)].map((m) => m[1]!);
-    expect(files.length).toBe(4);
+    expect(files.length).toBe(5); // api, worker, simulator, migrate, agent
     for (const file of files) expect(existsSync(join(root, file)), file).toBe(true);
     expect(dockerfile).toContain('TSX=/app/apps/worker/node_modules/tsx/dist/cli.mjs');
     const worker = JSON.parse(read('apps/worker/package.json'));

@@ -1,5 +1,5 @@
 #!/bin/sh
-# certq container entrypoint: `certq api | worker | simulator | migrate` (default: api).
+# certq container entrypoint: `certq api | worker | simulator | migrate | agent` (default: api).
 # exec keeps the Node process as PID 1's direct replacement, so SIGTERM reaches it and it drains.
 set -eu
 cd /app
@@ -10,5 +10,6 @@ case "$target" in
   worker)    exec node "$TSX" apps/worker/src/main.ts "$@" ;;
   simulator) exec node "$TSX" apps/simulator/src/main.ts "$@" ;;
   migrate)   exec node "$TSX" packages/db/src/migrate-cli.ts "$@" ;;
+  agent)     exec node "$TSX" apps/agent/src/main.ts "$@" ;;
   *)         exec "$target" "$@" ;;
 esac

@@ -3,6 +3,7 @@ import { REDACT_CENSOR, REDACT_PATHS } from '@certq/core';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
+import { createDelivery, type Delivery } from './delivery/index';
 import type { ApiDeps } from './deps';
 import { authPlugin } from './plugins/auth';
 import { errorsPlugin, frameworkErrorHandler } from './plugins/errors';
@@ -11,14 +12,30 @@ import { securityPlugin } from './plugins/security';
 import { callbacksRoutes, redactCallbackUrl } from './routes/callbacks/index';
 import { certificatesRoutes } from './routes/certificates/index';
 import { consoleRoutes } from './routes/console/index';
+import { edgeTokensRoutes } from './routes/edge-tokens/index';
 import { healthRoutes } from './routes/health/index';
 import { observabilityRoutes } from './routes/observability/index';
 import { ordersRoutes } from './routes/orders/index';
 import { renewalsRoutes } from './routes/renewals/index';
 import { tenantsRoutes } from './routes/tenants/index';
+import { tlsRoutes } from './routes/tls/index';
 import { webhooksRoutes } from './routes/webhooks/index';
 
 export type { ApiDeps } from './deps';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Edge tokens, the change-feed follower and the TLS cache (see delivery/). */
+    delivery: Delivery;
+    /** Registries /metrics serves besides its own (route groups add theirs). */
+    metricRegistries: import('prom-client').Registry[];
+  }
+}
+
+/** A request URL as we log it: no callback secret, no `token` query parameter (Caddy sends one). */
+export function redactUrl(url: string): string {
+  return redactCallbackUrl(url).replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+}
 
 export function createApiLogger(level: string) {
   return pino({ level, redact: { paths: [...REDACT_PATHS], censor: REDACT_CENSOR } });
@@ -51,8 +68,24 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
 
   // ── cross-cutting plugins (order matters: errors, then auth before the rate limiter) ──
+  const delivery = createDelivery({
+    db: deps.db,
+    secrets: deps.secrets,
+    databaseUrl: config.DATABASE_URL,
+    logger,
+  });
+  await delivery.start();
+  app.decorate('delivery', delivery);
+  app.decorate('metricRegistries', [delivery.edgeTokens.registry]);
+  // Long-polls of the change feed would hold a shutdown up for their whole wait: answer them now.
+  app.addHook('preClose', async () => delivery.follower.stopWaiting());
+  app.addHook('onClose', async () => delivery.close());
   await app.register(errorsPlugin);
-  await app.register(authPlugin, { db: deps.db, adminToken: config.ADMIN_TOKEN });
+  await app.register(authPlugin, {
+    db: deps.db,
+    adminToken: config.ADMIN_TOKEN,
+    edgeTokens: delivery.edgeTokens,
+  });
   await app.register(securityPlugin, {
     redis: deps.redis,
     redisPrefix: config.REDIS_PREFIX,
@@ -66,7 +99,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     request.log.info(
       {
         method: request.method,
-        url: redactCallbackUrl(request.url),
+        url: redactUrl(request.url),
         statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
       },
@@ -85,6 +118,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(renewalsRoutes, routeOptions);
   await app.register(webhooksRoutes, routeOptions);
   await app.register(consoleRoutes, routeOptions);
+  await app.register(edgeTokensRoutes, routeOptions);
+  await app.register(tlsRoutes, routeOptions);
 
   // ── extension point: more route groups go here, each a plugin taking `{ deps }` ──
   // Registered after openapiPlugin, they appear in /docs/json automatically.

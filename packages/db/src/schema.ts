@@ -7,6 +7,7 @@ import {
 } from '@certq/core';
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   boolean,
   check,
@@ -271,7 +272,53 @@ export const auditLog = pgTable(
   (t) => [index('audit_log_by_subject').on(t.subjectId, t.id)],
 );
 
+/**
+ * Read-only credentials for TLS servers and agents (delivery routes only). `tenantIds` null: every
+ * tenant. Use is counted in memory and written here at most every few seconds, never per handshake.
+ */
+export const edgeTokens = pgTable('edge_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  tenantIds: uuid('tenant_ids').array(),
+  createdAt: createdAt(),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  useCount: bigint('use_count', { mode: 'number' }).notNull().default(0),
+});
+
+/** The id the next change takes; its row lock serialises change-writers (see 0005_delivery.sql). */
+export const certificateChangeCounter = pgTable(
+  'certificate_change_counter',
+  {
+    onlyRow: boolean('only_row').primaryKey().default(true),
+    lastId: bigint('last_id', { mode: 'number' }).notNull(),
+  },
+  () => [check('certificate_change_counter_one_row', sql`only_row`)],
+);
+
+/**
+ * The change feed: one row each time a certificate becomes current or stops being current, written by
+ * a trigger on `certificates`. Ids commit in order, so `id > cursor` never skips a change.
+ */
+export const certificateChanges = pgTable(
+  'certificate_changes',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey(),
+    certificateId: uuid('certificate_id')
+      .notNull()
+      .references(() => certificates.id),
+    tenantId: uuid('tenant_id').notNull(),
+    domains: text('domains').array().notNull(),
+    becameCurrent: boolean('became_current').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('certificate_changes_by_tenant').on(t.tenantId, t.id)],
+);
+
 export type Tenant = typeof tenants.$inferSelect;
+export type EdgeToken = typeof edgeTokens.$inferSelect;
+export type CertificateChange = typeof certificateChanges.$inferSelect;
 export type Order = typeof orders.$inferSelect;
 export type NewOrder = typeof orders.$inferInsert;
 export type OrderDns = typeof orderDns.$inferSelect;

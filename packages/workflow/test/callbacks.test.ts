@@ -35,9 +35,9 @@ async function issuingOrder(name: string) {
     .insert(tenants)
     .values({ name, tokenHash: `hash-${name}` })
     .returning();
-  const [{ order }] = (
+  const { order } = (
     await insertOrders(handle.db, [{ tenantId: tenant!.id, domains: [`${name}.example.com`] }])
-  ).orders as [{ order: typeof orders.$inferSelect }];
+  ).orders[0]!;
   const secret = generateToken('cb');
   const later = new Date(Date.now() + 3600_000);
   const [issuing] = await handle.db

@@ -39,6 +39,7 @@ export const ErrorSchema = z
 const DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid request (see error.details)',
   401: 'Missing or unknown bearer token',
+  403: 'This token may not use this route (edge tokens: delivery routes only)',
   404: 'Not found (or owned by another tenant)',
   409: 'Conflicts with the current state',
   413: 'Body too large',

@@ -36,6 +36,7 @@ export const securityPlugin = fp<SecurityOptions>(
         const p = request.principal;
         if (p?.kind === 'admin') return 'admin';
         if (p?.kind === 'tenant') return `tenant:${p.tenantId}`;
+        if (p?.kind === 'edge') return `edge:${p.tokenId}`;
         return `ip:${request.ip}`;
       },
       errorResponseBuilder: (_request, context) =>

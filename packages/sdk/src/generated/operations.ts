@@ -7,6 +7,7 @@ import type { paths } from './schema';
 /** Every operation of the API by operationId: its method and path. */
 export const OPERATIONS = {
   cancelOrder: { method: 'DELETE', path: '/v1/orders/{id}' },
+  createEdgeToken: { method: 'POST', path: '/v1/edge-tokens' },
   createOrder: { method: 'POST', path: '/v1/orders' },
   createOrdersBulk: { method: 'POST', path: '/v1/orders/bulk' },
   createTenant: { method: 'POST', path: '/v1/tenants' },
@@ -19,13 +20,17 @@ export const OPERATIONS = {
   getReadiness: { method: 'GET', path: '/readyz' },
   getRenewalBatch: { method: 'GET', path: '/v1/renewals/{id}' },
   getStats: { method: 'GET', path: '/v1/stats' },
+  getTlsCertificate: { method: 'GET', path: '/v1/tls/certificate' },
+  listCertificateChanges: { method: 'GET', path: '/v1/certificates/changes' },
   listCertificates: { method: 'GET', path: '/v1/certificates' },
+  listEdgeTokens: { method: 'GET', path: '/v1/edge-tokens' },
   listOrders: { method: 'GET', path: '/v1/orders' },
   listTenants: { method: 'GET', path: '/v1/tenants' },
   listWebhookDeliveries: { method: 'GET', path: '/v1/webhook-deliveries' },
   receiveHttpsokCallback: { method: 'POST', path: '/v1/callbacks/httpsok/{secret}' },
   requestRenewals: { method: 'POST', path: '/v1/renewals' },
   retryOrder: { method: 'POST', path: '/v1/orders/{id}/retry' },
+  revokeEdgeToken: { method: 'DELETE', path: '/v1/edge-tokens/{id}' },
   setTenantWebhook: { method: 'PUT', path: '/v1/tenants/{id}/webhook' },
   setWebhook: { method: 'PUT', path: '/v1/webhook' },
 } as const;
@@ -38,6 +43,8 @@ export function bindOperations(client: Client<paths>) {
   return {
     /** Cancel an active order — `DELETE /v1/orders/{id}` */
     cancelOrder: byPath['/v1/orders/{id}'].DELETE,
+    /** Create an edge token (operator) — `POST /v1/edge-tokens` */
+    createEdgeToken: byPath['/v1/edge-tokens'].POST,
     /** Order a certificate — `POST /v1/orders` */
     createOrder: byPath['/v1/orders'].POST,
     /** Order many certificates at once — `POST /v1/orders/bulk` */
@@ -62,8 +69,14 @@ export function bindOperations(client: Client<paths>) {
     getRenewalBatch: byPath['/v1/renewals/{id}'].GET,
     /** Counts by status and tenant, certificates by days to expiry, failures by reason — `GET /v1/stats` */
     getStats: byPath['/v1/stats'].GET,
+    /** The PEM bundle to serve for a TLS handshake (Caddy get_certificate http) — `GET /v1/tls/certificate` */
+    getTlsCertificate: byPath['/v1/tls/certificate'].GET,
+    /** Certificates that became current or were replaced since a cursor (long-poll) — `GET /v1/certificates/changes` */
+    listCertificateChanges: byPath['/v1/certificates/changes'].GET,
     /** List certificate metadata, newest first — `GET /v1/certificates` */
     listCertificates: byPath['/v1/certificates'].GET,
+    /** List edge tokens (operator), revoked ones included — `GET /v1/edge-tokens` */
+    listEdgeTokens: byPath['/v1/edge-tokens'].GET,
     /** List orders, newest first — `GET /v1/orders` */
     listOrders: byPath['/v1/orders'].GET,
     /** List tenants (operator) — `GET /v1/tenants` */
@@ -76,6 +89,8 @@ export function bindOperations(client: Client<paths>) {
     requestRenewals: byPath['/v1/renewals'].POST,
     /** Start a failed order again — `POST /v1/orders/{id}/retry` */
     retryOrder: byPath['/v1/orders/{id}/retry'].POST,
+    /** Revoke an edge token (operator) — `DELETE /v1/edge-tokens/{id}` */
+    revokeEdgeToken: byPath['/v1/edge-tokens/{id}'].DELETE,
     /** Set a tenant’s webhook (operator) — `PUT /v1/tenants/{id}/webhook` */
     setTenantWebhook: byPath['/v1/tenants/{id}/webhook'].PUT,
     /** Set your webhook (tenant) — `PUT /v1/webhook` */

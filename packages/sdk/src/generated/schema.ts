@@ -116,6 +116,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/certificates/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Certificates that became current or were replaced since a cursor (long-poll)
+         * @description Oldest first. With no change after `cursor`, waits up to `wait` seconds for one. The cursor comes from Postgres (ids commit in order), so it holds across API restarts and replicas. Start from 0 for a full sync. Edge token, operator, or tenant (its own certificates).
+         */
+        get: operations["listCertificateChanges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edge-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List edge tokens (operator), revoked ones included */
+        get: operations["listEdgeTokens"];
+        put?: never;
+        /**
+         * Create an edge token (operator)
+         * @description A read-only token for TLS servers and agents. The token is shown once: only its hash is kept.
+         */
+        post: operations["createEdgeToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edge-tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an edge token (operator)
+         * @description At once on this API replica, within 10 s on the others (they cache tokens that briefly). Revoking a revoked token changes nothing.
+         */
+        delete: operations["revokeEdgeToken"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orders": {
         parameters: {
             query?: never;
@@ -303,6 +364,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tls/certificate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The PEM bundle to serve for a TLS handshake (Caddy get_certificate http)
+         * @description The current certificate covering server_name (an exact name before a one-label wildcard, then the newest), as one PEM bundle: leaf, intermediates, private key. 204 when certq holds none. Edge token (limited tokens see only their tenants) or operator token, as `Authorization: Bearer` or a `token` query parameter; tenant tokens get 403.
+         */
+        get: operations["getTlsCertificate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhook": {
         parameters: {
             query?: never;
@@ -370,6 +451,38 @@ export interface components {
             notBefore: string;
             orderId: string;
             tenantId: string;
+        };
+        CertificateChange: {
+            /** @description ISO-8601 timestamp */
+            at: string;
+            certificateId: string;
+            /**
+             * @description current: now served for its domains; replaced: no longer (a renewal took its place)
+             * @enum {string}
+             */
+            change: "current" | "replaced";
+            /** @description this change’s position; pass the answer’s nextCursor to continue */
+            cursor: string;
+            /** @description the certificate’s domains; the first names its files */
+            domains: string[];
+            /** @description SHA-256 of the leaf (DER), lowercase hex */
+            fingerprint: string;
+            /** @description ISO-8601 timestamp */
+            notAfter: string;
+            tenantId: string;
+        };
+        EdgeToken: {
+            /** @description ISO-8601 timestamp */
+            createdAt: string;
+            id: string;
+            /** @description updated every few seconds, not per request */
+            lastUsedAt: string | null;
+            name: string;
+            /** @description ISO-8601 timestamp */
+            revokedAt: string | null;
+            /** @description null: every tenant */
+            tenantIds: string[] | null;
+            useCount: number;
         };
         Error: {
             error: {
@@ -750,6 +863,252 @@ export interface operations {
                         /** @description PEM */
                         privateKey: string;
                     };
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listCertificateChanges: {
+        parameters: {
+            query?: {
+                /** @description the nextCursor of a previous answer; absent or 0: from the beginning */
+                cursor?: string;
+                /** @description at most this many changes (default 500) */
+                limit?: number;
+                /** @description not accepted here: send Authorization: Bearer */
+                token?: string;
+                /** @description seconds to wait for the first change when there is none (≤ 60; default 0) */
+                wait?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        changes: components["schemas"]["CertificateChange"][];
+                        nextCursor: string;
+                    };
+                };
+            };
+            /** @description Invalid request (see error.details) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description This token may not use this route (edge tokens: delivery routes only) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listEdgeTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        edgeTokens: components["schemas"]["EdgeToken"][];
+                    };
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createEdgeToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description what the token is for, e.g. "edge-fra-1" */
+                    name: string;
+                    /** @description limit the token to these tenants; absent: every tenant, including future ones */
+                    tenantIds?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description ISO-8601 timestamp */
+                        createdAt: string;
+                        id: string;
+                        /** @description updated every few seconds, not per request */
+                        lastUsedAt: string | null;
+                        name: string;
+                        /** @description ISO-8601 timestamp */
+                        revokedAt: string | null;
+                        /** @description null: every tenant */
+                        tenantIds: string[] | null;
+                        /** @description the bearer token, shown once: only its hash is kept */
+                        token: string;
+                        useCount: number;
+                    };
+                };
+            };
+            /** @description Invalid request (see error.details) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revokeEdgeToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EdgeToken"];
                 };
             };
             /** @description Missing or unknown bearer token */
@@ -1675,6 +2034,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTlsCertificate: {
+        parameters: {
+            query?: {
+                /** @description instead of server_name: this certificate, if it is current (used by certq-agent) */
+                certificate_id?: string;
+                /** @description sent by Caddy; ignored */
+                cipher_suites?: string;
+                /** @description the SNI name of the handshake */
+                server_name?: string;
+                /** @description sent by Caddy; ignored */
+                signature_schemes?: string;
+                /** @description the edge token, for clients that cannot send headers */
+                token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description PEM: leaf, intermediates, then the private key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-pem-file": string;
+                };
+            };
+            /** @description certq holds no current certificate for this name */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-pem-file": null;
+                };
+            };
+            /** @description Invalid request (see error.details) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-pem-file": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-pem-file": components["schemas"]["Error"];
+                };
+            };
+            /** @description This token may not use this route (edge tokens: delivery routes only) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-pem-file": components["schemas"]["Error"];
                 };
             };
         };

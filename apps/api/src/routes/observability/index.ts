@@ -50,7 +50,9 @@ export const observabilityRoutes = fp<RouteOptions>(
       { config: { auth: 'none', rateLimit: false }, schema: { hide: true } },
       async (_request, reply) => {
         reply.header('content-type', metrics.registry.contentType);
-        return metrics.registry.metrics();
+        const own = await metrics.registry.metrics();
+        const more = await Promise.all(app.metricRegistries.map((r) => r.metrics()));
+        return [own, ...more].join('\n');
       },
     );
 

@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { Timestamp } from '../../schemas';
+
+export const EdgeTokenInputSchema = z.strictObject({
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
+    .describe('what the token is for, e.g. "edge-fra-1"'),
+  tenantIds: z
+    .array(z.uuid())
+    .min(1)
+    .max(1000)
+    .optional()
+    .describe('limit the token to these tenants; absent: every tenant, including future ones'),
+});
+
+export const EdgeTokenSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    tenantIds: z.array(z.string()).nullable().describe('null: every tenant'),
+    createdAt: Timestamp,
+    revokedAt: Timestamp.nullable(),
+    lastUsedAt: Timestamp.nullable().describe('updated every few seconds, not per request'),
+    useCount: z.number().int(),
+  })
+  .meta({ id: 'EdgeToken' });
+
+export const CreatedEdgeTokenSchema = EdgeTokenSchema.extend({
+  token: z.string().describe('the bearer token, shown once: only its hash is kept'),
+});

@@ -1,0 +1,68 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startHaproxy } from '@certq/testing/servers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handshake, type Stack, spawnAgent, startStack, uniqueName } from './stack';
+
+let stack: Stack;
+let haproxy: Awaited<ReturnType<typeof startHaproxy>>;
+const tmp = mkdtempSync(join(tmpdir(), 'certq-haproxy-test-'));
+const dir = join(tmp, 'certs');
+const a = uniqueName('hap-a');
+const b = uniqueName('hap-b');
+const certs: Record<string, { id: string; fingerprint: string }> = {};
+
+beforeAll(async () => {
+  stack = await startStack();
+  const [tenantA, tenantB] = [await stack.createTenant(), await stack.createTenant()];
+  [certs.a, certs.b] = await Promise.all([
+    stack.issue(tenantA.token, [a, `www.${a}`]),
+    stack.issue(tenantB.token, [`*.${b}`]),
+  ]);
+  const token = await stack.edgeToken();
+  const agent = spawnAgent([
+    '--api',
+    stack.apiUrl,
+    '--token',
+    token,
+    '--dir',
+    dir,
+    '--format',
+    'haproxy',
+    '--once',
+  ]);
+  expect(await agent.exited, agent.output()).toBe(0);
+  haproxy = await startHaproxy({ certDir: dir });
+});
+afterAll(async () => {
+  await haproxy?.stop();
+  await stack?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('HAProxy fed by certq-agent --format haproxy', () => {
+  it('writes <name>.pem (chain then key, 0600) and a crt-list naming each certificate’s domains', () => {
+    const pem = readFileSync(join(dir, `${a}.pem`), 'utf8');
+    expect(pem.indexOf('BEGIN CERTIFICATE')).toBeLessThan(pem.indexOf('PRIVATE KEY'));
+    expect(statSync(join(dir, `${a}.pem`)).mode & 0o777).toBe(0o600);
+    const list = readFileSync(join(dir, 'crt-list.txt'), 'utf8');
+    expect(list).toContain(`${join(dir, `${a}.pem`)} ${a} www.${a}`);
+    expect(list).toContain(`${join(dir, `_wildcard.${b}.pem`)} *.${b}`);
+  });
+
+  it('completes one handshake per tenant domain with the right certificate', async () => {
+    expect(await handshake(haproxy.port, a, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certs.a!.fingerprint,
+    });
+    expect(await handshake(haproxy.port, `www.${a}`, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certs.a!.fingerprint,
+    });
+    expect(await handshake(haproxy.port, `shop.${b}`, stack.rootPem)).toEqual({
+      ok: true,
+      fingerprint: certs.b!.fingerprint,
+    });
+  });
+});
