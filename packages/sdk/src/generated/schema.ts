@@ -456,7 +456,7 @@ export interface paths {
         get?: never;
         /**
          * Set a tenant’s webhook (operator)
-         * @description Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), order.failed, certificate.expiring (once per current certificate within 7 days of expiry). Each POST carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.
+         * @description Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), order.failed, order.ca_changed (the order moved to its next CA), certificate.expiring (once per current certificate within 7 days of expiry). Each POST carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.
          */
         put: operations["setTenantWebhook"];
         post?: never;
@@ -517,7 +517,7 @@ export interface paths {
         get?: never;
         /**
          * Set your webhook (tenant)
-         * @description Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), order.failed, certificate.expiring (once per current certificate within 7 days of expiry). Each POST carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.
+         * @description Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), order.failed, order.ca_changed (the order moved to its next CA), certificate.expiring (once per current certificate within 7 days of expiry). Each POST carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.
          */
         put: operations["setWebhook"];
         post?: never;
