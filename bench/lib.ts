@@ -1,8 +1,14 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { migrate } from '@certq/db';
+import { fileURLToPath } from 'node:url';
+import { type Config, secretBoxFromConfig } from '@certq/core';
+import { createDb, migrate } from '@certq/db';
 import { startNamed } from '@certq/testing';
+import { createWorkerContext } from '@certq/worker';
+import { createQueues } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { pino } from 'pino';
 
 /** One row of the table `pnpm bench` prints. */
 export interface BenchRow {
@@ -69,4 +75,63 @@ export async function createBenchEnvironment(): Promise<BenchEnvironment> {
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * The simulator in its own process, so its certificate generation takes the other core rather than
+ * the process being measured. Resolves once it answers /healthz.
+ */
+export async function startSimulatorProcess(options: {
+  issueSeconds: number;
+}): Promise<{ url: string; child: ChildProcess }> {
+  const port = 40_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: fileURLToPath(new URL('../apps/simulator', import.meta.url)),
+    env: {
+      ...process.env,
+      SIM_PORT: String(port),
+      SIM_ISSUE_SECONDS: String(options.issueSeconds),
+      SIM_LOG: 'false',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return { url, child };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill();
+  throw new Error('simulator did not start');
+}
+
+/** A worker context over a bench environment, for suites that drive the renewal scan by hand. */
+export function openScanContext(
+  env: { databaseUrl: string; redisUrl: string; prefix: string },
+  config: Config,
+) {
+  const handle = createDb(env.databaseUrl, { max: 5 });
+  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
+  const queues = createQueues(redis, env.prefix);
+  const ctx = createWorkerContext({
+    db: handle.db,
+    queues,
+    secrets: secretBoxFromConfig(config),
+    config,
+    redis,
+    logger: pino({ level: 'silent' }),
+  });
+  return {
+    ctx,
+    handle,
+    queues,
+    redis,
+    async close() {
+      await ctx.close();
+      await queues.close();
+      redis.disconnect();
+      await handle.close();
+    },
+  };
 }

@@ -1,14 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { loadConfig } from '@certq/core';
 import { createDb, insertOrders, tenants } from '@certq/db';
 import { startWorker } from '@certq/worker';
 import { createQueues, enqueueOrders } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import { type BenchRow, createBenchEnvironment, percentile, startSimulatorProcess } from './lib';
 
 /**
  * Offered load above the upstream ceiling (`pnpm bench overload`): UPSTREAM_MAX_RPS=20, the
@@ -36,29 +34,12 @@ interface SimStats {
   tooFrequent: number;
 }
 
-async function startSimulator(): Promise<{ url: string; child: ChildProcess }> {
-  const port = 40_000 + Math.floor(Math.random() * 20_000);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: fileURLToPath(new URL('../apps/simulator', import.meta.url)),
-    env: { ...process.env, SIM_PORT: String(port), SIM_ISSUE_SECONDS: '5', SIM_LOG: 'false' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, child };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('simulator did not start');
-}
-
 const simStats = async (url: string) => (await (await fetch(`${url}/_sim/stats`)).json()) as SimStats;
 const calls = (s: SimStats) => s.dv + s.apply + s.get;
 
 export async function run(): Promise<BenchRow[]> {
   const env = await createBenchEnvironment();
-  const sim = await startSimulator();
+  const sim = await startSimulatorProcess({ issueSeconds: 5 });
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   const config = loadConfig(
     {

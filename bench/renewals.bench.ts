@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { loadConfig, secretBoxFromConfig } from '@certq/core';
-import { createDb } from '@certq/db';
-import { createWorkerContext, explainRenewalScan, renewalWindowEnd, scanRenewals } from '@certq/worker';
-import { createQueues, requestRenewals } from '@certq/workflow';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { type BenchRow, createBenchEnvironment } from './lib';
+import { loadConfig } from '@certq/core';
+import type { createDb } from '@certq/db';
+import { explainRenewalScan, renewalWindowEnd, scanRenewals } from '@certq/worker';
+import { requestRenewals } from '@certq/workflow';
+import { type BenchRow, createBenchEnvironment, openScanContext } from './lib';
 
 /**
  * The renewal scanner at scale: 100,000 current certificates across 1,000 tenants, 10% of them inside
@@ -77,17 +75,7 @@ export async function run(): Promise<BenchRow[]> {
     LOG_LEVEL: 'silent',
     DNS_RESOLVERS: env.dnsResolvers,
   });
-  const handle = createDb(env.databaseUrl, { max: 5 });
-  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-  const queues = createQueues(redis, env.prefix);
-  const ctx = createWorkerContext({
-    db: handle.db,
-    queues,
-    secrets: secretBoxFromConfig(config),
-    config,
-    redis,
-    logger: pino({ level: 'silent' }),
-  });
+  const { ctx, handle, queues, close: closeScanContext } = openScanContext(env, config);
   try {
     const seeding = Date.now();
     await seed(handle.pool);
@@ -209,10 +197,7 @@ export async function run(): Promise<BenchRow[]> {
       },
     ];
   } finally {
-    await ctx.close();
-    await queues.close();
-    redis.disconnect();
-    await handle.close();
+    await closeScanContext();
     await env.cleanup();
   }
 }

@@ -2,14 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startApi } from '@certq/api';
-import { loadConfig, secretBoxFromConfig } from '@certq/core';
-import { createDb } from '@certq/db';
-import { createWorkerContext, scanRenewals } from '@certq/worker';
-import { createQueues } from '@certq/workflow';
-import { Redis } from 'ioredis';
+import { loadConfig } from '@certq/core';
+import { scanRenewals } from '@certq/worker';
 import type pg from 'pg';
-import { pino } from 'pino';
-import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import { type BenchRow, createBenchEnvironment, openScanContext, percentile } from './lib';
 
 /**
  * certq at a million certificates and ten thousand tenants (`pnpm bench scale`). The data is
@@ -128,17 +124,7 @@ export async function run(): Promise<BenchRow[]> {
     RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
     LOG_LEVEL: 'silent',
   });
-  const handle = createDb(env.databaseUrl, { max: 5 });
-  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-  const queues = createQueues(redis, env.prefix);
-  const ctx = createWorkerContext({
-    db: handle.db,
-    queues,
-    secrets: secretBoxFromConfig(config),
-    config,
-    redis,
-    logger: pino({ level: 'silent' }),
-  });
+  const { ctx, handle, close: closeScanContext } = openScanContext(env, config);
   let api: Awaited<ReturnType<typeof startApi>> | undefined;
   try {
     const seedS = await seed(handle.pool);
@@ -329,10 +315,7 @@ export async function run(): Promise<BenchRow[]> {
     ];
   } finally {
     await api?.close();
-    await ctx.close();
-    await queues.close();
-    redis.disconnect();
-    await handle.close();
+    await closeScanContext();
     await env.cleanup();
   }
 }

@@ -1,7 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { loadConfig } from '@certq/core';
 import { createDb, insertOrders, tenants } from '@certq/db';
 import { startPrivateRedis } from '@certq/testing/servers';
@@ -12,7 +10,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import { runMinimalWorkflow } from './baselines/minimal-workflow';
-import { type BenchRow, createBenchEnvironment } from './lib';
+import { type BenchRow, createBenchEnvironment, startSimulatorProcess } from './lib';
 
 const ORDERS = Number(process.env.BENCH_WORKER_ORDERS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 50);
@@ -33,23 +31,6 @@ function countPgStatements(): { count(): number } {
     return (original as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof original;
   return { count: () => n };
-}
-
-async function startSimulator(): Promise<{ url: string; child: ChildProcess }> {
-  const port = 40_000 + Math.floor(Math.random() * 20_000);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: fileURLToPath(new URL('../apps/simulator', import.meta.url)),
-    env: { ...process.env, SIM_PORT: String(port), SIM_ISSUE_SECONDS: '0', SIM_LOG: 'false' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, child };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('simulator did not start');
 }
 
 /** The same number of three-job chains through empty handlers, on the same Redis: BullMQ's own ceiling here. */
@@ -99,7 +80,7 @@ export async function run(): Promise<BenchRow[]> {
   const privateRedis = await startPrivateRedis();
   const env = { ...(await createBenchEnvironment()), redisUrl: privateRedis.url };
   const minimalEnv = await createBenchEnvironment();
-  const sim = await startSimulator();
+  const sim = await startSimulatorProcess({ issueSeconds: 0 });
   const statements = countPgStatements();
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   try {

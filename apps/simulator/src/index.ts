@@ -3,6 +3,7 @@ export { createCertificateAuthority, formatChinaTime } from './ca';
 export type { CallbackRetryOptions, SimulatorInit, SimulatorOptions, VerifyMode } from './config';
 export { DEFAULT_OPTIONS, loadSimulatorOptions } from './config';
 export { accountHex, dvRecord, splitDomain } from './domains';
+export { createSimulator } from './server';
 export type {
   Algorithm,
   ApplicationData,
@@ -15,5 +16,4 @@ export type {
   SimStats,
   Simulator,
   SimulatorEvents,
-} from './server';
-export { createSimulator } from './server';
+} from './types';

@@ -10,20 +10,6 @@ import { SimState } from './state';
 import type { Simulator, SimulatorEvents } from './types';
 import { registerUpstreamRoutes } from './upstream-routes';
 
-export type {
-  Algorithm,
-  ApplicationData,
-  CaName,
-  DvConfig,
-  Envelope,
-  FailedData,
-  IssuedData,
-  IssuingData,
-  SimStats,
-  Simulator,
-  SimulatorEvents,
-} from './types';
-
 /**
  * A local httpsok-compatible server: the three OpenAPI endpoints (upstream-routes.ts), the issued
  * callback (callbacks.ts) and a control API under `/_sim` (control-routes.ts), over one state
