@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@certq/core';
 import { lockOrder, transitionOrder } from '@certq/db';
@@ -16,11 +17,14 @@ import { REPO_ROOT } from '../scripts/launcher';
  * worker and the simulator run for real; the browser logs in with HTTP Basic (the token as password),
  * searches a domain, opens the order (DNS records and timeline), retries a failed order and watches it
  * get issued, bulk-renews a filtered set and follows its progress; the viewer token sees the same pages
- * and is refused the action. The screenshots in docs/console/ are written by this test.
+ * and is refused the action. With CERTQ_CONSOLE_SCREENSHOTS=1 the test refreshes the screenshots in
+ * docs/console/; otherwise it writes them to a temp folder, so a test run leaves the tree clean.
  * Chromium comes from the machine (Debian's `chromium`; .ci/run installs it).
  */
 const executablePath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
-const SHOTS = join(REPO_ROOT, 'docs', 'console');
+const SHOTS = process.env.CERTQ_CONSOLE_SCREENSHOTS
+  ? join(REPO_ROOT, 'docs', 'console')
+  : join(tmpdir(), `certq-console-${process.pid}`);
 const suffix = randomBytes(3).toString('hex');
 const BASE = `console-${suffix}.example.com`;
 

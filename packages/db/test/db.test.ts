@@ -1,9 +1,8 @@
 import { ACTIVE_STATUSES } from '@certq/core';
-import { createTestDatabase, type TestDatabase } from '@certq/testing';
+import { it } from '@certq/testing';
 import { eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
-  createDb,
   type DbHandle,
   idempotencyKeys,
   lockOrder,
@@ -25,19 +24,7 @@ async function constraintOf(promise: Promise<unknown>) {
   throw new Error('statement succeeded');
 }
 
-let database: TestDatabase;
-let handle: DbHandle;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  handle = createDb(database.url);
-});
-afterAll(async () => {
-  await handle.close();
-  await database.drop();
-});
-
-async function newTenant(name = `t-${Math.random()}`) {
+async function newTenant(handle: DbHandle, name = `t-${Math.random()}`) {
   const [tenant] = await handle.db
     .insert(tenants)
     .values({ name, tokenHash: `hash-${name}` })
@@ -46,11 +33,11 @@ async function newTenant(name = `t-${Math.random()}`) {
 }
 
 describe('@certq/db', () => {
-  it('migrating an up-to-date database again changes nothing', async () => {
+  it('migrating an up-to-date database again changes nothing', async ({ database }) => {
     await expect(migrate(database.url)).resolves.toBeUndefined();
   });
 
-  it("writes the active partial indexes from core's active set", async () => {
+  it("writes the active partial indexes from core's active set", async ({ db: handle }) => {
     // drizzle writes the schema's WHERE from ACTIVE_STATUSES; the committed migrations must agree.
     const { rows } = await handle.db.execute<{ indexname: string; indexdef: string }>(
       sql`select indexname, indexdef from pg_indexes where tablename = 'orders' and indexdef like '%WHERE%status%'`,
@@ -65,8 +52,10 @@ describe('@certq/db', () => {
     }
   });
 
-  it('allows one active order per tenant and domain set, and another once it ends', async () => {
-    const tenant = await newTenant();
+  it('allows one active order per tenant and domain set, and another once it ends', async ({
+    db: handle,
+  }) => {
+    const tenant = await newTenant(handle);
     const values = { tenantId: tenant.id, domains: ['a.com', 'b.com'], domainsKey: 'a.com,b.com' };
     const [first] = await handle.db.insert(orders).values(values).returning();
     expect(await constraintOf(handle.db.insert(orders).values(values))).toBe(
@@ -76,8 +65,10 @@ describe('@certq/db', () => {
     await expect(handle.db.insert(orders).values(values)).resolves.toBeDefined();
   });
 
-  it('refuses an issuing order without an application id, and a duplicate application id', async () => {
-    const tenant = await newTenant();
+  it('refuses an issuing order without an application id, and a duplicate application id', async ({
+    db: handle,
+  }) => {
+    const tenant = await newTenant(handle);
     expect(
       await constraintOf(
         handle.db
@@ -102,8 +93,8 @@ describe('@certq/db', () => {
     ).toBe('orders_domains_count');
   });
 
-  it('changes status only along the state machine, logging each transition', async () => {
-    const tenant = await newTenant();
+  it('changes status only along the state machine, logging each transition', async ({ db: handle }) => {
+    const tenant = await newTenant(handle);
     const [order] = await handle.db
       .insert(orders)
       .values({ tenantId: tenant.id, domains: ['s.com'], domainsKey: 's.com' })
@@ -134,8 +125,8 @@ describe('@certq/db', () => {
 });
 
 describe('idempotency keys', () => {
-  it('are purged after a day, and only then', async () => {
-    const tenant = await newTenant();
+  it('are purged after a day, and only then', async ({ db: handle }) => {
+    const tenant = await newTenant(handle);
     const [order] = await handle.db
       .insert(orders)
       .values({ tenantId: tenant.id, domains: ['idem.example.com'], domainsKey: 'idem.example.com' })

@@ -1,9 +1,8 @@
-import { createTestDatabase, type TestDatabase } from '@certq/testing';
+import { it } from '@certq/testing';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
   certificates,
-  createDb,
   type DbHandle,
   lockOrder,
   type Order,
@@ -14,21 +13,9 @@ import {
   webhookDeliveries,
 } from '../src';
 
-let database: TestDatabase;
-let handle: DbHandle;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  handle = createDb(database.url);
-});
-afterAll(async () => {
-  await handle.close();
-  await database.drop();
-});
-
 const HOUR = 3_600_000;
 
-async function tenant(webhookUrl: string | null = null) {
+async function tenant(handle: DbHandle, webhookUrl: string | null = null) {
   const name = `t-${Math.random()}`;
   const [row] = await handle.db
     .insert(tenants)
@@ -37,7 +24,7 @@ async function tenant(webhookUrl: string | null = null) {
   return row!;
 }
 
-async function certificate(tenantId: string, domain: string) {
+async function certificate(handle: DbHandle, tenantId: string, domain: string) {
   const [order] = await handle.db
     .insert(orders)
     .values({
@@ -69,7 +56,13 @@ async function certificate(tenantId: string, domain: string) {
 }
 
 /** A renewal order of `certificateId` moved to failed at `at`, as the worker does. */
-async function failRenewal(tenantId: string, domain: string, certificateId: string, at: Date) {
+async function failRenewal(
+  handle: DbHandle,
+  tenantId: string,
+  domain: string,
+  certificateId: string,
+  at: Date,
+) {
   const [order] = await handle.db
     .insert(orders)
     .values({
@@ -88,28 +81,38 @@ async function failRenewal(tenantId: string, domain: string, certificateId: stri
 }
 
 describe('transitionOrder: outcomes of renewal orders', () => {
-  it('a failed renewal backs off its certificate 1 h, 2 h, 4 h … at most 32 h, from the given moment', async () => {
-    const t = await tenant();
-    const cert = await certificate(t.id, 'backoff.example.com');
+  it('a failed renewal backs off its certificate 1 h, 2 h, 4 h … at most 32 h, from the given moment', async ({
+    db: handle,
+  }) => {
+    const t = await tenant(handle);
+    const cert = await certificate(handle, t.id, 'backoff.example.com');
     const at = new Date('2030-01-01T00:00:00Z');
     const expected = [1, 2, 4, 8, 16, 32, 32, 32];
     for (const [i, hours] of expected.entries()) {
-      await failRenewal(t.id, 'backoff.example.com', cert.id, at);
+      await failRenewal(handle, t.id, 'backoff.example.com', cert.id, at);
       const [row] = await handle.db.select().from(certificates).where(eq(certificates.id, cert.id));
       expect(row!.renewalFailures).toBe(i + 1);
       expect(row!.renewalNotBefore!.getTime() - at.getTime()).toBe(hours * HOUR);
     }
   });
 
-  it('writes the webhook outbox row in the same transaction, only for a tenant with a webhook', async () => {
-    const quiet = await tenant();
-    const quietCert = await certificate(quiet.id, 'quiet.example.com');
-    const none = await failRenewal(quiet.id, 'quiet.example.com', quietCert.id, new Date());
+  it('writes the webhook outbox row in the same transaction, only for a tenant with a webhook', async ({
+    db: handle,
+  }) => {
+    const quiet = await tenant(handle);
+    const quietCert = await certificate(handle, quiet.id, 'quiet.example.com');
+    const none = await failRenewal(handle, quiet.id, 'quiet.example.com', quietCert.id, new Date());
     expect(none.outbox).toEqual([]);
 
-    const hooked = await tenant('https://hooks.example.com/x');
-    const cert = await certificate(hooked.id, 'hooked.example.com');
-    const { failed, outbox } = await failRenewal(hooked.id, 'hooked.example.com', cert.id, new Date());
+    const hooked = await tenant(handle, 'https://hooks.example.com/x');
+    const cert = await certificate(handle, hooked.id, 'hooked.example.com');
+    const { failed, outbox } = await failRenewal(
+      handle,
+      hooked.id,
+      'hooked.example.com',
+      cert.id,
+      new Date(),
+    );
     expect(outbox).toHaveLength(1);
     const [row] = await handle.db
       .select()

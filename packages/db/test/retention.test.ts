@@ -1,23 +1,11 @@
-import { createTestDatabase, type TestDatabase } from '@certq/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type DbHandle, purgeExpiredRows } from '../src';
-
-let database: TestDatabase;
-let handle: DbHandle;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  handle = createDb(database.url);
-});
-afterAll(async () => {
-  await handle.close();
-  await database.drop();
-});
+import { it } from '@certq/testing';
+import { describe, expect } from 'vitest';
+import { type DbHandle, purgeExpiredRows } from '../src';
 
 const DAY = 86_400_000;
 
 /** One order of `status`, last changed `daysAgo` days ago, with three events from then. */
-async function order(tenantId: string, status: string, daysAgo: number): Promise<string> {
+async function order(handle: DbHandle, tenantId: string, status: string, daysAgo: number): Promise<string> {
   const domain = `o${Math.random().toString(36).slice(2)}.example.com`;
   const { rows } = await handle.pool.query(
     `insert into orders (tenant_id, domains, domains_key, status, apply_id, updated_at, created_at)
@@ -35,7 +23,7 @@ async function order(tenantId: string, status: string, daysAgo: number): Promise
   return id;
 }
 
-async function certificate(orderId: string, current: boolean, expiredDaysAgo: number) {
+async function certificate(handle: DbHandle, orderId: string, current: boolean, expiredDaysAgo: number) {
   const { rows } = await handle.pool.query(
     `insert into certificates (tenant_id, order_id, domains, domains_key, apply_id, algorithm, ca,
        not_before, not_after, fingerprint, certificate_pem, private_key_sealed, is_current)
@@ -47,20 +35,22 @@ async function certificate(orderId: string, current: boolean, expiredDaysAgo: nu
   return rows[0].id as string;
 }
 
-const count = async (query: string, params: unknown[]) =>
+const count = async (handle: DbHandle, query: string, params: unknown[]) =>
   (await handle.pool.query(query, params)).rows[0].n as number;
 
 describe('retention sweep', () => {
-  it('deletes old finished orders’ events, settled deliveries and expired history, in batches, and nothing else', async () => {
+  it('deletes old finished orders’ events, settled deliveries and expired history, in batches, and nothing else', async ({
+    db: handle,
+  }) => {
     const { rows } = await handle.pool.query(
       `insert into tenants (name, token_hash) values ('retention', 'retention-hash') returning id`,
     );
     const tenantId = rows[0].id as string;
-    const oldIssued = await order(tenantId, 'issued', 120);
-    const oldFailed = await order(tenantId, 'failed', 91);
-    const recentIssued = await order(tenantId, 'issued', 30);
+    const oldIssued = await order(handle, tenantId, 'issued', 120);
+    const oldFailed = await order(handle, tenantId, 'failed', 91);
+    const recentIssued = await order(handle, tenantId, 'issued', 30);
     // Created long ago, still running: its history stays whatever its age.
-    const oldActive = await order(tenantId, 'issuing', 120);
+    const oldActive = await order(handle, tenantId, 'issuing', 120);
     await handle.pool.query(
       `insert into webhook_deliveries (tenant_id, event, payload, status, created_at) values
          ($1, 'order.issued', '{}', 'delivered', now() - interval '100 days'),
@@ -71,9 +61,9 @@ describe('retention sweep', () => {
     );
     // Expired long ago but current (the tenant's only one): kept. Superseded and expired past the
     // retention: deleted. Superseded but expired recently: kept.
-    const currentExpired = await certificate(oldIssued, true, 400);
-    const supersededOld = await certificate(oldFailed, false, 100);
-    const supersededRecent = await certificate(recentIssued, false, 10);
+    const currentExpired = await certificate(handle, oldIssued, true, 400);
+    const supersededOld = await certificate(handle, oldFailed, false, 100);
+    const supersededRecent = await certificate(handle, recentIssued, false, 10);
 
     const result = await purgeExpiredRows(handle.db, new Date(), {
       retentionDays: 90,
@@ -83,13 +73,15 @@ describe('retention sweep', () => {
     expect(result).toEqual({ orderEvents: 6, webhookDeliveries: 2, certificates: 1 });
 
     const events = async (id: string) =>
-      count('select count(*)::int as n from order_events where order_id = $1', [id]);
+      count(handle, 'select count(*)::int as n from order_events where order_id = $1', [id]);
     expect(await events(oldIssued)).toBe(0);
     expect(await events(oldFailed)).toBe(0);
     expect(await events(recentIssued)).toBe(3);
     expect(await events(oldActive)).toBe(3);
     // The orders themselves stay.
-    expect(await count('select count(*)::int as n from orders where tenant_id = $1', [tenantId])).toBe(4);
+    expect(
+      await count(handle, 'select count(*)::int as n from orders where tenant_id = $1', [tenantId]),
+    ).toBe(4);
     const deliveries = await handle.pool.query(
       'select status from webhook_deliveries where tenant_id = $1 order by status',
       [tenantId],
