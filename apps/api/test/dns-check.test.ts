@@ -1,38 +1,17 @@
 import { stageJobId } from '@certq/core';
 import { lockOrder, orders, transitionOrder } from '@certq/db';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
-
-let env: TestEnv;
-let api: TestApi;
-let tenantA: { id: string; token: string };
-let tenantB: { id: string; token: string };
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-  tenantA = await api.createTenant();
-  tenantB = await api.createTenant();
-});
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
-
-const asA = (method: string, path: string, body?: unknown) =>
-  api.tenantRequest(tenantA.token, method, path, body);
-const asB = (method: string, path: string, body?: unknown) =>
-  api.tenantRequest(tenantB.token, method, path, body);
+import { describe, expect } from 'vitest';
+import { it, uniqueDomain } from './helpers';
 
 describe('ca as a list', () => {
-  it('keeps accepting one CA as a string: caChoices is just that CA', async () => {
+  it('keeps accepting one CA as a string: caChoices is just that CA', async ({ asA }) => {
     const res = await asA('POST', '/v1/orders', { domains: [uniqueDomain()], ca: 'letsencrypt' });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ ca: 'letsencrypt', caChoices: ['letsencrypt'] });
   });
 
-  it('takes CAs in order of preference: ca is the first, caChoices the whole list', async () => {
+  it('takes CAs in order of preference: ca is the first, caChoices the whole list', async ({ env, asA }) => {
     const res = await asA('POST', '/v1/orders', { domains: [uniqueDomain()], ca: ['zerossl', 'google'] });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ ca: 'zerossl', caChoices: ['zerossl', 'google'] });
@@ -40,7 +19,10 @@ describe('ca as a list', () => {
     expect(row!.caChoices).toEqual(['zerossl', 'google']);
   });
 
-  it('refuses a repeated CA, an empty list and an unknown CA with 400, storing nothing', async () => {
+  it('refuses a repeated CA, an empty list and an unknown CA with 400, storing nothing', async ({
+    api,
+    asA,
+  }) => {
     const before = await api.countOrders();
     for (const ca of [['google', 'google'], [], ['google', 'digicert']]) {
       const res = await asA('POST', '/v1/orders', { domains: [uniqueDomain()], ca });
@@ -50,7 +32,12 @@ describe('ca as a list', () => {
     expect(await api.countOrders()).toBe(before);
   });
 
-  it('uses the tenant default list for orders that name no CA; a tenant sets only its own', async () => {
+  it('uses the tenant default list for orders that name no CA; a tenant sets only its own', async ({
+    api,
+    tenantA,
+    tenantB,
+    asB,
+  }) => {
     const set = await asB('PUT', `/v1/tenants/${tenantB.id}/ca-choices`, {
       caChoices: ['letsencrypt', 'zerossl'],
     });
@@ -77,7 +64,11 @@ describe('ca as a list', () => {
 });
 
 describe('POST /v1/orders/{id}/dns-check', () => {
-  it('makes the verify job due now and answers 202 with the order; again within 10 s is 429', async () => {
+  it('makes the verify job due now and answers 202 with the order; again within 10 s is 429', async ({
+    api,
+    env,
+    asA,
+  }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
     const later = new Date(Date.now() + 3600_000);
     await env.handle.db.update(orders).set({ nextAttemptAt: later }).where(eq(orders.id, created.body.id));
@@ -98,7 +89,11 @@ describe('POST /v1/orders/{id}/dns-check', () => {
     expect(Number(again.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
-  it('is for the owner only (404 for another tenant) and for a verifying order only (409)', async () => {
+  it('is for the owner only (404 for another tenant) and for a verifying order only (409)', async ({
+    env,
+    asA,
+    asB,
+  }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
     expect((await asB('POST', `/v1/orders/${created.body.id}/dns-check`)).status).toBe(404);
     await env.handle.db.transaction(async (tx) => {

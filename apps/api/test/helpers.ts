@@ -8,7 +8,13 @@ import {
   type SecretBox,
 } from '@certq/core';
 import { createDb, type Database, type DbHandle, orders } from '@certq/db';
-import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@certq/testing';
+import {
+  test as baseTest,
+  createTestDatabase,
+  createTestRedis,
+  type TestDatabase,
+  type TestRedis,
+} from '@certq/testing';
 import { createQueues, type Queues } from '@certq/workflow';
 import { count } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
@@ -226,3 +232,47 @@ let domainCounter = 0;
 export function uniqueDomain(label = 'd'): string {
   return `${label}${++domainCounter}-${randomBytes(4).toString('hex')}.example.com`;
 }
+
+/** Requests as one tenant: `(method, path, body?, headers?)`. */
+function asTenant(api: TestApi, tenant: { token: string }) {
+  return (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+    api.tenantRequest(tenant.token, method, path, body, headers);
+}
+
+/** What the file's API is started with: options, or a function of the file's env (to use its database). */
+export type ApiFixtureOptions = StartOptions | ((env: TestEnv) => StartOptions | Promise<StartOptions>);
+
+/**
+ * The API tests' fixtures, once per file: `env` (the file's database, Redis prefix and pool) and `api`
+ * (the API on a random port over them); `tenant` is a fresh tenant for each test that asks. A file that
+ * needs settings calls `apiTest({ env: { … } })`; `test` is `apiTest()`.
+ */
+export function apiTest(options: ApiFixtureOptions = {}) {
+  return (
+    baseTest
+      .extend(
+        'env',
+        { scope: 'file' },
+        async ({ database, testRedis, db }): Promise<TestEnv> => ({
+          database,
+          testRedis,
+          handle: db,
+          // The fixtures drop what they made; a test never closes the file's env itself.
+          close: async () => {},
+        }),
+      )
+      .extend('api', { scope: 'file' }, async ({ env }, { onCleanup }) => {
+        const api = await startTestApi(env, typeof options === 'function' ? await options(env) : options);
+        onCleanup(() => api.close());
+        return api;
+      })
+      .extend('tenant', async ({ api }) => api.createTenant())
+      // Two tenants shared by the file's tests (isolation tests need a second one), and requests as each.
+      .extend('tenantA', { scope: 'file' }, async ({ api }) => api.createTenant())
+      .extend('tenantB', { scope: 'file' }, async ({ api }) => api.createTenant())
+      .extend('asA', { scope: 'file' }, async ({ api, tenantA }) => asTenant(api, tenantA))
+      .extend('asB', { scope: 'file' }, async ({ api, tenantB }) => asTenant(api, tenantB))
+  );
+}
+export const test = apiTest();
+export const it = test;

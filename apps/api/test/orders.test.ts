@@ -1,32 +1,11 @@
 import { stageJobId } from '@certq/core';
 import { idempotencyKeys, lockOrder, orderDns, orderEvents, orders, transitionOrder } from '@certq/db';
 import { and, asc, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
+import { describe, expect } from 'vitest';
+import { it, type TestApi, uniqueDomain } from './helpers';
 
-let env: TestEnv;
-let api: TestApi;
-let tenantA: { id: string; token: string };
-let tenantB: { id: string; token: string };
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-  tenantA = await api.createTenant();
-  tenantB = await api.createTenant();
-});
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
-
-const asA = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  api.tenantRequest(tenantA.token, method, path, body, headers);
-const asB = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  api.tenantRequest(tenantB.token, method, path, body, headers);
-
-async function failOrder(id: string, applyId: string | null = null) {
-  await env.handle.db.transaction(async (tx) => {
+async function failOrder(api: TestApi, id: string, applyId: string | null = null) {
+  await api.env.handle.db.transaction(async (tx) => {
     const order = await lockOrder(tx, id);
     await transitionOrder(tx, {
       order: order!,
@@ -56,7 +35,11 @@ const ORDER_KEYS = [
 ];
 
 describe('POST /v1/orders', () => {
-  it('stores the order, queues its verify job and answers 202 with the order object', async () => {
+  it('stores the order, queues its verify job and answers 202 with the order object', async ({
+    api,
+    tenantA,
+    asA,
+  }) => {
     const domain = uniqueDomain();
     const res = await asA('POST', '/v1/orders', { domains: [domain], algorithm: 'RSA', ca: 'letsencrypt' });
     expect(res.status).toBe(202);
@@ -80,7 +63,7 @@ describe('POST /v1/orders', () => {
     expect(job?.data).toEqual({ orderId: res.body.id, run: 1 });
   });
 
-  it('normalises domains: IDN to punycode, lower case, trailing dot, duplicates removed', async () => {
+  it('normalises domains: IDN to punycode, lower case, trailing dot, duplicates removed', async ({ asA }) => {
     const suffix = uniqueDomain('n');
     const res = await asA('POST', '/v1/orders', {
       domains: [`Bücher.${suffix}.`, `WWW.${suffix.toUpperCase()}`, `www.${suffix}`, `*.${suffix}`],
@@ -93,7 +76,7 @@ describe('POST /v1/orders', () => {
 
   const label63 = 'a'.repeat(63);
   const tooLong = `${Array.from({ length: 4 }, () => label63).join('.')}.com`; // 259 characters
-  it.each([
+  it.for([
     ['no domains', { domains: [] }, 'domains'],
     ['101 domains', { domains: Array.from({ length: 101 }, (_, i) => `d${i}.example.com`) }, 'at most 100'],
     ['an IPv4 address', { domains: ['ok.example.com', '192.168.1.1'] }, 'domains[1]: IP addresses'],
@@ -130,17 +113,20 @@ describe('POST /v1/orders', () => {
     ['a variation selector', { domains: ['exa\ufe0fmple.com'] }, 'invisible character U+FE0F'],
     ['a space inside a name', { domains: ['exa mple.com'] }, 'white space U+0020 at position 4'],
     ['a no-break space inside', { domains: ['exa\u00a0mple.com'] }, 'white space U+00A0 at position 4'],
-  ])('answers 400 for %s, naming the problem, and stores nothing', async (_label, body, mention) => {
-    const [ordersBefore, jobsBefore] = [await api.countOrders(), await api.countJobs()];
-    const res = await asA('POST', '/v1/orders', body);
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('validation_failed');
-    expect(res.body.error.message).toContain(mention);
-    expect(res.body.error.details.issues.length).toBeGreaterThan(0);
-    expect([await api.countOrders(), await api.countJobs()]).toEqual([ordersBefore, jobsBefore]);
-  });
+  ])(
+    'answers 400 for %s, naming the problem, and stores nothing',
+    async ([_label, body, mention], { api, asA }) => {
+      const [ordersBefore, jobsBefore] = [await api.countOrders(), await api.countJobs()];
+      const res = await asA('POST', '/v1/orders', body);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('validation_failed');
+      expect(res.body.error.message).toContain(mention);
+      expect(res.body.error.details.issues.length).toBeGreaterThan(0);
+      expect([await api.countOrders(), await api.countJobs()]).toEqual([ordersBefore, jobsBefore]);
+    },
+  );
 
-  it.each([
+  it.for<[string, string, string, number, string]>([
     ['malformed JSON', '{"domains": ["a.example.com"', 'application/json', 400, 'invalid_json'],
     ['an empty JSON body', '', 'application/json', 400, 'invalid_json'],
     ['a huge number', '{"domains": 1e999999}', 'application/json', 400, 'validation_failed'],
@@ -153,25 +139,31 @@ describe('POST /v1/orders', () => {
     ],
     ['text/plain', '{"domains": ["a.example.com"]}', 'text/plain', 415, 'unsupported_media_type'],
     ['a form', 'domains=a.example.com', 'application/x-www-form-urlencoded', 415, 'unsupported_media_type'],
-  ])('answers %s with %s and the error shape, storing nothing', async (_label, raw, type, status, code) => {
-    const [ordersBefore, jobsBefore] = [await api.countOrders(), await api.countJobs()];
-    const res = await api.request('POST', '/v1/orders', {
-      token: tenantA.token,
-      raw,
-      headers: { 'content-type': type },
-    });
-    expect(res.status).toBe(status);
-    expect(res.body.error.code).toBe(code);
-    expect([await api.countOrders(), await api.countJobs()]).toEqual([ordersBefore, jobsBefore]);
-  });
+  ])(
+    'answers %s with %s and the error shape, storing nothing',
+    async ([_label, raw, type, status, code], { api, tenantA }) => {
+      const [ordersBefore, jobsBefore] = [await api.countOrders(), await api.countJobs()];
+      const res = await api.request('POST', '/v1/orders', {
+        token: tenantA.token,
+        raw,
+        headers: { 'content-type': type },
+      });
+      expect(res.status).toBe(status);
+      expect(res.body.error.code).toBe(code);
+      expect([await api.countOrders(), await api.countJobs()]).toEqual([ordersBefore, jobsBefore]);
+    },
+  );
 
-  it('answers 400 when there is no body at all', async () => {
+  it('answers 400 when there is no body at all', async ({ api, tenantA }) => {
     const res = await api.request('POST', '/v1/orders', { token: tenantA.token });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('validation_failed');
   });
 
-  it('answers 413 with the error shape for a body over BODY_LIMIT_BYTES, storing nothing', async () => {
+  it('answers 413 with the error shape for a body over BODY_LIMIT_BYTES, storing nothing', async ({
+    api,
+    tenantA,
+  }) => {
     const ordersBefore = await api.countOrders();
     const padding = 'x'.repeat(api.config.BODY_LIMIT_BYTES);
     const res = await api.request('POST', '/v1/orders', {
@@ -183,7 +175,7 @@ describe('POST /v1/orders', () => {
     expect(await api.countOrders()).toBe(ordersBefore);
   });
 
-  it('lets the operator order for a tenant named in the body', async () => {
+  it('lets the operator order for a tenant named in the body', async ({ api, tenantB }) => {
     const domain = uniqueDomain();
     const res = await api.adminRequest('POST', '/v1/orders', { domains: [domain], tenantId: tenantB.id });
     expect(res.status).toBe(202);
@@ -199,7 +191,7 @@ describe('POST /v1/orders', () => {
     expect(unknown.body.error.message).toMatch(/unknown tenant/);
   });
 
-  it("refuses a tenant's order for another tenant, accepts its own id", async () => {
+  it("refuses a tenant's order for another tenant, accepts its own id", async ({ tenantA, tenantB, asA }) => {
     const other = await asA('POST', '/v1/orders', { domains: [uniqueDomain()], tenantId: tenantB.id });
     expect(other.status).toBe(400);
     expect(other.body.error.message).toContain('tenantId');
@@ -209,7 +201,11 @@ describe('POST /v1/orders', () => {
 });
 
 describe('duplicate active orders', () => {
-  it('returns the existing active order with 200 for the same domain set, in any order and case', async () => {
+  it('returns the existing active order with 200 for the same domain set, in any order and case', async ({
+    api,
+    asA,
+    asB,
+  }) => {
     const [d1, d2] = [uniqueDomain(), uniqueDomain()];
     const first = await asA('POST', '/v1/orders', { domains: [d1, d2] });
     expect(first.status).toBe(202);
@@ -225,7 +221,7 @@ describe('duplicate active orders', () => {
     expect(b.body.id).not.toBe(first.body.id);
   });
 
-  it('creates a new order once the previous one ended', async () => {
+  it('creates a new order once the previous one ended', async ({ asA }) => {
     const domain = uniqueDomain();
     const first = await asA('POST', '/v1/orders', { domains: [domain] });
     expect((await asA('DELETE', `/v1/orders/${first.body.id}`)).status).toBe(200);
@@ -234,7 +230,7 @@ describe('duplicate active orders', () => {
     expect(second.body.id).not.toBe(first.body.id);
   });
 
-  it('creates only one order when the same set is ordered concurrently', async () => {
+  it('creates only one order when the same set is ordered concurrently', async ({ asA }) => {
     const domain = uniqueDomain();
     const results = await Promise.all(
       Array.from({ length: 8 }, () => asA('POST', '/v1/orders', { domains: [domain] })),
@@ -246,7 +242,7 @@ describe('duplicate active orders', () => {
 });
 
 describe('Idempotency-Key', () => {
-  it('returns the same order for the same key and body, 409 for another body', async () => {
+  it('returns the same order for the same key and body, 409 for another body', async ({ api, asA, asB }) => {
     const key = `key-${uniqueDomain()}`;
     const body = { domains: [uniqueDomain()] };
     const first = await asA('POST', '/v1/orders', body, { 'idempotency-key': key });
@@ -272,7 +268,7 @@ describe('Idempotency-Key', () => {
     expect(b.status).toBe(202);
   });
 
-  it('replays the original order even after it was cancelled', async () => {
+  it('replays the original order even after it was cancelled', async ({ asA }) => {
     const key = `key-${uniqueDomain()}`;
     const body = { domains: [uniqueDomain()] };
     const first = await asA('POST', '/v1/orders', body, { 'idempotency-key': key });
@@ -282,7 +278,12 @@ describe('Idempotency-Key', () => {
     expect(replay.body).toMatchObject({ id: first.body.id, status: 'cancelled' });
   });
 
-  it('creates exactly one order for concurrent requests with one key and one body', async () => {
+  it('creates exactly one order for concurrent requests with one key and one body', async ({
+    api,
+    env,
+    tenantA,
+    asA,
+  }) => {
     const key = `key-${uniqueDomain()}`;
     const body = { domains: [uniqueDomain()] };
     const before = await api.countOrders();
@@ -299,7 +300,10 @@ describe('Idempotency-Key', () => {
     expect(rows).toHaveLength(1);
   });
 
-  it('creates at most one order for concurrent requests with one key and different bodies', async () => {
+  it('creates at most one order for concurrent requests with one key and different bodies', async ({
+    api,
+    asA,
+  }) => {
     const key = `key-${uniqueDomain()}`;
     const before = await api.countOrders();
     const results = await Promise.all(
@@ -312,7 +316,7 @@ describe('Idempotency-Key', () => {
     expect(await api.countOrders()).toBe(before + 1);
   });
 
-  it('answers 400 for a malformed key', async () => {
+  it('answers 400 for a malformed key', async ({ asA }) => {
     const res = await asA(
       'POST',
       '/v1/orders',
@@ -325,7 +329,7 @@ describe('Idempotency-Key', () => {
 });
 
 describe('GET /v1/orders/{id}', () => {
-  it('shows the order with its DNS instructions in domain order', async () => {
+  it('shows the order with its DNS instructions in domain order', async ({ env, asA }) => {
     const [d1, d2] = [uniqueDomain(), uniqueDomain()];
     const created = await asA('POST', '/v1/orders', { domains: [d1, d2] });
     await env.handle.db.insert(orderDns).values([
@@ -356,7 +360,11 @@ describe('GET /v1/orders/{id}', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
   });
 
-  it('answers 404 for unknown ids, ids that are not UUIDs and other tenants’ orders', async () => {
+  it('answers 404 for unknown ids, ids that are not UUIDs and other tenants’ orders', async ({
+    api,
+    asA,
+    asB,
+  }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
     for (const path of [
       '/v1/orders/5f0c6a8e-2b1d-4c3e-9f4a-0123456789ab',
@@ -375,7 +383,7 @@ describe('GET /v1/orders/{id}', () => {
 });
 
 describe('GET /v1/orders', () => {
-  it('pages through every order newest first, without duplicates or omissions', async () => {
+  it('pages through every order newest first, without duplicates or omissions', async ({ api }) => {
     const tenant = await api.createTenant();
     // Singly created orders, then a bulk whose orders share one created_at (ties broken by id).
     const single: string[] = [];
@@ -413,7 +421,13 @@ describe('GET /v1/orders', () => {
     expect(single).toContain(seen[seen.length - 1]);
   });
 
-  it('filters by status and by domain, and confines a tenant to its own orders', async () => {
+  it('filters by status and by domain, and confines a tenant to its own orders', async ({
+    api,
+    tenantA,
+    tenantB,
+    asA,
+    asB,
+  }) => {
     const shared = uniqueDomain('shared');
     const a1 = await asA('POST', '/v1/orders', { domains: [shared] });
     const a2 = await asA('POST', '/v1/orders', { domains: [shared, uniqueDomain()] });
@@ -438,7 +452,7 @@ describe('GET /v1/orders', () => {
     expect(adminB.body.orders.map((o: { id: string }) => o.id)).toEqual([b1.body.id]);
   });
 
-  it.each([
+  it.for([
     ['limit=0'],
     ['limit=101'],
     ['limit=abc'],
@@ -454,7 +468,7 @@ describe('GET /v1/orders', () => {
     ['tenantId=abc'],
     ['unknown=1'],
     ['limit=1&limit=2'],
-  ])('answers 400 for %s', async (query) => {
+  ])('answers 400 for %s', async ([query], { asA }) => {
     const res = await asA('GET', `/v1/orders?${query}`);
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('validation_failed');
@@ -462,10 +476,10 @@ describe('GET /v1/orders', () => {
 });
 
 describe('POST /v1/orders/{id}/retry', () => {
-  it('starts a failed order again from verifying with a fresh run', async () => {
+  it('starts a failed order again from verifying with a fresh run', async ({ api, env, tenantA, asA }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
     const id = created.body.id;
-    await failOrder(id, `apply-${id}`);
+    await failOrder(api, id, `apply-${id}`);
     const res = await asA('POST', `/v1/orders/${id}/retry`);
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ id, status: 'verifying', attempts: 2, applyId: null, lastError: null });
@@ -491,7 +505,7 @@ describe('POST /v1/orders/{id}/retry', () => {
     expect(job?.data).toEqual({ orderId: id, run: 2 });
   });
 
-  it('answers 409 not_retryable for an order that is not failed', async () => {
+  it('answers 409 not_retryable for an order that is not failed', async ({ asA }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
     const res = await asA('POST', `/v1/orders/${created.body.id}/retry`);
     expect(res.status).toBe(409);
@@ -500,10 +514,14 @@ describe('POST /v1/orders/{id}/retry', () => {
     expect((await asA('POST', `/v1/orders/${created.body.id}/retry`)).body.error.code).toBe('not_retryable');
   });
 
-  it('answers 409 conflict when another active order took the domain set meanwhile', async () => {
+  it('answers 409 conflict when another active order took the domain set meanwhile', async ({
+    api,
+    env,
+    asA,
+  }) => {
     const domain = uniqueDomain();
     const first = await asA('POST', '/v1/orders', { domains: [domain] });
-    await failOrder(first.body.id);
+    await failOrder(api, first.body.id);
     const second = await asA('POST', '/v1/orders', { domains: [domain] });
     expect(second.status).toBe(202);
     const res = await asA('POST', `/v1/orders/${first.body.id}/retry`);
@@ -513,9 +531,9 @@ describe('POST /v1/orders/{id}/retry', () => {
     expect(row!.status).toBe('failed');
   });
 
-  it("answers 404 for another tenant's order and for unknown ids", async () => {
+  it("answers 404 for another tenant's order and for unknown ids", async ({ api, env, asA, asB }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
-    await failOrder(created.body.id);
+    await failOrder(api, created.body.id);
     expect((await asB('POST', `/v1/orders/${created.body.id}/retry`)).status).toBe(404);
     expect((await asA('POST', '/v1/orders/not-a-uuid/retry')).status).toBe(404);
     const [row] = await env.handle.db.select().from(orders).where(eq(orders.id, created.body.id));
@@ -526,7 +544,7 @@ describe('POST /v1/orders/{id}/retry', () => {
 });
 
 describe('DELETE /v1/orders/{id}', () => {
-  it('cancels an active order and records who did', async () => {
+  it('cancels an active order and records who did', async ({ env, tenantA, asA }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
     const res = await asA('DELETE', `/v1/orders/${created.body.id}`);
     expect(res.status).toBe(200);
@@ -544,18 +562,18 @@ describe('DELETE /v1/orders/{id}', () => {
     );
   });
 
-  it('answers 409 for an order that already ended', async () => {
+  it('answers 409 for an order that already ended', async ({ api, asA }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
     await asA('DELETE', `/v1/orders/${created.body.id}`);
     const again = await asA('DELETE', `/v1/orders/${created.body.id}`);
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('not_cancellable');
     const failed = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
-    await failOrder(failed.body.id);
+    await failOrder(api, failed.body.id);
     expect((await asA('DELETE', `/v1/orders/${failed.body.id}`)).status).toBe(409);
   });
 
-  it("answers 404 for another tenant's order and leaves it alone", async () => {
+  it("answers 404 for another tenant's order and leaves it alone", async ({ asA, asB }) => {
     const created = await asA('POST', '/v1/orders', { domains: [uniqueDomain()] });
     expect((await asB('DELETE', `/v1/orders/${created.body.id}`)).status).toBe(404);
     expect((await asA('GET', `/v1/orders/${created.body.id}`)).body.status).toBe('verifying');

@@ -1,18 +1,14 @@
 import { orderEvents, orders } from '@certq/db';
 import { and, eq, inArray } from 'drizzle-orm';
-import { afterEach, describe, expect, it } from 'vitest';
-import { appliesAccountedFor, createWorkbench, names, type Workbench } from './helpers';
+import { describe, expect } from 'vitest';
+import { appliesAccountedFor, it, names } from './helpers';
 import { spawnWorker } from './process';
 
-let bench: Workbench | undefined;
-afterEach(async () => {
-  await bench?.close();
-  bench = undefined;
-});
-
 describe('worker processes', () => {
-  it('killed with SIGKILL at random moments while 200 orders are in flight: every order issued once', async () => {
-    bench = await createWorkbench({ sim: { latencyMs: 5 } });
+  it('killed with SIGKILL at random moments while 200 orders are in flight: every order issued once', async ({
+    workbench,
+  }) => {
+    const bench = await workbench({ sim: { latencyMs: 5 } });
     const env = {
       ...bench.env,
       WORKER_LOCK_DURATION_MS: '2000',

@@ -1,21 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { appliesAccountedFor, createWorkbench, names, type Workbench } from './helpers';
+import { describe, expect } from 'vitest';
+import { appliesAccountedFor, it, names } from './helpers';
 import { spawnWorker } from './process';
 
-let bench: Workbench | undefined;
-afterEach(async () => {
-  await bench?.close();
-  bench = undefined;
-});
-
 describe('worker processes', () => {
-  it('SIGTERM drains: jobs in hand finish, the process exits 0, nothing is lost', async () => {
-    bench = await createWorkbench({ sim: { latencyMs: 400 } });
+  it('SIGTERM drains: jobs in hand finish, the process exits 0, nothing is lost', async ({ workbench }) => {
+    const bench = await workbench({ sim: { latencyMs: 400 } });
     const created = await bench.orders(names(20, 'drain'));
     const ids = created.map((o) => o.id);
     const child = spawnWorker(bench.env);
     await expect
-      .poll(async () => (await bench!.queues.verify.getJobCounts('active')).active, { timeout: 20_000 })
+      .poll(async () => (await bench.queues.verify.getJobCounts('active')).active, { timeout: 20_000 })
       .toBeGreaterThan(0);
     child.kill('SIGTERM');
     expect(await child.exited).toBe(0);

@@ -13,6 +13,7 @@ import {
 import type { DnsResolver } from '@certq/dns';
 import { createSimulator, type Simulator, type SimulatorInit } from '@certq/simulator';
 import {
+  test as baseTest,
   createTestDatabase,
   createTestRedis,
   type TestDatabase,
@@ -61,9 +62,12 @@ export interface Workbench {
 }
 
 /** Real Postgres (own database), real Redis (own prefix), the simulator over HTTP, and the worker. */
-export async function createWorkbench(
-  options: { sim?: SimulatorInit; env?: Record<string, string> } = {},
-): Promise<Workbench> {
+export interface WorkbenchOptions {
+  sim?: SimulatorInit;
+  env?: Record<string, string>;
+}
+
+export async function createWorkbench(options: WorkbenchOptions = {}): Promise<Workbench> {
   const database = await createTestDatabase();
   const redis = createTestRedis();
   const sim = createSimulator({ issueSeconds: 0, ...options.sim });
@@ -201,3 +205,21 @@ export async function appliesAccountedFor(b: Workbench, ids: string[]) {
   }
   return duplicates;
 }
+
+/**
+ * The worker tests' fixtures: `workbench(options)` builds a workbench (its own database, Redis prefix
+ * and simulator) and closes it, with its worker, when the test ends, passed or failed.
+ */
+// biome-ignore lint/correctness/noEmptyPattern: vitest reads a fixture's dependencies from this pattern
+export const test = baseTest.extend('workbench', async ({}, { onCleanup }) => {
+  const made: Workbench[] = [];
+  onCleanup(async () => {
+    for (const bench of made.reverse()) await bench.close();
+  });
+  return async (options: WorkbenchOptions = {}) => {
+    const bench = await createWorkbench(options);
+    made.push(bench);
+    return bench;
+  };
+});
+export const it = test;

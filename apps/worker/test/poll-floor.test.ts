@@ -1,22 +1,18 @@
 import { orders } from '@certq/db';
 import { eq } from 'drizzle-orm';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkbench, names, type Workbench } from './helpers';
-
-let bench: Workbench | undefined;
-afterEach(async () => {
-  await bench?.close();
-  bench = undefined;
-});
+import { describe, expect } from 'vitest';
+import { it, names } from './helpers';
 
 describe('the workflow survives', () => {
-  it('a poll is never sent within 10 s of the previous one, even with duplicate jobs', async () => {
-    bench = await createWorkbench({ sim: { issueSeconds: 12 } });
+  it('a poll is never sent within 10 s of the previous one, even with duplicate jobs', async ({
+    workbench,
+  }) => {
+    const bench = await workbench({ sim: { issueSeconds: 12 } });
     await bench.startWorker();
     const created = await bench.orders(names(5, 'floor'));
     await expect
       .poll(
-        async () => (await bench!.db.db.select().from(orders).where(eq(orders.status, 'issuing'))).length,
+        async () => (await bench.db.db.select().from(orders).where(eq(orders.status, 'issuing'))).length,
         { timeout: 20_000 },
       )
       .toBe(5);

@@ -1,19 +1,15 @@
 import { orders } from '@certq/db';
 import { eq } from 'drizzle-orm';
-import { afterEach, describe, expect, it } from 'vitest';
-import { appliesAccountedFor, createWorkbench, names, type Workbench } from './helpers';
-
-let bench: Workbench | undefined;
-afterEach(async () => {
-  await bench?.close();
-  bench = undefined;
-});
+import { describe, expect } from 'vitest';
+import { appliesAccountedFor, it, names } from './helpers';
 
 describe('the workflow survives', () => {
-  it('Redis emptied while orders are in flight: the reconciler restores them and all complete', async () => {
+  it('Redis emptied while orders are in flight: the reconciler restores them and all complete', async ({
+    workbench,
+  }) => {
     // A job in flight while Redis is emptied loses its key when it tries to reschedule itself; the
     // periodic reconcile (RECONCILE_INTERVAL_MS, here 2 s) puts such jobs back.
-    bench = await createWorkbench({
+    const bench = await workbench({
       sim: { issueSeconds: 2, latencyMs: 5 },
       env: { RECONCILE_INTERVAL_MS: '2000' },
     });
@@ -21,14 +17,14 @@ describe('the workflow survives', () => {
     const created = await bench.orders(names(30, 'flush'));
     await expect
       .poll(
-        async () => (await bench!.db.db.select().from(orders).where(eq(orders.status, 'issuing'))).length,
+        async () => (await bench.db.db.select().from(orders).where(eq(orders.status, 'issuing'))).length,
         { timeout: 20_000 },
       )
       .toBeGreaterThan(0);
     // FLUSHALL would also wipe the other test files' keys on this shared Redis; deleting every key under
     // this file's prefix is the same event for certq.
     const repairs = async () =>
-      (await bench!.worker!.ctx.metrics.reconcilerRepairs.get()).values[0]?.value ?? 0;
+      (await bench.worker!.ctx.metrics.reconcilerRepairs.get()).values[0]?.value ?? 0;
     const repairsBefore = await repairs();
     await bench.redis.flush();
     // The reconciler (here the periodic run) finds the active orders whose jobs vanished and puts them back.

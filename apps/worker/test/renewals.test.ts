@@ -4,9 +4,9 @@ import { waitFor } from '@certq/testing';
 import { renewalPriority } from '@certq/workflow';
 import { Queue } from 'bullmq';
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { explainRenewalScan, renewalWindowEnd, scanRenewals, type WorkerContext } from '../src';
-import { createWorkbench, type Workbench } from './helpers';
+import { test, type Workbench } from './helpers';
 import {
   createTenant,
   DAY_MS,
@@ -17,20 +17,19 @@ import {
   unique,
 } from './renewal-helpers';
 
-let bench: Workbench | undefined;
-let ctx: WorkerContext | undefined;
-afterEach(async () => {
-  await ctx?.close();
-  ctx = undefined;
-  await bench?.close();
-  bench = undefined;
+/** `setup(env)`: a workbench and a scan context on it, both closed when the test ends. */
+const it = test.extend('setup', async ({ workbench }, { onCleanup }) => {
+  const contexts: WorkerContext[] = [];
+  onCleanup(async () => {
+    for (const ctx of contexts) await ctx.close();
+  });
+  return async (env: Record<string, string> = {}) => {
+    const bench = await workbench({ env });
+    const ctx = scanContext(bench);
+    contexts.push(ctx);
+    return { bench, ctx };
+  };
 });
-
-async function setup(env: Record<string, string> = {}) {
-  bench = await createWorkbench({ env });
-  ctx = scanContext(bench);
-  return { bench, ctx };
-}
 
 const at = (b: Workbench, ms: number) => new Date(b.clock.now().getTime() + ms);
 
@@ -39,7 +38,9 @@ async function renewalsOf(b: Workbench, certificateIds: string[]) {
 }
 
 describe('renewal scanner', () => {
-  it('renews a certificate 29 days from expiry; not one 31 days out, nor an expired one', async () => {
+  it('renews a certificate 29 days from expiry; not one 31 days out, nor an expired one', async ({
+    setup,
+  }) => {
     const { bench: b, ctx: c } = await setup();
     const [due, notYet, expired] = await seedCertificates(b.db.db, [
       {
@@ -74,7 +75,9 @@ describe('renewal scanner', () => {
     expect(PRIORITY.renewal).toBeGreaterThan(PRIORITY.new);
   });
 
-  it('gives a certificate being renewed no second order, nor one whose domain set has an active order', async () => {
+  it('gives a certificate being renewed no second order, nor one whose domain set has an active order', async ({
+    setup,
+  }) => {
     const { bench: b, ctx: c } = await setup();
     const [renewing, busy] = await seedCertificates(b.db.db, [
       { tenantId: b.tenantId, domains: ['renewing.example.com'], notAfter: at(b, 20 * DAY_MS) },
@@ -93,7 +96,9 @@ describe('renewal scanner', () => {
     expect(await scanRenewals(c)).toMatchObject({ due: 1, created: 1 });
   });
 
-  it('interleaves tenants: priority = PRIORITY.renewal + position in the tenant renewal backlog', async () => {
+  it('interleaves tenants: priority = PRIORITY.renewal + position in the tenant renewal backlog', async ({
+    setup,
+  }) => {
     const { bench: b, ctx: c } = await setup();
     const big = await createTenant(b.db.db);
     const small = await createTenant(b.db.db);
@@ -126,7 +131,9 @@ describe('renewal scanner', () => {
     expect(renewalPriority(5_000_000)).toBe(2_097_151);
   });
 
-  it('pages through the due certificates in bounded batches and spreads first runs at the upstream rate', async () => {
+  it('pages through the due certificates in bounded batches and spreads first runs at the upstream rate', async ({
+    setup,
+  }) => {
     const { bench: b, ctx: c } = await setup({ UPSTREAM_MAX_RPS: '10' });
     const ids = await seedCertificates(
       b.db.db,
@@ -154,7 +161,7 @@ describe('renewal scanner', () => {
     expect(job!.delay).toBeGreaterThanOrEqual(0);
   });
 
-  it('reads the certificates through the expiry index (EXPLAIN)', async () => {
+  it('reads the certificates through the expiry index (EXPLAIN)', async ({ setup }) => {
     const { bench: b, ctx: c } = await setup();
     // 2,000 current certificates, 10% inside the window: the planner's choice is realistic.
     await seedCertificates(
@@ -177,7 +184,7 @@ describe('renewal scanner', () => {
     expect(await scanRenewals(c)).toMatchObject({ due: 200, created: 200 });
   });
 
-  it('one scan at a time across workers (advisory lock)', async () => {
+  it('one scan at a time across workers (advisory lock)', async ({ setup }) => {
     const { bench: b, ctx: c } = await setup();
     await seedCertificates(b.db.db, [
       { tenantId: b.tenantId, domains: ['locked.example.com'], notAfter: at(b, 5 * DAY_MS) },
@@ -196,7 +203,7 @@ describe('renewal scanner', () => {
 });
 
 describe('renewals through the simulator', () => {
-  it('a renewal issued: the new certificate is current, the old one stays as history', async () => {
+  it('a renewal issued: the new certificate is current, the old one stays as history', async ({ setup }) => {
     const { bench: b } = await setup();
     const worker = await startRenewalWorker(b);
     const first = await b.order(['renew.example.com', 'www.renew.example.com']);
@@ -224,7 +231,9 @@ describe('renewals through the simulator', () => {
     expect(await scanRenewals(worker.ctx)).toMatchObject({ due: 0, created: 0 });
   });
 
-  it('a failing renewal backs off 1 h, 2 h, 4 h; the backoff survives a restart; retried until expiry', async () => {
+  it('a failing renewal backs off 1 h, 2 h, 4 h; the backoff survives a restart; retried until expiry', async ({
+    setup,
+  }) => {
     const { bench: b } = await setup({ RENEW_SCAN_INTERVAL_MS: '1000' });
     let worker = await startRenewalWorker(b);
     const domain = `${unique('r')}.fail.test`;

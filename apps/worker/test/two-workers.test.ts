@@ -1,18 +1,14 @@
 import { orderEvents } from '@certq/db';
 import { and, inArray, sql } from 'drizzle-orm';
-import { afterEach, describe, expect, it } from 'vitest';
-import { appliesAccountedFor, createWorkbench, names, type Workbench } from './helpers';
+import { describe, expect } from 'vitest';
+import { appliesAccountedFor, it, names } from './helpers';
 import { spawnWorker } from './process';
 
-let bench: Workbench | undefined;
-afterEach(async () => {
-  await bench?.close();
-  bench = undefined;
-});
-
 describe('worker processes', () => {
-  it('two worker processes at once: no order processed twice, no double application', async () => {
-    bench = await createWorkbench({ sim: { latencyMs: 5, issueSeconds: 1 } });
+  it('two worker processes at once: no order processed twice, no double application', async ({
+    workbench,
+  }) => {
+    const bench = await workbench({ sim: { latencyMs: 5, issueSeconds: 1 } });
     const created = await bench.orders(names(100, 'pair'));
     const ids = created.map((o) => o.id);
     const a = spawnWorker(bench.env);

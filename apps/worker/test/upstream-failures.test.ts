@@ -1,16 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { appliesAccountedFor, createWorkbench, names, type Workbench } from './helpers';
-
-let bench: Workbench | undefined;
-afterEach(async () => {
-  await bench?.close();
-  bench = undefined;
-});
+import { describe, expect } from 'vitest';
+import { appliesAccountedFor, it, names } from './helpers';
 
 describe('the workflow survives', () => {
-  it('an upstream failing 30% of requests with latency: every order issued, no early poll', async () => {
+  it('an upstream failing 30% of requests with latency: every order issued, no early poll', async ({
+    workbench,
+  }) => {
     // Retries at the 10 s floor (the cap at its minimum) keep the test short.
-    bench = await createWorkbench({
+    const bench = await workbench({
       sim: { failRate: 0.3, latencyMs: 20 },
       env: { VERIFY_MAX_DELAY_MS: '10000' },
     });
