@@ -1,35 +1,30 @@
 import { stageJobId } from '@certq/core';
 import { insertOrders, type OrderRequest, orders } from '@certq/db';
 import { inArray } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
+import { describe, expect } from 'vitest';
+import { type TestApi, test, uniqueDomain } from './helpers';
 
-let env: TestEnv;
-let api: TestApi;
-let tenantA: { id: string; token: string };
-let tenantB: { id: string; token: string };
+const it = test.extend(
+  'bulkAsA',
+  { scope: 'file' },
+  async ({ api, tenantA }) =>
+    (body: unknown) =>
+      api.tenantRequest(tenantA.token, 'POST', '/v1/orders/bulk', body),
+);
 
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-  tenantA = await api.createTenant();
-  tenantB = await api.createTenant();
-});
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
-
-const bulkAsA = (body: unknown) => api.tenantRequest(tenantA.token, 'POST', '/v1/orders/bulk', body);
-
-async function expectNothingStored(run: () => Promise<void>) {
+async function expectNothingStored(api: TestApi, run: () => Promise<void>) {
   const before = [await api.countOrders(), await api.countJobs()];
   await run();
   expect([await api.countOrders(), await api.countJobs()]).toEqual(before);
 }
 
 describe('POST /v1/orders/bulk', () => {
-  it('stores and queues every order, answering {id, status} in request order', async () => {
+  it('stores and queues every order, answering {id, status} in request order', async ({
+    api,
+    env,
+    tenantA,
+    bulkAsA,
+  }) => {
     const existing = await api.tenantRequest(tenantA.token, 'POST', '/v1/orders', {
       domains: [uniqueDomain()],
     });
@@ -53,19 +48,22 @@ describe('POST /v1/orders/bulk', () => {
       expect(await api.queues.verify.getJob(stageJobId('verify', id, 1))).toBeDefined();
   });
 
-  it('gives two items for the same domain set within one request the same order', async () => {
+  it('gives two items for the same domain set within one request the same order', async ({ bulkAsA }) => {
     const domain = uniqueDomain();
     const res = await bulkAsA({ orders: [{ domains: [domain] }, { domains: [domain.toUpperCase()] }] });
     expect(res.status).toBe(202);
     expect(res.body.orders[0].id).toBe(res.body.orders[1].id);
   });
 
-  it('refuses a whole request with one bad item at index 9,999, naming it, storing nothing', async () => {
+  it('refuses a whole request with one bad item at index 9,999, naming it, storing nothing', async ({
+    api,
+    bulkAsA,
+  }) => {
     const items: { domains: string[] }[] = Array.from({ length: 10_000 }, (_, i) => ({
       domains: [`ok${i}.bad-tail.example.com`],
     }));
     items[9_999] = { domains: ['fine.example.com', 'a.*.example.com'] };
-    await expectNothingStored(async () => {
+    await expectNothingStored(api, async () => {
       const res = await bulkAsA({ orders: items });
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe('validation_failed');
@@ -74,7 +72,7 @@ describe('POST /v1/orders/bulk', () => {
     });
   });
 
-  it.each([
+  it.for([
     ['an empty list', { orders: [] }, 'orders'],
     ['no list', {}, 'orders'],
     ['an unknown top-level field', { orders: [{ domains: ['x.example.com'] }], dryRun: true }, 'dryRun'],
@@ -89,16 +87,16 @@ describe('POST /v1/orders/bulk', () => {
       { orders: [{ domains: ['x.example.com'] }, { domains: ['10.0.0.1'] }] },
       'orders[1].domains[0]',
     ],
-  ])('answers 400 for %s, naming it, storing nothing', async (_label, body, mention) => {
-    await expectNothingStored(async () => {
+  ])('answers 400 for %s, naming it, storing nothing', async ([_label, body, mention], { api, bulkAsA }) => {
+    await expectNothingStored(api, async () => {
       const res = await bulkAsA(body);
       expect(res.status).toBe(400);
       expect(res.body.error.message).toContain(mention);
     });
   });
 
-  it('refuses more than 10,000 items', async () => {
-    await expectNothingStored(async () => {
+  it('refuses more than 10,000 items', async ({ api, bulkAsA }) => {
+    await expectNothingStored(api, async () => {
       const res = await bulkAsA({
         orders: Array.from({ length: 10_001 }, (_, i) => ({ domains: [`over${i}.example.com`] })),
       });
@@ -107,7 +105,7 @@ describe('POST /v1/orders/bulk', () => {
     });
   });
 
-  it('lets the operator order for several tenants in one request', async () => {
+  it('lets the operator order for several tenants in one request', async ({ api, env, tenantA, tenantB }) => {
     const res = await api.adminRequest('POST', '/v1/orders/bulk', {
       orders: [
         { domains: [uniqueDomain()], tenantId: tenantA.id },
@@ -125,9 +123,14 @@ describe('POST /v1/orders/bulk', () => {
     );
   });
 
-  it('answers 400 naming the index of an item without tenantId, or with an unknown or foreign one', async () => {
+  it('answers 400 naming the index of an item without tenantId, or with an unknown or foreign one', async ({
+    api,
+    tenantA,
+    tenantB,
+    bulkAsA,
+  }) => {
     const ok = { domains: [uniqueDomain()], tenantId: tenantA.id };
-    await expectNothingStored(async () => {
+    await expectNothingStored(api, async () => {
       const missing = await api.adminRequest('POST', '/v1/orders/bulk', {
         orders: [ok, ok, { domains: [uniqueDomain()] }],
       });
@@ -146,7 +149,7 @@ describe('POST /v1/orders/bulk', () => {
     });
   });
 
-  it('accepts 10,000 orders in one request and queues them all', async () => {
+  it('accepts 10,000 orders in one request and queues them all', async ({ api, bulkAsA }) => {
     const before = [await api.countOrders(), await api.countJobs()];
     const items = Array.from({ length: 10_000 }, (_, i) => ({
       domains: [`big${i}.bulk.example.com`, `www.big${i}.bulk.example.com`],
@@ -167,7 +170,10 @@ describe('POST /v1/orders/bulk', () => {
 });
 
 describe('insertOrders (the one insertion path)', () => {
-  it('keeps request order, first wins, existing active orders returned, every field stored', async () => {
+  it('keeps request order, first wins, existing active orders returned, every field stored', async ({
+    api,
+    env,
+  }) => {
     const [t1, t2] = [await api.createTenant(), await api.createTenant()];
     const shape = (tenantId: string, ds: string[][]): OrderRequest[] =>
       ds.map((domains) => ({ tenantId, domains }));

@@ -2,30 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { domainSetKey } from '@certq/core';
 import { auditLog, certificates } from '@certq/db';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
-
-let env: TestEnv;
-let api: TestApi;
-let tenantA: { id: string; token: string };
-let tenantB: { id: string; token: string };
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-  tenantA = await api.createTenant();
-  tenantB = await api.createTenant();
-});
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
+import { describe, expect } from 'vitest';
+import { it, type TestApi, uniqueDomain } from './helpers';
 
 const DAY = 24 * 3600 * 1000;
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
 /** A certificate row as the worker would store it, for an order created through the API. */
 async function insertCertificate(
+  api: TestApi,
   tenant: { id: string; token: string },
   options: { domains?: string[]; notAfterDays?: number; isCurrent?: boolean } = {},
 ) {
@@ -34,7 +19,7 @@ async function insertCertificate(
   await api.tenantRequest(tenant.token, 'DELETE', `/v1/orders/${order.body.id}`);
   const privateKey = `-----BEGIN EC PRIVATE KEY-----\n${randomBytes(24).toString('base64')}\n-----END EC PRIVATE KEY-----\n`;
   const now = Date.now();
-  const [row] = await env.handle.db
+  const [row] = await api.env.handle.db
     .insert(certificates)
     .values({
       tenantId: tenant.id,
@@ -70,12 +55,20 @@ const METADATA_KEYS = [
 ];
 
 describe('GET /v1/certificates', () => {
-  it('lists current certificates of the caller, with filters and history on request', async () => {
+  it('lists current certificates of the caller, with filters and history on request', async ({
+    api,
+    tenantA,
+    tenantB,
+  }) => {
     const domain = uniqueDomain('list');
-    const old = await insertCertificate(tenantA, { domains: [domain], isCurrent: false, notAfterDays: 5 });
-    const current = await insertCertificate(tenantA, { domains: [domain], notAfterDays: 80 });
-    const soon = await insertCertificate(tenantA, { notAfterDays: 10 });
-    const foreign = await insertCertificate(tenantB, { domains: [domain] });
+    const old = await insertCertificate(api, tenantA, {
+      domains: [domain],
+      isCurrent: false,
+      notAfterDays: 5,
+    });
+    const current = await insertCertificate(api, tenantA, { domains: [domain], notAfterDays: 80 });
+    const soon = await insertCertificate(api, tenantA, { notAfterDays: 10 });
+    const foreign = await insertCertificate(api, tenantB, { domains: [domain] });
 
     const list = await api.tenantRequest(tenantA.token, 'GET', '/v1/certificates');
     expect(list.status).toBe(200);
@@ -113,10 +106,10 @@ describe('GET /v1/certificates', () => {
     expect(adminB.body.certificates.map((c: { id: string }) => c.id)).toEqual([foreign.id]);
   });
 
-  it('pages with a cursor without duplicates or omissions', async () => {
+  it('pages with a cursor without duplicates or omissions', async ({ api }) => {
     const tenant = await api.createTenant();
     const created = new Set<string>();
-    for (let i = 0; i < 7; i++) created.add((await insertCertificate(tenant)).id);
+    for (let i = 0; i < 7; i++) created.add((await insertCertificate(api, tenant)).id);
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
@@ -133,7 +126,7 @@ describe('GET /v1/certificates', () => {
     expect(new Set(seen)).toEqual(created);
   });
 
-  it.each([
+  it.for([
     ['expiringWithinDays=-1'],
     ['expiringWithinDays=abc'],
     ['includeHistory=yes'],
@@ -141,7 +134,7 @@ describe('GET /v1/certificates', () => {
     ['cursor=%%%'],
     ['limit=1000'],
     ['foo=bar'],
-  ])('answers 400 for %s', async (query) => {
+  ])('answers 400 for %s', async ([query], { api, tenantA }) => {
     const res = await api.tenantRequest(tenantA.token, 'GET', `/v1/certificates?${query}`);
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('validation_failed');
@@ -149,8 +142,12 @@ describe('GET /v1/certificates', () => {
 });
 
 describe('GET /v1/certificates/{id}', () => {
-  it('answers metadata and the PEM chain to the owner, 404 to anyone else', async () => {
-    const cert = await insertCertificate(tenantA);
+  it('answers metadata and the PEM chain to the owner, 404 to anyone else', async ({
+    api,
+    tenantA,
+    tenantB,
+  }) => {
+    const cert = await insertCertificate(api, tenantA);
     const res = await api.tenantRequest(tenantA.token, 'GET', `/v1/certificates/${cert.id}`);
     expect(res.status).toBe(200);
     expect(Object.keys(res.body).sort()).toEqual([...METADATA_KEYS, 'certificatePem'].sort());
@@ -172,8 +169,12 @@ describe('GET /v1/certificates/{id}', () => {
 });
 
 describe('GET /v1/certificates/{id}/private-key', () => {
-  it('answers the key with no-store, after writing an audit row in the same request', async () => {
-    const cert = await insertCertificate(tenantA);
+  it('answers the key with no-store, after writing an audit row in the same request', async ({
+    api,
+    env,
+    tenantA,
+  }) => {
+    const cert = await insertCertificate(api, tenantA);
     const res = await api.tenantRequest(tenantA.token, 'GET', `/v1/certificates/${cert.id}/private-key`);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ id: cert.id, privateKey: cert.privateKey });
@@ -194,8 +195,8 @@ describe('GET /v1/certificates/{id}/private-key', () => {
     expect(after.map((r) => r.actor).sort()).toEqual(['admin', `tenant:${tenantA.id}`]);
   });
 
-  it("answers 404 for another tenant's key and records nothing", async () => {
-    const cert = await insertCertificate(tenantA);
+  it("answers 404 for another tenant's key and records nothing", async ({ api, env, tenantA, tenantB }) => {
+    const cert = await insertCertificate(api, tenantA);
     const res = await api.tenantRequest(tenantB.token, 'GET', `/v1/certificates/${cert.id}/private-key`);
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe('not_found');

@@ -6,23 +6,11 @@ import { freePort } from '@certq/testing';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv, uniqueDomain } from './helpers';
-
-let env: TestEnv;
-let api: TestApi;
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-});
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
+import { describe, expect } from 'vitest';
+import { it, startTestApi, type TestApi, uniqueDomain } from './helpers';
 
 describe('health', () => {
-  it('answers /healthz and /readyz without a token', async () => {
+  it('answers /healthz and /readyz without a token', async ({ api }) => {
     expect((await api.request('GET', '/healthz')).body).toEqual({ status: 'ok' });
     const ready = await api.request('GET', '/readyz');
     expect(ready.status).toBe(200);
@@ -32,7 +20,7 @@ describe('health', () => {
   describe('with Redis unreachable', () => {
     let down: TestApi;
     let deadRedis: Redis;
-    beforeAll(async () => {
+    it.beforeAll(async ({ env }) => {
       const deadUrl = `redis://127.0.0.1:${await freePort()}`;
       deadRedis = new Redis(deadUrl, {
         maxRetriesPerRequest: 0,
@@ -41,7 +29,7 @@ describe('health', () => {
       });
       down = await startTestApi(env, { redis: deadRedis, queueRedisUrl: deadUrl, enqueueTimeoutMs: 200 });
     });
-    afterAll(async () => {
+    it.afterAll(async () => {
       await down?.close();
       deadRedis?.disconnect();
     });
@@ -56,7 +44,10 @@ describe('health', () => {
       });
     });
 
-    it('still accepts orders (202, stored in Postgres) for the reconciler to enqueue', async () => {
+    it('still accepts orders (202, stored in Postgres) for the reconciler to enqueue', async ({
+      api,
+      env,
+    }) => {
       const tenant = await api.createTenant();
       const res = await down.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains: [uniqueDomain()] });
       expect(res.status).toBe(202);
@@ -68,11 +59,11 @@ describe('health', () => {
   describe('with Postgres unreachable', () => {
     let down: TestApi;
     let deadDb: DbHandle;
-    beforeAll(async () => {
+    it.beforeAll(async ({ env }) => {
       deadDb = createDb(`postgres://postgres@127.0.0.1:${await freePort()}/nothing`);
       down = await startTestApi(env, { db: deadDb.db });
     });
-    afterAll(async () => {
+    it.afterAll(async () => {
       await down?.close();
       await deadDb?.close();
     });
@@ -114,7 +105,7 @@ describe('OpenAPI', () => {
     // POST /v1/renewals, GET /metrics and /admin/queues belong to other plugins.
   ];
 
-  it('serves an OpenAPI 3 document with every route of the contract, documented', async () => {
+  it('serves an OpenAPI 3 document with every route of the contract, documented', async ({ api }) => {
     const res = await api.request('GET', '/docs/json');
     expect(res.status).toBe(200);
     const doc = res.body;
@@ -143,7 +134,7 @@ describe('OpenAPI', () => {
     expect(doc.paths['/v1/orders'].post.description).toMatch(/200/);
   });
 
-  it('serves the UI at /docs with a CSP that lets it load', async () => {
+  it('serves the UI at /docs with a CSP that lets it load', async ({ api }) => {
     const page = await api.request('GET', '/docs');
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
@@ -155,7 +146,7 @@ describe('OpenAPI', () => {
 });
 
 describe('HTTP hygiene', () => {
-  it('sets security headers and a request id', async () => {
+  it('sets security headers and a request id', async ({ api }) => {
     const res = await api.request('GET', '/healthz');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
@@ -164,7 +155,7 @@ describe('HTTP hygiene', () => {
     expect(unauthorized.headers.get('www-authenticate')).toMatch(/^Bearer/);
   });
 
-  it('answers deeply nested JSON with a 400', async () => {
+  it('answers deeply nested JSON with a 400', async ({ api }) => {
     const depth = 200_000;
     const nested = await api.request('POST', '/v1/orders', {
       token: api.config.ADMIN_TOKEN,
@@ -178,7 +169,7 @@ describe('HTTP hygiene', () => {
     expect(nestedObject.status).toBe(400);
   });
 
-  it('answers a malformed URL with 400 and the error shape', async () => {
+  it('answers a malformed URL with 400 and the error shape', async ({ api }) => {
     const res = await api.adminRequest('GET', '/v1/orders/%E0%A4%A');
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ error: { code: 'bad_request', message: 'malformed request URL' } });
@@ -186,14 +177,16 @@ describe('HTTP hygiene', () => {
 
   describe('rate limit', () => {
     let limited: TestApi;
-    beforeAll(async () => {
+    it.beforeAll(async ({ env }) => {
       limited = await startTestApi(env, { env: { RATE_LIMIT_PER_MINUTE: '3' } });
     });
-    afterAll(async () => {
+    it.afterAll(async () => {
       await limited?.close();
     });
 
-    it('answers 429 with the error shape per token, leaving other tokens and health alone', async () => {
+    it('answers 429 with the error shape per token, leaving other tokens and health alone', async ({
+      api,
+    }) => {
       const [t1, t2] = [await api.createTenant(), await api.createTenant()];
       for (let i = 0; i < 3; i++)
         expect((await limited.tenantRequest(t1.token, 'GET', '/v1/orders')).status).toBe(200);
@@ -211,7 +204,7 @@ describe('HTTP hygiene', () => {
 });
 
 describe('POST /v1/callbacks/httpsok/{secret}', () => {
-  it('answers 404 for unknown or malformed secrets, without a token', async () => {
+  it('answers 404 for unknown or malformed secrets, without a token', async ({ api }) => {
     for (const secret of [generateToken('cb'), 'short', 'x'.repeat(200)]) {
       const res = await api.request('POST', `/v1/callbacks/httpsok/${secret}`, {
         body: { id: 1, status: 1 },
@@ -221,7 +214,7 @@ describe('POST /v1/callbacks/httpsok/{secret}', () => {
     }
   });
 
-  it("accepts a known secret's callback with 200 {ok: true}", async () => {
+  it("accepts a known secret's callback with 200 {ok: true}", async ({ api, env }) => {
     const tenant = await api.createTenant();
     const created = await api.tenantRequest(tenant.token, 'POST', '/v1/orders', {
       domains: [uniqueDomain()],
@@ -236,7 +229,7 @@ describe('POST /v1/callbacks/httpsok/{secret}', () => {
     expect(res.body).toEqual({ ok: true });
   });
 
-  it('refuses bodies over 256 KiB with 413 and non-JSON with 415', async () => {
+  it('refuses bodies over 256 KiB with 413 and non-JSON with 415', async ({ api }) => {
     const secret = generateToken('cb');
     const big = await api.request('POST', `/v1/callbacks/httpsok/${secret}`, {
       raw: JSON.stringify({ certificate: 'x'.repeat(300 * 1024) }),
@@ -252,7 +245,7 @@ describe('POST /v1/callbacks/httpsok/{secret}', () => {
 });
 
 describe('logging', () => {
-  it('never logs tokens, API keys, private keys or callback secrets', async () => {
+  it('never logs tokens, API keys, private keys or callback secrets', async ({ env }) => {
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk, _encoding, done) {

@@ -1,25 +1,11 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type HttpResult, startTestApi, type TestApi, type TestEnv } from './helpers';
+import { describe, expect } from 'vitest';
+import { type HttpResult, it, type TestApi } from './helpers';
 
 /**
  * Whatever a client sends, the API answers 2xx or 4xx — never 5xx — and a 4xx leaves no trace:
  * no order row, no queued job.
  */
-let env: TestEnv;
-let api: TestApi;
-let tenant: { id: string; token: string };
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-  tenant = await api.createTenant();
-});
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
-
 /** Strings that look like domains some of the time, and like trouble the rest. */
 const domainish = fc.oneof(
   fc.domain(),
@@ -81,27 +67,27 @@ const bulkBody = fc.oneof(
   anyBody,
 );
 
-async function state() {
+async function state(api: TestApi) {
   return [await api.countOrders(), await api.countJobs()];
 }
 
-async function checkAnswer(send: () => Promise<HttpResult>) {
-  const before = await state();
+async function checkAnswer(api: TestApi, send: () => Promise<HttpResult>) {
+  const before = await state(api);
   const res = await send();
   if (res.status >= 500) throw new Error(`answered ${res.status}: ${res.text}`);
   if (res.status >= 400) {
     expect(res.body?.error?.code, res.text).toEqual(expect.any(String));
-    expect(await state()).toEqual(before);
+    expect(await state(api)).toEqual(before);
   } else {
     expect([200, 202]).toContain(res.status);
   }
 }
 
 describe('arbitrary bodies', () => {
-  it('POST /v1/orders never answers 5xx, and a 4xx stores nothing', async () => {
+  it('POST /v1/orders never answers 5xx, and a 4xx stores nothing', async ({ api, tenantA: tenant }) => {
     await fc.assert(
       fc.asyncProperty(anyBody, fc.boolean(), async (raw, asAdmin) => {
-        await checkAnswer(() =>
+        await checkAnswer(api, () =>
           api.request('POST', '/v1/orders', {
             token: asAdmin ? api.config.ADMIN_TOKEN : tenant.token,
             raw: raw.replaceAll(TENANT, tenant.id),
@@ -112,10 +98,10 @@ describe('arbitrary bodies', () => {
     );
   });
 
-  it('POST /v1/orders/bulk never answers 5xx, and a 4xx stores nothing', async () => {
+  it('POST /v1/orders/bulk never answers 5xx, and a 4xx stores nothing', async ({ api, tenantA: tenant }) => {
     await fc.assert(
       fc.asyncProperty(bulkBody, fc.boolean(), async (raw, asAdmin) => {
-        await checkAnswer(() =>
+        await checkAnswer(api, () =>
           api.request('POST', '/v1/orders/bulk', {
             token: asAdmin ? api.config.ADMIN_TOKEN : tenant.token,
             raw: raw.replaceAll(TENANT, tenant.id),
@@ -126,7 +112,7 @@ describe('arbitrary bodies', () => {
     );
   });
 
-  it('query strings and path ids never cause a 5xx', async () => {
+  it('query strings and path ids never cause a 5xx', async ({ api, tenantA: tenant }) => {
     const queryValue = fc.oneof(
       fc.string({ maxLength: 30 }),
       fc.integer().map(String),

@@ -1,20 +1,8 @@
 import { hashToken } from '@certq/core';
 import { tenants } from '@certq/db';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv } from './helpers';
-
-let env: TestEnv;
-let api: TestApi;
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-});
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
+import { describe, expect } from 'vitest';
+import { it } from './helpers';
 
 function expectError(res: { status: number; body: unknown }, status: number, code: string) {
   expect(res.status).toBe(status);
@@ -22,7 +10,10 @@ function expectError(res: { status: number; body: unknown }, status: number, cod
 }
 
 describe('POST /v1/tenants', () => {
-  it('creates a tenant, shows its token once and stores only the token hash and the sealed key', async () => {
+  it('creates a tenant, shows its token once and stores only the token hash and the sealed key', async ({
+    api,
+    env,
+  }) => {
     const res = await api.adminRequest('POST', '/v1/tenants', { name: 'acme', httpsokApiKey: 'key-123' });
     expect(res.status).toBe(201);
     expect(res.body).toEqual({ id: expect.any(String), name: 'acme', token: expect.stringMatching(/^cq_/) });
@@ -36,25 +27,25 @@ describe('POST /v1/tenants', () => {
     expect(own.status).toBe(200);
   });
 
-  it('answers 409 for a duplicate name', async () => {
+  it('answers 409 for a duplicate name', async ({ api }) => {
     await api.createTenant('dup-name');
     expectError(await api.adminRequest('POST', '/v1/tenants', { name: 'dup-name' }), 409, 'conflict');
   });
 
-  it.each([
+  it.for([
     ['no name', {}],
     ['empty name', { name: '  ' }],
     ['wrong type', { name: 42 }],
     ['unknown field', { name: 'x-unknown', admin: true }],
     ['empty key', { name: 'x-key', httpsokApiKey: '' }],
     ['control characters', { name: 'a\u0000b' }],
-  ])('answers 400 for %s and stores nothing', async (_label, body) => {
+  ])('answers 400 for %s and stores nothing', async ([_label, body], { api, env }) => {
     const before = (await env.handle.db.select().from(tenants)).length;
     expectError(await api.adminRequest('POST', '/v1/tenants', body), 400, 'validation_failed');
     expect((await env.handle.db.select().from(tenants)).length).toBe(before);
   });
 
-  it('is for the operator only: a tenant token gets 404, no token 401', async () => {
+  it('is for the operator only: a tenant token gets 404, no token 401', async ({ api }) => {
     const tenant = await api.createTenant();
     expectError(
       await api.tenantRequest(tenant.token, 'POST', '/v1/tenants', { name: 'sneaky' }),
@@ -66,7 +57,7 @@ describe('POST /v1/tenants', () => {
 });
 
 describe('GET /v1/tenants', () => {
-  it('lists tenants without secrets', async () => {
+  it('lists tenants without secrets', async ({ api }) => {
     const withKey = await api.createTenant('listed-with-key', 'secret-key-value');
     const without = await api.createTenant('listed-without-key');
     const res = await api.adminRequest('GET', '/v1/tenants');
@@ -85,31 +76,31 @@ describe('GET /v1/tenants', () => {
     expect(res.text).not.toMatch(/tokenHash|Sealed/);
   });
 
-  it('is for the operator only', async () => {
+  it('is for the operator only', async ({ api }) => {
     const tenant = await api.createTenant();
     expectError(await api.tenantRequest(tenant.token, 'GET', '/v1/tenants'), 404, 'not_found');
   });
 });
 
 describe('authentication', () => {
-  it.each([
+  it.for<[string, Record<string, string>]>([
     ['no header', {}],
     ['unknown token', { authorization: 'Bearer cq_not-a-real-token' }],
     ['another scheme', { authorization: 'Basic YWRtaW46YWRtaW4=' }],
     ['empty bearer', { authorization: 'Bearer ' }],
     ['oversized token', { authorization: `Bearer ${'x'.repeat(4000)}` }],
-  ])('answers 401 with the error shape for %s', async (_label, headers) => {
+  ])('answers 401 with the error shape for %s', async ([_label, headers], { api }) => {
     const res = await api.request('GET', '/v1/orders', { headers });
     expectError(res, 401, 'unauthorized');
   });
 
-  it('accepts the operator token and tenant tokens', async () => {
+  it('accepts the operator token and tenant tokens', async ({ api }) => {
     expect((await api.adminRequest('GET', '/v1/orders')).status).toBe(200);
     const tenant = await api.createTenant();
     expect((await api.tenantRequest(tenant.token, 'GET', '/v1/orders')).status).toBe(200);
   });
 
-  it('answers 404 with the error shape for an unknown route, authenticated or not', async () => {
+  it('answers 404 with the error shape for an unknown route, authenticated or not', async ({ api }) => {
     expectError(await api.request('GET', '/v1/nope'), 404, 'not_found');
     expectError(await api.adminRequest('GET', '/v1/nope'), 404, 'not_found');
   });

@@ -1,27 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { recordWebhookEvent, tenants } from '@certq/db';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv } from './helpers';
+import { describe, expect } from 'vitest';
+import { it, type TestApi } from './helpers';
 
-let env: TestEnv;
-let api: TestApi;
-let a: { id: string; token: string };
-let b: { id: string; token: string };
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-  a = await api.createTenant();
-  b = await api.createTenant();
-});
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
-
-async function stored(tenantId: string) {
-  const [row] = await env.handle.db
+async function stored(api: TestApi, tenantId: string) {
+  const [row] = await api.env.handle.db
     .select({ url: tenants.webhookUrl, sealed: tenants.webhookSecretSealed })
     .from(tenants)
     .where(eq(tenants.id, tenantId));
@@ -29,7 +13,11 @@ async function stored(tenantId: string) {
 }
 
 describe('webhook settings', () => {
-  it('a tenant sets its webhook: the secret is returned once and stored sealed; a new PUT makes a new one', async () => {
+  it('a tenant sets its webhook: the secret is returned once and stored sealed; a new PUT makes a new one', async ({
+    api,
+    tenantA: a,
+    tenantB: b,
+  }) => {
     const res = await api.tenantRequest(a.token, 'PUT', '/v1/webhook', {
       url: 'https://hooks.example.com/certq',
     });
@@ -38,7 +26,7 @@ describe('webhook settings', () => {
       url: 'https://hooks.example.com/certq',
       secret: expect.stringMatching(/^whsec_/),
     });
-    const row = await stored(a.id);
+    const row = await stored(api, a.id);
     expect(row.url).toBe('https://hooks.example.com/certq');
     expect(row.sealed).not.toContain(res.body.secret);
     expect(api.secrets.open(row.sealed!)).toBe(res.body.secret);
@@ -46,16 +34,20 @@ describe('webhook settings', () => {
       url: 'https://hooks.example.com/v2',
     });
     expect(again.body.secret).not.toBe(res.body.secret);
-    expect(api.secrets.open((await stored(a.id)).sealed!)).toBe(again.body.secret);
-    expect((await stored(b.id)).url).toBeNull();
+    expect(api.secrets.open((await stored(api, a.id)).sealed!)).toBe(again.body.secret);
+    expect((await stored(api, b.id)).url).toBeNull();
   });
 
-  it('the operator sets and removes any tenant’s webhook; tenants cannot use that route', async () => {
+  it('the operator sets and removes any tenant’s webhook; tenants cannot use that route', async ({
+    api,
+    tenantA: a,
+    tenantB: b,
+  }) => {
     const res = await api.adminRequest('PUT', `/v1/tenants/${b.id}/webhook`, {
       url: 'http://hooks-b.example.com:8080/hook',
     });
     expect(res.status).toBe(200);
-    expect((await stored(b.id)).url).toBe('http://hooks-b.example.com:8080/hook');
+    expect((await stored(api, b.id)).url).toBe('http://hooks-b.example.com:8080/hook');
     expect(
       (await api.adminRequest('PUT', `/v1/tenants/${randomUUID()}/webhook`, { url: 'https://x.example.com' }))
         .status,
@@ -70,11 +62,11 @@ describe('webhook settings', () => {
     // The tenant route is for tenants: the operator names the tenant.
     expect((await api.adminRequest('PUT', '/v1/webhook', { url: 'https://x.example.com' })).status).toBe(400);
     expect((await api.adminRequest('DELETE', `/v1/tenants/${b.id}/webhook`)).status).toBe(204);
-    expect(await stored(b.id)).toEqual({ url: null, sealed: null });
+    expect(await stored(api, b.id)).toEqual({ url: null, sealed: null });
     expect((await api.adminRequest('DELETE', `/v1/tenants/${randomUUID()}/webhook`)).status).toBe(404);
   });
 
-  it('refuses URLs that are not http(s)', async () => {
+  it('refuses URLs that are not http(s)', async ({ api, tenantA: a }) => {
     for (const url of [
       'ftp://example.com/x',
       'not a url',
@@ -88,14 +80,19 @@ describe('webhook settings', () => {
     expect((await api.tenantRequest(a.token, 'PUT', '/v1/webhook', {})).status).toBe(400);
   });
 
-  it('a tenant removes its webhook', async () => {
+  it('a tenant removes its webhook', async ({ api, tenantA: a }) => {
     expect((await api.tenantRequest(a.token, 'DELETE', '/v1/webhook')).status).toBe(204);
-    expect(await stored(a.id)).toEqual({ url: null, sealed: null });
+    expect(await stored(api, a.id)).toEqual({ url: null, sealed: null });
   });
 });
 
 describe('GET /v1/webhook-deliveries', () => {
-  it('lists a tenant’s own deliveries, newest first, paginated; the operator sees all', async () => {
+  it('lists a tenant’s own deliveries, newest first, paginated; the operator sees all', async ({
+    api,
+    env,
+    tenantA: a,
+    tenantB: b,
+  }) => {
     await api.tenantRequest(a.token, 'PUT', '/v1/webhook', { url: 'https://hooks.example.com/a' });
     await api.adminRequest('PUT', `/v1/tenants/${b.id}/webhook`, { url: 'https://hooks.example.com/b' });
     const ids: string[] = [];
