@@ -1,22 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv } from '../apps/api/test/helpers';
+import { describe, expect } from 'vitest';
+import { it } from '../apps/api/test/helpers';
 import { buildProgram, EXIT, runCli } from '../apps/cli/src';
-
-let env: TestEnv;
-let api: TestApi;
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-});
-
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
 
 /** Runs the CLI in this process (what bin/certq.js does), capturing what it prints. */
 async function certq(args: string[], credentials: { api?: string; token?: string } = {}) {
@@ -87,7 +74,9 @@ describe('certq exit codes and help', () => {
     expect(top.stdout).toMatch(/Exit codes:[\s\S]*7 {2}done, not all of it succeeded/);
   });
 
-  it('answers bad usage with 2, a refused token with 3, an unknown id with 4, a refused request with 5', async () => {
+  it('answers bad usage with 2, a refused token with 3, an unknown id with 4, a refused request with 5', async ({
+    api,
+  }) => {
     const admin = { api: api.url, token: api.config.ADMIN_TOKEN! };
     expect((await certq(['orders', 'list'])).stderr).toMatch(/no API URL: pass --api <url> or set CERTQ_API/);
     expect((await certq(['orders', 'list'], { api: api.url })).code).toBe(EXIT.usage);

@@ -1,28 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, startTestApi, type TestApi, type TestEnv } from '../apps/api/test/helpers';
+import { describe, expect } from 'vitest';
+import { it } from '../apps/api/test/helpers';
 import { runCli, startCli } from './cli-run';
 
-let env: TestEnv;
-let api: TestApi;
-let dir: string;
 const run = randomBytes(3).toString('hex');
 
-beforeAll(async () => {
-  env = await createTestEnv();
-  // No worker: imported orders stay verifying, which is all an import needs.
-  api = await startTestApi(env);
-  dir = await mkdtemp(join(tmpdir(), 'certq-cli-import-'));
-});
-
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+// No worker: imported orders stay verifying, which is all an import needs.
 
 type Expect = { kind: 'ok' } | { kind: 'refused'; reason: RegExp } | { kind: 'duplicate'; of: number };
 
@@ -81,7 +66,10 @@ async function journalRecords(path: string) {
 }
 
 describe('certq orders import', () => {
-  it('imports 25,000 lines in three bulk chunks and accounts for every accepted, duplicate and refused line', async () => {
+  it('imports 25,000 lines in three bulk chunks and accounts for every accepted, duplicate and refused line', async ({
+    api,
+    tmpDir: dir,
+  }) => {
     const tenant = await api.createTenant();
     const { text, expected } = buildCsv(25_000);
     const file = join(dir, 'domains.csv');
@@ -146,7 +134,7 @@ describe('certq orders import', () => {
     expect((await api.countOrders()) - before).toBe(want.ok);
   });
 
-  it('resumes after being killed mid-way without creating an order twice', async () => {
+  it('resumes after being killed mid-way without creating an order twice', async ({ api, tmpDir: dir }) => {
     const tenant = await api.createTenant();
     const size = 25_000;
     const rows = ['domains'];
@@ -193,7 +181,10 @@ describe('certq orders import', () => {
     expect((await api.countOrders()) - before, `killed in ${killedIn}`).toBe(size);
   });
 
-  it('refuses a file it cannot read as an order list before sending anything', async () => {
+  it('refuses a file it cannot read as an order list before sending anything', async ({
+    api,
+    tmpDir: dir,
+  }) => {
     const credentials = { api: api.url, token: api.config.ADMIN_TOKEN };
     const noDomains = join(dir, 'no-domains.csv');
     await writeFile(noDomains, 'domain,ca\nexample.com,google\n');

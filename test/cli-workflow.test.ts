@@ -4,10 +4,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfig } from '@certq/core';
 import { createSimulator, type Simulator } from '@certq/simulator';
-import { startWorker, type WorkerHandle } from '@certq/worker';
-import { pino } from 'pino';
+import type { WorkerHandle } from '@certq/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestEnv,
@@ -17,6 +15,7 @@ import {
   uniqueDomain,
 } from '../apps/api/test/helpers';
 import { CERTQ_BIN, runCli } from './cli-run';
+import { startSystemWorker } from './system';
 
 const exec = promisify(execFile);
 
@@ -39,21 +38,7 @@ beforeAll(async () => {
   const simUrl = await sim.listen();
   const upstream = { HTTPSOK_BASE_URL: simUrl, HTTPSOK_API_KEY: 'cli-operator-key' };
   api = await startTestApi(env, { env: upstream });
-  worker = await startWorker({
-    config: loadConfig({
-      ...upstream,
-      DATABASE_URL: env.database.url,
-      REDIS_URL: env.testRedis.url,
-      REDIS_PREFIX: env.testRedis.prefix,
-      ADMIN_TOKEN: api.config.ADMIN_TOKEN,
-      ENCRYPTION_KEY: api.config.ENCRYPTION_KEY,
-      PUBLIC_BASE_URL: api.url,
-      POLL_INTERVAL_MS: '10000',
-      UPSTREAM_MAX_RPS: '200',
-      LOG_LEVEL: 'silent',
-    }),
-    logger: pino({ level: 'silent' }),
-  });
+  worker = await startSystemWorker(api, { ...upstream, POLL_INTERVAL_MS: '10000' });
   dir = await mkdtemp(join(tmpdir(), 'certq-cli-'));
   admin = { api: api.url, token: api.config.ADMIN_TOKEN! };
   const owner = await api.createTenant();

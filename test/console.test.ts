@@ -2,15 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '@certq/core';
 import { lockOrder, transitionOrder } from '@certq/db';
 import { createSimulator, type Simulator } from '@certq/simulator';
-import { startWorker, type WorkerHandle } from '@certq/worker';
-import { pino } from 'pino';
+import type { WorkerHandle } from '@certq/worker';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, startTestApi, type TestApi, type TestEnv } from '../apps/api/test/helpers';
 import { REPO_ROOT } from '../scripts/launcher';
+import { startSystemWorker } from './system';
 
 /**
  * The operator console at /admin in a real (headless) Chromium, as an operator uses it: the API, the
@@ -91,18 +90,7 @@ beforeAll(async () => {
     });
   });
 
-  const config = loadConfig({
-    ...upstream,
-    DATABASE_URL: env.database.url,
-    REDIS_URL: env.testRedis.url,
-    REDIS_PREFIX: env.testRedis.prefix,
-    ADMIN_TOKEN: api.config.ADMIN_TOKEN,
-    ENCRYPTION_KEY: api.config.ENCRYPTION_KEY,
-    PUBLIC_BASE_URL: api.url,
-    UPSTREAM_MAX_RPS: '200',
-    LOG_LEVEL: 'silent',
-  });
-  worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
+  worker = await startSystemWorker(api, upstream);
 
   const issued = [
     await order([`*.shop.${BASE}`, `shop.${BASE}`]),

@@ -2,11 +2,9 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkIssuedCertificate } from '@certq/api-client';
-import { loadConfig } from '@certq/core';
 import { createSimulator, type Simulator } from '@certq/simulator';
-import { startWorker, type WorkerHandle } from '@certq/worker';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { WorkerHandle } from '@certq/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestEnv,
   startTestApi,
@@ -14,6 +12,7 @@ import {
   type TestEnv,
   uniqueDomain,
 } from '../apps/api/test/helpers';
+import { startSystemWorker } from './system';
 
 let env: TestEnv;
 let api: TestApi;
@@ -41,20 +40,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => tripwire.listen(0, '127.0.0.1', resolve));
   const tripwireUrl = `http://127.0.0.1:${(tripwire.address() as AddressInfo).port}`;
   api = await startTestApi(env, { env: { ...upstream, HTTPSOK_BASE_URL: tripwireUrl } });
-  const config = loadConfig({
-    ...upstream,
-    DATABASE_URL: env.database.url,
-    REDIS_URL: env.testRedis.url,
-    REDIS_PREFIX: env.testRedis.prefix,
-    ADMIN_TOKEN: api.config.ADMIN_TOKEN,
-    ENCRYPTION_KEY: api.config.ENCRYPTION_KEY,
-    PUBLIC_BASE_URL: api.url,
-    POLL_INTERVAL_MS: '60000',
-    UPSTREAM_MAX_RPS: '200',
-    LOG_LEVEL: 'silent',
-    DNS_RESOLVERS: inject('certq').dnsResolvers,
-  });
-  worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
+  worker = await startSystemWorker(api, { ...upstream, POLL_INTERVAL_MS: '60000' });
 });
 afterAll(async () => {
   await worker?.close();

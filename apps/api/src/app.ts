@@ -132,20 +132,22 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   // ── route groups ──
-  const routeOptions = { deps };
-  await app.register(healthRoutes, routeOptions);
-  await app.register(tenantsRoutes, routeOptions);
-  await app.register(ordersRoutes, routeOptions);
-  await app.register(certificatesRoutes, routeOptions);
-  await app.register(callbacksRoutes, routeOptions);
-  await app.register(observabilityRoutes, routeOptions);
-  await app.register(renewalsRoutes, routeOptions);
-  await app.register(webhooksRoutes, routeOptions);
-  await app.register(consoleRoutes, routeOptions);
-  await app.register(edgeTokensRoutes, routeOptions);
-  await app.register(tlsRoutes, routeOptions);
-  await app.register(tokensRoutes, routeOptions);
-  await app.register(auditRoutes, routeOptions);
+  for (const routes of [
+    healthRoutes,
+    tenantsRoutes,
+    ordersRoutes,
+    certificatesRoutes,
+    callbacksRoutes,
+    observabilityRoutes,
+    renewalsRoutes,
+    webhooksRoutes,
+    consoleRoutes,
+    edgeTokensRoutes,
+    tlsRoutes,
+    tokensRoutes,
+    auditRoutes,
+  ])
+    await app.register(routes, { deps });
 
   // ── extension point: more route groups go here, each a plugin taking `{ deps }` ──
   // Registered after openapiPlugin, they appear in /docs/json automatically.

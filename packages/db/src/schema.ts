@@ -287,6 +287,17 @@ export const webhookDeliveries = pgTable(
   ],
 );
 
+/** What the API's delivery list and the worker's delivery job both read of a delivery. */
+export const webhookDeliveryFields = {
+  id: webhookDeliveries.id,
+  tenantId: webhookDeliveries.tenantId,
+  orderId: webhookDeliveries.orderId,
+  event: webhookDeliveries.event,
+  payload: webhookDeliveries.payload,
+  status: webhookDeliveries.status,
+  attempts: webhookDeliveries.attempts,
+};
+
 /** Append-only history of every order transition and notable event. */
 export const orderEvents = pgTable(
   'order_events',

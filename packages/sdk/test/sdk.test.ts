@@ -1,31 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createTestEnv,
-  startTestApi,
-  type TestApi,
-  type TestEnv,
-  uniqueDomain,
-} from '../../../apps/api/test/helpers';
+import { describe, expect } from 'vitest';
+import { it, uniqueDomain } from '../../../apps/api/test/helpers';
 import { generateSdkFiles } from '../scripts/codegen';
 import { CertqApiError, createCertqClient, OPERATIONS, unwrap } from '../src';
 
-let env: TestEnv;
-let api: TestApi;
-
-beforeAll(async () => {
-  env = await createTestEnv();
-  api = await startTestApi(env);
-});
-
-afterAll(async () => {
-  await api?.close();
-  await env?.close();
-});
-
 describe('@certq/sdk', () => {
-  it('is generated from the live /docs/json: regenerate with `pnpm --filter @certq/sdk generate`', async () => {
+  it('is generated from the live /docs/json: regenerate with `pnpm --filter @certq/sdk generate`', async ({
+    api,
+  }) => {
     const served = await api.request('GET', '/docs/json');
     expect(served.status).toBe(200);
     const expected = await generateSdkFiles(served.body);
@@ -44,7 +27,9 @@ describe('@certq/sdk', () => {
       expect(typeof client[id as keyof typeof OPERATIONS]).toBe('function');
   });
 
-  it('creates a tenant, orders with its token and reads the order back, typed end to end', async () => {
+  it('creates a tenant, orders with its token and reads the order back, typed end to end', async ({
+    api,
+  }) => {
     const admin = createCertqClient({ baseUrl: `${api.url}/`, token: api.config.ADMIN_TOKEN });
     const tenant = await unwrap(admin.createTenant({ body: { name: `sdk-${Date.now()}` } }));
     expect(tenant.token).toBeTruthy();
@@ -66,7 +51,7 @@ describe('@certq/sdk', () => {
     expect(page.orders.map((o) => o.id)).toEqual([order.id]);
   });
 
-  it('turns an error answer into a CertqApiError with the status, code and details', async () => {
+  it('turns an error answer into a CertqApiError with the status, code and details', async ({ api }) => {
     const admin = createCertqClient({ baseUrl: api.url, token: api.config.ADMIN_TOKEN });
     const missing = unwrap(
       admin.getOrder({ params: { path: { id: '00000000-0000-4000-8000-000000000000' } } }),

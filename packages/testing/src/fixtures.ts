@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createDb } from '@certq/db';
 import { test as base } from 'vitest';
 import { createTestDatabase, createTestRedis } from './isolation';
@@ -25,6 +28,13 @@ export const test = base
     const handle = createDb(database.url);
     onCleanup(() => handle.close());
     return handle;
+  })
+  /** A temp folder for the file's files (CSV imports, agent outputs), removed when the file ends. */
+  // biome-ignore lint/correctness/noEmptyPattern: as above
+  .extend('tmpDir', { scope: 'file' }, async ({}, { onCleanup }) => {
+    const dir = await mkdtemp(join(tmpdir(), 'certq-test-'));
+    onCleanup(() => rm(dir, { recursive: true, force: true }));
+    return dir;
   });
 
 export const it = test;

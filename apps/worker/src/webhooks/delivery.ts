@@ -1,6 +1,6 @@
 import type { ResolveAll } from '@certq/core';
 import { QUEUE_NAMES } from '@certq/core';
-import { tenants, webhookDeliveries } from '@certq/db';
+import { tenants, webhookDeliveries, webhookDeliveryFields } from '@certq/db';
 import { type Queues, WEBHOOK_RETRY_DEFAULTS, type WebhookJobData } from '@certq/workflow';
 import { type ConnectionOptions, type Job, type JobsOptions, UnrecoverableError, Worker } from 'bullmq';
 import { and, eq, sql } from 'drizzle-orm';
@@ -87,13 +87,7 @@ export async function deliverWebhook(
   const id = job.data.deliveryId;
   const [row] = await ctx.db
     .select({
-      id: webhookDeliveries.id,
-      tenantId: webhookDeliveries.tenantId,
-      orderId: webhookDeliveries.orderId,
-      event: webhookDeliveries.event,
-      payload: webhookDeliveries.payload,
-      status: webhookDeliveries.status,
-      attempts: webhookDeliveries.attempts,
+      ...webhookDeliveryFields,
       url: tenants.webhookUrl,
       secretSealed: tenants.webhookSecretSealed,
     })

@@ -1,15 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../probes';
-import {
-  removeDir,
-  requireBinary,
-  startProcess,
-  stopChild,
-  type TlsServer,
-  tempDir,
-  waitForPort,
-} from './common';
+import { launchServer, requireBinary, type TlsServer, tempDir } from './common';
 
 /**
  * A private Caddy on loopback whose only site takes every certificate from certq at the handshake
@@ -39,31 +31,18 @@ https:// {
 }
 `;
   writeFileSync(join(dir, 'Caddyfile'), caddyfile);
-  const started = startProcess(
+  const server = await launchServer({
     binary,
-    ['run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')],
-    {
+    args: ['run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')],
+    port,
+    dir,
+    what: 'caddy',
+    env: {
       ...process.env,
       HOME: dir,
       XDG_DATA_HOME: join(dir, 'xdg-data'),
       XDG_CONFIG_HOME: join(dir, 'xdg-config'),
     },
-  );
-  try {
-    await waitForPort(port, 'caddy', started.output);
-  } catch (error) {
-    await stopChild(started.child);
-    removeDir(dir);
-    throw error;
-  }
-  return {
-    port,
-    dir,
-    caddyfile,
-    output: started.output,
-    async stop() {
-      await stopChild(started.child);
-      removeDir(dir);
-    },
-  };
+  });
+  return { ...server, caddyfile };
 }

@@ -76,3 +76,30 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
   await exited;
   clearTimeout(timer);
 }
+
+/**
+ * Starts a server's binary and waits until it listens on `port`; on failure stops it and removes its
+ * dir. `stop()` stops it (with `stopSignal`) and removes the dir.
+ */
+export async function launchServer(options: {
+  binary: string;
+  args: string[];
+  port: number;
+  dir: string;
+  what: string;
+  env?: NodeJS.ProcessEnv;
+  stopSignal?: NodeJS.Signals;
+}): Promise<TlsServer & { child: ChildProcess }> {
+  const started = startProcess(options.binary, options.args, options.env);
+  const stop = async () => {
+    await stopChild(started.child, options.stopSignal);
+    removeDir(options.dir);
+  };
+  try {
+    await waitForPort(options.port, options.what, started.output);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { port: options.port, dir: options.dir, output: started.output, child: started.child, stop };
+}

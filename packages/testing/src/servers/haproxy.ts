@@ -1,15 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../probes';
-import {
-  removeDir,
-  requireBinary,
-  startProcess,
-  stopChild,
-  type TlsServer,
-  tempDir,
-  waitForPort,
-} from './common';
+import { launchServer, requireBinary, type TlsServer, tempDir } from './common';
 
 /**
  * A private HAProxy on loopback terminating TLS with the crt-list certq-agent writes
@@ -36,21 +28,5 @@ frontend tls
   const confPath = join(dir, 'haproxy.cfg');
   writeFileSync(confPath, conf);
   // -db: stay in the foreground; -W: master-worker, so a later reload needs no new process from us.
-  const started = startProcess(binary, ['-W', '-db', '-f', confPath]);
-  try {
-    await waitForPort(port, 'haproxy', started.output);
-  } catch (error) {
-    await stopChild(started.child);
-    removeDir(dir);
-    throw error;
-  }
-  return {
-    port,
-    dir,
-    output: started.output,
-    async stop() {
-      await stopChild(started.child);
-      removeDir(dir);
-    },
-  };
+  return launchServer({ binary, args: ['-W', '-db', '-f', confPath], port, dir, what: 'haproxy' });
 }

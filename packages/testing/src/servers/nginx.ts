@@ -2,15 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../probes';
-import {
-  removeDir,
-  requireBinary,
-  startProcess,
-  stopChild,
-  type TlsServer,
-  tempDir,
-  waitForPort,
-} from './common';
+import { launchServer, removeDir, requireBinary, type TlsServer, tempDir } from './common';
 
 /**
  * A private nginx on loopback serving the layout certq-agent writes (`--format nginx`) in `certDir`:
@@ -65,28 +57,22 @@ http {
     removeDir(dir);
     throw new Error(`nginx -t rejected the test configuration:\n${test.stderr}`);
   }
-  const started = startProcess(binary, args);
-  try {
-    await waitForPort(port, 'nginx', started.output);
-  } catch (error) {
-    await stopChild(started.child);
-    removeDir(dir);
-    throw error;
-  }
-  const reloadCommand = `${binary} -p ${dir} -c ${confPath} -s reload`;
-  return {
+  const { child, ...server } = await launchServer({
+    binary,
+    args,
     port,
     dir,
+    what: 'nginx',
+    stopSignal: 'SIGQUIT', // graceful: workers finish their connections
+  });
+  const reloadCommand = `${binary} -p ${dir} -c ${confPath} -s reload`;
+  return {
+    ...server,
     reloadCommand,
-    pid: () => started.child.pid!,
-    output: started.output,
+    pid: () => child.pid!,
     reload() {
       const r = spawnSync('sh', ['-c', reloadCommand], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`nginx reload failed: ${r.stderr}`);
-    },
-    async stop() {
-      await stopChild(started.child, 'SIGQUIT');
-      removeDir(dir);
     },
   };
 }

@@ -3,8 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import pg from 'pg';
-import { findBinary, freePort, redisAnswers, uidGid } from '../probes';
+import { findBinary, freePort, postgresAnswers, redisAnswers, uidGid } from '../probes';
 
 /**
  * Private servers on loopback for tests and benchmarks that need more than the shared Postgres and
@@ -220,16 +219,7 @@ export async function startPgBouncer(
   try {
     await until('pgbouncer', async () => {
       if (child.exitCode !== null) throw new Error(`pgbouncer exited: ${stderr}`);
-      const client = new pg.Client({ connectionString: url.toString() });
-      try {
-        await client.connect();
-        await client.query('select 1');
-        return true;
-      } catch {
-        return false;
-      } finally {
-        await client.end().catch(() => {});
-      }
+      return postgresAnswers(url.toString());
     });
   } catch (error) {
     await stop();

@@ -1,5 +1,11 @@
 import { generateToken, webhookUrlProblem } from '@certq/core';
-import { tenants, WEBHOOK_DELIVERY_STATUSES, type WebhookDelivery, webhookDeliveries } from '@certq/db';
+import {
+  tenants,
+  WEBHOOK_DELIVERY_STATUSES,
+  type WebhookDelivery,
+  webhookDeliveries,
+  webhookDeliveryFields,
+} from '@certq/db';
 import { and, desc, eq } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -224,13 +230,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
       if (query.status) conditions.push(eq(webhookDeliveries.status, query.status));
       const rows = await db
         .select({
-          id: webhookDeliveries.id,
-          tenantId: webhookDeliveries.tenantId,
-          orderId: webhookDeliveries.orderId,
-          event: webhookDeliveries.event,
-          payload: webhookDeliveries.payload,
-          status: webhookDeliveries.status,
-          attempts: webhookDeliveries.attempts,
+          ...webhookDeliveryFields,
           lastStatusCode: webhookDeliveries.lastStatusCode,
           lastError: webhookDeliveries.lastError,
           nextAttemptAt: webhookDeliveries.nextAttemptAt,
