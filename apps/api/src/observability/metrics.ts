@@ -55,29 +55,36 @@ export function createApiMetrics(options: ApiMetricsOptions) {
       }
     },
   });
-  new Gauge({
-    name: 'certq_orders',
-    help: 'Orders by status (from Postgres, through the stats snapshot).',
-    labelNames: ['status'] as const,
-    registers: [registry],
-    async collect() {
-      const stats = await options.stats();
-      this.reset();
-      for (const status of ORDER_STATUSES) this.set({ status }, stats.orders.byStatus[status] ?? 0);
-    },
-  });
-  new Gauge({
-    name: 'certq_certificates',
-    help: 'Current certificates by days left until expiry (expired, 0-7, 8-30, 31-60, 61+).',
-    labelNames: ['expires_in_days'] as const,
-    registers: [registry],
-    async collect() {
-      const stats = await options.stats();
-      this.reset();
-      for (const bucket of EXPIRY_BUCKETS)
-        this.set({ expires_in_days: bucket }, stats.certificates.byDaysToExpiry[bucket] ?? 0);
-    },
-  });
+  /** A gauge read from the stats snapshot at scrape time, one series per value of its one label. */
+  const statsGauge = (
+    name: string,
+    help: string,
+    label: string,
+    read: (stats: Stats) => [string, number][],
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      async collect() {
+        const series = read(await options.stats());
+        this.reset();
+        for (const [value, count] of series) this.set({ [label]: value }, count);
+      },
+    });
+  statsGauge(
+    'certq_orders',
+    'Orders by status (from Postgres, through the stats snapshot).',
+    'status',
+    (stats) => ORDER_STATUSES.map((status) => [status, stats.orders.byStatus[status] ?? 0]),
+  );
+  statsGauge(
+    'certq_certificates',
+    'Current certificates by days left until expiry (expired, 0-7, 8-30, 31-60, 61+).',
+    'expires_in_days',
+    (stats) => EXPIRY_BUCKETS.map((bucket) => [bucket, stats.certificates.byDaysToExpiry[bucket] ?? 0]),
+  );
   new Gauge({
     name: 'certq_certificate_soonest_expiration_timestamp_seconds',
     help: 'notAfter of the current certificate that expires first, as a Unix timestamp (absent when none).',

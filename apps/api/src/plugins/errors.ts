@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { isDatabaseUnavailable } from '@certq/db';
 import { isWorkflowError, type WorkflowErrorCode } from '@certq/workflow';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -91,29 +92,6 @@ function send(reply: FastifyReply, status: number, code: string, message: string
   return reply.code(status).send(body);
 }
 
-/**
- * Postgres (or the way to it) is down or refusing work: connection failures, pool timeouts, admin
- * shutdown, too many connections. Worth a 503 and a retry, not a 500.
- */
-export function isUnavailable(error: unknown): boolean {
-  const seen = new Set<unknown>();
-  for (let current = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined; current; ) {
-    if (seen.has(current)) break;
-    seen.add(current);
-    const code = typeof current.code === 'string' ? current.code : '';
-    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE'].includes(code))
-      return true;
-    if (/^(08|53|57P)/.test(code)) return true;
-    if (
-      typeof current.message === 'string' &&
-      /timeout exceeded when trying to connect|Connection terminated/i.test(current.message)
-    )
-      return true;
-    current = current.cause as typeof current;
-  }
-  return false;
-}
-
 function postgresRejectedInput(error: unknown): boolean {
   for (
     let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0;
@@ -198,7 +176,7 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
       'validation_failed',
       'the request contains characters that cannot be stored (e.g. \\u0000)',
     );
-  if (status === 503 || isUnavailable(error)) {
+  if (status === 503 || isDatabaseUnavailable(error)) {
     request.log.warn({ err: error }, 'dependency unavailable');
     reply.header('retry-after', '5');
     return send(reply, 503, 'unavailable', 'a dependency is unavailable, try again shortly');

@@ -1,14 +1,8 @@
 import { z } from 'zod';
-import { Timestamp } from '../../schemas';
+import { DisplayName, Timestamp } from '../../schemas';
 
 export const EdgeTokenInputSchema = z.strictObject({
-  name: z
-    .string()
-    .trim()
-    .min(1)
-    .max(200)
-    .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
-    .describe('what the token is for, e.g. "edge-fra-1"'),
+  name: DisplayName.describe('what the token is for, e.g. "edge-fra-1"'),
   tenantIds: z
     .array(z.uuid())
     .min(1)

@@ -7,7 +7,7 @@ import type { RouteOptions } from '../../deps';
 import { writeAudit } from '../../plugins/audit';
 import { principalOf } from '../../plugins/auth';
 import { ApiError, errorResponses, notFound } from '../../plugins/errors';
-import { CaSchema, IdParams, Timestamp } from '../../schemas';
+import { CaSchema, DisplayName, IdParams, Timestamp } from '../../schemas';
 
 /** A tenant's default CA list: used by its orders that name no CA. */
 const CaChoicesSchema = z
@@ -17,60 +17,8 @@ const CaChoicesSchema = z
   .refine((list) => new Set(list).size === list.length, 'each CA may appear once')
   .describe("default CAs, in order of preference, for this tenant's orders that name no `ca`");
 
-const INVISIBLE_NAMES: Record<number, string> = {
-  173: 'SOFT HYPHEN',
-  1564: 'ARABIC LETTER MARK',
-  8203: 'ZERO WIDTH SPACE',
-  8204: 'ZERO WIDTH NON-JOINER',
-  8205: 'ZERO WIDTH JOINER',
-  8206: 'LEFT-TO-RIGHT MARK',
-  8207: 'RIGHT-TO-LEFT MARK',
-  8234: 'LEFT-TO-RIGHT EMBEDDING',
-  8235: 'RIGHT-TO-LEFT EMBEDDING',
-  8236: 'POP DIRECTIONAL FORMATTING',
-  8237: 'LEFT-TO-RIGHT OVERRIDE',
-  8238: 'RIGHT-TO-LEFT OVERRIDE',
-  8288: 'WORD JOINER',
-  8294: 'LEFT-TO-RIGHT ISOLATE',
-  8295: 'RIGHT-TO-LEFT ISOLATE',
-  8296: 'FIRST STRONG ISOLATE',
-  8297: 'POP DIRECTIONAL ISOLATE',
-  65279: 'ZERO WIDTH NO-BREAK SPACE',
-};
-
-/**
- * Bidi overrides and invisible characters make one name look like another (or reorder what an
- * operator reads): refused, naming the character and where it is (1-based, in code points).
- * Format characters (\p{Cf}) cover them all, plus fillers that render as nothing.
- */
-/** Not format characters, but render as nothing. */
-const FILLERS = new Set([0x034f, 0x115f, 0x1160, 0x17b4, 0x17b5, 0x180e, 0x3164, 0xffa0]);
-
-export function invisibleCharacter(name: string): string | undefined {
-  let position = 0;
-  for (const char of name) {
-    position++;
-    const cp = char.codePointAt(0)!;
-    if (/\p{Cf}/u.test(char) || FILLERS.has(cp)) {
-      const hex = cp.toString(16).toUpperCase().padStart(4, '0');
-      const label = INVISIBLE_NAMES[cp] ? ` (${INVISIBLE_NAMES[cp]})` : '';
-      return `must not contain invisible or bidirectional-control characters: U+${hex}${label} at position ${position}`;
-    }
-  }
-  return undefined;
-}
-
 export const TenantInputSchema = z.strictObject({
-  name: z
-    .string()
-    .trim()
-    .min(1)
-    .max(200)
-    .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
-    .superRefine((name, ctx) => {
-      const problem = invisibleCharacter(name);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    }),
+  name: DisplayName,
   httpsokApiKey: z
     .string()
     .trim()
