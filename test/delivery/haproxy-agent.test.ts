@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHaproxy } from '@certq/testing/servers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handshake, type Stack, spawnAgent, startStack, uniqueName } from './stack';
+import { agentArgs, handshake, type Stack, spawnAgent, startStack, uniqueName } from './stack';
 
 let stack: Stack;
 let haproxy: Awaited<ReturnType<typeof startHaproxy>>;
@@ -21,17 +21,7 @@ beforeAll(async () => {
     stack.issue(tenantB.token, [`*.${b}`]),
   ]);
   const token = await stack.edgeToken();
-  const agent = spawnAgent([
-    '--api',
-    stack.apiUrl,
-    '--token',
-    token,
-    '--dir',
-    dir,
-    '--format',
-    'haproxy',
-    '--once',
-  ]);
+  const agent = spawnAgent([...agentArgs(stack, token, dir), '--format', 'haproxy', '--once']);
   expect(await agent.exited, agent.output()).toBe(0);
   haproxy = await startHaproxy({ certDir: dir });
 });

@@ -14,7 +14,15 @@ import { join } from 'node:path';
 import { waitFor } from '@certq/testing';
 import { startNginx } from '@certq/testing/servers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentProcess, handshake, type Stack, spawnAgent, startStack, uniqueName } from './stack';
+import {
+  type AgentProcess,
+  agentArgs,
+  handshake,
+  type Stack,
+  spawnAgent,
+  startStack,
+  uniqueName,
+} from './stack';
 
 let stack: Stack;
 let nginx: Awaited<ReturnType<typeof startNginx>>;
@@ -55,16 +63,11 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'hand-made'), { recursive: true });
   writeFileSync(join(dir, 'hand-made', 'fullchain.pem'), 'not ours');
   writeFileSync(join(dir, 'README.txt'), 'not ours either');
-  const once = spawnAgent(['--api', stack.apiUrl, '--token', token, '--dir', dir, '--once']);
+  const once = spawnAgent([...agentArgs(stack, token, dir), '--once']);
   expect(await once.exited, once.output()).toBe(0);
   nginx = await startNginx({ certDir: dir });
   agent = spawnAgent([
-    '--api',
-    stack.apiUrl,
-    '--token',
-    token,
-    '--dir',
-    dir,
+    ...agentArgs(stack, token, dir),
     '--format',
     'nginx',
     '--reload',
@@ -162,7 +165,7 @@ describe('nginx fed by certq-agent --format nginx', () => {
       Array.from({ length: 8 }, (_, i) => stack.issue(tenantA.token, [uniqueName(`bulk${i}`)])),
     );
     const fresh = join(tmp, 'killed');
-    const first = spawnAgent(['--api', stack.apiUrl, '--token', token, '--dir', fresh, '--debounce-ms', '0']);
+    const first = spawnAgent([...agentArgs(stack, token, fresh), '--debounce-ms', '0']);
     await waitFor(() => first.output().includes('wrote '), {
       timeoutMs: 30_000,
       intervalMs: 1,
@@ -170,7 +173,7 @@ describe('nginx fed by certq-agent --format nginx', () => {
     });
     first.child.kill('SIGKILL');
     await first.exited;
-    const again = spawnAgent(['--api', stack.apiUrl, '--token', token, '--dir', fresh, '--once']);
+    const again = spawnAgent([...agentArgs(stack, token, fresh), '--once']);
     expect(await again.exited, again.output()).toBe(0);
     const current = await stack.admin('GET', '/v1/certificates?limit=100');
     const expected = current.body.certificates as { domains: string[]; fingerprint: string }[];

@@ -201,6 +201,11 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
+/** certq-agent's connection and output arguments for `stack` (add the format, --once, --reload…). */
+export function agentArgs(stack: { apiUrl: string }, token: string, dir: string): string[] {
+  return ['--api', stack.apiUrl, '--token', token, '--dir', dir];
+}
+
 export function spawnAgent(args: string[]): AgentProcess {
   let output = '';
   const child = spawn(process.execPath, [AGENT_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,44 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { domainSetKey } from '@certq/core';
-import { auditLog, certificates } from '@certq/db';
+import { auditLog } from '@certq/db';
 import { eq } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
-import { it, type TestApi, uniqueDomain } from './helpers';
+import { insertCertificate, it, PEM, uniqueDomain } from './helpers';
 
-const DAY = 24 * 3600 * 1000;
-const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
-
-/** A certificate row as the worker would store it, for an order created through the API. */
-async function insertCertificate(
-  api: TestApi,
-  tenant: { id: string; token: string },
-  options: { domains?: string[]; notAfterDays?: number; isCurrent?: boolean } = {},
-) {
-  const domains = options.domains ?? [uniqueDomain('cert')];
-  const order = await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains });
-  await api.tenantRequest(tenant.token, 'DELETE', `/v1/orders/${order.body.id}`);
-  const privateKey = `-----BEGIN EC PRIVATE KEY-----\n${randomBytes(24).toString('base64')}\n-----END EC PRIVATE KEY-----\n`;
-  const now = Date.now();
-  const [row] = await api.env.handle.db
-    .insert(certificates)
-    .values({
-      tenantId: tenant.id,
-      orderId: order.body.id,
-      domains,
-      domainsKey: domainSetKey(domains),
-      applyId: `apply-${order.body.id}`,
-      algorithm: 'ECC',
-      ca: 'google',
-      notBefore: new Date(now - DAY),
-      notAfter: new Date(now + (options.notAfterDays ?? 89) * DAY),
-      fingerprint: randomBytes(32).toString('hex'),
-      certificatePem: PEM + PEM,
-      privateKeySealed: api.secrets.seal(privateKey),
-      isCurrent: options.isCurrent ?? true,
-    })
-    .returning();
-  return { ...row!, privateKey };
-}
+const _DAY = 24 * 3600 * 1000;
 
 const METADATA_KEYS = [
   'algorithm',

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import {
   type Config,
   createSecretBox,
+  domainSetKey,
   loadConfig,
   parseEncryptionKey,
   type ResolveAll,
   type SecretBox,
 } from '@certq/core';
-import { createDb, type Database, type DbHandle, orders } from '@certq/db';
+import { certificates, createDb, type Database, type DbHandle, orders } from '@certq/db';
 import {
   test as baseTest,
   createTestDatabase,
@@ -276,3 +277,45 @@ export function apiTest(options: ApiFixtureOptions = {}) {
 }
 export const test = apiTest();
 export const it = test;
+
+const DAY_MS = 24 * 3600 * 1000;
+export const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+/** A certificate row as the worker would store it, for an order created through the API. */
+export async function insertCertificate(
+  api: TestApi,
+  tenant: { id: string; token: string },
+  options: {
+    domains?: string[];
+    notAfterDays?: number;
+    isCurrent?: boolean;
+    /** Cancel the order through the API first (default), freeing its domain set; an audited action. */
+    cancelOrder?: boolean;
+  } = {},
+) {
+  const domains = options.domains ?? [uniqueDomain('cert')];
+  const order = await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains });
+  if (options.cancelOrder ?? true)
+    await api.tenantRequest(tenant.token, 'DELETE', `/v1/orders/${order.body.id}`);
+  const privateKey = `-----BEGIN EC PRIVATE KEY-----\n${randomBytes(24).toString('base64')}\n-----END EC PRIVATE KEY-----\n`;
+  const now = Date.now();
+  const [row] = await api.env.handle.db
+    .insert(certificates)
+    .values({
+      tenantId: tenant.id,
+      orderId: order.body.id,
+      domains,
+      domainsKey: domainSetKey(domains),
+      applyId: `apply-${order.body.id}`,
+      algorithm: 'ECC',
+      ca: 'google',
+      notBefore: new Date(now - DAY_MS),
+      notAfter: new Date(now + (options.notAfterDays ?? 89) * DAY_MS),
+      fingerprint: randomBytes(32).toString('hex'),
+      certificatePem: PEM + PEM,
+      privateKeySealed: api.secrets.seal(privateKey),
+      isCurrent: options.isCurrent ?? true,
+    })
+    .returning();
+  return { ...row!, privateKey };
+}

@@ -1,19 +1,19 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
-import { domainSetKey, SAFE_ERROR_SERIALIZERS } from '@certq/core';
-import { certificates, tenants } from '@certq/db';
+import { SAFE_ERROR_SERIALIZERS } from '@certq/core';
+import { tenants } from '@certq/db';
 import { waitFor } from '@certq/testing';
 import { eq } from 'drizzle-orm';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestEnv,
+  insertCertificate,
   startTestApi,
   type TestApi,
   type TestEnv,
   testResolveAll,
-  uniqueDomain,
 } from './helpers';
 
 /**
@@ -392,26 +392,5 @@ function eqId(id: string) {
 }
 
 async function seedCertificate(tenant: { id: string; token: string }): Promise<string> {
-  const domains = [uniqueDomain()];
-  const tenantId = tenant.id;
-  const order = await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains });
-  if (order.status !== 202) throw new Error(`order: ${order.status} ${order.text}`);
-  const [cert] = await env.handle.db
-    .insert(certificates)
-    .values({
-      tenantId,
-      orderId: order.body.id,
-      domains,
-      domainsKey: domainSetKey(domains),
-      applyId: `hostile-${randomBytes(4).toString('hex')}`,
-      algorithm: 'ECC',
-      ca: 'google',
-      notBefore: new Date(),
-      notAfter: new Date(Date.now() + 90 * 86_400_000),
-      fingerprint: 'ab',
-      certificatePem: 'pem',
-      privateKeySealed: api.secrets.seal('-----BEGIN EC PRIVATE KEY-----\nx\n-----END EC PRIVATE KEY-----'),
-    })
-    .returning();
-  return cert!.id;
+  return (await insertCertificate(api, tenant, { cancelOrder: false })).id;
 }

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { domainSetKey, generateToken, hashToken } from '@certq/core';
-import { certificates, createDb, type DbHandle, orders } from '@certq/db';
+import { generateToken, hashToken } from '@certq/core';
+import { createDb, type DbHandle, orders } from '@certq/db';
 import { freePort } from '@certq/testing';
 import { eq } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { describe, expect } from 'vitest';
-import { it, startTestApi, type TestApi, uniqueDomain } from './helpers';
+import { insertCertificate, it, startTestApi, type TestApi, uniqueDomain } from './helpers';
 
 describe('health', () => {
   it('answers /healthz and /readyz without a token', async ({ api }) => {
@@ -42,6 +42,17 @@ describe('health', () => {
         message: expect.stringContaining('redis'),
         details: { postgres: 'ok', redis: expect.not.stringMatching(/^ok$/) },
       });
+    });
+
+    it('/metrics still answers 200: the queue gauge left out of the scrape and counted', async () => {
+      const first = await down.request('GET', '/metrics', { token: down.config.ADMIN_TOKEN });
+      expect(first.status).toBe(200);
+      // The failure is counted as it happens, so the next scrape shows it.
+      const res = await down.request('GET', '/metrics', { token: down.config.ADMIN_TOKEN });
+      expect(res.status).toBe(200);
+      expect(res.text).toMatch(/certq_metrics_collect_failures_total\{metric="certq_queue_jobs"\} [1-9]/);
+      expect(res.text).toContain('certq_orders{status="verifying"}');
+      expect(res.text).not.toContain('certq_queue_jobs{');
     });
 
     it('still accepts orders (202, stored in Postgres) for the reconciler to enqueue', async ({
@@ -261,28 +272,9 @@ describe('logging', () => {
         httpsokApiKey: apiKey,
       });
       const tenant = tenantRes.body as { id: string; token: string };
-      const domains = [uniqueDomain()];
-      const order = await logged.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains });
-      await logged.tenantRequest(tenant.token, 'DELETE', `/v1/orders/${order.body.id}`);
-      const privateKey = `-----BEGIN EC PRIVATE KEY-----\n${randomBytes(24).toString('base64')}\n-----END EC PRIVATE KEY-----`;
-      const [cert] = await env.handle.db
-        .insert(certificates)
-        .values({
-          tenantId: tenant.id,
-          orderId: order.body.id,
-          domains,
-          domainsKey: domainSetKey(domains),
-          applyId: `log-${order.body.id}`,
-          algorithm: 'ECC',
-          ca: 'google',
-          notBefore: new Date(),
-          notAfter: new Date(Date.now() + 90 * 86_400_000),
-          fingerprint: 'ab',
-          certificatePem: 'pem',
-          privateKeySealed: logged.secrets.seal(privateKey),
-        })
-        .returning();
-      const key = await logged.tenantRequest(tenant.token, 'GET', `/v1/certificates/${cert!.id}/private-key`);
+      const cert = await insertCertificate(logged, tenant);
+      const privateKey = cert.privateKey;
+      const key = await logged.tenantRequest(tenant.token, 'GET', `/v1/certificates/${cert.id}/private-key`);
       expect(key.body.privateKey).toBe(privateKey);
       const secret = generateToken('cb');
       await logged.request('POST', `/v1/callbacks/httpsok/${secret}`, { body: {} });

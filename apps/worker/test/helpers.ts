@@ -223,3 +223,11 @@ export const test = baseTest.extend('workbench', async ({}, { onCleanup }) => {
   };
 });
 export const it = test;
+
+/** What every fault test ends with: each order issued, none applied twice, no application polled early. */
+export async function expectIssuedOnce(bench: Workbench, ids: string[], timeoutMs = 60_000) {
+  const done = await bench.waitForStatus(ids, ['issued', 'failed'], timeoutMs);
+  expect(done.every((o) => o.status === 'issued')).toBe(true);
+  expect(bench.sim.stats().tooFrequent).toBe(0);
+  expect(await appliesAccountedFor(bench, ids)).toBe(0);
+}

@@ -2,7 +2,14 @@ import { ORDER_STATUSES } from '@certq/core';
 import type { Database } from '@certq/db';
 import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  type GaugeConfiguration,
+  Histogram,
+  Registry,
+} from 'prom-client';
 import { EXPIRY_BUCKETS, type Stats } from './stats';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed', 'paused'] as const;
@@ -18,6 +25,10 @@ export interface ApiMetricsOptions {
   certificateWindowDays?: number;
   /** Cap on per-certificate and per-tenant series (METRICS_CERTIFICATE_SERIES_MAX). */
   seriesMax?: number;
+  /** How long one gauge may take to read before the scrape goes on without it (default 2 s). */
+  collectTimeoutMs?: number;
+  /** Told when a gauge could not be read (its source slow or down); the scrape goes on without it. */
+  onCollectError?: (metric: string, error: unknown) => void;
 }
 
 /**
@@ -32,7 +43,48 @@ export function createApiMetrics(options: ApiMetricsOptions) {
   const seriesMax = options.seriesMax ?? 1000;
   const windowDays = options.certificateWindowDays ?? 0;
   const tenantLabels = options.tenantLabels ?? false;
+  const collectTimeoutMs = options.collectTimeoutMs ?? 2000;
   collectDefaultMetrics({ register: registry, prefix: 'certq_api_' });
+  const collectFailures = new Counter({
+    name: 'certq_metrics_collect_failures_total',
+    help: 'Scrapes that served a gauge empty because its source (Postgres, Redis) failed or was too slow.',
+    labelNames: ['metric'] as const,
+    registers: [registry],
+  });
+  /**
+   * A gauge read at scrape time. When its source fails or takes over collectTimeoutMs (a Redis that is
+   * down leaves BullMQ waiting for a connection), the scrape still answers: this gauge comes out
+   * empty and certq_metrics_collect_failures_total counts it (a 500 would hide every other metric).
+   */
+  const gauge = (
+    config: Omit<GaugeConfiguration<string>, 'collect' | 'registers'> & {
+      collect(this: Gauge): Promise<void>;
+    },
+  ) =>
+    new Gauge({
+      ...config,
+      registers: [registry],
+      async collect() {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            config.collect.call(this),
+            new Promise((_, reject) => {
+              timer = setTimeout(
+                () => reject(new Error(`not read within ${collectTimeoutMs} ms`)),
+                collectTimeoutMs,
+              );
+            }),
+          ]);
+        } catch (error) {
+          this.reset();
+          collectFailures.inc({ metric: config.name });
+          options.onCollectError?.(config.name, error);
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    });
   const httpDuration = new Histogram({
     name: 'certq_http_request_duration_seconds',
     help: 'HTTP requests served by the API, by method, route pattern and status code.',
@@ -40,11 +92,10 @@ export function createApiMetrics(options: ApiMetricsOptions) {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
-  new Gauge({
+  gauge({
     name: 'certq_queue_jobs',
     help: 'BullMQ jobs by queue and state.',
     labelNames: ['queue', 'state'] as const,
-    registers: [registry],
     async collect() {
       const all = await Promise.all(
         options.queues().map(async (q) => [q.name, await q.getJobCounts(...JOB_STATES)] as const),
@@ -62,11 +113,10 @@ export function createApiMetrics(options: ApiMetricsOptions) {
     label: string,
     read: (stats: Stats) => [string, number][],
   ) =>
-    new Gauge({
+    gauge({
       name,
       help,
       labelNames: [label],
-      registers: [registry],
       async collect() {
         const series = read(await options.stats());
         this.reset();
@@ -85,10 +135,9 @@ export function createApiMetrics(options: ApiMetricsOptions) {
     'expires_in_days',
     (stats) => EXPIRY_BUCKETS.map((bucket) => [bucket, stats.certificates.byDaysToExpiry[bucket] ?? 0]),
   );
-  new Gauge({
+  gauge({
     name: 'certq_certificate_soonest_expiration_timestamp_seconds',
     help: 'notAfter of the current certificate that expires first, as a Unix timestamp (absent when none).',
-    registers: [registry],
     async collect() {
       const stats = await options.stats();
       this.reset();
@@ -96,20 +145,18 @@ export function createApiMetrics(options: ApiMetricsOptions) {
         this.set(Date.parse(stats.certificates.soonestExpiresAt) / 1000);
     },
   });
-  new Gauge({
+  gauge({
     name: 'certq_renewals_due',
     help: 'Current certificates inside the renewal window (RENEW_BEFORE_DAYS) with no active order for their domain set.',
-    registers: [registry],
     async collect() {
       this.set((await options.stats()).certificates.renewalsDue);
     },
   });
   if (tenantLabels) {
-    new Gauge({
+    gauge({
       name: 'certq_tenant_certificate_soonest_expiration_timestamp_seconds',
       help: 'Per tenant (the METRICS_CERTIFICATE_SERIES_MAX tenants expiring first), the notAfter of its current certificate that expires first.',
       labelNames: ['tenant_id'] as const,
-      registers: [registry],
       async collect() {
         const { rows } = await options.db.execute<{ tenant_id: string; expires: number }>(sql`
           select tenant_id, extract(epoch from min(not_after))::float8 as expires
@@ -124,11 +171,10 @@ export function createApiMetrics(options: ApiMetricsOptions) {
   const perCertificateLabels = tenantLabels
     ? (['certificate_id', 'tenant_id', 'domain'] as const)
     : (['certificate_id'] as const);
-  new Gauge({
+  gauge({
     name: 'certq_certificate_expiration_timestamp_seconds',
     help: 'Expiry (notAfter) of each current certificate expiring within METRICS_CERTIFICATE_WINDOW_DAYS (none by default), as a Unix timestamp.',
     labelNames: perCertificateLabels,
-    registers: [registry],
     async collect() {
       this.reset();
       if (windowDays <= 0) return;

@@ -51,6 +51,8 @@ export const observabilityRoutes = fp<RouteOptions>(
       tenantLabels: config.METRICS_TENANT_LABELS,
       certificateWindowDays: config.METRICS_CERTIFICATE_WINDOW_DAYS,
       seriesMax: config.METRICS_CERTIFICATE_SERIES_MAX,
+      onCollectError: (metric, error) =>
+        app.log.warn({ err: error, metric }, 'metric left out of this scrape'),
     });
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL (ids and callback secrets would explode the label set).
