@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, startFaultProxy } from '../src/fault-proxy';
+import { waitFor } from '../src/index';
 import {
   type PrivatePostgres,
   type PrivateRedis,
@@ -93,9 +94,10 @@ describe('fault proxy', () => {
       got += c.toString();
     });
     held.write('buffered');
-    await new Promise((r) => setTimeout(r, 150));
+    await waitFor(() => proxy.heldChunks > 0, { message: 'the write held by the proxy' });
     expect(got).toBe('');
     proxy.restore();
+    expect(proxy.heldChunks).toBe(0);
     await new Promise<void>((resolve) => {
       const check = () => (got === 'buffered' ? resolve() : setTimeout(check, 10));
       check();
