@@ -121,9 +121,9 @@ describe('restartable private servers', () => {
     pool.on('error', () => {});
     await pool.query('create table t (v int)');
     await pool.query('insert into t values (1)');
-    postgres.restart('fast');
+    await postgres.restart('fast');
     await pool.query('insert into t values (2)').catch(() => pool.query('insert into t values (2)'));
-    postgres.restart('immediate');
+    await postgres.restart('immediate');
     const after = await pool
       .query('select count(*)::int as n from t')
       .catch(() => pool.query('select count(*)::int as n from t'));
