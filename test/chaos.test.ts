@@ -22,11 +22,13 @@ import { spawnWorker } from '../apps/worker/test/process';
 /**
  * Issue 11's chaos run. The whole system as operators run it — the API and the worker as their own
  * processes, a private Postgres and a private Redis (AOF), the simulator — each connection through a
- * fault proxy, while a client posts 200 orders (then reads them) and counts every answer. During the
- * run: 3 worker SIGKILLs (a new worker started each time), Postgres down for 10 s (a crash stop) and
- * later restarted (`pg_ctl restart -m fast`), Redis cut off for 5 s and then SIGKILLed and restarted
- * from its AOF, and 30 s of an upstream that accepts connections and never answers (the third kill
- * falls inside it, with applies hanging). Then every order must be issued once, no poll early, no 500.
+ * fault proxy, while a client posts 200 orders (then reads them) and counts every answer. In turn:
+ * 30 s of an upstream that accepts connections and never answers, Postgres down for 10 s (a crash
+ * stop; a worker SIGKILLed meanwhile, so its replacement starts without a database), `pg_ctl
+ * restart -m fast` with a second SIGKILL (applies in flight) as it goes down, and Redis cut off for 5 s (the third
+ * SIGKILL meanwhile: a replacement that starts without Redis) then SIGKILLed and restarted from its
+ * AOF. A new worker replaces each killed one at once. Then every order must be issued once, no poll
+ * early, no 500.
  *
  * Two variants run side by side, each with its own servers: callbacks on (lost applications are
  * adopted from their callback, so no domain set is applied twice) and callbacks off (polling only:
@@ -127,14 +129,6 @@ async function startSystem(callbacks: boolean) {
   // The test's own view of the database: direct, not through the proxy.
   const db: DbHandle = createDb(databaseUrl, { max: 2 });
   db.pool.on('error', () => {});
-  const api = spawnApi(env);
-  await waitFor(
-    async () => {
-      if (api.exitCode !== null) throw new Error(`the API exited: ${api.output()}`);
-      return (await fetch(`${apiUrl}/healthz`).catch(() => undefined))?.ok;
-    },
-    { timeoutMs: 60_000, intervalMs: 100, message: 'the API process listening' },
-  );
   const workers: { child: Child; metricsPort: number }[] = [];
   const startWorkerProcess = async () => {
     const metricsPort = await freePort();
@@ -142,7 +136,22 @@ async function startSystem(callbacks: boolean) {
     workers.push({ child, metricsPort });
     return child;
   };
+  // Both processes start at once (the schema is migrated): under load each takes seconds to load.
+  const api = spawnApi(env);
   await startWorkerProcess();
+  try {
+    await waitFor(
+      async () => {
+        if (api.exitCode !== null) throw new Error(`the API exited: ${api.output()}`);
+        return (await fetch(`${apiUrl}/healthz`).catch(() => undefined))?.ok;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, message: 'the API process listening' },
+    );
+  } catch (error) {
+    api.kill('SIGKILL');
+    for (const { child } of workers) child.kill('SIGKILL');
+    throw error;
+  }
   const request = async (method: string, path: string, token: string, body?: unknown) => {
     const response = await fetch(`${apiUrl}${path}`, {
       method,
@@ -198,11 +207,12 @@ function startClient(system: System, everyMs = 450) {
   let missingRetryAfter = 0;
   let stopped = false;
   let counter = 0;
+  let allowed = ORDERS;
   const loop = (async () => {
     while (!stopped) {
       const at = Date.now();
       try {
-        if (accepted.length < ORDERS) {
+        if (accepted.length < allowed) {
           const domain = `c${++counter}-${randomBytes(3).toString('hex')}.example.com`;
           const res = await system.request('POST', '/v1/orders', system.tenantToken, { domains: [domain] });
           if (res.status === 202) accepted.push({ id: res.body.id, domain });
@@ -225,6 +235,10 @@ function startClient(system: System, everyMs = 450) {
     accepted,
     get missingRetryAfter() {
       return missingRetryAfter;
+    },
+    /** Orders to accept before switching to reads (keeps some for the last fault). */
+    allow(n: number) {
+      allowed = n;
     },
     async stop() {
       stopped = true;
@@ -257,6 +271,9 @@ async function appliesOutstanding(system: System): Promise<number> {
   return row?.n ?? 0;
 }
 
+const UNKNOWN = 'certq_apply_unknown_outcome_total';
+const HEAP = 'certq_worker_nodejs_heap_size_used_bytes';
+
 /** A worker metric (first sample of the family), or undefined when the worker does not answer. */
 async function scrapeWorker(system: System, metric: string): Promise<number | undefined> {
   try {
@@ -284,16 +301,55 @@ async function firstIssuedAfter(system: System, since: number): Promise<number |
   }
 }
 
-async function runChaos(system: System, expect: ExpectStatic) {
+/** What happened in every 5 s: events by type, the client's answers, the faults. */
+async function printTimeline(system: System, run: Run) {
   const label = system.callbacks ? 'callbacks on' : 'callbacks off';
-  const started = Date.now();
-  const faults: Fault[] = [];
-  const client = startClient(system);
+  const { started, client, faults } = run;
+  const rows = await system.db.pool.query(
+    `select floor(extract(epoch from at) * 1000)::bigint as t, type, to_status from order_events order by at`,
+  );
+  const buckets = new Map<number, Record<string, number>>();
+  const add = (t: number, key: string) => {
+    const b = Math.floor((t - started) / 5000) * 5;
+    const m = buckets.get(b) ?? {};
+    m[key] = (m[key] ?? 0) + 1;
+    buckets.set(b, m);
+  };
+  for (const r of rows.rows) add(Number(r.t), `${r.type}:${r.to_status}`);
+  for (const a of client.answers) add(a.at, `http${a.status}`);
+  for (const f of faults) add(f.startedAt, `FAULT ${f.name}`);
+  console.log(
+    [...buckets.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([b, m]) => `${label} t+${b}s ${JSON.stringify(m)}`)
+      .join('\n'),
+  );
+}
+
+interface Run {
+  started: number;
+  faults: Fault[];
+  client: ReturnType<typeof startClient>;
+}
+
+async function runChaos(system: System, expect: ExpectStatic) {
+  const run: Run = { started: Date.now(), faults: [], client: startClient(system) };
+  try {
+    await chaos(system, expect, run);
+    if (process.env.CHAOS_TIMELINE) await printTimeline(system, run);
+  } catch (error) {
+    await run.client.stop();
+    await printTimeline(system, run).catch(() => {});
+    throw error;
+  }
+}
+
+async function chaos(system: System, expect: ExpectStatic, { started, faults, client }: Run) {
+  const label = system.callbacks ? 'callbacks on' : 'callbacks off';
   const acceptedAtLeast = (n: number) =>
     waitFor(() => client.accepted.length >= n, { timeoutMs: 90_000, message: `${n} orders accepted` });
   /** Counted before each SIGKILL (a killed process's counter dies with it). */
   let unknownCountedBeforeKills = 0;
-  const unknownCounter = 'certq_apply_unknown_outcome_total';
 
   /** Event-driven pacing: the next fault only once an order was issued after this one ended. */
   const recovered = async (fault: Fault) => {
@@ -312,10 +368,10 @@ async function runChaos(system: System, expect: ExpectStatic) {
       intervalMs: 20,
       message: 'an apply in flight',
     }).catch(() => 0);
-  const killWorker = async (name: string): Promise<Fault> => {
-    await applyInFlight();
-    const appliesNow = await appliesOutstanding(system);
-    unknownCountedBeforeKills += (await scrapeWorker(system, unknownCounter)) ?? 0;
+  const killWorker = async (name: string, { lookForApplies = true } = {}): Promise<Fault> => {
+    if (lookForApplies) await applyInFlight();
+    const appliesNow = lookForApplies ? await appliesOutstanding(system) : undefined;
+    unknownCountedBeforeKills += (await scrapeWorker(system, UNKNOWN)) ?? 0;
     const startedAt = Date.now();
     const { child } = system.worker;
     child.kill('SIGKILL');
@@ -324,14 +380,34 @@ async function runChaos(system: System, expect: ExpectStatic) {
     return { name, startedAt, endedAt: Date.now(), appliesOutstanding: appliesNow };
   };
 
+  // Some orders are kept for the last fault (the API must accept them while Redis is away).
+  client.allow(ORDERS - 20);
   // Warm: the first orders go through before anything fails.
   await acceptedAtLeast(10);
   await waitFor(() => firstIssuedAfter(system, 0), { timeoutMs: 60_000, message: 'the first order issued' });
 
-  // 1. A worker killed while orders go through.
-  await recovered(await killWorker('worker SIGKILL 1'));
+  // 1. 30 s of an upstream that accepts connections and never answers. First, so that its aftermath
+  //    (applies that timed out wait to be adopted or repeated) overlaps the faults that follow instead
+  //    of lengthening the end of the run.
+  const hang = { heldAt5s: 0, heldAt30s: 0, heapGrowthMb: 0 };
+  {
+    const heapBefore = await waitFor(() => scrapeWorker(system, HEAP), {
+      message: 'the worker answering /metrics',
+    });
+    const startedAt = Date.now();
+    system.simProxy.hang();
+    await sleep(5000);
+    hang.heldAt5s = system.simProxy.openConnections;
+    await sleep(startedAt + 30_000 - Date.now());
+    hang.heldAt30s = system.simProxy.openConnections;
+    hang.heapGrowthMb = (((await scrapeWorker(system, HEAP)) ?? heapBefore) - heapBefore) / 1e6;
+    system.simProxy.restore();
+    system.simProxy.cut(); // whatever was held is dropped, as a hung peer's connections eventually are
+    await recovered({ name: 'upstream hangs 30 s', startedAt, endedAt: Date.now() });
+  }
 
-  // 2. Postgres down for 10 s (a crash stop), then started again.
+  // 2. Postgres down for 10 s (a crash stop), then started again; a worker killed meanwhile, so its
+  //    replacement starts while Postgres is away.
   {
     await applyInFlight();
     const appliesNow = await appliesOutstanding(system);
@@ -342,74 +418,64 @@ async function runChaos(system: System, expect: ExpectStatic) {
     const readyBody = (await ready.json()) as { error: { message: string; details: Record<string, string> } };
     expect(readyBody.error.message).toContain('postgres');
     expect(readyBody.error.details.redis).toBe('ok');
+    await sleep(startedAt + 3000 - Date.now());
+    const kill = await killWorker('worker SIGKILL 1 (Postgres down)', { lookForApplies: false });
+    faults.push(kill);
     await sleep(startedAt + 10_000 - Date.now());
     await system.postgres.start();
-    await recovered({
+    const ended: Fault = {
       name: 'Postgres down 10 s (stop -m immediate, start)',
       startedAt,
       endedAt: Date.now(),
       appliesOutstanding: appliesNow,
       database: true,
-    });
+    };
+    await recovered(ended);
+    kill.recoveredMs = ended.endedAt + ended.recoveredMs! - kill.endedAt;
   }
 
-  // 3. Another worker killed.
-  await recovered(await killWorker('worker SIGKILL 2'));
-
-  // 4. Redis cut off for 5 s (the API keeps accepting orders), then SIGKILLed and restarted from its AOF.
-  {
-    const startedAt = Date.now();
-    system.redisProxy.refuse();
-    const before = client.accepted.length;
-    await sleep(5000);
-    const acceptedDuringOutage = client.accepted.length - before;
-    system.redisProxy.restore();
-    await system.redis.restart();
-    expect(acceptedDuringOutage, 'orders accepted while Redis was away').toBeGreaterThan(0);
-    await recovered({ name: 'Redis cut 5 s, then SIGKILL + AOF restart', startedAt, endedAt: Date.now() });
-  }
-
-  // 5. Postgres restarted (fast: sessions rolled back, checkpoint).
+  // 3. Postgres restarted (fast: sessions rolled back, checkpoint), a worker SIGKILLed with applies in
+  //    flight as it goes down (one recovery for both: a worker takes seconds to start on a busy machine).
   {
     await applyInFlight();
     const appliesNow = await appliesOutstanding(system);
     const startedAt = Date.now();
-    await system.postgres.restart('fast');
-    await recovered({
-      name: 'Postgres restart -m fast',
-      startedAt,
-      endedAt: Date.now(),
-      appliesOutstanding: appliesNow,
-      database: true,
-    });
+    const restart = system.postgres.restart('fast');
+    const kill = await killWorker('worker SIGKILL 2 (Postgres restarting)', { lookForApplies: false });
+    kill.appliesOutstanding = appliesNow;
+    faults.push(kill);
+    await restart;
+    // The applies outstanding are the kill's (counted once).
+    const ended: Fault = { name: 'Postgres restart -m fast', startedAt, endedAt: Date.now(), database: true };
+    await recovered(ended);
+    kill.recoveredMs = ended.endedAt + ended.recoveredMs! - kill.endedAt;
   }
 
-  // 6. 30 s of an upstream that accepts connections and never answers; the third kill inside it.
-  const hang = { heldAt5s: 0, heldAt30s: 0, heapGrowthMb: 0 };
+  // 4. Redis cut off for 5 s (the API keeps accepting orders; a worker SIGKILLed meanwhile, so its
+  //    replacement starts without Redis), then Redis SIGKILLed and restarted from its AOF.
   {
+    await applyInFlight();
+    const appliesNow = await appliesOutstanding(system);
     const startedAt = Date.now();
-    system.simProxy.hang();
-    await sleep(5000);
-    hang.heldAt5s = system.simProxy.openConnections;
-    const kill = await killWorker('worker SIGKILL 3 (upstream hanging)');
+    system.redisProxy.refuse();
+    const before = client.accepted.length;
+    client.allow(ORDERS);
+    await sleep(1000);
+    const kill = await killWorker('worker SIGKILL 3 (Redis away)', { lookForApplies: false });
+    kill.appliesOutstanding = appliesNow;
     faults.push(kill);
-    const heapAfterStart = await waitFor(
-      () => scrapeWorker(system, 'certq_worker_nodejs_heap_size_used_bytes'),
-      {
-        timeoutMs: 20_000,
-        message: 'the new worker answering /metrics',
-      },
-    );
-    await sleep(startedAt + 30_000 - Date.now());
-    hang.heldAt30s = system.simProxy.openConnections;
-    const heapAtEnd =
-      (await scrapeWorker(system, 'certq_worker_nodejs_heap_size_used_bytes')) ?? heapAfterStart;
-    hang.heapGrowthMb = (heapAtEnd - heapAfterStart) / 1e6;
-    system.simProxy.restore();
-    system.simProxy.cut(); // whatever was held is dropped, as a hung peer's connections eventually are
-    const ended = { name: 'upstream hangs 30 s', startedAt, endedAt: Date.now() };
+    await sleep(startedAt + 5000 - Date.now());
+    const acceptedDuringOutage = client.accepted.length - before;
+    system.redisProxy.restore();
+    await system.redis.restart();
+    expect(acceptedDuringOutage, 'orders accepted while Redis was away').toBeGreaterThan(0);
+    const ended: Fault = {
+      name: 'Redis cut 5 s, then SIGKILL + AOF restart',
+      startedAt,
+      endedAt: Date.now(),
+    };
     await recovered(ended);
-    kill.recoveredMs = ended.endedAt - kill.endedAt + (ended as Fault).recoveredMs!;
+    kill.recoveredMs = ended.endedAt + ended.recoveredMs! - kill.endedAt;
   }
 
   await acceptedAtLeast(ORDERS);
@@ -430,7 +496,7 @@ async function runChaos(system: System, expect: ExpectStatic) {
     { timeoutMs: 150_000, intervalMs: 500, message: `${ids.length} orders issued (${label})` },
   );
   const finishedAt = Date.now();
-  const unknownCountedLast = (await scrapeWorker(system, unknownCounter)) ?? 0;
+  const unknownCountedLast = (await scrapeWorker(system, UNKNOWN)) ?? 0;
   const last = system.worker.child;
   last.kill('SIGTERM');
   system.api.kill('SIGTERM');
@@ -503,28 +569,6 @@ async function runChaos(system: System, expect: ExpectStatic) {
         `early polls (tooFrequent) ${stats.tooFrequent}, callbacks ${stats.callbacks}`,
     ].join('\n'),
   );
-
-  if (process.env.CHAOS_TIMELINE) {
-    const rows = await system.db.pool.query(
-      `select floor(extract(epoch from at) * 1000)::bigint as t, type, to_status from order_events order by at`,
-    );
-    const buckets = new Map<number, Record<string, number>>();
-    const add = (t: number, key: string) => {
-      const b = Math.floor((t - started) / 5000) * 5;
-      const m = buckets.get(b) ?? {};
-      m[key] = (m[key] ?? 0) + 1;
-      buckets.set(b, m);
-    };
-    for (const r of rows.rows) add(Number(r.t), `${r.type}:${r.to_status}`);
-    for (const a of client.answers) add(a.at, `http${a.status}`);
-    for (const f of faults) add(f.startedAt, `FAULT ${f.name}`);
-    console.log(
-      [...buckets.entries()]
-        .sort((a, b) => a[0] - b[0])
-        .map(([b, m]) => `${label} t+${b}s ${JSON.stringify(m)}`)
-        .join('\n'),
-    );
-  }
 
   // The guarantees.
   expect(
