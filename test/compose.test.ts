@@ -124,6 +124,17 @@ describe('infra/docker/Dockerfile', () => {
     expect(Object.keys(worker.dependencies)).toContain('tsx');
   });
 
+  it('copies the patched dependencies into every stage that installs', () => {
+    const patches = Object.values(
+      JSON.parse(read('package.json')).pnpm.patchedDependencies as Record<string, string>,
+    );
+    expect(patches.length).toBeGreaterThan(0);
+    for (const file of patches) expect(existsSync(join(root, file)), file).toBe(true);
+    const installing = dockerfile.split(/^FROM /m).filter((stage) => /pnpm install/.test(stage));
+    expect(installing.length).toBe(2);
+    for (const stage of installing) expect(stage).toMatch(/^COPY patches \.\/patches$/m);
+  });
+
   it('keeps secrets, local data and node_modules out of the build context', () => {
     const ignored = read('.dockerignore');
     for (const entry of ['**/node_modules', '.certq', '.env', '.git']) expect(ignored).toContain(entry);

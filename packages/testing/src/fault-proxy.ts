@@ -27,6 +27,8 @@ export interface FaultProxy {
   readonly openConnections: number;
   /** Connections accepted since start (refused ones included). */
   readonly acceptedConnections: number;
+  /** Chunks held back by `hang()` and not yet forwarded (so a test can wait for a request to be stuck). */
+  readonly heldChunks: number;
   cut(): void;
   refuse(): void;
   hang(): void;
@@ -114,6 +116,11 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     },
     get acceptedConnections() {
       return accepted;
+    },
+    get heldChunks() {
+      let held = 0;
+      for (const pair of pairs) held += pair.held.toUpstream.length + pair.held.toClient.length;
+      return held;
     },
     cut: destroyAll,
     refuse() {

@@ -1,4 +1,5 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,10 +15,14 @@ export interface PrivatePostgres {
   /** Admin URL of the `postgres` database. */
   url: string;
   port: number;
-  /** `pg_ctl restart -m <mode>`: fast rolls back sessions and checkpoints; immediate is a crash. */
-  restart(mode: 'fast' | 'immediate'): void;
-  stop(mode?: 'fast' | 'immediate'): void;
-  start(): void;
+  /**
+   * `pg_ctl restart -m <mode>`: fast rolls back sessions and checkpoints; immediate is a crash.
+   * Asynchronous (like stop and start), so servers and clients in the test's own process keep
+   * running while pg_ctl waits.
+   */
+  restart(mode: 'fast' | 'immediate'): Promise<void>;
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,35 +37,36 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const data = join(dir, 'data');
   const port = await freePort();
   const asRoot = process.getuid?.() === 0;
-  const run = (cmd: string, args: string[]) => {
-    const full: [string, string[]] = asRoot
-      ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]]
-      : [cmd, args];
-    const result = spawnSync(full[0], full[1], { encoding: 'utf8' });
-    if (result.status !== 0)
-      throw new Error(`${cmd} ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
+  const run = async (cmd: string, args: string[]) => {
+    const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+    const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${output}`);
   };
   if (asRoot) chownSync(dir, ...(uidGid('postgres') ?? [0, 0]));
-  run(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync']);
+  await run(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync']);
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
   const start = () => run(pgCtl, ['-D', data, '-l', join(dir, 'log'), '-w', '-o', options, 'start']);
-  start();
+  await start();
   let stopped = false;
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
-    restart(mode) {
-      run(pgCtl, ['-D', data, '-l', join(dir, 'log'), '-w', '-m', mode, '-o', options, 'restart']);
+    async restart(mode) {
+      await run(pgCtl, ['-D', data, '-l', join(dir, 'log'), '-w', '-m', mode, '-o', options, 'restart']);
     },
-    stop(mode = 'fast') {
-      run(pgCtl, ['-D', data, '-w', '-m', mode, 'stop']);
+    async stop(mode = 'fast') {
+      await run(pgCtl, ['-D', data, '-w', '-m', mode, 'stop']);
     },
     start,
     async close() {
       if (stopped) return;
       stopped = true;
       try {
-        run(pgCtl, ['-D', data, '-m', 'immediate', 'stop']);
+        await run(pgCtl, ['-D', data, '-m', 'immediate', 'stop']);
       } catch {
         // already stopped
       } finally {

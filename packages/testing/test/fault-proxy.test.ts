@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, startFaultProxy } from '../src/fault-proxy';
+import { waitFor } from '../src/index';
 import {
   type PrivatePostgres,
   type PrivateRedis,
@@ -93,9 +94,10 @@ describe('fault proxy', () => {
       got += c.toString();
     });
     held.write('buffered');
-    await new Promise((r) => setTimeout(r, 150));
+    await waitFor(() => proxy.heldChunks > 0, { message: 'the write held by the proxy' });
     expect(got).toBe('');
     proxy.restore();
+    expect(proxy.heldChunks).toBe(0);
     await new Promise<void>((resolve) => {
       const check = () => (got === 'buffered' ? resolve() : setTimeout(check, 10));
       check();
@@ -119,9 +121,9 @@ describe('restartable private servers', () => {
     pool.on('error', () => {});
     await pool.query('create table t (v int)');
     await pool.query('insert into t values (1)');
-    postgres.restart('fast');
+    await postgres.restart('fast');
     await pool.query('insert into t values (2)').catch(() => pool.query('insert into t values (2)'));
-    postgres.restart('immediate');
+    await postgres.restart('immediate');
     const after = await pool
       .query('select count(*)::int as n from t')
       .catch(() => pool.query('select count(*)::int as n from t'));
