@@ -1,11 +1,12 @@
-import { ACTIVE_STATUSES } from '@certq/core';
+import { ACTIVE_STATUSES, BACKLOG_COUNT_CAP, PRIORITY } from '@certq/core';
 import { createTestDatabase, type TestDatabase } from '@certq/testing';
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createDb,
   type DbHandle,
   idempotencyKeys,
+  insertOrders,
   lockOrder,
   migrate,
   orderEvents,
@@ -57,6 +58,7 @@ describe('@certq/db', () => {
     );
     expect(rows.map((r) => r.indexname).sort()).toEqual([
       'orders_active_by_next_attempt',
+      'orders_active_by_tenant_priority',
       'orders_one_active_per_domain_set',
     ]);
     for (const { indexdef } of rows) {
@@ -130,6 +132,37 @@ describe('@certq/db', () => {
       toStatus: 'applying',
       type: 'status_changed',
     });
+  });
+});
+
+describe('priority lanes', () => {
+  const place = async (tenantId: string, name: string, lane?: 'bulk') =>
+    (await insertOrders(handle.db, [{ tenantId, domains: [`${name}.lanes.example.com`], lane }])).orders[0]!
+      .order;
+
+  it("places a tenant's order after its own active ones in the lane, whatever other tenants queued", async () => {
+    const [big, small] = [await newTenant(), await newTenant()];
+    const many = Array.from({ length: BACKLOG_COUNT_CAP + 5 }, (_, i) => ({
+      tenantId: big.id,
+      domains: [`b${i}.lanes.example.com`],
+      lane: 'bulk' as const,
+    }));
+    const { orders: queued } = await insertOrders(handle.db, many);
+    expect(queued.map((o) => o.order.priority)).toEqual(many.map((_, i) => PRIORITY.bulk + i));
+    // Another tenant's first bulk order and first single order go at the head of their lanes.
+    expect((await place(small.id, 's-bulk', 'bulk')).priority).toBe(PRIORITY.bulk);
+    expect((await place(small.id, 's-single')).priority).toBe(PRIORITY.interactive);
+    expect((await place(big.id, 'b-single')).priority).toBe(PRIORITY.interactive);
+    // Past the counting cap, after the tenant's last (FIFO within its own backlog).
+    expect((await place(big.id, 'b-next', 'bulk')).priority).toBe(PRIORITY.bulk + many.length);
+    // Ended orders no longer count: with two of them left active, the next goes third.
+    const ending = queued.slice(0, -2).map((o) => o.order.id);
+    await handle.db.update(orders).set({ status: 'cancelled' }).where(inArray(orders.id, ending));
+    await handle.db
+      .update(orders)
+      .set({ status: 'cancelled' })
+      .where(and(eq(orders.tenantId, big.id), eq(orders.domains, ['b-next.lanes.example.com'])));
+    expect((await place(big.id, 'b-later', 'bulk')).priority).toBe(PRIORITY.bulk + 2);
   });
 });
 

@@ -4,8 +4,6 @@ import {
   ANALYZE_EVERY_BATCHES,
   enqueueOrders,
   freshenOrderStatistics,
-  RenewalBacklog,
-  renewalPriority,
   spreadNotBefore,
 } from '@certq/workflow';
 import { type SQL, sql } from 'drizzle-orm';
@@ -92,8 +90,8 @@ export function renewalWindowEnd(ctx: WorkerContext, now: Date): Date {
 /**
  * The renewal scanner: every current certificate within RENEW_BEFORE_DAYS of expiry (and not yet
  * expired), past its renewal backoff, whose tenant has no active order for its domain set, gets a
- * renewal order — same domains, algorithm and CA — with an interleaved priority (see priority.ts) and
- * a first run spread over `due / UPSTREAM_MAX_RPS` seconds.
+ * renewal order — same domains, algorithm and CA — in the renewal lane, interleaved by tenant (see
+ * insertOrders), and a first run spread over `due / UPSTREAM_MAX_RPS` seconds.
  *
  * One scan at a time across all workers: the scan holds a transaction-scoped advisory lock on its own
  * connection while it pages through the certificates (keyset on (not_after, id), `batchSize` rows at a
@@ -120,7 +118,6 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
     );
     const due = counted.rows[0]?.n ?? 0;
     ctx.metrics.renewalsDue.set(due);
-    const backlog = new RenewalBacklog(ctx.db);
     let created = 0;
     let skipped = 0;
     let batches = 0;
@@ -133,7 +130,6 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
       batches++;
       const last = page.rows[page.rows.length - 1]!;
       cursor = { notAfter: last.cursor_ts, id: last.id };
-      await backlog.load(page.rows.map((c) => c.tenant_id));
       const requests: OrderRequest[] = page.rows.map((c) => ({
         tenantId: c.tenant_id,
         domains: c.domains,
@@ -141,7 +137,6 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
         ca: c.ca,
         kind: 'renewal',
         renewalOfCertificateId: c.id,
-        priority: renewalPriority(backlog.take(c.tenant_id)),
         notBefore: spreadNotBefore(now, due, ctx.config.UPSTREAM_MAX_RPS, ctx.random),
       }));
       const inserted = await ctx.db.transaction((tx) => insertOrders(tx, requests));
