@@ -144,7 +144,8 @@ async function insertRows(
     ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, lane, renewal_of, batch_id, not_before, ord)),
     -- Where each tenant's backlog in each lane asked for ends: its active orders there, counted up to
     -- the cap through orders_active_by_tenant_priority; past the cap, just after its last one.
-    backlog as (
+    -- Materialized: once per tenant and lane, not once per request row (10,000 counts for one bulk).
+    backlog as materialized (
       select k.tenant_id, k.lane, case when c.n < ${BACKLOG_COUNT_CAP} then c.n else coalesce(
         (select max(l.priority) from ${orders} l where ${inLane('l', 'k.lane')}) - k.lane + 1, c.n) end as start
       from (select distinct tenant_id, lane from t) k

@@ -31,4 +31,4 @@ export {
   requestRenewals,
 } from './renewals/batch';
 export { spreadNotBefore } from './renewals/spread';
-export { ANALYZE_EVERY_BATCHES, freshenOrderStatistics } from './renewals/statistics';
+export { ANALYZE_EVERY_BATCHES, freshenOrderStatistics, freshenStatisticsAfter } from './renewals/statistics';

@@ -11,7 +11,7 @@ import {
 import { and, arrayOverlaps, asc, count, eq, gt, inArray, lte, type SQL, sql } from 'drizzle-orm';
 import { enqueueOrders, type Queues } from '../queues';
 import { spreadNotBefore } from './spread';
-import { ANALYZE_EVERY_BATCHES, freshenOrderStatistics } from './statistics';
+import { freshenOrderStatistics, freshenStatisticsAfter } from './statistics';
 
 /** Which current certificates a manual renewal covers; all given filters apply (AND). */
 export interface RenewalSelection {
@@ -139,7 +139,7 @@ export async function requestRenewals(
       if (page.length < batchSize) break;
       // Statistics that still say "few active orders" make the per-certificate check quadratic (see
       // scanner.ts); inside this transaction ANALYZE also counts the orders inserted so far.
-      if (++pages % ANALYZE_EVERY_BATCHES === 0) await freshenOrderStatistics(tx);
+      if (freshenStatisticsAfter(++pages)) await freshenOrderStatistics(tx);
     }
     await tx.update(renewalBatches).set({ total: enqueued }).where(eq(renewalBatches.id, batch!.id));
     return { batchId: batch!.id, enqueued, skipped };
