@@ -69,6 +69,7 @@ export async function run(): Promise<BenchRow[]> {
       Array.from({ length: BULK }, (_, i) => ({
         tenantId: bulkTenant.id,
         domains: [`b${i}.bulk.example.com`],
+        lane: 'bulk' as const,
       })),
     );
     await enqueueOrders(

@@ -31,38 +31,90 @@ function collectGarbage(): () => void {
   return runInNewContext('gc') as () => void;
 }
 
-async function seed(pool: pg.Pool): Promise<number> {
-  const started = performance.now();
-  await pool.query(`
-    insert into tenants (name, token_hash)
-    select 'scale-tenant-' || i, md5('scale-' || i) from generate_series(1, ${TENANTS}) i`);
-  // Orders spread over the last ~12 days (one a second), each tenant's rows interleaved.
-  await pool.query(`
-    with t as (select id, row_number() over (order by id) as n from tenants)
-    insert into orders (tenant_id, domains, domains_key, status, apply_id, progress, created_at, updated_at)
-    select t.id, array['c' || i || '.scale.example.com'], 'c' || i || '.scale.example.com', 'issued',
-      'scale-' || i, 100, now() - (${CERTIFICATES} - i) * interval '1 second',
-      now() - (${CERTIFICATES} - i) * interval '1 second'
-    from generate_series(1, ${CERTIFICATES}) i join t on t.n = (i % ${TENANTS}) + 1`);
-  await pool.query(`
-    insert into order_events (order_id, type, from_status, to_status, at)
-    select id, 'created', null::order_status, 'verifying'::order_status, created_at from orders
-    union all
-    select id, 'transition', 'issuing'::order_status, 'issued'::order_status, updated_at from orders`);
-  await pool.query(`
-    insert into certificates (tenant_id, order_id, domains, domains_key, apply_id, algorithm, ca,
-      not_before, not_after, fingerprint, certificate_pem, private_key_sealed, created_at)
-    select o.tenant_id, o.id, o.domains, o.domains_key, o.apply_id, 'ECC', 'google',
-      now() - interval '60 days',
-      case when substring(o.apply_id from 7)::int % 10 = 0
-        then now() + (1 + random() * 28) * interval '1 day'
-        else now() + (31 + random() * 58) * interval '1 day' end,
-      md5(o.id::text),
-      -- about the size of a real ECC leaf + intermediate chain, and a sealed P-256 key
-      repeat('MIIDdzCCAv2gAwIBAgIQ', 120), repeat('c2VhbGVk', 40), o.updated_at
-    from orders o`);
-  await pool.query('vacuum analyze');
-  return (performance.now() - started) / 1000;
+const SEEDED_TABLES = ['tenants', 'orders', 'order_events', 'certificates', 'certificate_changes'];
+
+/**
+ * The data, one `INSERT … SELECT generate_series` per table. Row by row, a million certificates took
+ * ~200 s: each insert maintained a dozen indexes (two of them GIN) and fired the change-feed trigger,
+ * which bumps one counter row and sends a NOTIFY per certificate. So the load runs on one connection
+ * with triggers off (session_replication_role = replica: no foreign-key checks either; the rows are
+ * consistent by construction) and without the secondary indexes, then writes the change feed as
+ * migration 0005 does for existing certificates and builds every index back from its own definition
+ * (pg_indexes), so the tables end as the migrations leave them. Returns the seconds per step.
+ */
+async function seed(pool: pg.Pool): Promise<Record<string, number>> {
+  const steps: Record<string, number> = {};
+  const client = await pool.connect();
+  const step = async (name: string, sql: string) => {
+    const started = performance.now();
+    await client.query(sql);
+    steps[name] = (steps[name] ?? 0) + (performance.now() - started) / 1000;
+  };
+  try {
+    await client.query(
+      "set session_replication_role = replica; set synchronous_commit = off; set maintenance_work_mem = '256MB'",
+    );
+    // Secondary indexes only: those behind a primary key or unique constraint stay (and are checked).
+    const { rows: indexes } = await client.query<{ name: string; definition: string }>(
+      `select indexname as name, indexdef as definition from pg_indexes i
+       where schemaname = current_schema() and tablename = any($1)
+         and not exists (select 1 from pg_constraint c where c.conname = i.indexname)`,
+      [SEEDED_TABLES],
+    );
+    for (const index of indexes) await client.query(`drop index "${index.name}"`);
+    await step(
+      'tenants',
+      `insert into tenants (name, token_hash)
+       select 'scale-tenant-' || i, md5('scale-' || i) from generate_series(1, ${TENANTS}) i`,
+    );
+    // Orders spread over the last ~12 days (one a second), each tenant's rows interleaved.
+    await step(
+      'orders',
+      `with t as (select id, row_number() over (order by id) as n from tenants)
+       insert into orders (tenant_id, domains, domains_key, status, apply_id, progress, created_at, updated_at)
+       select t.id, array['c' || i || '.scale.example.com'], 'c' || i || '.scale.example.com', 'issued',
+         'scale-' || i, 100, now() - (${CERTIFICATES} - i) * interval '1 second',
+         now() - (${CERTIFICATES} - i) * interval '1 second'
+       from generate_series(1, ${CERTIFICATES}) i join t on t.n = (i % ${TENANTS}) + 1`,
+    );
+    await step(
+      'order_events',
+      `insert into order_events (order_id, type, from_status, to_status, at)
+       select id, 'created', null::order_status, 'verifying'::order_status, created_at from orders
+       union all
+       select id, 'transition', 'issuing'::order_status, 'issued'::order_status, updated_at from orders`,
+    );
+    await step(
+      'certificates',
+      `insert into certificates (tenant_id, order_id, domains, domains_key, apply_id, algorithm, ca,
+         not_before, not_after, fingerprint, certificate_pem, private_key_sealed, created_at)
+       select o.tenant_id, o.id, o.domains, o.domains_key, o.apply_id, 'ECC', 'google',
+         now() - interval '60 days',
+         case when substring(o.apply_id from 7)::int % 10 = 0
+           then now() + (1 + random() * 28) * interval '1 day'
+           else now() + (31 + random() * 58) * interval '1 day' end,
+         md5(o.id::text),
+         -- about the size of a real ECC leaf + intermediate chain, and a sealed P-256 key
+         repeat('MIIDdzCCAv2gAwIBAgIQ', 120), repeat('c2VhbGVk', 40), o.updated_at
+       from orders o`,
+    );
+    // What the trigger would have written: one change per certificate, in order, and the counter.
+    await step(
+      'certificate_changes',
+      `insert into certificate_changes (id, certificate_id, tenant_id, domains, became_current, at)
+       select row_number() over (order by created_at, id), id, tenant_id, domains, true, created_at
+       from certificates where is_current;
+       update certificate_change_counter set last_id = (select coalesce(max(id), 0) from certificate_changes)`,
+    );
+    for (const index of indexes) await step('indexes', index.definition);
+    await step('vacuum analyze', 'vacuum analyze');
+  } finally {
+    await client.query(
+      'reset session_replication_role; reset synchronous_commit; reset maintenance_work_mem',
+    );
+    client.release();
+  }
+  return steps;
 }
 
 function sampleRss(intervalMs = 10) {
@@ -98,17 +150,50 @@ async function randomCursors(pool: pg.Pool, table: 'orders' | 'certificates', wh
   return rows.map(cursorOf);
 }
 
+/**
+ * What Postgres spends on one page of a listing (EXPLAIN ANALYZE's execution time, the listing's
+ * WHERE and ORDER BY, 51 rows) at each cursor: the index's share of a request, apart from HTTP and
+ * the machine's load. Also which index served it.
+ */
+async function pageExecution(pool: pg.Pool, table: string, where: string, cursors: string[]) {
+  const times: number[] = [];
+  const indexes = new Set<string>();
+  for (const cursor of cursors) {
+    const [t, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, string];
+    const { rows } = await pool.query<{ 'QUERY PLAN': [{ 'Execution Time': number; Plan: unknown }] }>(
+      `explain (analyze, format json) select id, created_at from ${table}
+       where ${where} and (created_at, id) < ($1::timestamptz, $2::uuid)
+       order by created_at desc, id desc limit 51`,
+      [t, id],
+    );
+    const [plan] = rows[0]!['QUERY PLAN'];
+    times.push(plan['Execution Time']);
+    for (const m of JSON.stringify(plan.Plan).matchAll(/"Index Name":"(\w+)"/g)) indexes.add(m[1]!);
+  }
+  times.sort((a, b) => a - b);
+  return { p99: percentile(times, 99), indexes: [...indexes].join(', ') || 'no index' };
+}
+
+/**
+ * Requests per listing before timing: each of the API's pooled connections plans its first query of a
+ * shape against a cold catalog cache (~15 ms here), which a running API paid long ago. Timing from
+ * the first request put those few cold plans at the p99 of 300. The first one is reported on its own.
+ */
+const LISTING_WARMUP = 20;
+
 async function listingP99(base: string, token: string, path: string, cursors: string[]) {
   const times: number[] = [];
-  for (let i = 0; i < LISTING_REQUESTS; i++) {
+  let first = 0;
+  for (let i = 0; i < LISTING_WARMUP + LISTING_REQUESTS; i++) {
     const cursor = cursors[i % cursors.length];
     const sep = path.includes('?') ? '&' : '?';
     const res = await timed(`${base}${path}${i % 10 === 0 ? '' : `${sep}cursor=${cursor}`}`, token);
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${res.text.slice(0, 200)}`);
-    times.push(res.ms);
+    if (i === 0) first = res.ms;
+    if (i >= LISTING_WARMUP) times.push(res.ms);
   }
   times.sort((a, b) => a - b);
-  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+  return { first, p50: percentile(times, 50), p99: percentile(times, 99) };
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -127,9 +212,14 @@ export async function run(): Promise<BenchRow[]> {
   const { ctx, handle, close: closeScanContext } = openScanContext(env, config);
   let api: Awaited<ReturnType<typeof startApi>> | undefined;
   try {
-    const seedS = await seed(handle.pool);
+    const seedSteps = await seed(handle.pool);
+    const seedS = Object.values(seedSteps).reduce((a, b) => a + b, 0);
     process.stderr.write(
-      `  seeded ${CERTIFICATES} certificates, ${TENANTS} tenants in ${seedS.toFixed(1)} s\n`,
+      `  seeded ${CERTIFICATES} certificates, ${TENANTS} tenants in ${seedS.toFixed(1)} s: ${Object.entries(
+        seedSteps,
+      )
+        .map(([name, s]) => `${name} ${s.toFixed(1)} s`)
+        .join(', ')}\n`,
     );
 
     // ── sizes ──
@@ -193,15 +283,19 @@ export async function run(): Promise<BenchRow[]> {
       `select id from tenants where name = 'scale-tenant-${Math.floor(TENANTS / 2)}'`,
     );
     const tenantId = someTenant[0]!.id;
-    const listings: { name: string; path: string; cursors: string[] }[] = [
+    const listings: { name: string; path: string; table: string; where: string; cursors: string[] }[] = [
       {
         name: 'GET /v1/certificates (operator, all tenants)',
         path: '/v1/certificates?limit=50',
+        table: 'certificates',
+        where: 'is_current',
         cursors: await randomCursors(handle.pool, 'certificates', 'is_current', 200),
       },
       {
         name: 'GET /v1/certificates?tenantId (one tenant)',
         path: `/v1/certificates?limit=50&tenantId=${tenantId}`,
+        table: 'certificates',
+        where: `is_current and tenant_id = '${tenantId}'`,
         cursors: await randomCursors(
           handle.pool,
           'certificates',
@@ -212,19 +306,24 @@ export async function run(): Promise<BenchRow[]> {
       {
         name: 'GET /v1/orders (operator, all tenants)',
         path: '/v1/orders?limit=50',
+        table: 'orders',
+        where: 'true',
         cursors: await randomCursors(handle.pool, 'orders', 'true', 200),
       },
       {
         name: 'GET /v1/orders?tenantId (one tenant)',
         path: `/v1/orders?limit=50&tenantId=${tenantId}`,
+        table: 'orders',
+        where: `tenant_id = '${tenantId}'`,
         cursors: await randomCursors(handle.pool, 'orders', `tenant_id = '${tenantId}'`, 50),
       },
     ];
     const listingRows: BenchRow[] = [];
     for (const listing of listings) {
       if (listing.cursors.length === 0) throw new Error(`no cursors for ${listing.name}`);
-      const { p50, p99 } = await listingP99(base, adminToken, listing.path, listing.cursors);
+      const { first, p50, p99 } = await listingP99(base, adminToken, listing.path, listing.cursors);
       listingRows.push(
+        { suite: SUITE, metric: `${listing.name}: first request`, value: first, unit: 'ms' },
         { suite: SUITE, metric: `${listing.name}: p50, random depth`, value: p50, unit: 'ms' },
         {
           suite: SUITE,
@@ -235,6 +334,13 @@ export async function run(): Promise<BenchRow[]> {
           met: p99 < 20,
         },
       );
+      const executed = await pageExecution(handle.pool, listing.table, listing.where, listing.cursors);
+      listingRows.push({
+        suite: SUITE,
+        metric: `${listing.name}: Postgres per page, p99 (${executed.indexes})`,
+        value: executed.p99,
+        unit: 'ms',
+      });
     }
 
     const scrapeMs = scrapes[scrapes.length - 1]!;
@@ -243,9 +349,11 @@ export async function run(): Promise<BenchRow[]> {
     return [
       {
         suite: SUITE,
-        metric: `data: ${CERTIFICATES} certificates, ${TENANTS} tenants (SQL)`,
+        metric: `data: ${CERTIFICATES} certificates, ${TENANTS} tenants (SQL, indexes built after)`,
         value: seedS,
         unit: 's',
+        goal: '< 60 s',
+        met: seedS < 60,
       },
       {
         suite: SUITE,

@@ -112,9 +112,10 @@ describe('POST /v1/renewals (bulk, operator)', () => {
     expect(byTenant(a)).toEqual([PRIORITY.renewal, PRIORITY.renewal + 1]);
     expect(byTenant(b)).toEqual([PRIORITY.renewal]);
     expect(byTenant(c)).toEqual([PRIORITY.renewal]);
-    // Queued, after new orders.
+    // Queued, after every new order (interactive and bulk lanes).
     const job = await api.queues.verify.getJob(`verify-${created[0]!.id}-r1`);
-    expect(job?.opts.priority).toBeGreaterThan(PRIORITY.new);
+    expect(job?.opts.priority).toBeGreaterThanOrEqual(PRIORITY.renewal);
+    expect(PRIORITY.renewal).toBeGreaterThan(PRIORITY.bulk);
   });
 
   it('asked again while those renewals run, it enqueues nothing', async () => {

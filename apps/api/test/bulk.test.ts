@@ -1,4 +1,4 @@
-import { stageJobId } from '@certq/core';
+import { PRIORITY, stageJobId } from '@certq/core';
 import { insertOrders, type OrderRequest, orders } from '@certq/db';
 import { inArray } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
@@ -185,7 +185,7 @@ describe('insertOrders (the one insertion path)', () => {
       await insertOrders(env.handle.db, shape(tenantId, [[c]])); // an active order that exists beforehand
       const requests: OrderRequest[] = [
         ...shape(tenantId, plan),
-        { tenantId, domains: [d], priority: 7 },
+        { tenantId, domains: [d], lane: 'bulk' },
         { tenantId, domains: [e] },
         { tenantId, domains: [f], kind: 'renewal', notBefore, algorithm: 'RSA', ca: 'zerossl' },
       ];
@@ -209,7 +209,19 @@ describe('insertOrders (the one insertion path)', () => {
     expect(await outcome(t2.id)).toEqual(first); // another tenant: the same, independently
     expect(first.map((r) => r.created)).toEqual([true, true, false, false, false, false, true, true, true]);
     expect(first.map((r) => r.sameAs)).toEqual([0, 1, 0, 3, 1, 1, 6, 7, 8]);
-    expect(first.map((r) => r.priority)).toEqual([1, 1, 1, 1, 1, 1, 7, 1, 10]);
+    // Each lane's places follow the tenant's active orders there ([c]: 1), one per request in order.
+    const { interactive: i, bulk, renewal } = PRIORITY;
+    expect(first.map((r) => r.priority)).toEqual([
+      i + 1,
+      i + 2,
+      i + 1,
+      i,
+      i + 2,
+      i + 2,
+      bulk,
+      i + 7,
+      renewal,
+    ]);
     expect(first[8]).toMatchObject({ kind: 'renewal', algorithm: 'RSA', ca: 'zerossl', due: 'later' });
     expect(first.slice(0, 8).every((r) => r.kind === 'new' && r.due === 'now')).toBe(true);
   });

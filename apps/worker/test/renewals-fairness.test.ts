@@ -71,7 +71,7 @@ describe('fairness', () => {
     const [fresh] = (
       await insertOrders(b.db.db, [{ tenantId: b.tenantId, domains: [`new.${tag}.example.com`] }])
     ).orders;
-    expect(fresh!.order.priority).toBe(PRIORITY.new);
+    expect(fresh!.order.priority).toBe(PRIORITY.interactive);
     await enqueueOrders(b.queues, [fresh!.order]);
 
     const renewals = await b.db.db

@@ -1,7 +1,6 @@
-import { PRIORITY, QUEUE_NAMES, stageJobId } from '@certq/core';
+import { lanePriority, MAX_JOB_PRIORITY, PRIORITY, QUEUE_NAMES, stageJobId } from '@certq/core';
 import { certificates, insertOrders, orders } from '@certq/db';
 import { waitFor } from '@certq/testing';
-import { renewalPriority } from '@certq/workflow';
 import { Queue } from 'bullmq';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
@@ -69,10 +68,10 @@ describe('renewal scanner', () => {
       renewalBatchId: null,
       priority: PRIORITY.renewal,
     });
-    // Its first job is queued with the order's priority, after the new orders' PRIORITY.new.
+    // Its first job is queued with the order's priority, after the new orders' lanes.
     const job = await b.queues.verify.getJob(stageJobId('verify', order!.id, 1));
     expect(job?.opts.priority).toBe(PRIORITY.renewal);
-    expect(PRIORITY.renewal).toBeGreaterThan(PRIORITY.new);
+    expect(PRIORITY.renewal).toBeGreaterThan(PRIORITY.bulk);
   });
 
   it('gives a certificate being renewed no second order, nor one whose domain set has an active order', async ({
@@ -126,9 +125,10 @@ describe('renewal scanner', () => {
         .filter((r) => r.tenantId === tenantId)
         .map((r) => r.priority)
         .sort((x, y) => x - y);
-    expect(priorities(big.id)).toEqual([11, 12, 13]);
-    expect(priorities(small.id)).toEqual([10, 11]);
-    expect(renewalPriority(5_000_000)).toBe(2_097_151);
+    const r = PRIORITY.renewal;
+    expect(priorities(big.id)).toEqual([r + 1, r + 2, r + 3]);
+    expect(priorities(small.id)).toEqual([r, r + 1]);
+    expect(lanePriority('renewal', 5_000_000)).toBeLessThanOrEqual(MAX_JOB_PRIORITY);
   });
 
   it('pages through the due certificates in bounded batches and spreads first runs at the upstream rate', async ({

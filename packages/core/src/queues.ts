@@ -9,8 +9,46 @@ export const QUEUE_NAMES = {
   maintenance: 'certq-maintenance',
 } as const;
 
-/** Lower number runs first: new orders before renewals (BullMQ priorities). */
-export const PRIORITY = { new: 1, renewal: 10 } as const;
+/**
+ * Where an order waits in each stage's queue: a single POST /v1/orders (`interactive`), an item of
+ * POST /v1/orders/bulk (`bulk`), or a renewal (`renewal`).
+ */
+export type PriorityLane = 'interactive' | 'bulk' | 'renewal';
+
+/** BullMQ refuses priorities above 2^21 − 1. */
+export const MAX_JOB_PRIORITY = 2_097_151;
+
+/** Priorities per lane: `PRIORITY[lane]` up to `PRIORITY[lane] + PRIORITY_LANE_WIDTH − 1`. */
+export const PRIORITY_LANE_WIDTH = 2 ** 19;
+
+/**
+ * The lowest (first-run) priority of each lane. BullMQ runs the lowest number first, so every
+ * interactive order goes before any bulk one and every bulk one before any renewal, in every stage;
+ * within a lane an order's place is its position in its tenant's backlog (see `lanePriority`).
+ */
+export const PRIORITY = {
+  interactive: 1,
+  bulk: 1 + PRIORITY_LANE_WIDTH,
+  renewal: 1 + 2 * PRIORITY_LANE_WIDTH,
+} as const satisfies Record<PriorityLane, number>;
+
+/**
+ * How many of a tenant's active orders in a lane are counted to place a new one. A tenant with fewer
+ * goes at its count; one with more goes after its own last (an index probe), so placing an order never
+ * reads more than this many index entries whatever the tenant's backlog.
+ */
+export const BACKLOG_COUNT_CAP = 1000;
+
+/** Position `position` (0 = first) of a tenant's backlog in `lane`, clamped to the lane. */
+export function lanePriority(lane: PriorityLane, position: number): number {
+  return PRIORITY[lane] + Math.min(Math.max(0, Math.floor(position)), PRIORITY_LANE_WIDTH - 1);
+}
+
+/** The lane a stored priority belongs to. */
+export function laneOfPriority(priority: number): PriorityLane {
+  if (priority >= PRIORITY.renewal) return 'renewal';
+  return priority >= PRIORITY.bulk ? 'bulk' : 'interactive';
+}
 
 /**
  * Deterministic job id for one stage of one order's run: re-adding it while it exists is a no-op,

@@ -1,10 +1,13 @@
 import {
   ACTIVE_STATUS_SQL_LIST,
   type Algorithm,
+  BACKLOG_COUNT_CAP,
   type CertificateAuthority,
   domainSetKey,
   type OrderKind,
   PRIORITY,
+  PRIORITY_LANE_WIDTH,
+  type PriorityLane,
 } from '@certq/core';
 import { eq, lt, sql } from 'drizzle-orm';
 import type { Database, Queryable } from './client';
@@ -21,8 +24,11 @@ export interface OrderRequest {
   kind?: OrderKind;
   renewalOfCertificateId?: string;
   renewalBatchId?: string;
-  /** BullMQ priority, lower first; default by kind (new before renewal). */
-  priority?: number;
+  /**
+   * The queue lane (default: `renewal` for a renewal, else `interactive`); bulk requests say `bulk`.
+   * The stored priority is the lane's base plus the order's place in its tenant's backlog in that lane.
+   */
+  lane?: PriorityLane;
   /** When the first job may run (renewals are spread out a little); default now. */
   notBefore?: Date;
 }
@@ -54,6 +60,10 @@ const pairKey = (tenantId: string, domainsKey: string) => `${tenantId}|${domains
  * per domain set (a partial unique index): a request for a set that already has one — or that
  * appeared earlier in the same call — gets that order back with `created: false` instead of failing
  * the whole call. Call inside a transaction for all-or-nothing.
+ *
+ * Each new order's priority puts it in its lane after its tenant's active orders there (PRIORITY in
+ * @certq/core), computed in the same statement: one tenant's 10,000 queued orders interleave with
+ * another tenant's one instead of queueing ahead of it.
  *
  * The whole call is one `INSERT … SELECT FROM unnest(…)` with one array parameter per column, so its
  * cost is Postgres's own whatever the size (a multi-row VALUES built by drizzle spent ~70 µs per row
@@ -115,15 +125,11 @@ async function insertRows(
 ): Promise<Map<string, string>> {
   const column = <T>(pick: (r: OrderRequest, key: string) => T) => rows.map((r) => pick(r.request, r.key));
   // Hostnames never contain a comma, so a comma-joined list round-trips through string_to_array.
+  const inLane = (o: string, base: string) =>
+    sql.raw(`${o}.tenant_id = k.tenant_id and ${o}.status in (${ACTIVE_STATUS_SQL_LIST})
+      and ${o}.priority >= ${base} and ${o}.priority < ${base} + ${PRIORITY_LANE_WIDTH}`);
   const inserted = await db.execute<{ id: string; tenant_id: string; domains_key: string }>(sql`
-    insert into ${orders} (tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, priority,
-                           renewal_of_certificate_id, renewal_batch_id, next_attempt_at)
-    select t.tenant_id, string_to_array(t.domains, ','), t.domains_key, t.algorithm,
-           coalesce((string_to_array(t.ca_choices, ','))[1]::certificate_authority, t.ca, td.choices[1], 'google'),
-           case when t.ca_choices is not null then string_to_array(t.ca_choices, ',')::certificate_authority[]
-                when t.ca is null then td.choices end,
-           t.kind, t.priority, t.renewal_of, t.batch_id, coalesce(t.not_before, now())
-    from unnest(
+    with t as (select * from unnest(
       ${sql.param(column((r) => r.tenantId))}::uuid[],
       ${sql.param(column((r) => r.domains.join(',')))}::text[],
       ${sql.param(column((_, key) => key))}::text[],
@@ -131,11 +137,32 @@ async function insertRows(
       ${sql.param(column((r) => r.ca ?? null))}::certificate_authority[],
       ${sql.param(column((r) => (r.caChoices?.length ? r.caChoices.join(',') : null)))}::text[],
       ${sql.param(column((r) => r.kind ?? 'new'))}::order_kind[],
-      ${sql.param(column((r) => r.priority ?? PRIORITY[r.kind ?? 'new']))}::int[],
+      ${sql.param(column((r) => PRIORITY[r.lane ?? (r.kind === 'renewal' ? 'renewal' : 'interactive')]))}::int[],
       ${sql.param(column((r) => r.renewalOfCertificateId ?? null))}::uuid[],
       ${sql.param(column((r) => r.renewalBatchId ?? null))}::uuid[],
       ${sql.param(column((r) => r.notBefore?.toISOString() ?? null))}::timestamptz[]
-    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, priority, renewal_of, batch_id, not_before, ord)
+    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, lane, renewal_of, batch_id, not_before, ord)),
+    -- Where each tenant's backlog in each lane asked for ends: its active orders there, counted up to
+    -- the cap through orders_active_by_tenant_priority; past the cap, just after its last one.
+    -- Materialized: once per tenant and lane, not once per request row (10,000 counts for one bulk).
+    backlog as materialized (
+      select k.tenant_id, k.lane, case when c.n < ${BACKLOG_COUNT_CAP} then c.n else coalesce(
+        (select max(l.priority) from ${orders} l where ${inLane('l', 'k.lane')}) - k.lane + 1, c.n) end as start
+      from (select distinct tenant_id, lane from t) k
+      cross join lateral (select count(*)::int as n from (
+        select 1 from ${orders} a where ${inLane('a', 'k.lane')} limit ${BACKLOG_COUNT_CAP}) x) c)
+    insert into ${orders} (tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, priority,
+                           renewal_of_certificate_id, renewal_batch_id, next_attempt_at)
+    select t.tenant_id, string_to_array(t.domains, ','), t.domains_key, t.algorithm,
+           coalesce((string_to_array(t.ca_choices, ','))[1]::certificate_authority, t.ca, td.choices[1], 'google'),
+           case when t.ca_choices is not null then string_to_array(t.ca_choices, ',')::certificate_authority[]
+                when t.ca is null then td.choices end,
+           t.kind,
+           -- This call's requests of one tenant and lane take the next places, in request order.
+           t.lane + least(${PRIORITY_LANE_WIDTH - 1},
+             b.start + row_number() over (partition by t.tenant_id, t.lane order by t.ord) - 1),
+           t.renewal_of, t.batch_id, coalesce(t.not_before, now())
+    from t join backlog b on b.tenant_id = t.tenant_id and b.lane = t.lane
     -- A request naming no CA takes its tenant's default list.
     left join lateral (select default_ca_choices as choices from ${tenants} where id = t.tenant_id) td on true
     order by t.ord

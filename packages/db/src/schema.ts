@@ -145,6 +145,10 @@ export const orders = pgTable(
     index('orders_active_by_next_attempt')
       .on(t.nextAttemptAt)
       .where(sql`${t.status} in (${sql.raw(ACTIVE_STATUS_SQL_LIST)})`),
+    // A tenant's backlog per priority lane, counted when its next order is placed (see 0009).
+    index('orders_active_by_tenant_priority')
+      .on(t.tenantId, t.priority)
+      .where(sql`${t.status} in (${sql.raw(ACTIVE_STATUS_SQL_LIST)})`),
     index('orders_by_tenant_created').on(
       t.tenantId,
       t.createdAt.desc().nullsFirst(),
@@ -155,7 +159,7 @@ export const orders = pgTable(
     index('orders_domains_gin').using('gin', t.domains),
     // Console search: domain prefixes and "every name under" (LIKE on the joined names), see 0008.
     index('orders_domains_key_trgm').using('gin', t.domainsKey.op('gin_trgm_ops')),
-    index('orders_by_status_created').on(t.status, t.createdAt.desc(), t.id.desc()),
+    index('orders_by_status_created').on(t.status, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     check('orders_domains_count', sql`cardinality(${t.domains}) between 1 and 100`),
     check(
       'orders_issuing_has_apply_id',

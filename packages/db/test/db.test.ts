@@ -1,10 +1,11 @@
-import { ACTIVE_STATUSES } from '@certq/core';
+import { ACTIVE_STATUSES, BACKLOG_COUNT_CAP, PRIORITY } from '@certq/core';
 import { it } from '@certq/testing';
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
 import {
   type DbHandle,
   idempotencyKeys,
+  insertOrders,
   lockOrder,
   migrate,
   orderEvents,
@@ -44,6 +45,7 @@ describe('@certq/db', () => {
     );
     expect(rows.map((r) => r.indexname).sort()).toEqual([
       'orders_active_by_next_attempt',
+      'orders_active_by_tenant_priority',
       'orders_one_active_per_domain_set',
     ]);
     for (const { indexdef } of rows) {
@@ -121,6 +123,39 @@ describe('@certq/db', () => {
       toStatus: 'applying',
       type: 'status_changed',
     });
+  });
+});
+
+describe('priority lanes', () => {
+  const place = async (handle: DbHandle, tenantId: string, name: string, lane?: 'bulk') =>
+    (await insertOrders(handle.db, [{ tenantId, domains: [`${name}.lanes.example.com`], lane }])).orders[0]!
+      .order;
+
+  it("places a tenant's order after its own active ones in the lane, whatever other tenants queued", async ({
+    db: handle,
+  }) => {
+    const [big, small] = [await newTenant(handle), await newTenant(handle)];
+    const many = Array.from({ length: BACKLOG_COUNT_CAP + 5 }, (_, i) => ({
+      tenantId: big.id,
+      domains: [`b${i}.lanes.example.com`],
+      lane: 'bulk' as const,
+    }));
+    const { orders: queued } = await insertOrders(handle.db, many);
+    expect(queued.map((o) => o.order.priority)).toEqual(many.map((_, i) => PRIORITY.bulk + i));
+    // Another tenant's first bulk order and first single order go at the head of their lanes.
+    expect((await place(handle, small.id, 's-bulk', 'bulk')).priority).toBe(PRIORITY.bulk);
+    expect((await place(handle, small.id, 's-single')).priority).toBe(PRIORITY.interactive);
+    expect((await place(handle, big.id, 'b-single')).priority).toBe(PRIORITY.interactive);
+    // Past the counting cap, after the tenant's last (FIFO within its own backlog).
+    expect((await place(handle, big.id, 'b-next', 'bulk')).priority).toBe(PRIORITY.bulk + many.length);
+    // Ended orders no longer count: with two of them left active, the next goes third.
+    const ending = queued.slice(0, -2).map((o) => o.order.id);
+    await handle.db.update(orders).set({ status: 'cancelled' }).where(inArray(orders.id, ending));
+    await handle.db
+      .update(orders)
+      .set({ status: 'cancelled' })
+      .where(and(eq(orders.tenantId, big.id), eq(orders.domains, ['b-next.lanes.example.com'])));
+    expect((await place(handle, big.id, 'b-later', 'bulk')).priority).toBe(PRIORITY.bulk + 2);
   });
 });
 

@@ -30,5 +30,5 @@ export {
   type RenewalSelection,
   requestRenewals,
 } from './renewals/batch';
-export { MAX_JOB_PRIORITY, RenewalBacklog, renewalPriority, spreadNotBefore } from './renewals/priority';
-export { ANALYZE_EVERY_BATCHES, freshenOrderStatistics } from './renewals/statistics';
+export { spreadNotBefore } from './renewals/spread';
+export { ANALYZE_EVERY_BATCHES, freshenOrderStatistics, freshenStatisticsAfter } from './renewals/statistics';

@@ -61,8 +61,9 @@ export async function createOrder(
 }
 
 /**
- * Many orders, all-or-nothing in one transaction, then queued. Each request whose domain set already
- * has an active order of its tenant gets that order (`created: false`).
+ * Many orders, all-or-nothing in one transaction, then queued in the bulk lane (after every single
+ * order, before renewals). Each request whose domain set already has an active order of its tenant
+ * gets that order (`created: false`).
  */
 export async function createOrders(
   deps: OrderDeps,
@@ -70,7 +71,8 @@ export async function createOrders(
   options: { checkTenants?: boolean; log?: EnqueueLogger } = {},
 ): Promise<{ order: Order; created: boolean }[]> {
   if (options.checkTenants) await assertTenantsExist(deps.db, requests);
-  const result = await retryRace(() => deps.db.transaction((tx) => insertOrders(tx, requests)));
+  const bulk = requests.map((r): OrderRequest => ({ lane: 'bulk', ...r }));
+  const result = await retryRace(() => deps.db.transaction((tx) => insertOrders(tx, bulk)));
   const created = result.orders.filter((r) => r.created).map((r) => r.order);
   await enqueueSafely(deps.queues, created, deps.enqueueTimeoutMs, options.log);
   return result.orders;

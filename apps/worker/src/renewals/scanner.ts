@@ -1,11 +1,9 @@
 import { ACTIVE_STATUS_SQL_LIST } from '@certq/core';
 import { insertOrders, type Order, type OrderRequest } from '@certq/db';
 import {
-  ANALYZE_EVERY_BATCHES,
   enqueueOrders,
   freshenOrderStatistics,
-  RenewalBacklog,
-  renewalPriority,
+  freshenStatisticsAfter,
   spreadNotBefore,
 } from '@certq/workflow';
 import { type SQL, sql } from 'drizzle-orm';
@@ -16,7 +14,7 @@ export interface ScanOptions {
   now?: Date;
   /** Certificates read and orders inserted per round trip (default 1000). */
   batchSize?: number;
-  /** Called after each batch is committed and enqueued (progress, benchmarks). */
+  /** Called after each batch is committed, its enqueue under way (progress, benchmarks). */
   onBatch?: (progress: { batch: number; created: number; skipped: number }) => void;
 }
 
@@ -92,14 +90,15 @@ export function renewalWindowEnd(ctx: WorkerContext, now: Date): Date {
 /**
  * The renewal scanner: every current certificate within RENEW_BEFORE_DAYS of expiry (and not yet
  * expired), past its renewal backoff, whose tenant has no active order for its domain set, gets a
- * renewal order — same domains, algorithm and CA — with an interleaved priority (see priority.ts) and
- * a first run spread over `due / UPSTREAM_MAX_RPS` seconds.
+ * renewal order — same domains, algorithm and CA — in the renewal lane, interleaved by tenant (see
+ * insertOrders), and a first run spread over `due / UPSTREAM_MAX_RPS` seconds.
  *
  * One scan at a time across all workers: the scan holds a transaction-scoped advisory lock on its own
  * connection while it pages through the certificates (keyset on (not_after, id), `batchSize` rows at a
  * time, so memory stays flat however many are due). Each page's orders are inserted in their own short
- * transaction and enqueued right after it commits, so a crash mid-scan loses nothing: what was
- * committed is queued (or put back by the reconciler) and the next scan carries on with the rest.
+ * transaction and enqueued right after it commits (while the next page is read and inserted), so a
+ * crash mid-scan loses nothing: what was committed is queued (or put back by the reconciler) and the
+ * next scan carries on with the rest.
  */
 export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}): Promise<ScanResult> {
   const started = Date.now();
@@ -120,10 +119,11 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
     );
     const due = counted.rows[0]?.n ?? 0;
     ctx.metrics.renewalsDue.set(due);
-    const backlog = new RenewalBacklog(ctx.db);
     let created = 0;
     let skipped = 0;
     let batches = 0;
+    let creatingBatches = 0;
+    let enqueuing: Promise<void> = Promise.resolve();
     let cursor: ScanCursor | undefined;
     for (;;) {
       const page = await lockTx.execute<CandidateRow>(
@@ -133,7 +133,6 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
       batches++;
       const last = page.rows[page.rows.length - 1]!;
       cursor = { notAfter: last.cursor_ts, id: last.id };
-      await backlog.load(page.rows.map((c) => c.tenant_id));
       const requests: OrderRequest[] = page.rows.map((c) => ({
         tenantId: c.tenant_id,
         domains: c.domains,
@@ -141,7 +140,6 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
         ca: c.ca,
         kind: 'renewal',
         renewalOfCertificateId: c.id,
-        priority: renewalPriority(backlog.take(c.tenant_id)),
         notBefore: spreadNotBefore(now, due, ctx.config.UPSTREAM_MAX_RPS, ctx.random),
       }));
       const inserted = await ctx.db.transaction((tx) => insertOrders(tx, requests));
@@ -155,16 +153,17 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
           'renewal order created',
         );
       }
-      try {
-        await enqueueOrders(ctx.queues, fresh, now);
-      } catch (error) {
+      // Redis takes this batch while Postgres reads and inserts the next; one batch in flight at most.
+      await enqueuing;
+      enqueuing = enqueueOrders(ctx.queues, fresh, now).catch((error) => {
         // Committed in Postgres: the reconciler puts them on their queues.
         ctx.logger.warn({ err: error, orders: fresh.length }, 'enqueueing renewal orders failed');
-      }
-      if (fresh.length && batches % ANALYZE_EVERY_BATCHES === 0) await freshenOrderStatistics(ctx.db);
+      });
+      if (fresh.length && freshenStatisticsAfter(++creatingBatches)) await freshenOrderStatistics(ctx.db);
       options.onBatch?.({ batch: batches, created, skipped });
       if (page.rows.length < batchSize) break;
     }
+    await enqueuing;
     return { ran: true, due, created, skipped, batches, durationMs: 0 };
   });
   stopTimer();

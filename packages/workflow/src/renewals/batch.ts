@@ -10,8 +10,8 @@ import {
 } from '@certq/db';
 import { and, arrayOverlaps, asc, count, eq, gt, inArray, lte, type SQL, sql } from 'drizzle-orm';
 import { enqueueOrders, type Queues } from '../queues';
-import { RenewalBacklog, renewalPriority, spreadNotBefore } from './priority';
-import { ANALYZE_EVERY_BATCHES, freshenOrderStatistics } from './statistics';
+import { spreadNotBefore } from './spread';
+import { freshenOrderStatistics, freshenStatisticsAfter } from './statistics';
 
 /** Which current certificates a manual renewal covers; all given filters apply (AND). */
 export interface RenewalSelection {
@@ -69,10 +69,11 @@ const activeOrderExists = sql<boolean>`exists (
 
 /**
  * A manual renewal (POST /v1/renewals): records a renewal_batches row, then gives every matching
- * current certificate without an active order a renewal order tagged with the batch — interleaved
- * priorities as the scanner's (see priority.ts), first runs spread at the upstream rate; the
- * certificate's renewal backoff is ignored (someone asked). All in one transaction, paging through the
- * certificates by id so memory stays flat; the orders are enqueued page by page after the commit.
+ * current certificate without an active order a renewal order tagged with the batch — in the renewal
+ * lane, interleaved by tenant as the scanner's (see insertOrders), first runs spread at the upstream
+ * rate; the certificate's renewal backoff is ignored (someone asked). All in one transaction, paging
+ * through the certificates by id so memory stays flat; the orders are enqueued page by page after the
+ * commit.
  * Asking again while those orders run creates nothing: they are active, so their certificates are skipped.
  */
 export async function requestRenewals(
@@ -97,7 +98,6 @@ export async function requestRenewals(
       .select({ n: count() })
       .from(certificates)
       .where(and(...conditions, sql`not ${activeOrderExists}`));
-    const backlog = new RenewalBacklog(tx);
     let enqueued = 0;
     let skipped = 0;
     let after: string | undefined;
@@ -120,7 +120,6 @@ export async function requestRenewals(
       after = page[page.length - 1]!.id;
       const free = page.filter((c) => !c.busy);
       skipped += page.length - free.length;
-      await backlog.load(free.map((c) => c.tenantId));
       const requests: OrderRequest[] = free.map((c) => ({
         tenantId: c.tenantId,
         domains: c.domains,
@@ -129,7 +128,6 @@ export async function requestRenewals(
         kind: 'renewal',
         renewalOfCertificateId: c.id,
         renewalBatchId: batch!.id,
-        priority: renewalPriority(backlog.take(c.tenantId)),
         notBefore: spreadNotBefore(now, matching, request.maxRps, random),
       }));
       if (requests.length) {
@@ -141,7 +139,7 @@ export async function requestRenewals(
       if (page.length < batchSize) break;
       // Statistics that still say "few active orders" make the per-certificate check quadratic (see
       // scanner.ts); inside this transaction ANALYZE also counts the orders inserted so far.
-      if (++pages % ANALYZE_EVERY_BATCHES === 0) await freshenOrderStatistics(tx);
+      if (freshenStatisticsAfter(++pages)) await freshenOrderStatistics(tx);
     }
     await tx.update(renewalBatches).set({ total: enqueued }).where(eq(renewalBatches.id, batch!.id));
     return { batchId: batch!.id, enqueued, skipped };

@@ -114,9 +114,9 @@ const cursorTs = (column: string) =>
   sql.raw(`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`);
 
 /**
- * One page of orders, newest first (keyset on created_at, id). `nulls last` as the indexes are built
- * (drizzle's `.desc()`): a plain `desc` means nulls first, which no index provides, and the planner
- * would sort every matching row instead of reading the first 51 in index order.
+ * One page of orders, newest first (keyset on created_at, id). Plain `desc` (nulls first), the order
+ * the keyset indexes are built in (0007, 0009): the planner reads the first 51 in index order instead
+ * of sorting every matching row.
  */
 export async function searchOrders(
   db: Database,
@@ -133,10 +133,10 @@ export async function searchOrders(
       select o.id, o.tenant_id, o.kind, o.domains, o.status, o.attempts, o.last_error,
              o.certificate_id, o.created_at, o.updated_at, ${cursorTs('o.created_at')} as cursor_ts
       from orders o ${where(conditions)}
-      order by o.created_at desc nulls last, o.id desc nulls last
+      order by o.created_at desc, o.id desc
       limit ${PAGE_SIZE + 1}) o
     join tenants t on t.id = o.tenant_id
-    order by o.created_at desc nulls last, o.id desc nulls last`);
+    order by o.created_at desc, o.id desc`);
   return pageOf(result.rows, (r) => ({ t: r.cursor_ts, id: r.id }));
 }
 
