@@ -1,5 +1,5 @@
 import { canTransition, IllegalTransitionError, type OrderStatus } from '@certq/core';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, type SQL, sql } from 'drizzle-orm';
 import { PgTransaction, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Queryable, Transaction } from './client';
 import { certificates, type Order, orderEvents, orders } from './schema';
@@ -38,7 +38,16 @@ export interface TransitionArgs {
   at?: Date;
   /** Entering `issued`: the new certificate, for the webhook's payload (else it is read back by id). */
   issued?: { notAfter: Date; fingerprint: string };
+  /**
+   * More writes that belong to this transition (e.g. the DNS rows of the `dv` answer that verified the
+   * order): data-modifying statements that run in the same statement, only if the transition applies;
+   * they may select from TRANSITIONED, the updated row.
+   */
+  alsoWrite?: SQL[];
 }
+
+/** The updated order inside a transition's statement, for `alsoWrite`. */
+export const TRANSITIONED = sql`"transitioned"`;
 
 /**
  * The only way an order's status changes: checks the state machine, updates the row and appends the
@@ -66,7 +75,7 @@ export async function transitionOrder(tx: Transaction, args: TransitionArgs): Pr
  */
 export async function transitionOrderIfUnchanged(
   db: Queryable,
-  { order, to, set = {}, event, at, issued }: TransitionArgs,
+  { order, to, set = {}, event, at, issued, alsoWrite = [] }: TransitionArgs,
 ): Promise<Order | undefined> {
   if (!canTransition(order.status, to)) throw new IllegalTransitionError(order.status, to);
   const terminal = to !== order.status && (to === 'failed' || to === 'issued');
@@ -89,8 +98,9 @@ export async function transitionOrderIfUnchanged(
         select ${transitioned.id}, ${type}, ${order.status}::order_status, ${to}::order_status, ${detail}
         from ${transitioned}`,
   );
+  const also = alsoWrite.map((write, i) => db.$with(`transition_also_${i}`, {}).as(write));
   const [row] = await db
-    .with(transitioned, logged)
+    .with(transitioned, logged, ...also)
     .select({
       ...transitioned._.selectedFields,
       hasWebhook: sql<boolean>`exists (select 1 from tenants t
