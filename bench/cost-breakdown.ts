@@ -1,5 +1,6 @@
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { startApi } from '@certq/api';
 import { loadConfig } from '@certq/core';
 import { createDb, insertOrders, tenants } from '@certq/db';
 import { startPrivateRedis } from '@certq/testing/servers';
@@ -12,13 +13,17 @@ import { runMinimalWorkflow } from './baselines/minimal-workflow';
 import { createBenchEnvironment, startSimulatorProcess } from './lib';
 
 /**
- * `pnpm tsx bench/cost-breakdown.ts [orders]`: where the worker's cost per order goes. Runs `orders`
- * (default 1,000) through certq's worker and then through the minimal workflow, on a private Redis, and
- * prints per order: every SQL statement by its text, every Redis command the process sent by name
- * (BullMQ's scripts by their script name), and every command Redis executed (INFO commandstats, which
- * also counts each call made inside a Lua script). Not part of `pnpm bench`: a tool for reading costs.
+ * Where the cost of an order goes. Not part of `pnpm bench`: a tool for reading costs.
+ * - `npx tsx bench/cost-breakdown.ts worker [orders]`: runs `orders` (default 1,000) through certq's
+ *   worker and then through the minimal workflow;
+ * - `npx tsx bench/cost-breakdown.ts api [requests]`: sends `requests` (default 2,000) `POST /v1/orders`
+ *   one at a time to the API (in this process), with and without an Idempotency-Key;
+ * each on a private Redis, printing per order: every SQL statement by its text, every Redis command the
+ * process sent by name (BullMQ's scripts by their script name), and every command Redis executed (INFO
+ * commandstats, which also counts each call made inside a Lua script).
  */
-const ORDERS = Number(process.argv[2] ?? 1000);
+const MODE = process.argv[2] === 'api' ? 'api' : 'worker';
+const ORDERS = Number(process.argv[3] ?? (MODE === 'api' ? 2000 : 1000));
 
 const sql = new Map<string, number>();
 const sent = new Map<string, number>();
@@ -64,6 +69,72 @@ function print(title: string, map: Map<string, number>, before = new Map<string,
 
 const privateRedis = await startPrivateRedis();
 const env = { ...(await createBenchEnvironment()), redisUrl: privateRedis.url };
+if (MODE === 'api') {
+  try {
+    await breakDownApi();
+  } finally {
+    await env.cleanup();
+    await privateRedis.stop();
+  }
+  process.exit(0);
+}
+
+async function breakDownApi() {
+  const adminToken = randomBytes(16).toString('hex');
+  const api = await startApi({
+    config: loadConfig({
+      DATABASE_URL: env.databaseUrl,
+      REDIS_URL: env.redisUrl,
+      REDIS_PREFIX: env.prefix,
+      ADMIN_TOKEN: adminToken,
+      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
+      RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
+      LOG_LEVEL: 'silent',
+    }),
+    logger: false,
+    host: '127.0.0.1',
+    port: 0,
+  });
+  const redis = new Redis(env.redisUrl);
+  try {
+    const post = (token: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${api.url}/v1/orders`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+    const tenant = (await (
+      await fetch(`${api.url}/v1/tenants`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'bench' }),
+      })
+    ).json()) as { token: string };
+    for (let i = 0; i < 100; i++) await post(tenant.token, { domains: [`warm${i}.bench.example.com`] });
+    for (const idempotent of [false, true]) {
+      sql.clear();
+      sent.clear();
+      const before = await commandstats(redis);
+      for (let i = 0; i < ORDERS; i++) {
+        const res = await post(
+          tenant.token,
+          { domains: [`${idempotent ? 'k' : 'p'}${i}.bench.example.com`] },
+          idempotent ? { 'idempotency-key': `key-${i}` } : {},
+        );
+        if (res.status !== 202) throw new Error(`POST /v1/orders answered ${res.status}`);
+      }
+      const what = idempotent ? 'POST /v1/orders with an Idempotency-Key' : 'POST /v1/orders';
+      print(`${what}: SQL statements`, sql);
+      print(`${what}: Redis commands sent`, sent);
+      print(`${what}: Redis commands executed`, await commandstats(redis), before);
+    }
+  } finally {
+    redis.disconnect();
+    await api.close();
+  }
+}
+
 const minimalEnv = await createBenchEnvironment();
 const sim = await startSimulatorProcess({ issueSeconds: 0 });
 const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
@@ -90,7 +161,10 @@ try {
   const queues = createQueues(redis, env.prefix);
   const { orders } = await insertOrders(
     db.db,
-    Array.from({ length: ORDERS }, (_, k) => ({ tenantId: tenant!.id, domains: [`o${k}.bench.example.com`] })),
+    Array.from({ length: ORDERS }, (_, k) => ({
+      tenantId: tenant!.id,
+      domains: [`o${k}.bench.example.com`],
+    })),
   );
   await enqueueOrders(
     queues,
