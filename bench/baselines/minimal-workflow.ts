@@ -19,7 +19,12 @@ export interface MinimalWorkflowOptions {
   simulatorUrl: string;
   orders: number;
   concurrency: number;
-  /** Called once every order is issued. */
+  /**
+   * Called once the orders and their first jobs are in place, just before the workers start: the bench
+   * reads its counters here, so both sides are counted from the same point (certq's orders are queued
+   * before its worker starts too).
+   */
+  beforeStart?: () => Promise<void>;
 }
 
 export interface MinimalWorkflowResult {
@@ -140,6 +145,7 @@ export async function runMinimalWorkflow(options: MinimalWorkflowOptions): Promi
       if (++issued === options.orders) resolveDone();
     },
   ];
+  await options.beforeStart?.();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const workers = names.map(

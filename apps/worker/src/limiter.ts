@@ -43,7 +43,15 @@ export interface UpstreamLimiter {
   acquire(use?: UpstreamUse): Promise<void>;
 }
 
+/** The GCRA script as a command of the connection: sent by its SHA (EVALSHA), not as a whole script per call. */
+const GCRA_COMMAND = 'certqUpstreamGcra';
+type GcraRedis = Redis & {
+  [GCRA_COMMAND](key: string, intervalUs: number, burstUs: number, reserveUs: number): Promise<number>;
+};
+
 export function createUpstreamLimiter(redis: Redis, key: string, maxPerSecond: number): UpstreamLimiter {
+  if (!(GCRA_COMMAND in redis)) redis.defineCommand(GCRA_COMMAND, { numberOfKeys: 1, lua: GCRA });
+  const gcra = redis as GcraRedis;
   const intervalUs = Math.floor(1_000_000 / maxPerSecond);
   // Allow a burst of one second's worth, as a token bucket of the same rate would.
   const burstUs = intervalUs * Math.max(0, maxPerSecond - 1);
@@ -51,7 +59,7 @@ export function createUpstreamLimiter(redis: Redis, key: string, maxPerSecond: n
     async acquire(use = 'poll') {
       const reserveUs = Math.floor(burstUs * RESERVE[use]);
       for (;;) {
-        const waitUs = Number(await redis.eval(GCRA, 1, key, intervalUs, burstUs, reserveUs));
+        const waitUs = Number(await gcra[GCRA_COMMAND](key, intervalUs, burstUs, reserveUs));
         if (waitUs <= 0) return;
         await new Promise((resolve) => setTimeout(resolve, Math.ceil(waitUs / 1000)));
       }

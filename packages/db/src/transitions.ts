@@ -1,8 +1,8 @@
 import { canTransition, IllegalTransitionError, type OrderStatus } from '@certq/core';
-import { and, eq, isNotNull, sql } from 'drizzle-orm';
-import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
+import { and, eq, type SQL, sql } from 'drizzle-orm';
+import { PgTransaction, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Queryable, Transaction } from './client';
-import { certificates, type Order, orderEvents, orders, tenants } from './schema';
+import { certificates, type Order, orderEvents, orders } from './schema';
 import { recordWebhookEvent } from './webhooks';
 
 /**
@@ -28,7 +28,7 @@ export async function lockOrder(tx: Transaction, orderId: string): Promise<Order
 }
 
 export interface TransitionArgs {
-  /** The locked row, as read in this transaction. */
+  /** The row as read: locked in this transaction, or (transitionOrderIfUnchanged) read without a lock. */
   order: Order;
   to: OrderStatus;
   /** Other columns to change with the status; values may be SQL (e.g. clock_timestamp()). */
@@ -36,7 +36,18 @@ export interface TransitionArgs {
   event?: { type?: string; detail?: unknown };
   /** The moment of the transition by the caller's clock (renewal backoff counts from it); default now. */
   at?: Date;
+  /** Entering `issued`: the new certificate, for the webhook's payload (else it is read back by id). */
+  issued?: { notAfter: Date; fingerprint: string };
+  /**
+   * More writes that belong to this transition (e.g. the DNS rows of the `dv` answer that verified the
+   * order): data-modifying statements that run in the same statement, only if the transition applies;
+   * they may select from TRANSITIONED, the updated row.
+   */
+  alsoWrite?: SQL[];
 }
+
+/** The updated order inside a transition's statement, for `alsoWrite`. */
+export const TRANSITIONED = sql`"transitioned"`;
 
 /**
  * The only way an order's status changes: checks the state machine, updates the row and appends the
@@ -46,29 +57,71 @@ export interface TransitionArgs {
  *  - `issued` / `failed`: the tenant's webhook outbox row (certificate.issued, certificate.renewed,
  *    order.failed), whose job the committer enqueues (see webhooks.ts).
  */
-export async function transitionOrder(
-  tx: Transaction,
-  { order, to, set = {}, event, at }: TransitionArgs,
-): Promise<Order> {
-  if (!canTransition(order.status, to)) throw new IllegalTransitionError(order.status, to);
-  const [updated] = await tx
-    .update(orders)
-    .set({ ...set, status: to, updatedAt: sql`now()` })
-    .where(eq(orders.id, order.id))
-    .returning();
-  if (!updated) throw new Error(`order ${order.id} vanished inside its own transaction`);
-  await tx.insert(orderEvents).values({
-    orderId: order.id,
-    type: event?.type ?? (order.status === to ? 'retry_scheduled' : 'status_changed'),
-    fromStatus: order.status,
-    toStatus: to,
-    detail: event?.detail ?? null,
-  });
-  if (to !== order.status && (to === 'failed' || to === 'issued')) await afterOutcome(tx, updated, at);
+export async function transitionOrder(tx: Transaction, args: TransitionArgs): Promise<Order> {
+  const updated = await transitionOrderIfUnchanged(tx, args);
+  // The caller holds the row lock: nobody can have changed the row since it was read.
+  if (!updated) throw new Error(`order ${args.order.id} changed under its own row lock`);
   return updated;
 }
 
-async function afterOutcome(tx: Transaction, order: Order, at = new Date()): Promise<void> {
+/**
+ * transitionOrder for a row read without a lock: the UPDATE's WHERE (same status, same run as read) is the
+ * guard the row lock would have given — under READ COMMITTED a concurrent writer is waited for and the
+ * condition re-checked on its result — and the answer is undefined when the order changed meanwhile.
+ *
+ * One statement: the event row and the tenant's webhook check ride in the UPDATE's CTE, so a transition
+ * that is not terminal is atomic on its own and needs no transaction. A terminal one (issued, failed)
+ * may write more (renewal backoff, webhook outbox): it must be given a transaction.
+ */
+export async function transitionOrderIfUnchanged(
+  db: Queryable,
+  { order, to, set = {}, event, at, issued, alsoWrite = [] }: TransitionArgs,
+): Promise<Order | undefined> {
+  if (!canTransition(order.status, to)) throw new IllegalTransitionError(order.status, to);
+  const terminal = to !== order.status && (to === 'failed' || to === 'issued');
+  if (terminal && !(db instanceof PgTransaction)) {
+    throw new Error(`the transition of order ${order.id} to ${to} needs a transaction`);
+  }
+  const transitioned = db.$with('transitioned').as(
+    db
+      .update(orders)
+      .set({ ...set, status: to, updatedAt: sql`now()` })
+      .where(
+        and(eq(orders.id, order.id), eq(orders.status, order.status), eq(orders.attempts, order.attempts)),
+      )
+      .returning(),
+  );
+  const type = event?.type ?? (order.status === to ? 'retry_scheduled' : 'status_changed');
+  const detail = event?.detail == null ? sql`null` : sql`${JSON.stringify(event.detail)}::jsonb`;
+  const logged = db.$with('transition_event', {}).as(
+    sql`insert into ${orderEvents} (order_id, type, from_status, to_status, detail)
+        select ${transitioned.id}, ${type}, ${order.status}::order_status, ${to}::order_status, ${detail}
+        from ${transitioned}`,
+  );
+  const also = alsoWrite.map((write, i) => db.$with(`transition_also_${i}`, {}).as(write));
+  const [row] = await db
+    .with(transitioned, logged, ...also)
+    .select({
+      ...transitioned._.selectedFields,
+      hasWebhook: sql<boolean>`exists (select 1 from tenants t
+        where t.id = "transitioned"."tenant_id" and t.webhook_url is not null)`,
+    })
+    .from(transitioned);
+  if (!row) return undefined;
+  const { hasWebhook, ...updated } = row;
+  if (terminal) await afterOutcome(db as Transaction, updated, { at, hasWebhook, issued });
+  return updated;
+}
+
+async function afterOutcome(
+  tx: Transaction,
+  order: Order,
+  {
+    at = new Date(),
+    hasWebhook,
+    issued: known,
+  }: { at?: Date; hasWebhook: boolean; issued?: TransitionArgs['issued'] },
+): Promise<void> {
   if (order.status === 'failed' && order.renewalOfCertificateId) {
     // SET expressions read the old row: 2^(failures before this one) hours, capped.
     await tx
@@ -80,11 +133,7 @@ async function afterOutcome(tx: Transaction, order: Order, at = new Date()): Pro
       })
       .where(eq(certificates.id, order.renewalOfCertificateId));
   }
-  const [tenant] = await tx
-    .select({ id: tenants.id })
-    .from(tenants)
-    .where(and(eq(tenants.id, order.tenantId), isNotNull(tenants.webhookUrl)));
-  if (!tenant) return;
+  if (!hasWebhook) return;
   const base = { orderId: order.id, kind: order.kind, domains: order.domains };
   if (order.status === 'failed') {
     await recordWebhookEvent(tx, {
@@ -95,16 +144,18 @@ async function afterOutcome(tx: Transaction, order: Order, at = new Date()): Pro
     });
     return;
   }
-  const [certificate] = order.certificateId
-    ? await tx
-        .select({
-          id: certificates.id,
-          notAfter: certificates.notAfter,
-          fingerprint: certificates.fingerprint,
-        })
-        .from(certificates)
-        .where(eq(certificates.id, order.certificateId))
-    : [];
+  const [certificate] = known
+    ? [known]
+    : order.certificateId
+      ? await tx
+          .select({
+            id: certificates.id,
+            notAfter: certificates.notAfter,
+            fingerprint: certificates.fingerprint,
+          })
+          .from(certificates)
+          .where(eq(certificates.id, order.certificateId))
+      : [];
   const issued = {
     ...base,
     certificateId: order.certificateId,

@@ -13,6 +13,7 @@ import {
   purgeIdempotencyKeys,
   tenants,
   transitionOrder,
+  transitionOrderIfUnchanged,
   violatedConstraint,
 } from '../src';
 
@@ -123,6 +124,33 @@ describe('@certq/db', () => {
       toStatus: 'applying',
       type: 'status_changed',
     });
+  });
+
+  it('without a lock, changes an order only if it is still as read: one statement, its event included', async () => {
+    const tenant = await newTenant();
+    const [read] = await handle.db
+      .insert(orders)
+      .values({ tenantId: tenant.id, domains: ['u.com'], domainsKey: 'u.com' })
+      .returning();
+    // Someone else moves the order on (a new run) after it was read.
+    await handle.db.update(orders).set({ attempts: 2 }).where(eq(orders.id, read!.id));
+    expect(await transitionOrderIfUnchanged(handle.db, { order: read!, to: 'applying' })).toBeUndefined();
+    const [current] = await handle.db.select().from(orders).where(eq(orders.id, read!.id));
+    const moved = await transitionOrderIfUnchanged(handle.db, {
+      order: current!,
+      to: 'applying',
+      event: { detail: { note: 'dns ok' } },
+    });
+    expect(moved).toMatchObject({ status: 'applying', attempts: 2 });
+    expect(moved!.updatedAt).toBeInstanceOf(Date);
+    const events = await handle.db.select().from(orderEvents).where(eq(orderEvents.orderId, read!.id));
+    expect(events).toMatchObject([
+      { fromStatus: 'verifying', toStatus: 'applying', detail: { note: 'dns ok' } },
+    ]);
+    // A terminal outcome writes more (webhook outbox, renewal backoff): it must come with a transaction.
+    await expect(transitionOrderIfUnchanged(handle.db, { order: moved!, to: 'failed' })).rejects.toThrow(
+      /needs a transaction/,
+    );
   });
 });
 

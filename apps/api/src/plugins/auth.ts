@@ -181,11 +181,11 @@ export const authPlugin = fp<AuthOptions>(
     async function throttled(ip: string): Promise<number | undefined> {
       if (!options.redis) return undefined;
       try {
-        const [count, ttl] = await Promise.all([
-          options.redis.get(failureKey(ip)),
-          options.redis.pttl(failureKey(ip)),
-        ]);
-        return Number(count ?? 0) >= failureLimit ? Math.max(1, Math.ceil(ttl / 1000)) : undefined;
+        // Every authenticated request reads the count; only a throttled one needs the window's end.
+        const count = await options.redis.get(failureKey(ip));
+        if (Number(count ?? 0) < failureLimit) return undefined;
+        const ttl = await options.redis.pttl(failureKey(ip));
+        return Math.max(1, Math.ceil(ttl / 1000));
       } catch {
         return undefined; // Redis away: authentication still works, unthrottled
       }

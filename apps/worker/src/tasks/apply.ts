@@ -6,7 +6,7 @@ import type { WorkerContext } from '../context';
 import { loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome, rateLimited } from './outcome';
 import { describeError, retryLater } from './retry';
-import { transition } from './transition';
+import { transition, transitionIfUnchanged } from './transition';
 
 /** How long an apply call may be in flight: the client's timeout plus a margin. */
 const IN_FLIGHT_MS = 30_000;
@@ -102,32 +102,29 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
     return outcome ?? done('stale', 'order changed during the call');
   }
 
-  const issuing = await ctx.db.transaction(async (tx) => {
-    const [locked] = await tx.select().from(orders).where(eq(orders.id, order.id)).for('update');
-    if (!locked) return undefined;
-    if (locked.status !== 'applying' || locked.attempts !== job.run || locked.applyId) {
-      // Cancelled (or applied by someone else) while our call was in flight: keep the id on record.
-      await recordOrderEvent(tx, locked.id, 'application_orphaned', {
-        applyId: result.applyId,
-        traceId: result.traceId,
-      });
-      return undefined;
-    }
-    const now = ctx.clock.now();
-    return transition(ctx, tx, {
-      order: locked,
-      to: 'issuing',
-      set: {
-        applyId: result.applyId,
-        applyRequestedAt: null,
-        // First poll right away (enterStage: due now): it confirms the application exists and may
-        // already find it issued.
-        ...enterStage(now),
-        lastPolledAt: null,
-      },
-      event: { detail: { applyId: result.applyId, traceId: result.traceId } },
-    });
+  // One statement, no row lock: the transition applies only if the order is still applying in this run
+  // (the claim above set the intent on exactly that row, so nobody else applied it meanwhile).
+  const now = ctx.clock.now();
+  const issuing = await transitionIfUnchanged(ctx, ctx.db, {
+    order,
+    to: 'issuing',
+    set: {
+      applyId: result.applyId,
+      applyRequestedAt: null,
+      // First poll right away (enterStage: due now): it confirms the application exists and may
+      // already find it issued.
+      ...enterStage(now),
+      lastPolledAt: null,
+    },
+    event: { detail: { applyId: result.applyId, traceId: result.traceId } },
   });
+  if (!issuing) {
+    // Cancelled (or retried as a new run) while our call was in flight: keep the id on record.
+    await recordOrderEvent(ctx.db, order.id, 'application_orphaned', {
+      applyId: result.applyId,
+      traceId: result.traceId,
+    });
+  }
   if (!issuing) return done('stale', 'order changed while applying');
   log.info({ applyId: result.applyId, traceId: result.traceId }, 'application submitted');
   return done('moved', 'applied', issuing);

@@ -1,18 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import { checkIssuedCertificate, type IssuedApplication } from '@certq/api-client';
 import { certificates, type Order, type Transaction, type TransitionArgs } from '@certq/db';
 import { and, eq, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
-import { transition } from './transition';
+import { transitionIfUnchanged } from './transition';
 
 export type IssuanceResult =
   | { status: 'issued'; order: Order; certificateId: string }
-  | { status: 'rejected'; order: Order; reason: string };
+  | { status: 'rejected'; order: Order; reason: string }
+  | { status: 'stale' };
 
 /**
  * The issued path, shared by the poll task and the callback route: check that the key matches the
  * certificate and that it covers every domain of the order, store the chain and the sealed key, make
  * it the current certificate for that domain set (the previous one stays as history), and mark the
- * order issued — all in the caller's transaction, on the locked order. Idempotent: an order that is
+ * order issued — all in the caller's transaction. The order need not be locked: the transition comes
+ * first and applies only if the order is still as read (its UPDATE then holds the row lock for the rest
+ * of the transaction); `stale` when it changed meanwhile, nothing written. Idempotent: an order that is
  * already issued is returned as it is.
  */
 export async function completeIssuance(
@@ -32,14 +36,14 @@ export async function completeIssuance(
     now: ctx.clock.now(),
   });
   if (!check.ok) {
-    const failed = await transition(ctx, tx, {
+    const failed = await transitionIfUnchanged(ctx, tx, {
       order,
       to: 'failed',
       set: { ...alsoSet, lastError: `the issued certificate was rejected: ${check.reason}` },
       event: { type: 'certificate_rejected', detail: { reason: check.reason, applyId: order.applyId } },
       at: ctx.clock.now(),
     });
-    return { status: 'rejected', order: failed, reason: check.reason };
+    return failed ? { status: 'rejected', order: failed, reason: check.reason } : { status: 'stale' };
   }
   const { fingerprint } = check;
   if (application.fingerprints && application.fingerprints.toLowerCase() !== fingerprint) {
@@ -48,6 +52,15 @@ export async function completeIssuance(
       'upstream fingerprint differs from the leaf; storing the computed one',
     );
   }
+  const certificateId = randomUUID();
+  const issued = await transitionIfUnchanged(ctx, tx, {
+    order,
+    to: 'issued',
+    set: { ...alsoSet, certificateId, progress: 100, lastError: null },
+    event: { detail: { certificateId, fingerprint, notAfter: check.notAfter.toISOString() } },
+    issued: { notAfter: check.notAfter, fingerprint },
+  });
+  if (!issued) return { status: 'stale' };
   await tx
     .update(certificates)
     .set({ isCurrent: false })
@@ -58,31 +71,21 @@ export async function completeIssuance(
         sql`${certificates.isCurrent}`,
       ),
     );
-  const [certificate] = await tx
-    .insert(certificates)
-    .values({
-      tenantId: order.tenantId,
-      orderId: order.id,
-      domains: order.domains,
-      domainsKey: order.domainsKey,
-      applyId: order.applyId ?? application.id,
-      algorithm: order.algorithm,
-      ca: order.ca,
-      notBefore: check.notBefore,
-      notAfter: check.notAfter,
-      fingerprint,
-      certificatePem: application.certificate,
-      privateKeySealed: ctx.secrets.seal(application.privateKey),
-      isCurrent: true,
-    })
-    .returning({ id: certificates.id });
-  const issued = await transition(ctx, tx, {
-    order,
-    to: 'issued',
-    set: { ...alsoSet, certificateId: certificate!.id, progress: 100, lastError: null },
-    event: {
-      detail: { certificateId: certificate!.id, fingerprint, notAfter: check.notAfter.toISOString() },
-    },
+  await tx.insert(certificates).values({
+    id: certificateId,
+    tenantId: order.tenantId,
+    orderId: order.id,
+    domains: order.domains,
+    domainsKey: order.domainsKey,
+    applyId: order.applyId ?? application.id,
+    algorithm: order.algorithm,
+    ca: order.ca,
+    notBefore: check.notBefore,
+    notAfter: check.notAfter,
+    fingerprint,
+    certificatePem: application.certificate,
+    privateKeySealed: ctx.secrets.seal(application.privateKey),
+    isCurrent: true,
   });
-  return { status: 'issued', order: issued, certificateId: certificate!.id };
+  return { status: 'issued', order: issued, certificateId };
 }

@@ -31,11 +31,22 @@ export async function withLockedOrder<T>(
   status: OrderStatus,
   fn: (tx: Transaction, order: Order) => Promise<T>,
 ): Promise<T | undefined> {
-  let outbox: string[] = [];
-  const result = await ctx.db.transaction(async (tx) => {
+  return inTransaction(ctx, async (tx) => {
     const order = await lockOrder(tx, job.orderId);
     if (!order || order.status !== status || order.attempts !== job.run) return undefined;
-    const value = await fn(tx, order);
+    return fn(tx, order);
+  });
+}
+
+/**
+ * Runs `fn` in a transaction and enqueues the webhook outbox rows it wrote (transitionOrder's issued/failed
+ * events) once it has committed. For work on an order read without a lock, whose writes are guarded by
+ * their WHERE (transitionIfUnchanged).
+ */
+export async function inTransaction<T>(ctx: WorkerContext, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  let outbox: string[] = [];
+  const result = await ctx.db.transaction(async (tx) => {
+    const value = await fn(tx);
     outbox = takeRecordedWebhookDeliveries(tx);
     return value;
   });

@@ -1,10 +1,11 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { sql } from 'drizzle-orm';
+import { orders } from '@certq/db';
+import { and, eq, lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { changeCa, exhaustedError, nextCa } from './dns';
 import { completeIssuance } from './issuance';
-import { loadForStage, withLockedOrder } from './load';
+import { inTransaction, loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome } from './outcome';
 import { describeError, retryLater } from './retry';
 import { transition } from './transition';
@@ -27,13 +28,22 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   await ctx.limiter.acquire('poll');
   // The condition reads the row's current value: under READ COMMITTED a concurrent claimant re-checks it
   // after the first commit, so only one of them wins.
-  const claimed = await ctx.db.execute<{ apply_id: string; tenant_id: string }>(sql`
-    update orders set last_polled_at = clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})
-    where id = ${job.orderId} and status = 'issuing' and attempts = ${job.run} and next_attempt_at <= ${dueBy}
-      and (last_polled_at is null or last_polled_at <= clock_timestamp() - make_interval(secs => ${floorMs / 1000}))
-    returning apply_id, tenant_id`);
-  const row = claimed.rows[0];
-  if (!row) {
+  const [claimed] = await ctx.db
+    .update(orders)
+    .set({
+      lastPolledAt: sql`clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})`,
+    })
+    .where(
+      and(
+        eq(orders.id, job.orderId),
+        eq(orders.status, 'issuing'),
+        eq(orders.attempts, job.run),
+        lte(orders.nextAttemptAt, dueBy),
+        sql`(${orders.lastPolledAt} is null or ${orders.lastPolledAt} <= clock_timestamp() - make_interval(secs => ${floorMs / 1000}))`,
+      ),
+    )
+    .returning();
+  if (!claimed) {
     const loaded = await loadForStage(ctx, job, 'issuing');
     if ('stale' in loaded) return loaded.stale;
     if (loaded.order.nextAttemptAt > dueBy)
@@ -44,22 +54,54 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
     const waitMs = Math.max(0, Number(taken.rows[0]?.wait_ms ?? 0));
     return delayUntil(new Date(ctx.clock.now().getTime() + waitMs + 5), 'early', 'polled too recently');
   }
-
   const log = ctx.logger.child({
     orderId: job.orderId,
-    tenantId: row.tenant_id,
+    tenantId: claimed.tenantId,
     stage: 'poll',
-    applyId: row.apply_id,
+    applyId: claimed.applyId,
   });
   let application: Application | undefined;
   let failure: unknown;
   try {
-    const client = await ctx.httpsokFor(row.tenant_id);
-    application = await client.getApply(row.apply_id);
+    const client = await ctx.httpsokFor(claimed.tenantId);
+    application = await client.getApply(claimed.applyId!);
   } catch (error) {
     failure = error;
   }
   const polledAt = sql`clock_timestamp()`;
+
+  // The two common answers need no row lock: the claimed row is the order as read, and each write's
+  // WHERE checks it is still issuing in this run.
+  if (application?.status === 'issued') {
+    const issued = await inTransaction(ctx, (tx) =>
+      completeIssuance(ctx, tx, claimed, application, { lastPolledAt: polledAt }),
+    );
+    if (issued.status === 'stale') return done('stale', 'order changed during the call');
+    log.info(
+      { traceId: application.traceId, result: issued.status },
+      issued.status === 'issued' ? 'certificate issued' : 'certificate rejected',
+    );
+    return issued.status === 'issued'
+      ? done('issued', 'certificate issued')
+      : done('failed', `certificate rejected: ${issued.reason}`);
+  }
+  if (application?.status === 'issuing') {
+    const nextAttemptAt = new Date(ctx.clock.now().getTime() + intervalMs);
+    const [waiting] = await ctx.db
+      .update(orders)
+      .set({
+        lastPolledAt: polledAt,
+        progress: Math.max(0, Math.min(99, Math.round(application.progress))),
+        nextAttemptAt,
+        stageAttempts: 0,
+        lastError: null,
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(orders.id, claimed.id), eq(orders.status, 'issuing'), eq(orders.attempts, job.run)))
+      .returning({ id: orders.id });
+    if (!waiting) return done('stale', 'order changed during the call');
+    return delayUntil(nextAttemptAt, 'waiting', `issuing, ${application.progress}%`);
+  }
 
   const result = await withLockedOrder(ctx, job, 'issuing', async (tx, order) => {
     if (failure !== undefined || !application) {
@@ -70,16 +112,6 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
       if (retry.outcome.kind === 'delay' && retry.outcome.until < floor)
         return { ...retry.outcome, until: floor };
       return retry.outcome;
-    }
-    if (application.status === 'issued') {
-      const issued = await completeIssuance(ctx, tx, order, application, { lastPolledAt: polledAt });
-      log.info(
-        { traceId: application.traceId, result: issued.status },
-        issued.status === 'issued' ? 'certificate issued' : 'certificate rejected',
-      );
-      return issued.status === 'issued'
-        ? done('issued', 'certificate issued')
-        : done('failed', `certificate rejected: ${issued.reason}`);
     }
     if (application.status === 'failed') {
       // CA failover: the next CA of the order's list gets a new run; the order fails only when none is left.
@@ -114,12 +146,8 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
       log.info({ traceId: application.traceId, reason: application.reason }, 'application failed upstream');
       return done('failed', 'upstream status 3');
     }
-    const nextAttemptAt = new Date(ctx.clock.now().getTime() + intervalMs);
-    await tx.execute(
-      sql`update orders set last_polled_at = ${polledAt}, progress = ${Math.max(0, Math.min(99, Math.round(application.progress)))},
-          next_attempt_at = ${nextAttemptAt}, stage_attempts = 0, last_error = null, updated_at = now() where id = ${order.id}`,
-    );
-    return delayUntil(nextAttemptAt, 'waiting', `issuing, ${application.progress}%`);
+    // Issued and still issuing were handled above, without a lock.
+    throw new Error(`application status ${(application as Application).status} not handled`);
   });
   return result ?? done('stale', 'order changed during the call');
 }

@@ -1,8 +1,8 @@
 import { isHttpsokError, type VerifyResult } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { enterStage, type Order, orderDns, type Transaction } from '@certq/db';
+import { enterStage, type Order, TRANSITIONED, type Transaction } from '@certq/db';
 import { type DnsDiagnosis, upstreamReason } from '@certq/dns';
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import {
   type CaaVerdict,
@@ -17,7 +17,7 @@ import {
 import { loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome, rateLimited } from './outcome';
 import { retryLater, windowEndsAt } from './retry';
-import { transition } from './transition';
+import { transition, transitionIfUnchanged } from './transition';
 
 /**
  * verifying: is every domain's CNAME in place? certq looks itself first (local DNS through DNS_RESOLVERS)
@@ -32,7 +32,8 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
   const { order } = loaded;
   if (order.nextAttemptAt > ctx.clock.now()) return delayUntil(order.nextAttemptAt, 'early', 'not due yet');
 
-  const rows = await loadDnsRows(ctx, order.id);
+  // The DNS rows are written with `last_dv_at`, from httpsok's answer: never asked, no rows to load.
+  const rows = order.lastDvAt ? await loadDnsRows(ctx, order.id) : [];
   const known = order.domains.every((d) => rows.some((r) => r.domain === d));
   let diagnoses: DnsDiagnosis[] = known ? await checkCnames(ctx, rows) : [];
   const why = known
@@ -83,31 +84,21 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
   // CAA before an application is paid for.
   const caa: CaaVerdict | undefined = result.valid ? await checkCaaForOrder(ctx, order) : undefined;
 
+  if (result.valid && caa?.kind === 'ok') {
+    // Verified, CAA allows the CA: the answer's DNS rows and the move to applying in one statement, no row
+    // lock (the transition applies only if the order is still verifying in this run).
+    const applying = await transitionIfUnchanged(ctx, ctx.db, {
+      order,
+      to: 'applying',
+      set: { ...enterStage(ctx.clock.now()), lastDvAt: dvAt },
+      event: { detail: verifiedDetail(result, why, caa) },
+      alsoWrite: [saveDvAnswer(result, sql`${TRANSITIONED}.id`, sql`${TRANSITIONED},`)],
+    });
+    return applying ? done('moved', 'verified', applying) : done('stale', 'order changed during the call');
+  }
+
   const next = await withLockedOrder(ctx, job, 'verifying', async (tx, locked) => {
-    if (result.configs.length) {
-      await tx
-        .insert(orderDns)
-        .values(
-          result.configs.map((c) => ({
-            orderId: locked.id,
-            domain: c.domain,
-            host: c.host,
-            hostValue: c.hostValue,
-            valid: c.valid,
-            ...(result.valid ? { status: 'ok' as const, reason: 'httpsok confirmed the record.' } : {}),
-          })),
-        )
-        .onConflictDoUpdate({
-          target: [orderDns.orderId, orderDns.domain],
-          set: {
-            host: sql`excluded.host`,
-            hostValue: sql`excluded.host_value`,
-            valid: sql`excluded.valid`,
-            ...(result.valid ? { status: sql`excluded.status`, reason: sql`excluded.reason` } : {}),
-            checkedAt: sql`now()`,
-          },
-        });
-    }
+    await tx.execute(saveDvAnswer(result, sql`${locked.id}::uuid`));
     await tx.execute(sql`update orders set last_dv_at = ${dvAt} where id = ${locked.id}`);
     const now = ctx.clock.now();
     if (!result.valid || !caa) {
@@ -153,17 +144,38 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
       order: locked,
       to: 'applying',
       set: enterStage(now),
-      event: {
-        detail: {
-          traceId: result.traceId,
-          upstreamAskedBecause: why,
-          ...(caa.unknown.length ? { caaUnknown: caa.unknown } : {}),
-        },
-      },
+      event: { detail: verifiedDetail(result, why, caa) },
     });
     return { order: applying, outcome: done('moved', 'verified', applying) };
   });
   return next?.outcome ?? done('stale', 'order changed during the call');
+}
+
+function verifiedDetail(result: VerifyResult, why: string, caa: Extract<CaaVerdict, { kind: 'ok' }>) {
+  return {
+    traceId: result.traceId,
+    upstreamAskedBecause: why,
+    ...(caa.unknown.length ? { caaUnknown: caa.unknown } : {}),
+  };
+}
+
+/**
+ * Stores httpsok's `dv` answer on the order's DNS rows, one per domain (`confirmed` by httpsok: status ok).
+ * `orderId` is an SQL expression and `from` an optional FROM item, so the statement can also ride in a
+ * transition's statement (`alsoWrite`), reading the order from TRANSITIONED.
+ */
+function saveDvAnswer(result: VerifyResult, orderId: SQL, from: SQL = sql``): SQL {
+  const configs = JSON.stringify(
+    result.configs.map((c) => ({ domain: c.domain, host: c.host, host_value: c.hostValue, valid: c.valid })),
+  );
+  const confirmed = result.valid;
+  return sql`insert into order_dns (order_id, domain, host, host_value, valid, status, reason, checked_at)
+    select ${orderId}, c.domain, c.host, c.host_value, c.valid,
+      ${confirmed ? 'ok' : 'pending'}::dns_status, ${confirmed ? 'httpsok confirmed the record.' : null}, now()
+    from ${from} jsonb_to_recordset(${configs}::jsonb) as c(domain text, host text, host_value text, valid boolean)
+    on conflict (order_id, domain) do update set host = excluded.host, host_value = excluded.host_value,
+      valid = excluded.valid, ${confirmed ? sql`status = excluded.status, reason = excluded.reason,` : sql``}
+      checked_at = now()`;
 }
 
 /**
