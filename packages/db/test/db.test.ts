@@ -126,8 +126,10 @@ describe('@certq/db', () => {
     });
   });
 
-  it('without a lock, changes an order only if it is still as read: one statement, its event included', async () => {
-    const tenant = await newTenant();
+  it('without a lock, changes an order only if it is still as read: one statement, its event included', async ({
+    db: handle,
+  }) => {
+    const tenant = await newTenant(handle);
     const [read] = await handle.db
       .insert(orders)
       .values({ tenantId: tenant.id, domains: ['u.com'], domainsKey: 'u.com' })
