@@ -24,7 +24,8 @@ export const PRIORITY_LANE_WIDTH = 2 ** 19;
 /**
  * The lowest (first-run) priority of each lane. BullMQ runs the lowest number first, so every
  * interactive order goes before any bulk one and every bulk one before any renewal, in every stage;
- * within a lane an order's place is its position in its tenant's backlog (see `lanePriority`).
+ * within a lane an order's place is its position in its tenant's backlog, computed where orders are
+ * inserted (`insertOrders` in @certq/db). The last lane ends at 3 × 2^19 = 1,572,864 < MAX_JOB_PRIORITY.
  */
 export const PRIORITY = {
   interactive: 1,
@@ -38,17 +39,6 @@ export const PRIORITY = {
  * reads more than this many index entries whatever the tenant's backlog.
  */
 export const BACKLOG_COUNT_CAP = 1000;
-
-/** Position `position` (0 = first) of a tenant's backlog in `lane`, clamped to the lane. */
-export function lanePriority(lane: PriorityLane, position: number): number {
-  return PRIORITY[lane] + Math.min(Math.max(0, Math.floor(position)), PRIORITY_LANE_WIDTH - 1);
-}
-
-/** The lane a stored priority belongs to. */
-export function laneOfPriority(priority: number): PriorityLane {
-  if (priority >= PRIORITY.renewal) return 'renewal';
-  return priority >= PRIORITY.bulk ? 'bulk' : 'interactive';
-}
 
 /**
  * Deterministic job id for one stage of one order's run: re-adding it while it exists is a no-op,
