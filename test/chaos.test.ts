@@ -533,16 +533,18 @@ async function chaos(system: System, expect: ExpectStatic, { started, faults, cl
   const loggedByLast = last.output().split(logLine).length - 1;
   const outstandingAtFaults = faults.reduce((n, f) => n + (f.appliesOutstanding ?? 0), 0);
 
-  /** While Postgres was down: from the first to the last 503, and when the API answered again. */
+  /** While Postgres was down: from the first to the last 503, when the API answered again, 503s after. */
   const unavailability = (fault: Fault, i: number) => {
     const until = faults[i + 1]?.startedAt ?? fault.endedAt + 30_000;
-    const window = client.answers.filter((a) => a.at >= fault.startedAt && a.at < until);
-    const unavailable = window.filter((a) => a.status === 503);
-    const back = window.find((a) => a.at > fault.endedAt && a.status < 300);
+    const during = client.answers.filter((a) => a.at >= fault.startedAt && a.at <= fault.endedAt);
+    const after = client.answers.filter((a) => a.at > fault.endedAt && a.at < until);
+    const unavailable = during.filter((a) => a.status === 503);
+    const back = after.find((a) => a.status < 300);
     return {
       spellMs: unavailable.length ? unavailable.at(-1)!.at - unavailable[0]!.at : 0,
       answered503: unavailable.length,
       backAfterMs: back ? back.at - fault.endedAt : undefined,
+      later503: countWhere(after, (a) => a.status === 503),
     };
   };
   const seconds = (ms: number | undefined) => (ms === undefined ? '–' : `${(ms / 1000).toFixed(1)} s`);
@@ -557,7 +559,7 @@ async function chaos(system: System, expect: ExpectStatic, { started, faults, cl
           `  ${f.name}: lasted ${seconds(f.endedAt - f.startedAt)}` +
           (f.appliesOutstanding === undefined ? '' : `, applies outstanding ${f.appliesOutstanding}`) +
           (api
-            ? `, API answered 503 (${api.answered503}×) for ${seconds(api.spellMs)}, 2xx again ${seconds(api.backAfterMs)} after the end`
+            ? `, API answered 503 (${api.answered503}×) for ${seconds(api.spellMs)}, 2xx again ${seconds(api.backAfterMs)} after the end (then ${api.later503} more 503)`
             : '') +
           `; first issuance ${seconds(f.recoveredMs)} after the end`
         );
