@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import { runMinimalWorkflow } from './baselines/minimal-workflow';
-import { createBenchEnvironment, startSimulatorProcess } from './lib';
+import { benchConfig, createBenchEnvironment, startSimulatorProcess } from './lib';
 
 /**
  * Where the cost of an order goes. Not part of `pnpm bench`: a tool for reading costs.
@@ -139,23 +139,13 @@ const minimalEnv = await createBenchEnvironment();
 const sim = await startSimulatorProcess({ issueSeconds: 0 });
 const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
 try {
-  const config = loadConfig(
-    {
-      DATABASE_URL: env.databaseUrl,
-      REDIS_URL: env.redisUrl,
-      REDIS_PREFIX: env.prefix,
-      HTTPSOK_BASE_URL: sim.url,
-      HTTPSOK_API_KEY: 'bench',
-      ADMIN_TOKEN: randomBytes(16).toString('hex'),
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      UPSTREAM_MAX_RPS: '100000',
-      WORKER_CONCURRENCY: '50',
-      LOG_LEVEL: 'silent',
-      DNS_RESOLVERS: env.dnsResolvers,
-      DNS_RESOLVER_MAX_QPS: '100000',
-    },
-    { requireSecrets: true },
-  );
+  const config = benchConfig(env, sim.url, {
+    UPSTREAM_MAX_RPS: '100000',
+    WORKER_CONCURRENCY: '50',
+    LOG_LEVEL: 'silent',
+    DNS_RESOLVERS: env.dnsResolvers,
+    DNS_RESOLVER_MAX_QPS: '100000',
+  });
   const db = createDb(env.databaseUrl);
   const [tenant] = await db.db.insert(tenants).values({ name: 'bench', tokenHash: 'bench' }).returning();
   const queues = createQueues(redis, env.prefix);

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { backoffDelay, loadConfig } from '@certq/core';
+import { backoffDelay } from '@certq/core';
 import { createDb, insertOrders, tenants } from '@certq/db';
 import { createSimulator, dvRecord } from '@certq/simulator';
 import { startNamed } from '@certq/testing';
@@ -7,7 +6,7 @@ import { startWorker } from '@certq/worker';
 import { createQueues, enqueueOrders } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import { type BenchRow, benchConfig, createBenchEnvironment, percentile } from './lib';
 
 /*
  * `pnpm bench dns` (issue 9): orders whose CNAME appears at a random moment within two minutes, in a real DNS
@@ -109,23 +108,14 @@ export async function run(): Promise<BenchRow[]> {
   const suite = `dns (${ORDERS} orders, records over ${120} s scaled 1/${SCALE})`;
   try {
     // certq with local DNS checks.
-    const config = loadConfig(
-      {
-        DATABASE_URL: env.databaseUrl,
-        REDIS_URL: env.redisUrl,
-        REDIS_PREFIX: env.prefix,
-        HTTPSOK_BASE_URL: simUrl,
-        HTTPSOK_API_KEY: API_KEY,
-        ADMIN_TOKEN: randomBytes(16).toString('hex'),
-        ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-        UPSTREAM_MAX_RPS: '100000',
-        WORKER_CONCURRENCY: '100',
-        LOG_LEVEL: 'silent',
-        DNS_RESOLVERS: named.address,
-        DNS_CHECK_INTERVAL_MS: String(15_000 / SCALE),
-      },
-      { requireSecrets: true },
-    );
+    const config = benchConfig(env, simUrl, {
+      HTTPSOK_API_KEY: API_KEY,
+      UPSTREAM_MAX_RPS: '100000',
+      WORKER_CONCURRENCY: '100',
+      LOG_LEVEL: 'silent',
+      DNS_RESOLVERS: named.address,
+      DNS_CHECK_INTERVAL_MS: String(15_000 / SCALE),
+    });
     const db = createDb(env.databaseUrl);
     const [tenant] = await db.db.insert(tenants).values({ name: 'bench', tokenHash: 'bench' }).returning();
     const queues = createQueues(redis, env.prefix);

@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { loadConfig } from '@certq/core';
 import { createDb, orders, tenants } from '@certq/db';
 import { waitFor } from '@certq/testing';
 import { startWorker } from '@certq/worker';
@@ -8,7 +6,7 @@ import { createOrder, createOrders, createQueues } from '@certq/workflow';
 import { and, count, eq, inArray } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { type BenchRow, createBenchEnvironment, startSimulatorProcess } from './lib';
+import { type BenchRow, benchConfig, createBenchEnvironment, startSimulatorProcess } from './lib';
 
 /**
  * One tenant's bulk against other tenants' single orders (`pnpm bench fairness`). The simulator
@@ -30,21 +28,11 @@ export async function run(): Promise<BenchRow[]> {
   const env = await createBenchEnvironment();
   const sim = await startSimulatorProcess({ issueSeconds: 5 });
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-  const config = loadConfig(
-    {
-      DATABASE_URL: env.databaseUrl,
-      REDIS_URL: env.redisUrl,
-      REDIS_PREFIX: env.prefix,
-      HTTPSOK_BASE_URL: sim.url,
-      HTTPSOK_API_KEY: 'bench',
-      ADMIN_TOKEN: randomBytes(16).toString('hex'),
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      UPSTREAM_MAX_RPS: '20',
-      DNS_RESOLVERS: env.dnsResolvers,
-      LOG_LEVEL: 'silent',
-    },
-    { requireSecrets: true },
-  );
+  const config = benchConfig(env, sim.url, {
+    UPSTREAM_MAX_RPS: '20',
+    DNS_RESOLVERS: env.dnsResolvers,
+    LOG_LEVEL: 'silent',
+  });
   const db = createDb(env.databaseUrl);
   const queues = createQueues(redis, env.prefix);
   const deps = { db: db.db, queues };

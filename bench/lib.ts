@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { type Config, secretBoxFromConfig } from '@certq/core';
+import { type Config, loadConfig, secretBoxFromConfig } from '@certq/core';
 import { createDb, migrate } from '@certq/db';
 import { startNamed } from '@certq/testing';
 import { createWorkerContext } from '@certq/worker';
@@ -134,4 +134,25 @@ export function openScanContext(
       await handle.close();
     },
   };
+}
+
+/**
+ * certq's configuration for a bench run on `env` against the simulator at `simUrl`: the parts every
+ * suite shares (fresh secrets, silent logs), plus the suite's own settings as in process.env.
+ */
+export function benchConfig(env: BenchEnvironment, simUrl: string, settings: Record<string, string>): Config {
+  return loadConfig(
+    {
+      DATABASE_URL: env.databaseUrl,
+      REDIS_URL: env.redisUrl,
+      REDIS_PREFIX: env.prefix,
+      HTTPSOK_BASE_URL: simUrl,
+      HTTPSOK_API_KEY: 'bench',
+      ADMIN_TOKEN: randomBytes(16).toString('hex'),
+      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      LOG_LEVEL: 'silent',
+      ...settings,
+    },
+    { requireSecrets: true },
+  );
 }

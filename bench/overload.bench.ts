@@ -1,12 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { loadConfig } from '@certq/core';
 import { createDb, insertOrders, tenants } from '@certq/db';
 import { startWorker } from '@certq/worker';
 import { createQueues, enqueueOrders } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { type BenchRow, createBenchEnvironment, percentile, startSimulatorProcess } from './lib';
+import { type BenchRow, benchConfig, createBenchEnvironment, percentile, startSimulatorProcess } from './lib';
 
 /**
  * Offered load above the upstream ceiling (`pnpm bench overload`): UPSTREAM_MAX_RPS=20, the
@@ -41,20 +39,10 @@ export async function run(): Promise<BenchRow[]> {
   const env = await createBenchEnvironment();
   const sim = await startSimulatorProcess({ issueSeconds: 5 });
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-  const config = loadConfig(
-    {
-      DATABASE_URL: env.databaseUrl,
-      REDIS_URL: env.redisUrl,
-      REDIS_PREFIX: env.prefix,
-      HTTPSOK_BASE_URL: sim.url,
-      HTTPSOK_API_KEY: 'bench',
-      ADMIN_TOKEN: randomBytes(16).toString('hex'),
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      UPSTREAM_MAX_RPS: String(MAX_RPS),
-      LOG_LEVEL: 'silent',
-    },
-    { requireSecrets: true },
-  );
+  const config = benchConfig(env, sim.url, {
+    UPSTREAM_MAX_RPS: String(MAX_RPS),
+    LOG_LEVEL: 'silent',
+  });
   const db = createDb(env.databaseUrl);
   const queues = createQueues(redis, env.prefix);
   const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });

@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { loadConfig } from '@certq/core';
 import { createDb, insertOrders, tenants } from '@certq/db';
 import { startPrivateRedis } from '@certq/testing/servers';
 import { startWorker } from '@certq/worker';
@@ -10,7 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import { runMinimalWorkflow } from './baselines/minimal-workflow';
-import { type BenchRow, createBenchEnvironment, startSimulatorProcess } from './lib';
+import { type BenchRow, benchConfig, createBenchEnvironment, startSimulatorProcess } from './lib';
 
 const ORDERS = Number(process.env.BENCH_WORKER_ORDERS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 50);
@@ -103,24 +101,14 @@ export async function run(): Promise<BenchRow[]> {
   const redisSent = countRedisCommandsSent();
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   try {
-    const config = loadConfig(
-      {
-        DATABASE_URL: env.databaseUrl,
-        REDIS_URL: env.redisUrl,
-        REDIS_PREFIX: env.prefix,
-        HTTPSOK_BASE_URL: sim.url,
-        HTTPSOK_API_KEY: 'bench',
-        ADMIN_TOKEN: randomBytes(16).toString('hex'),
-        ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-        UPSTREAM_MAX_RPS: '100000',
-        WORKER_CONCURRENCY: String(CONCURRENCY),
-        LOG_LEVEL: 'silent',
-        // certq's own DNS checks against the local named; its ceiling lifted so it measures the worker.
-        DNS_RESOLVERS: env.dnsResolvers,
-        DNS_RESOLVER_MAX_QPS: '100000',
-      },
-      { requireSecrets: true },
-    );
+    const config = benchConfig(env, sim.url, {
+      UPSTREAM_MAX_RPS: '100000',
+      WORKER_CONCURRENCY: String(CONCURRENCY),
+      LOG_LEVEL: 'silent',
+      // certq's own DNS checks against the local named; its ceiling lifted so it measures the worker.
+      DNS_RESOLVERS: env.dnsResolvers,
+      DNS_RESOLVER_MAX_QPS: '100000',
+    });
     const db = createDb(env.databaseUrl);
     const [tenant] = await db.db.insert(tenants).values({ name: 'bench', tokenHash: 'bench' }).returning();
     const queues = createQueues(redis, env.prefix);
