@@ -3,12 +3,13 @@ import { startApi } from '@certq/api';
 import { loadConfig } from '@certq/core';
 import { createDb, tenants } from '@certq/db';
 import { createSimulator } from '@certq/simulator';
+import { certqSettings } from '@certq/testing';
 import { startWorker } from '@certq/worker';
 import { createOrders, createQueues } from '@certq/workflow';
 import { inArray, sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import { type BenchRow, benchPlaces, createBenchEnvironment, percentile } from './lib';
 
 const ORDERS = Number(process.env.BENCH_CALLBACK_ORDERS ?? 40);
 /** Orders placed per second: spread out, as callbacks arrive in production, not one burst. */
@@ -26,16 +27,7 @@ export async function run(): Promise<BenchRow[]> {
   const simUrl = await sim.listen();
   const completedAt = new Map<string, number>();
   sim.events.on('completed', ({ id }) => completedAt.set(String(id), Date.now()));
-  const base = {
-    DATABASE_URL: env.databaseUrl,
-    REDIS_URL: env.redisUrl,
-    REDIS_PREFIX: env.prefix,
-    HTTPSOK_BASE_URL: simUrl,
-    HTTPSOK_API_KEY: 'bench',
-    ADMIN_TOKEN: randomBytes(16).toString('hex'),
-    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-    LOG_LEVEL: 'silent',
-  };
+  const base = certqSettings(benchPlaces(env, simUrl), { HTTPSOK_API_KEY: 'bench' });
   const api = await startApi({
     config: loadConfig(base, { requireSecrets: true }),
     logger: false,

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig, secretBoxFromConfig } from '@certq/core';
 import { createDb, migrate } from '@certq/db';
-import { startNamed } from '@certq/testing';
+import { type CertqPlaces, certqSettings, startNamed } from '@certq/testing';
 import { createWorkerContext } from '@certq/worker';
 import { createQueues } from '@certq/workflow';
 import { Redis } from 'ioredis';
@@ -136,23 +136,22 @@ export function openScanContext(
   };
 }
 
+/** Where a bench's certq processes find their database, Redis and the simulator. */
+export function benchPlaces(env: BenchEnvironment, simUrl: string): CertqPlaces {
+  return {
+    databaseUrl: env.databaseUrl,
+    redisUrl: env.redisUrl,
+    redisPrefix: env.prefix,
+    httpsokUrl: simUrl,
+  };
+}
+
 /**
  * certq's configuration for a bench run on `env` against the simulator at `simUrl`: the parts every
  * suite shares (fresh secrets, silent logs), plus the suite's own settings as in process.env.
  */
 export function benchConfig(env: BenchEnvironment, simUrl: string, settings: Record<string, string>): Config {
-  return loadConfig(
-    {
-      DATABASE_URL: env.databaseUrl,
-      REDIS_URL: env.redisUrl,
-      REDIS_PREFIX: env.prefix,
-      HTTPSOK_BASE_URL: simUrl,
-      HTTPSOK_API_KEY: 'bench',
-      ADMIN_TOKEN: randomBytes(16).toString('hex'),
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      LOG_LEVEL: 'silent',
-      ...settings,
-    },
-    { requireSecrets: true },
-  );
+  return loadConfig(certqSettings(benchPlaces(env, simUrl), { HTTPSOK_API_KEY: 'bench', ...settings }), {
+    requireSecrets: true,
+  });
 }

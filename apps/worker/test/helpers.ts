@@ -14,6 +14,7 @@ import type { DnsResolver } from '@certq/dns';
 import { createSimulator, type Simulator, type SimulatorInit } from '@certq/simulator';
 import {
   test as baseTest,
+  certqSettings,
   createTestDatabase,
   createTestRedis,
   type TestDatabase,
@@ -72,22 +73,20 @@ export async function createWorkbench(options: WorkbenchOptions = {}): Promise<W
   const redis = createTestRedis();
   const sim = createSimulator({ issueSeconds: 0, ...options.sim });
   const simUrl = await sim.listen();
-  const env: Record<string, string> = {
-    DATABASE_URL: database.url,
-    REDIS_URL: redis.url,
-    REDIS_PREFIX: redis.prefix,
-    HTTPSOK_BASE_URL: simUrl,
-    HTTPSOK_API_KEY: 'test-operator-key',
-    ADMIN_TOKEN: randomBytes(16).toString('hex'),
-    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  const places = {
+    databaseUrl: database.url,
+    redisUrl: redis.url,
+    redisPrefix: redis.prefix,
+    httpsokUrl: simUrl,
+  };
+  const env = certqSettings(places, {
     UPSTREAM_MAX_RPS: '500',
     WORKER_CONCURRENCY: '20',
-    LOG_LEVEL: 'silent',
     WORKER_METRICS_PORT: '0',
     // certq's own DNS checks go to the test setup's private named, never the machine's resolver.
     DNS_RESOLVERS: inject('certq').dnsResolvers,
     ...options.env,
-  };
+  });
   const config = loadConfig(env, { requireSecrets: true });
   const db = createDb(database.url);
   const redisClient = new Redis(redis.url, { maxRetriesPerRequest: null });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createRedisConnection, loadConfig } from '@certq/core';
 import { createDb, type DbHandle, findOrder, insertOrders, orderEvents, orders, tenants } from '@certq/db';
 import { createSimulator, type Simulator } from '@certq/simulator';
-import { createTestDatabase, type TestDatabase, waitFor } from '@certq/testing';
+import { certqSettings, createTestDatabase, type TestDatabase, waitFor } from '@certq/testing';
 import {
   type PgBouncerServer,
   type RedisClusterServer,
@@ -39,20 +39,17 @@ beforeAll(async () => {
   sim = createSimulator({ issueSeconds: 1, latencyMs: 5 });
   const simUrl = await sim.listen();
   const prefix = `{certq-${randomBytes(4).toString('hex')}}`;
-  env = {
-    DATABASE_URL: bouncer.url,
-    DATABASE_PREPARED_STATEMENTS: 'false',
-    REDIS_URL: cluster.url,
-    REDIS_PREFIX: prefix,
-    HTTPSOK_BASE_URL: simUrl,
-    HTTPSOK_API_KEY: 'test-operator-key',
-    ADMIN_TOKEN: randomBytes(16).toString('hex'),
-    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-    UPSTREAM_MAX_RPS: '500',
-    WORKER_CONCURRENCY: '10',
-    WORKER_METRICS_PORT: '0',
-    WORKER_LOCK_DURATION_MS: '10000',
-  };
+  env = certqSettings(
+    { databaseUrl: bouncer.url, redisUrl: cluster.url, redisPrefix: prefix, httpsokUrl: simUrl },
+    {
+      DATABASE_PREPARED_STATEMENTS: 'false',
+      LOG_LEVEL: 'info',
+      UPSTREAM_MAX_RPS: '500',
+      WORKER_CONCURRENCY: '10',
+      WORKER_METRICS_PORT: '0',
+      WORKER_LOCK_DURATION_MS: '10000',
+    },
+  );
   direct = createDb(database.url);
   redis = createRedisConnection(cluster.url, { maxRetriesPerRequest: null });
   queues = createQueues(redis, prefix);

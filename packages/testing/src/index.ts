@@ -5,6 +5,7 @@ export type { NamedServer, SilentResolver, StartNamedOptions } from './named';
 export { startNamed, startSilentResolver } from './named';
 export * from './restartable';
 export { freePort } from './services';
+export * from './settings';
 
 /** Polls a condition until it holds (for state that lives in Postgres or another process). */
 export async function waitFor<T>(
