@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import { type BenchRow, createBenchEnvironment, percentile, serveApiRole } from './lib';
 
 /**
  * The HTTP API under load. The servers under test run in their own processes (this file, started
@@ -24,16 +24,7 @@ async function serveRole(role: string): Promise<void> {
   let close: () => Promise<void>;
   let url: string;
   if (role === 'api') {
-    const { loadConfig } = await import('@certq/core');
-    const { startApi } = await import('@certq/api');
-    const api = await startApi({
-      config: loadConfig(process.env),
-      logger: false,
-      host: '127.0.0.1',
-      port: 0,
-    });
-    url = api.url;
-    close = api.close;
+    ({ url, close } = await serveApiRole());
   } else if (role === 'minimal') {
     const { buildMinimalEnqueue } = await import('./baselines/minimal-enqueue');
     const app = await buildMinimalEnqueue({

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import { type BenchRow, createBenchEnvironment, percentile, serveApiRole } from './lib';
 
 /**
  * Delivery to TLS servers.
@@ -33,16 +33,7 @@ async function serveRole(role: string): Promise<void> {
   let close: () => Promise<void>;
   let url: string;
   if (role === 'api') {
-    const { loadConfig } = await import('@certq/core');
-    const { startApi } = await import('@certq/api');
-    const api = await startApi({
-      config: loadConfig(process.env),
-      logger: false,
-      host: '127.0.0.1',
-      port: 0,
-    });
-    url = api.url;
-    close = api.close;
+    ({ url, close } = await serveApiRole());
   } else {
     // The baseline: the least a server can do to answer the same question.
     const { default: Fastify } = await import('fastify');

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig, secretBoxFromConfig } from '@certq/core';
 import { createDb, migrate } from '@certq/db';
-import { type CertqPlaces, certqSettings, startNamed } from '@certq/testing';
+import { type CertqPlaces, certqSettings, deleteRedisKeys, startNamed } from '@certq/testing';
 import { createWorkerContext } from '@certq/worker';
 import { createQueues } from '@certq/workflow';
 import { Redis } from 'ioredis';
@@ -56,14 +56,7 @@ export async function createBenchEnvironment(): Promise<BenchEnvironment> {
     dnsResolvers: named.address,
     async cleanup() {
       await named.stop();
-      const redis = new Redis(REDIS_URL);
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.unlink(...keys);
-      } while (cursor !== '0');
-      redis.disconnect();
+      await deleteRedisKeys(REDIS_URL, prefix);
       const client = new pg.Client({ connectionString: ADMIN_URL });
       await client.connect();
       await client.query(`drop database if exists ${name} with (force)`);
@@ -154,4 +147,11 @@ export function benchConfig(env: BenchEnvironment, simUrl: string, settings: Rec
   return loadConfig(certqSettings(benchPlaces(env, simUrl), { HTTPSOK_API_KEY: 'bench', ...settings }), {
     requireSecrets: true,
   });
+}
+
+/** A bench's server role: certq's API in this (child) process, configured from process.env. */
+export async function serveApiRole(): Promise<{ url: string; close: () => Promise<void> }> {
+  const { loadConfig } = await import('@certq/core');
+  const { startApi } = await import('@certq/api');
+  return startApi({ config: loadConfig(process.env), logger: false, host: '127.0.0.1', port: 0 });
 }
