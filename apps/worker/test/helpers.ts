@@ -22,7 +22,7 @@ import {
   waitFor,
 } from '@certq/testing';
 import { createQueues, enqueueOrders, type Queues } from '@certq/workflow';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { expect, inject } from 'vitest';
@@ -58,6 +58,8 @@ export interface Workbench {
   order(domains: string[], extra?: OrderExtra): Promise<Order>;
   orders(list: string[][], extra?: OrderExtra): Promise<Order[]>;
   reload(id: string): Promise<Order>;
+  /** How many of the bench's orders are in `status` now. */
+  countIn(status: Order['status']): Promise<number>;
   waitForStatus(ids: string[], statuses: Order['status'][], timeoutMs?: number): Promise<Order[]>;
   close(): Promise<void>;
 }
@@ -130,6 +132,10 @@ export async function createWorkbench(options: WorkbenchOptions = {}): Promise<W
       const rows = created.map((c) => c.order);
       await enqueueOrders(queues, rows);
       return rows;
+    },
+    async countIn(status) {
+      const [row] = await db.db.select({ n: count() }).from(orders).where(eq(orders.status, status));
+      return row!.n;
     },
     async reload(id) {
       const [row] = await db.db.select().from(orders).where(eq(orders.id, id));

@@ -1,7 +1,7 @@
 import { type ApplyResult, isHttpsokError } from '@certq/api-client';
 import { generateToken, hashToken, type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { enterStage, type Order, orders, recordOrderEvent } from '@certq/db';
-import { and, eq, isNull, lte } from 'drizzle-orm';
+import { and, eq, isNull, lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome, rateLimited } from './outcome';
@@ -200,9 +200,32 @@ const ADOPT_RETRY_MS = UPSTREAM_FLOOR_MS;
 async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): Promise<Outcome> {
   const applyId = order.announcedApplyId!;
   const log = ctx.logger.child({ orderId: order.id, tenantId: order.tenantId, stage: 'apply', applyId });
+  await ctx.limiter.acquire();
+  // The re-fetch is a request for the application, so it keeps the poll floor as a poll does: it claims
+  // the slot in Postgres first (two apply jobs for one order after a crash would both fetch otherwise).
+  const [claimed] = await ctx.db
+    .update(orders)
+    .set({
+      lastPolledAt: sql`clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})`,
+    })
+    .where(
+      and(
+        eq(orders.id, order.id),
+        eq(orders.status, 'applying'),
+        eq(orders.announcedApplyId, applyId),
+        isNull(orders.applyId),
+        sql`(${orders.lastPolledAt} is null or ${orders.lastPolledAt} <= clock_timestamp() - make_interval(secs => ${UPSTREAM_FLOOR_MS / 1000}))`,
+      ),
+    )
+    .returning({ id: orders.id });
+  if (!claimed)
+    return delayUntil(
+      new Date(ctx.clock.now().getTime() + ADOPT_RETRY_MS),
+      'early',
+      'announced application fetched too recently',
+    );
   let domains: string[];
   try {
-    await ctx.limiter.acquire();
     const client = await ctx.httpsokFor(order.tenantId);
     const application = await client.getApply(applyId);
     domains = application.status === 'failed' ? [] : application.domains;
