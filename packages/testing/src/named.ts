@@ -114,7 +114,9 @@ ${brokenZones}
     child.stderr?.on('data', (chunk: string) => {
       log += chunk;
       if (log.length > 64_000) log = log.slice(-32_000);
-      if (/\brunning\b/.test(log)) resolve();
+      // The last startup line is "<time> running"; an early one says "running on Linux …", before the
+      // zones are loaded (a query then is refused, which a test would read as lookup_failed).
+      if (/\srunning\r?\n/.test(log)) resolve();
     });
     child.once('exit', (code, signal) =>
       reject(new Error(`named exited (${code ?? signal}) before it ran:\n${log}`)),
