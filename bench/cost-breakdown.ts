@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { startApi } from '@certq/api';
-import { loadConfig } from '@certq/core';
 import { createDb, insertOrders, tenants } from '@certq/db';
 import { startPrivateRedis } from '@certq/testing/servers';
 import { startWorker } from '@certq/worker';
@@ -82,15 +81,9 @@ if (MODE === 'api') {
 async function breakDownApi() {
   const adminToken = randomBytes(16).toString('hex');
   const api = await startApi({
-    config: loadConfig({
-      DATABASE_URL: env.databaseUrl,
-      REDIS_URL: env.redisUrl,
-      REDIS_PREFIX: env.prefix,
+    config: benchConfig(env, 'http://127.0.0.1:9', {
       ADMIN_TOKEN: adminToken,
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
       RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
-      LOG_LEVEL: 'silent',
     }),
     logger: false,
     host: '127.0.0.1',
@@ -142,7 +135,6 @@ try {
   const config = benchConfig(env, sim.url, {
     UPSTREAM_MAX_RPS: '100000',
     WORKER_CONCURRENCY: '50',
-    LOG_LEVEL: 'silent',
     DNS_RESOLVERS: env.dnsResolvers,
     DNS_RESOLVER_MAX_QPS: '100000',
   });

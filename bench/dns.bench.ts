@@ -112,7 +112,6 @@ export async function run(): Promise<BenchRow[]> {
       HTTPSOK_API_KEY: API_KEY,
       UPSTREAM_MAX_RPS: '100000',
       WORKER_CONCURRENCY: '100',
-      LOG_LEVEL: 'silent',
       DNS_RESOLVERS: named.address,
       DNS_CHECK_INTERVAL_MS: String(15_000 / SCALE),
     });

@@ -31,7 +31,6 @@ export async function run(): Promise<BenchRow[]> {
   const config = benchConfig(env, sim.url, {
     UPSTREAM_MAX_RPS: '20',
     DNS_RESOLVERS: env.dnsResolvers,
-    LOG_LEVEL: 'silent',
   });
   const db = createDb(env.databaseUrl);
   const queues = createQueues(redis, env.prefix);

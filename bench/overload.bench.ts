@@ -41,7 +41,6 @@ export async function run(): Promise<BenchRow[]> {
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   const config = benchConfig(env, sim.url, {
     UPSTREAM_MAX_RPS: String(MAX_RPS),
-    LOG_LEVEL: 'silent',
   });
   const db = createDb(env.databaseUrl);
   const queues = createQueues(redis, env.prefix);

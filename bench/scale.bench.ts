@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startApi } from '@certq/api';
-import { loadConfig } from '@certq/core';
 import { scanRenewals } from '@certq/worker';
 import type pg from 'pg';
-import { type BenchRow, createBenchEnvironment, openScanContext, percentile } from './lib';
+import { type BenchRow, benchConfig, createBenchEnvironment, openScanContext, percentile } from './lib';
 
 /**
  * certq at a million certificates and ten thousand tenants (`pnpm bench scale`). The data is
@@ -199,15 +198,9 @@ async function listingP99(base: string, token: string, path: string, cursors: st
 export async function run(): Promise<BenchRow[]> {
   const env = await createBenchEnvironment();
   const adminToken = `scale-admin-${randomBytes(16).toString('hex')}`;
-  const config = loadConfig({
-    DATABASE_URL: env.databaseUrl,
-    REDIS_URL: env.redisUrl,
-    REDIS_PREFIX: env.prefix,
+  const config = benchConfig(env, 'http://127.0.0.1:9', {
     ADMIN_TOKEN: adminToken,
-    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-    HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
     RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
-    LOG_LEVEL: 'silent',
   });
   const { ctx, handle, close: closeScanContext } = openScanContext(env, config);
   let api: Awaited<ReturnType<typeof startApi>> | undefined;

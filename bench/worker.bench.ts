@@ -104,7 +104,6 @@ export async function run(): Promise<BenchRow[]> {
     const config = benchConfig(env, sim.url, {
       UPSTREAM_MAX_RPS: '100000',
       WORKER_CONCURRENCY: String(CONCURRENCY),
-      LOG_LEVEL: 'silent',
       // certq's own DNS checks against the local named; its ceiling lifted so it measures the worker.
       DNS_RESOLVERS: env.dnsResolvers,
       DNS_RESOLVER_MAX_QPS: '100000',

@@ -1,15 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createDb, type DbHandle, migrate, orderEvents, orders } from '@certq/db';
 import { createSimulator, type Simulator } from '@certq/simulator';
 import {
+  type AppProcess,
   type FaultProxy,
   freePort,
   hostPort,
   type PrivatePostgres,
   type PrivateRedis,
+  spawnApp,
   startFaultProxy,
   startPrivatePostgres,
   startPrivateRedis,
@@ -64,21 +64,10 @@ interface Fault {
   recoveredMs?: number;
 }
 
-type Child = ChildProcess & { exited: Promise<number | null>; output: () => string };
+type Child = AppProcess;
 
 /** The API as operators run it (`tsx src/main.ts` in apps/api), configured by environment. */
-function spawnApi(env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: API_DIR,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  return Object.assign(child, { exited, output: () => output });
-}
+const spawnApi = (env: Record<string, string>): Child => spawnApp(API_DIR, env);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 

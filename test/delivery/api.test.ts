@@ -76,6 +76,10 @@ describe('edge tokens', () => {
     expect((await stack.admin('POST', '/v1/edge-tokens', { name: '' })).status).toBe(400);
     expect((await stack.admin('POST', '/v1/edge-tokens', { name: 'x', tenantIds: [] })).status).toBe(400);
     expect((await stack.admin('POST', '/v1/edge-tokens', { name: 'x', extra: 1 })).status).toBe(400);
+    // A name people read: no invisible or bidirectional-control characters (as for tenant names).
+    const hidden = await stack.admin('POST', '/v1/edge-tokens', { name: 'edge\u200bfra' });
+    expect(hidden.status).toBe(400);
+    expect(hidden.body.error.message).toContain('U+200B');
     expect((await stack.admin('GET', '/v1/edge-tokens')).body.edgeTokens.length).toBe(before);
   });
 

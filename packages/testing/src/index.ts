@@ -1,3 +1,4 @@
+export * from './app-process';
 export * from './fault-proxy';
 export * from './fixtures';
 export * from './isolation';

@@ -1,10 +1,11 @@
 import { type ApplyResult, isHttpsokError } from '@certq/api-client';
 import { generateToken, hashToken, type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { enterStage, type Order, orders, recordOrderEvent } from '@certq/db';
-import { and, eq, isNull, lte, sql } from 'drizzle-orm';
+import { and, eq, isNull, lte } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome, rateLimited } from './outcome';
+import { claimPollSlot } from './poll-slot';
 import { describeError, retryLater } from './retry';
 import { transition, transitionIfUnchanged } from './transition';
 
@@ -201,23 +202,14 @@ async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): 
   const applyId = order.announcedApplyId!;
   const log = ctx.logger.child({ orderId: order.id, tenantId: order.tenantId, stage: 'apply', applyId });
   await ctx.limiter.acquire();
-  // The re-fetch is a request for the application, so it keeps the poll floor as a poll does: it claims
-  // the slot in Postgres first (two apply jobs for one order after a crash would both fetch otherwise).
-  const [claimed] = await ctx.db
-    .update(orders)
-    .set({
-      lastPolledAt: sql`clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})`,
-    })
-    .where(
-      and(
-        eq(orders.id, order.id),
-        eq(orders.status, 'applying'),
-        eq(orders.announcedApplyId, applyId),
-        isNull(orders.applyId),
-        sql`(${orders.lastPolledAt} is null or ${orders.lastPolledAt} <= clock_timestamp() - make_interval(secs => ${UPSTREAM_FLOOR_MS / 1000}))`,
-      ),
-    )
-    .returning({ id: orders.id });
+  // The re-fetch is a request for the application, so it keeps the poll floor as a poll does (two apply
+  // jobs for one order after a crash would both fetch otherwise).
+  const claimed = await claimPollSlot(ctx, [
+    eq(orders.id, order.id),
+    eq(orders.status, 'applying'),
+    eq(orders.announcedApplyId, applyId),
+    isNull(orders.applyId),
+  ]);
   if (!claimed)
     return delayUntil(
       new Date(ctx.clock.now().getTime() + ADOPT_RETRY_MS),

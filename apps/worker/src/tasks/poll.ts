@@ -7,16 +7,16 @@ import { changeCa, exhaustedError, nextCa } from './dns';
 import { completeIssuance } from './issuance';
 import { inTransaction, loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome } from './outcome';
+import { claimPollSlot } from './poll-slot';
 import { describeError, retryLater } from './retry';
 import { transition } from './transition';
 
 /**
  * issuing: ask httpsok for the application, no sooner than POLL_INTERVAL_MS after the previous request
  * for it — ever, across retries, duplicate jobs, workers and restarts. The floor is enforced in
- * Postgres, not in Redis: before sending, a poll claims the slot with one conditional UPDATE that sets
- * `last_polled_at` to the latest moment the request could reach the upstream (now + client timeout);
- * once the answer (or error) is in, it is set to the time of the answer. A second claimant finds the
- * slot taken and waits; a crash mid-request leaves the pessimistic value, so the floor still holds.
+ * Postgres, not in Redis: before sending, a poll claims the slot (`claimPollSlot`, poll-slot.ts); once
+ * the answer (or error) is in, `last_polled_at` is set to the time of the answer. A second claimant
+ * finds the slot taken and waits.
  */
 export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outcome> {
   // Two different waits: the upstream's floor between any two requests for one id (10 s, whoever asks,
@@ -26,23 +26,12 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   // Due by our clock: a callback brings `next_attempt_at` forward (see @certq/workflow, callbacks).
   const dueBy = ctx.clock.now();
   await ctx.limiter.acquire('poll');
-  // The condition reads the row's current value: under READ COMMITTED a concurrent claimant re-checks it
-  // after the first commit, so only one of them wins.
-  const [claimed] = await ctx.db
-    .update(orders)
-    .set({
-      lastPolledAt: sql`clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})`,
-    })
-    .where(
-      and(
-        eq(orders.id, job.orderId),
-        eq(orders.status, 'issuing'),
-        eq(orders.attempts, job.run),
-        lte(orders.nextAttemptAt, dueBy),
-        sql`(${orders.lastPolledAt} is null or ${orders.lastPolledAt} <= clock_timestamp() - make_interval(secs => ${floorMs / 1000}))`,
-      ),
-    )
-    .returning();
+  const claimed = await claimPollSlot(ctx, [
+    eq(orders.id, job.orderId),
+    eq(orders.status, 'issuing'),
+    eq(orders.attempts, job.run),
+    lte(orders.nextAttemptAt, dueBy),
+  ]);
   if (!claimed) {
     const loaded = await loadForStage(ctx, job, 'issuing');
     if ('stale' in loaded) return loaded.stale;
