@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { configSchema } from '@certq/core';
 import { describe, expect, it } from 'vitest';
@@ -112,10 +115,31 @@ describe('infra/docker/Dockerfile', () => {
       const stage = dockerfile.split(/^FROM /m).find((s) => s.includes(` AS ${target}\n`))!;
       expect(stage, target).toMatch(/HEALTHCHECK --interval/);
       expect(stage).toMatch(new RegExp(`CMD \\["${target}"\\]`));
+      // The probe is the entrypoint's `healthz PORT`, on a port variable the runtime stage sets.
+      const portVariable = /CMD certq healthz "\$(\w+)"/.exec(stage)?.[1];
+      expect(dockerfile, target).toMatch(new RegExp(`^\\s+${portVariable}=\\d+`, 'm'));
     }
   });
 
+  it("answers `certq healthz PORT` with 0 when /healthz is 200 and 1 when nothing listens", async () => {
+    const script = /^\s+healthz\)\s+exec node -e "(.*)" "\$1" ;;$/m.exec(entrypoint)?.[1];
+    expect(script).toBeDefined();
+    const server = createServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 404).end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const probe = (onPort: number) =>
+      new Promise<number | null>((resolve) =>
+        execFile(process.execPath, ['-e', script!, String(onPort)], (error) =>
+          resolve(error ? (error.code as number) : 0),
+        ),
+      );
+    expect(await probe(port)).toBe(0);
+    await new Promise((resolve) => server.close(resolve));
+    expect(await probe(port)).toBe(1);
+  });
+
   it('maps every target of the entrypoint to an existing source file', () => {
+    expect(entrypoint).toMatch(/^\s+healthz\)\s+exec node -e ".*\/healthz'\)/m);
     const files = [...entrypoint.matchAll(/exec node "\$TSX" (\S+)/g)].map((m) => m[1]!);
     expect(files.length).toBe(5); // api, worker, simulator, migrate, agent
     for (const file of files) expect(existsSync(join(root, file)), file).toBe(true);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# certq container entrypoint: `certq api | worker | simulator | migrate | agent` (default: api).
+# certq container entrypoint: `certq api | worker | simulator | migrate | agent` (default: api), and
+# `certq healthz PORT`: exits 0 when the process on PORT answers /healthz (every image's HEALTHCHECK).
 # exec keeps the Node process as PID 1's direct replacement, so SIGTERM reaches it and it drains.
 set -eu
 cd /app
@@ -11,5 +12,6 @@ case "$target" in
   simulator) exec node "$TSX" apps/simulator/src/main.ts "$@" ;;
   migrate)   exec node "$TSX" packages/db/src/migrate-cli.ts "$@" ;;
   agent)     exec node "$TSX" apps/agent/src/main.ts "$@" ;;
+  healthz)   exec node -e "fetch('http://127.0.0.1:' + process.argv[1] + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" "$1" ;;
   *)         exec "$target" "$@" ;;
 esac
