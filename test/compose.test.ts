@@ -121,7 +121,7 @@ describe('infra/docker/Dockerfile', () => {
     }
   });
 
-  it("answers `certq healthz PORT` with 0 when /healthz is 200 and 1 when nothing listens", async () => {
+  it('answers `certq healthz PORT` with 0 when /healthz is 200 and 1 when nothing listens', async () => {
     const script = /^\s+healthz\)\s+exec node -e "(.*)" "\$1" ;;$/m.exec(entrypoint)?.[1];
     expect(script).toBeDefined();
     const server = createServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 404).end());
