@@ -3,7 +3,7 @@ import { arrayContains, eq, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import { z } from 'zod';
 import { type Principal, tenantScope } from './plugins/auth';
-import { badRequest } from './plugins/errors';
+import { badRequest, errorResponses } from './plugins/errors';
 
 /**
  * Keyset pagination on (created_at desc, id desc). The cursor is opaque to clients: base64url of the
@@ -60,6 +60,22 @@ export const LimitSchema = z.coerce
   .default(50)
   .describe('page size, 1–100 (default 50)');
 export const CursorSchema = z.string().max(512).describe('nextCursor of the previous page');
+
+/**
+ * The responses of a keyset-paginated listing: `{ [key]: items, nextCursor }` and the errors every
+ * listing can answer (400 for a bad cursor or filter); `extraErrors` for what a route adds (the
+ * operator-only ones answer 404 to tenants).
+ */
+export function pageResponse<const K extends string, Item extends z.ZodType, const E extends number = never>(
+  key: K,
+  item: Item,
+  ...extraErrors: E[]
+) {
+  const shape = { [key]: z.array(item), nextCursor: z.string().nullable() } as {
+    [P in K]: z.ZodArray<Item>;
+  } & { nextCursor: z.ZodNullable<z.ZodString> };
+  return { 200: z.object(shape), ...errorResponses<400 | 401 | 429 | E>(400, 401, 429, ...extraErrors) };
+}
 
 /** Splits a `limit + 1` query result into the page and the next cursor. */
 export function page<Row extends { cursorTs: string; id: string }>(rows: Row[], limit: number) {

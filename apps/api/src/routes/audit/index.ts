@@ -1,9 +1,8 @@
 import { auditLog } from '@certq/db';
 import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { errorResponses } from '../../plugins/errors';
+import { pageResponse } from '../../pagination';
 import { AuditEntrySchema, AuditQuery } from './schemas';
 
 export const auditRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps }) => {
@@ -18,10 +17,7 @@ export const auditRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { de
         description:
           'Newest first, keyset-paginated (pass nextCursor). Order creation is not listed: each order is its own record.',
         querystring: AuditQuery,
-        response: {
-          200: z.object({ entries: z.array(AuditEntrySchema), nextCursor: z.string().nullable() }),
-          ...errorResponses(400, 401, 404, 429),
-        },
+        response: pageResponse('entries', AuditEntrySchema, 404),
       },
     },
     async (request) => {

@@ -10,6 +10,7 @@ import {
   LimitSchema,
   ownedPageConditions,
   page,
+  pageResponse,
 } from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
 import { errorResponses, notFound } from '../../plugins/errors';
@@ -99,10 +100,7 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
         summary: 'List certificate metadata, newest first',
         description: 'Current certificates only unless includeHistory=true. Keyset pagination as for orders.',
         querystring: CertificateListQuery,
-        response: {
-          200: z.object({ certificates: z.array(CertificateSchema), nextCursor: z.string().nullable() }),
-          ...errorResponses(400, 401, 429),
-        },
+        response: pageResponse('certificates', CertificateSchema),
       },
     },
     async (request) => {

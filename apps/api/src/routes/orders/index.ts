@@ -12,7 +12,7 @@ import { and, desc, eq, type SQL } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { containsDomain, ownedPageConditions, page } from '../../pagination';
+import { containsDomain, ownedPageConditions, page, pageResponse } from '../../pagination';
 import { actorOf, type Principal, principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams } from '../../schemas';
@@ -183,10 +183,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
           'Keyset pagination: pass `nextCursor` as `cursor` for the next page; null on the last page. ' +
           'A tenant sees its own orders; the operator sees all and may filter by tenantId.',
         querystring: OrderListQuery,
-        response: {
-          200: z.object({ orders: z.array(OrderSchema), nextCursor: z.string().nullable() }),
-          ...errorResponses(400, 401, 429),
-        },
+        response: pageResponse('orders', OrderSchema),
       },
     },
     async (request) => {

@@ -10,7 +10,14 @@ import { and, desc, eq } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { CursorSchema, cursorTimestamp, LimitSchema, ownedPageConditions, page } from '../../pagination';
+import {
+  CursorSchema,
+  cursorTimestamp,
+  LimitSchema,
+  ownedPageConditions,
+  page,
+  pageResponse,
+} from '../../pagination';
 import { principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams, Timestamp } from '../../schemas';
@@ -217,10 +224,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
           'A tenant sees its own; the operator sees all and may filter by tenantId. Keyset pagination ' +
           'as for orders.',
         querystring: DeliveryListQuery,
-        response: {
-          200: z.object({ deliveries: z.array(DeliverySchema), nextCursor: z.string().nullable() }),
-          ...errorResponses(400, 401, 429),
-        },
+        response: pageResponse('deliveries', DeliverySchema),
       },
     },
     async (request) => {
