@@ -5,5 +5,6 @@ export * from './orders';
 export * from './retention';
 export * as schema from './schema';
 export * from './schema';
+export * from './timestamps';
 export * from './transitions';
 export * from './webhooks';

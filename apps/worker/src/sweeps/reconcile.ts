@@ -19,7 +19,7 @@ const PAGE = 1000;
 export async function reconcile(ctx: WorkerContext): Promise<ReconcileResult> {
   const spacingMs = 1000 / ctx.config.UPSTREAM_MAX_RPS;
   let overdue = 0;
-  const result = await sweep<Order>(ctx, {
+  return sweep<Order>(ctx, {
     lock: 'certq:reconcile',
     page: (tx, last) =>
       tx
@@ -41,13 +41,7 @@ export async function reconcile(ctx: WorkerContext): Promise<ReconcileResult> {
       );
       await enqueueOrders(ctx.queues, spread, now);
     },
+    repairedCounter: ctx.metrics.reconcilerRepairs,
+    repairedMessage: 'reconciler put missing stage jobs back',
   });
-  if (result.repaired) {
-    ctx.metrics.reconcilerRepairs.inc(result.repaired);
-    ctx.logger.warn(
-      { repaired: result.repaired, checked: result.checked },
-      'reconciler put missing stage jobs back',
-    );
-  }
-  return result;
 }

@@ -1,6 +1,7 @@
 import type { Transaction } from '@certq/db';
 import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
+import type { Counter } from 'prom-client';
 import type { WorkerContext } from '../context';
 
 /** What one sweep pass did; `ran` is false when another process held its lock and this one did nothing. */
@@ -19,6 +20,9 @@ export interface Sweep<Row> {
   jobOf(row: Row): { queue: Queue; jobId: string };
   /** Puts back the jobs of rows whose job is missing. */
   repair(tx: Transaction, missing: Row[]): Promise<void>;
+  /** Counts the repaired rows; a pass that repaired any also logs `repairedMessage` as a warning. */
+  repairedCounter: Counter;
+  repairedMessage: string;
 }
 
 /**
@@ -28,6 +32,16 @@ export interface Sweep<Row> {
  * completed set), and repair them. Postgres is the truth; this makes the schedule match it.
  */
 export async function sweep<Row>(ctx: WorkerContext, spec: Sweep<Row>): Promise<SweepResult> {
+  const result = await pass(ctx, spec);
+  if (result.repaired) {
+    spec.repairedCounter.inc(result.repaired);
+    // A repair means Redis lost something Postgres had (emptied, a crash between commit and enqueue).
+    ctx.logger.warn({ repaired: result.repaired, checked: result.checked }, spec.repairedMessage);
+  }
+  return result;
+}
+
+async function pass<Row>(ctx: WorkerContext, spec: Sweep<Row>): Promise<SweepResult> {
   return ctx.db.transaction(async (tx) => {
     const lock = await tx.execute<{ locked: boolean }>(
       sql`select pg_try_advisory_xact_lock(hashtext(${spec.lock})) as locked`,

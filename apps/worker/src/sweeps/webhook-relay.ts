@@ -1,4 +1,4 @@
-import { type WebhookDelivery, webhookDeliveries } from '@certq/db';
+import { cursorTimestamp, type WebhookDelivery, webhookDeliveries } from '@certq/db';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { enqueueWebhookDeliveries, maxWebhookAttempts } from '../webhooks/delivery';
@@ -18,7 +18,7 @@ type PendingDelivery = Pick<WebhookDelivery, 'id' | 'attempts' | 'nextAttemptAt'
  */
 export async function relayWebhooks(ctx: WorkerContext): Promise<RelayResult> {
   const maxAttempts = maxWebhookAttempts(ctx.queues);
-  const result = await sweep<PendingDelivery>(ctx, {
+  return sweep<PendingDelivery>(ctx, {
     lock: 'certq:webhook-relay',
     page: (tx, last) =>
       tx
@@ -26,7 +26,7 @@ export async function relayWebhooks(ctx: WorkerContext): Promise<RelayResult> {
           id: webhookDeliveries.id,
           attempts: webhookDeliveries.attempts,
           nextAttemptAt: webhookDeliveries.nextAttemptAt,
-          cursorTs: sql<string>`to_char(${webhookDeliveries.nextAttemptAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+          cursorTs: cursorTimestamp(webhookDeliveries.nextAttemptAt),
         })
         .from(webhookDeliveries)
         .where(
@@ -51,13 +51,7 @@ export async function relayWebhooks(ctx: WorkerContext): Promise<RelayResult> {
         })),
       );
     },
+    repairedCounter: ctx.metrics.webhookRelayRequeued,
+    repairedMessage: 'webhook relay put missing delivery jobs back',
   });
-  if (result.repaired) {
-    ctx.metrics.webhookRelayRequeued.inc(result.repaired);
-    ctx.logger.warn(
-      { requeued: result.repaired, checked: result.checked },
-      'webhook relay put missing delivery jobs back',
-    );
-  }
-  return result;
 }

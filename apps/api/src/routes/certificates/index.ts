@@ -104,9 +104,8 @@ export const certificatesRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
       },
     },
     async (request) => {
-      const principal = principalOf(request);
       const query = request.query;
-      const conditions = ownedPageConditions(principal, query, certificates);
+      const conditions = ownedPageConditions(principalOf(request), query, certificates);
       if (query.includeHistory !== 'true') conditions.push(eq(certificates.isCurrent, true));
       if (query.domain !== undefined) conditions.push(containsDomain(certificates.domains, query.domain));
       if (query.expiringWithinDays !== undefined)

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { ACTIVE_STATUSES, normalizeDomain, type OrderStatus } from '@certq/core';
-import type { Database } from '@certq/db';
+import { cursorTimestamp, type Database } from '@certq/db';
 import { type SQL, sql } from 'drizzle-orm';
 import { type Cursor, decodeCursor, encodeCursor } from '../../pagination';
 
@@ -110,8 +110,7 @@ export type OrderRow = {
   cursor_ts: string;
 };
 
-const cursorTs = (column: string) =>
-  sql.raw(`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`);
+const cursorTs = (column: string) => cursorTimestamp(sql.raw(column));
 
 /**
  * One page of orders, newest first (keyset on created_at, id). Plain `desc` (nulls first), the order

@@ -1,5 +1,5 @@
 import { ORDER_STATUSES } from '@certq/core';
-import { type OrderRequest, orders } from '@certq/db';
+import { type Order, type OrderRequest, orders } from '@certq/db';
 import {
   cancelOrder,
   createOrder,
@@ -9,6 +9,7 @@ import {
   retryOrder,
 } from '@certq/workflow';
 import { and, desc, eq, type SQL } from 'drizzle-orm';
+import type { FastifyBaseLogger } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
@@ -200,59 +201,58 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     },
   );
 
-  app.post(
-    '/v1/orders/:id/retry',
-    {
-      schema: {
-        operationId: 'retryOrder',
-        tags: ['orders'],
-        summary: 'Start a failed order again',
-        description:
-          'Only a failed order: it goes back to verifying with a fresh run (attempts + 1). 409 not_retryable ' +
-          'for any other status; 409 conflict when another active order now covers the same domain set.',
-        params: IdParams,
-        response: { 202: OrderSchema, ...errorResponses(401, 404, 409, 429) },
+  /**
+   * `POST /v1/orders/:id/<action>`: a workflow action on one order (it refuses what the order's
+   * status does not allow), answered 202 with the order as it now reads.
+   */
+  const orderAction = (
+    action: string,
+    docs: { operationId: string; summary: string; description: string },
+    run: (id: string, principal: Principal, log: FastifyBaseLogger) => Promise<Order>,
+  ) =>
+    app.post(
+      `/v1/orders/:id/${action}`,
+      {
+        schema: {
+          ...docs,
+          tags: ['orders'],
+          params: IdParams,
+          response: { 202: OrderSchema, ...errorResponses(401, 404, 409, 429) },
+        },
       },
+      async (request, reply) => {
+        const id = request.params.id;
+        const updated = await run(id, principalOf(request), request.log);
+        const view = await views.get(id, undefined);
+        return reply.code(202).send(view ?? toOrderView(updated));
+      },
+    );
+
+  orderAction(
+    'retry',
+    {
+      operationId: 'retryOrder',
+      summary: 'Start a failed order again',
+      description:
+        'Only a failed order: it goes back to verifying with a fresh run (attempts + 1). 409 not_retryable ' +
+        'for any other status; 409 conflict when another active order now covers the same domain set.',
     },
-    async (request, reply) => {
-      const principal = principalOf(request);
-      const id = request.params.id;
-      const updated = await retryOrder(deps, id, {
-        tenantScope: tenantScope(principal),
-        actor: actorOf(principal),
-        log: request.log,
-      });
-      const view = await views.get(id, undefined);
-      return reply.code(202).send(view ?? toOrderView(updated));
-    },
+    (id, principal, log) =>
+      retryOrder(deps, id, { tenantScope: tenantScope(principal), actor: actorOf(principal), log }),
   );
 
-  app.post(
-    '/v1/orders/:id/dns-check',
+  orderAction(
+    'dns-check',
     {
-      schema: {
-        tags: ['orders'],
-        summary: "Check this order's DNS now",
-        operationId: 'checkOrderDns',
-        description:
-          '"I have set the record": the worker checks every domain\'s CNAME (and CAA) at once and, when all read ok, ' +
-          'asks httpsok in the same run, so the order moves to applying within seconds. 202 with the order; the ' +
-          'new `dns[].status`/`reason` appear once the check ran. Only for a verifying order (409 not_verifying); ' +
-          'at most once per 10 s per order (429 dns_check_too_soon, with Retry-After).',
-        params: IdParams,
-        response: { 202: OrderSchema, ...errorResponses(401, 404, 409, 429) },
-      },
+      operationId: 'checkOrderDns',
+      summary: "Check this order's DNS now",
+      description:
+        '"I have set the record": the worker checks every domain\'s CNAME (and CAA) at once and, when all read ok, ' +
+        'asks httpsok in the same run, so the order moves to applying within seconds. 202 with the order; the ' +
+        'new `dns[].status`/`reason` appear once the check ran. Only for a verifying order (409 not_verifying); ' +
+        'at most once per 10 s per order (429 dns_check_too_soon, with Retry-After).',
     },
-    async (request, reply) => {
-      const principal = principalOf(request);
-      const id = request.params.id;
-      const updated = await requestDnsCheck(deps, id, {
-        tenantScope: tenantScope(principal),
-        log: request.log,
-      });
-      const view = await views.get(id, undefined);
-      return reply.code(202).send(view ?? toOrderView(updated));
-    },
+    (id, principal, log) => requestDnsCheck(deps, id, { tenantScope: tenantScope(principal), log }),
   );
 
   app.delete(

@@ -228,9 +228,8 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
       },
     },
     async (request) => {
-      const principal = principalOf(request);
       const query = request.query;
-      const conditions = ownedPageConditions(principal, query, webhookDeliveries);
+      const conditions = ownedPageConditions(principalOf(request), query, webhookDeliveries);
       if (query.status) conditions.push(eq(webhookDeliveries.status, query.status));
       const rows = await db
         .select({
