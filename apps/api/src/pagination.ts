@@ -60,6 +60,19 @@ export const LimitSchema = z.coerce
 export const CursorSchema = z.string().max(512).describe('nextCursor of the previous page');
 
 /**
+ * The query of a listing of tenant-owned rows: the route's own `filters`, then what
+ * `ownedPageConditions` reads (the operator's tenantId filter, the page size and the cursor).
+ */
+export function ownedListQuery<const Filters extends z.ZodRawShape>(filters: Filters) {
+  return z.strictObject({
+    ...filters,
+    tenantId: z.uuid().optional().describe('operator only: one tenant'),
+    limit: LimitSchema,
+    cursor: CursorSchema.optional(),
+  });
+}
+
+/**
  * The responses of a keyset-paginated listing: `{ [key]: items, nextCursor }` and the errors every
  * listing can answer (400 for a bad cursor or filter); `extraErrors` for what a route adds (the
  * operator-only ones answer 404 to tenants).

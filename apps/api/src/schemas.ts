@@ -1,11 +1,21 @@
 import { ALGORITHMS, CERTIFICATE_AUTHORITIES } from '@certq/core';
 import { z } from 'zod';
+import { errorResponses } from './plugins/errors';
 
 /** Path `{id}`: a UUID; anything else answers 404 like an unknown id (see plugins/errors.ts). */
 export const IdParams = z.strictObject({ id: z.uuid().describe('UUID') });
 
 export const AlgorithmSchema = z.enum(ALGORITHMS);
 export const CaSchema = z.enum(CERTIFICATE_AUTHORITIES);
+
+/**
+ * The responses of an operator-only listing small enough to answer whole (tenants, edge tokens):
+ * `{ [key]: items }`; a tenant token gets 404, as on every operator route.
+ */
+export function operatorListResponse<const K extends string, Item extends z.ZodType>(key: K, item: Item) {
+  const shape = { [key]: z.array(item) } as { [P in K]: z.ZodArray<Item> };
+  return { 200: z.object(shape), ...errorResponses(401, 404, 429) };
+}
 
 /** A timestamp as the API shows it. */
 export const Timestamp = z.string().describe('ISO-8601 timestamp');

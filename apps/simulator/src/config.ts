@@ -80,13 +80,27 @@ interface EnvRule<T> {
   secret?: boolean;
 }
 
+/** A number as `pattern` (decimal or integer) writes it, at most `max`; neither admits a sign, so never below 0. */
+function numberRule(pattern: RegExp, max: number, expected: string): EnvRule<number> {
+  return {
+    parse: (raw) => {
+      const n = pattern.test(raw.trim()) ? Number(raw) : Number.NaN;
+      return n <= max ? n : undefined;
+    },
+    expected,
+  };
+}
+
+/** A comma-separated list, entries trimmed, empty ones dropped. */
+const listOf = (raw: string) =>
+  raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+
 const rules = {
   SIM_API_KEYS: {
-    parse: (raw: string) =>
-      raw
-        .split(',')
-        .map((k) => k.trim())
-        .filter((k) => k.length > 0),
+    parse: listOf,
     expected: 'a comma-separated list of keys',
     secret: true,
   } satisfies EnvRule<string[]>,
@@ -107,36 +121,15 @@ const rules = {
   } satisfies EnvRule<string>,
   SIM_CA_FAILURES: {
     parse: (raw: string) => {
-      const list = raw
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
+      const list = listOf(raw);
       return list.every((ca) => (CAS as readonly string[]).includes(ca)) ? (list as CaName[]) : undefined;
     },
     expected: 'a comma-separated list of google, letsencrypt, zerossl',
   } satisfies EnvRule<CaName[]>,
-  SIM_ISSUE_SECONDS: {
-    parse: (raw: string) => (decimal.test(raw.trim()) ? Number(raw) : undefined),
-    expected: 'a number of seconds >= 0',
-  } satisfies EnvRule<number>,
-  SIM_FAIL_RATE: {
-    parse: (raw: string) => {
-      const n = decimal.test(raw.trim()) ? Number(raw) : Number.NaN;
-      return n >= 0 && n <= 1 ? n : undefined;
-    },
-    expected: 'a number between 0 and 1',
-  } satisfies EnvRule<number>,
-  SIM_LATENCY_MS: {
-    parse: (raw: string) => (integer.test(raw.trim()) ? Number(raw) : undefined),
-    expected: 'an integer number of milliseconds >= 0',
-  } satisfies EnvRule<number>,
-  SIM_PORT: {
-    parse: (raw: string) => {
-      const n = integer.test(raw.trim()) ? Number(raw) : Number.NaN;
-      return n >= 0 && n <= 65535 ? n : undefined;
-    },
-    expected: 'a port number 0..65535',
-  } satisfies EnvRule<number>,
+  SIM_ISSUE_SECONDS: numberRule(decimal, Number.POSITIVE_INFINITY, 'a number of seconds >= 0'),
+  SIM_FAIL_RATE: numberRule(decimal, 1, 'a number between 0 and 1'),
+  SIM_LATENCY_MS: numberRule(integer, Number.POSITIVE_INFINITY, 'an integer number of milliseconds >= 0'),
+  SIM_PORT: numberRule(integer, 65535, 'a port number 0..65535'),
   SIM_HOST: {
     parse: (raw: string) => (raw.trim() === '' || /\s/.test(raw.trim()) ? undefined : raw.trim()),
     expected: 'a host name or IP address',

@@ -4,10 +4,9 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
 import {
-  CursorSchema,
   containsDomain,
   cursorTimestamp,
-  LimitSchema,
+  ownedListQuery,
   ownedPageConditions,
   page,
   pageResponse,
@@ -36,7 +35,7 @@ const CertificateWithPemSchema = CertificateSchema.extend({
   certificatePem: z.string().describe('the leaf followed by the intermediates, PEM'),
 });
 
-const CertificateListQuery = z.strictObject({
+const CertificateListQuery = ownedListQuery({
   domain: z.string().max(1000).optional().describe('certificates covering this domain (normalised)'),
   expiringWithinDays: z.coerce
     .number()
@@ -46,9 +45,6 @@ const CertificateListQuery = z.strictObject({
     .optional()
     .describe('only those whose notAfter is within this many days (expired ones included)'),
   includeHistory: z.enum(['true', 'false']).optional().describe('also replaced certificates (default false)'),
-  tenantId: z.uuid().optional().describe('operator only: one tenant'),
-  limit: LimitSchema,
-  cursor: CursorSchema.optional(),
 });
 
 const metadataColumns = {
@@ -67,19 +63,13 @@ const metadataColumns = {
 
 type MetadataRow = Pick<Certificate, keyof typeof metadataColumns>;
 
-function toMetadata(row: MetadataRow) {
+/** The row as the API shows it: the selected columns (nothing else is selected), timestamps as ISO strings. */
+function toMetadata({ notBefore, notAfter, createdAt, ...columns }: MetadataRow) {
   return {
-    id: row.id,
-    tenantId: row.tenantId,
-    orderId: row.orderId,
-    domains: row.domains,
-    algorithm: row.algorithm,
-    ca: row.ca,
-    notBefore: row.notBefore.toISOString(),
-    notAfter: row.notAfter.toISOString(),
-    fingerprint: row.fingerprint,
-    isCurrent: row.isCurrent,
-    createdAt: row.createdAt.toISOString(),
+    ...columns,
+    notBefore: notBefore.toISOString(),
+    notAfter: notAfter.toISOString(),
+    createdAt: createdAt.toISOString(),
   };
 }
 

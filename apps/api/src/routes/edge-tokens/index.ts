@@ -2,11 +2,10 @@ import { generateToken, hashToken } from '@certq/core';
 import { type EdgeToken, edgeTokens, tenants } from '@certq/db';
 import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { z } from 'zod';
 import { EDGE_TOKEN_PREFIX } from '../../delivery/edge-tokens';
 import type { RouteOptions } from '../../deps';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
-import { IdParams } from '../../schemas';
+import { IdParams, operatorListResponse } from '../../schemas';
 import { CreatedEdgeTokenSchema, EdgeTokenInputSchema, EdgeTokenSchema } from './schemas';
 
 function toView(row: EdgeToken) {
@@ -68,10 +67,7 @@ export const edgeTokensRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app,
         tags: ['delivery'],
         operationId: 'listEdgeTokens',
         summary: 'List edge tokens (operator), revoked ones included',
-        response: {
-          200: z.object({ edgeTokens: z.array(EdgeTokenSchema) }),
-          ...errorResponses(401, 404, 429),
-        },
+        response: operatorListResponse('edgeTokens', EdgeTokenSchema),
       },
     },
     async () => {

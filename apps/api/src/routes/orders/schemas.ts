@@ -1,7 +1,7 @@
 import { CERTIFICATE_AUTHORITIES, normalizeDomainList, ORDER_KINDS, ORDER_STATUSES } from '@certq/core';
 import { DNS_STATUSES } from '@certq/db';
 import { z } from 'zod';
-import { CursorSchema, LimitSchema } from '../../pagination';
+import { ownedListQuery } from '../../pagination';
 import { AlgorithmSchema, CaSchema, Timestamp } from '../../schemas';
 
 /** Raw entries are capped at 1000 (duplicates allowed) so normalisation work stays bounded. */
@@ -106,12 +106,9 @@ export const OrderSchema = z
   .meta({ id: 'Order' });
 export type OrderView = z.output<typeof OrderSchema>;
 
-export const OrderListQuery = z.strictObject({
+export const OrderListQuery = ownedListQuery({
   status: z.enum(ORDER_STATUSES).optional(),
   domain: z.string().max(1000).optional().describe('orders containing this domain (normalised)'),
-  tenantId: z.uuid().optional().describe('operator only: one tenant'),
-  limit: LimitSchema,
-  cursor: CursorSchema.optional(),
 });
 
 export const IdempotencyHeaders = z.looseObject({

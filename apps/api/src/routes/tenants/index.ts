@@ -7,7 +7,7 @@ import type { RouteOptions } from '../../deps';
 import { writeAudit } from '../../plugins/audit';
 import { principalOf } from '../../plugins/auth';
 import { ApiError, errorResponses, notFound } from '../../plugins/errors';
-import { CaSchema, DisplayName, IdParams, Timestamp } from '../../schemas';
+import { CaSchema, DisplayName, IdParams, operatorListResponse, Timestamp } from '../../schemas';
 
 /** A tenant's default CA list: used by its orders that name no CA. */
 const CaChoicesSchema = z
@@ -94,10 +94,7 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         tags: ['tenants'],
         summary: 'List tenants (operator)',
         description: 'No secrets: whether a tenant has its own httpsok key, never the key or token.',
-        response: {
-          200: z.object({ tenants: z.array(TenantSchema) }),
-          ...errorResponses(401, 404, 429),
-        },
+        response: operatorListResponse('tenants', TenantSchema),
       },
     },
     async () => {

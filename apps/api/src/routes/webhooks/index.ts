@@ -10,14 +10,7 @@ import { and, desc, eq } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import {
-  CursorSchema,
-  cursorTimestamp,
-  LimitSchema,
-  ownedPageConditions,
-  page,
-  pageResponse,
-} from '../../pagination';
+import { cursorTimestamp, ownedListQuery, ownedPageConditions, page, pageResponse } from '../../pagination';
 import { principalOf, tenantScope } from '../../plugins/auth';
 import { badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams, Timestamp } from '../../schemas';
@@ -62,11 +55,8 @@ const DeliverySchema = z
   })
   .meta({ id: 'WebhookDelivery' });
 
-const DeliveryListQuery = z.strictObject({
+const DeliveryListQuery = ownedListQuery({
   status: z.enum(WEBHOOK_DELIVERY_STATUSES).optional(),
-  tenantId: z.uuid().optional().describe('operator only: one tenant'),
-  limit: LimitSchema,
-  cursor: CursorSchema.optional(),
 });
 
 type DeliveryRow = Omit<WebhookDelivery, 'nextAttemptAt'> & { nextAttemptAt: Date };
