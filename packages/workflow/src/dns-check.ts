@@ -1,8 +1,9 @@
 import { stageJobId } from '@certq/core';
-import { type Database, lockOrder, type Order, orders } from '@certq/db';
+import { type Database, type Order, orders } from '@certq/db';
 import { eq, sql } from 'drizzle-orm';
 import { DEFAULT_ENQUEUE_TIMEOUT_MS, type EnqueueLogger, withTimeout } from './enqueue';
 import { WorkflowError } from './errors';
+import { lockOwnedOrder } from './orders';
 import { enqueueOrders, type Queues } from './queues';
 
 /** At most one "check my DNS now" per order in this window. */
@@ -22,9 +23,7 @@ export async function requestDnsCheck(
 ): Promise<Order> {
   const now = options.now ?? new Date();
   const order = await deps.db.transaction(async (tx) => {
-    const locked = await lockOrder(tx, orderId);
-    if (!locked || (options.tenantScope && locked.tenantId !== options.tenantScope))
-      throw new WorkflowError('not_found', 'order not found');
+    const locked = await lockOwnedOrder(tx, orderId, options.tenantScope);
     if (locked.status !== 'verifying')
       throw new WorkflowError(
         'not_verifying',

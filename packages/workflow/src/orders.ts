@@ -11,6 +11,7 @@ import {
   OrderInsertRaceError,
   type OrderRequest,
   orders,
+  type Transaction,
   tenants,
   transitionOrder,
   violatedConstraint,
@@ -82,6 +83,17 @@ export async function createOrders(
  * A failed order starts again from verifying as a new run (`attempts` + 1, fresh job ids, no
  * application id), unless another active order now covers its domain set.
  */
+/**
+ * Locks an order the caller may act on: one of `tenantScope`'s when given. Another tenant's order is
+ * not_found, as an unknown id is, so a tenant cannot learn which ids exist.
+ */
+export async function lockOwnedOrder(tx: Transaction, orderId: string, tenantScope?: string): Promise<Order> {
+  const order = await lockOrder(tx, orderId);
+  if (!order || (tenantScope && order.tenantId !== tenantScope))
+    throw new WorkflowError('not_found', 'order not found');
+  return order;
+}
+
 export async function retryOrder(
   deps: OrderDeps,
   orderId: string,
@@ -90,9 +102,7 @@ export async function retryOrder(
   let updated: Order;
   try {
     updated = await deps.db.transaction(async (tx) => {
-      const order = await lockOrder(tx, orderId);
-      if (!order || (options.tenantScope && order.tenantId !== options.tenantScope))
-        throw new WorkflowError('not_found', 'order not found');
+      const order = await lockOwnedOrder(tx, orderId, options.tenantScope);
       if (order.status !== 'failed')
         throw new WorkflowError(
           'not_retryable',
@@ -148,9 +158,7 @@ export async function cancelOrder(
   options: { tenantScope?: string; actor: string },
 ): Promise<Order> {
   return deps.db.transaction(async (tx) => {
-    const order = await lockOrder(tx, orderId);
-    if (!order || (options.tenantScope && order.tenantId !== options.tenantScope))
-      throw new WorkflowError('not_found', 'order not found');
+    const order = await lockOwnedOrder(tx, orderId, options.tenantScope);
     if (!isActive(order.status))
       throw new WorkflowError('not_cancellable', `the order already ended (${order.status})`);
     return transitionOrder(tx, {

@@ -49,10 +49,8 @@ export class TlsCache {
 
   /** Stores an answer looked up at `epoch`, unless a change was seen meanwhile. */
   setByName(scope: string, name: string, value: CachedBundle | null, epoch: number): void {
-    if (epoch !== this.generation) return;
-    this.makeRoom();
-    const key = `${scope}|n|${name}`;
-    this.entries.set(key, value);
+    const key = this.store(`${scope}|n|${name}`, value, epoch);
+    if (!key) return;
     addTo(this.byName, name, key);
     const parent = parentOf(name);
     if (parent) addTo(this.byParent, parent, name);
@@ -60,11 +58,16 @@ export class TlsCache {
   }
 
   setById(scope: string, id: string, value: CachedBundle | null, epoch: number): void {
-    if (epoch !== this.generation) return;
+    const key = this.store(`${scope}|i|${id}`, value, epoch);
+    if (key) addTo(this.byCertificate, id, key);
+  }
+
+  /** The key stored, or undefined when a change came after `epoch` (the answer may be stale). */
+  private store(key: string, value: CachedBundle | null, epoch: number): string | undefined {
+    if (epoch !== this.generation) return undefined;
     this.makeRoom();
-    const key = `${scope}|i|${id}`;
     this.entries.set(key, value);
-    addTo(this.byCertificate, id, key);
+    return key;
   }
 
   invalidate(changes: FollowedChange[]): void {

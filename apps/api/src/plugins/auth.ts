@@ -1,7 +1,7 @@
 import { hashToken, safeEqual } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { EDGE_TOKEN_PREFIX, type EdgeTokenStore } from '../delivery/edge-tokens';
@@ -90,6 +90,19 @@ export const readOnly = () =>
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export const isReadMethod = (method: string) => READ_METHODS.has(method);
+
+/**
+ * The 401 of the operator's browser pages (/admin, bull-board): the challenge makes a browser ask
+ * for the token (as the Basic password); scripts send it as a Bearer token.
+ */
+export function operatorTokenRequired(reply: FastifyReply): ApiError {
+  reply.header('www-authenticate', 'Basic realm="certq admin", charset="UTF-8"');
+  return new ApiError(
+    401,
+    'unauthorized',
+    'the operator token is required (Bearer, or Basic with it as password)',
+  );
+}
 
 const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 10_000;

@@ -10,6 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { collectStats, StatsSnapshot } from '../../observability/stats';
+import { operatorTokenRequired } from '../../plugins/auth';
 import { ApiError, WORKFLOW_STATUS } from '../../plugins/errors';
 import { CONSOLE_ACTOR, type ConsolePrincipal, canAct, consolePrincipal } from './auth';
 import { BulkJobs, bulkPreview } from './bulk';
@@ -114,12 +115,7 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     if (request.url.startsWith('/admin/assets/')) return;
     const principal = consolePrincipal(request, config);
     if (!principal) {
-      reply.header('www-authenticate', 'Basic realm="certq admin", charset="UTF-8"');
-      throw new ApiError(
-        401,
-        'unauthorized',
-        'the operator token is required (Bearer, or Basic with it as password)',
-      );
+      throw operatorTokenRequired(reply);
     }
     request.consolePrincipal = principal;
     if (request.method !== 'GET') {

@@ -55,17 +55,20 @@ function time(value: string | undefined, name: string): Date | undefined {
   return parsed.data;
 }
 
+/** The tenant a form names (by id or name): undefined when it names none, null when none such exists. */
+async function namedTenant(db: Database, named: string | undefined): Promise<string | undefined | null> {
+  if (!named) return undefined;
+  const tenant = await tenantByIdOrName(db, named.trim());
+  return tenant ? tenant.id : null;
+}
+
 /** The order filter of the form; undefined when the named tenant does not exist. */
 export async function toOrderFilter(
   db: Database,
   params: Omit<OrderQuery, 'cursor'>,
 ): Promise<OrderFilter | undefined> {
-  let tenantId: string | undefined;
-  if (params.tenant) {
-    const tenant = await tenantByIdOrName(db, params.tenant.trim());
-    if (!tenant) return undefined;
-    tenantId = tenant.id;
-  }
+  const tenantId = await namedTenant(db, params.tenant);
+  if (tenantId === null) return undefined;
   return {
     q: params.q,
     tenantId,
@@ -80,11 +83,7 @@ export async function toCertificateFilter(
   db: Database,
   params: CertificateQuery,
 ): Promise<CertificateFilter | undefined> {
-  let tenantId: string | undefined;
-  if (params.tenant) {
-    const tenant = await tenantByIdOrName(db, params.tenant.trim());
-    if (!tenant) return undefined;
-    tenantId = tenant.id;
-  }
+  const tenantId = await namedTenant(db, params.tenant);
+  if (tenantId === null) return undefined;
   return { q: params.q, tenantId, expiringWithinDays: params.within };
 }

@@ -9,7 +9,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { createApiMetrics } from '../../observability/metrics';
 import { collectStats, type Stats, StatsSchema, StatsSnapshot } from '../../observability/stats';
-import { isReadMethod, readOnly } from '../../plugins/auth';
+import { isReadMethod, operatorTokenRequired, readOnly } from '../../plugins/auth';
 import { ApiError, errorResponses } from '../../plugins/errors';
 
 /**
@@ -118,12 +118,7 @@ export const observabilityRoutes = fp<RouteOptions>(
       admin.addHook('onRequest', async (request, reply) => {
         const kind = operatorKind(request, config.ADMIN_TOKEN, config.VIEWER_TOKEN);
         if (!kind) {
-          reply.header('www-authenticate', 'Basic realm="certq admin", charset="UTF-8"');
-          throw new ApiError(
-            401,
-            'unauthorized',
-            'the operator token is required (Bearer, or Basic with it as password)',
-          );
+          throw operatorTokenRequired(reply);
         }
         request.principal = { kind };
         if (isReadMethod(request.method)) {
