@@ -77,6 +77,23 @@ export function registerUpstreamRoutes(app: FastifyInstance, ctx: UpstreamContex
     return key;
   }
 
+  /**
+   * The caller's key, the body and its normalised domains of a dv or apply request; or what httpsok
+   * answers instead, in its order: 401 for the key first, then 400 for the body, then for a domain.
+   */
+  function readDomainRequest<Body extends { domainList: string[] }>(
+    req: FastifyRequest,
+    schema: z.ZodType<Body>,
+  ): { apiKey: string; body: Body; domains: string[] } | { failure: ReturnType<typeof fail> } {
+    const apiKey = authenticate(req);
+    if (!apiKey) return { failure: fail(401, 'OpenApiKey invalid') };
+    const parsed = schema.safeParse(req.body);
+    if (!parsed.success) return { failure: fail(400, firstIssue(parsed.error)) };
+    const normalized = normalizeDomains(parsed.data.domainList);
+    if ('error' in normalized) return { failure: fail(400, normalized.error) };
+    return { apiKey, body: parsed.data, domains: normalized.domains };
+  }
+
   /** Latency and failure injection of the upstream endpoints, before anything else happens. */
   function gate(kind: 'dv' | 'apply' | 'get') {
     return async (req: FastifyRequest, reply: FastifyReply) => {
@@ -94,24 +111,17 @@ export function registerUpstreamRoutes(app: FastifyInstance, ctx: UpstreamContex
 
   app.post('/v1/cert/dv', { onRequest: gate('dv') }, async (req) => {
     state.counters.dv++;
-    const apiKey = authenticate(req);
-    if (!apiKey) return fail(401, 'OpenApiKey invalid');
-    const parsed = dvBody.safeParse(req.body);
-    if (!parsed.success) return fail(400, firstIssue(parsed.error));
-    const normalized = normalizeDomains(parsed.data.domainList);
-    if ('error' in normalized) return fail(400, normalized.error);
-    const configs = await Promise.all(normalized.domains.map((d) => dnsCheck.dvConfig(apiKey, d)));
+    const request = readDomainRequest(req, dvBody);
+    if ('failure' in request) return request.failure;
+    const { apiKey, domains } = request;
+    const configs = await Promise.all(domains.map((d) => dnsCheck.dvConfig(apiKey, d)));
     return ok({ configs, valid: configs.every((c) => c.valid) });
   });
 
   app.post('/v1/cert/apply', { onRequest: gate('apply') }, async (req) => {
-    const apiKey = authenticate(req);
-    if (!apiKey) return fail(401, 'OpenApiKey invalid');
-    const parsed = applyBody.safeParse(req.body);
-    if (!parsed.success) return fail(400, firstIssue(parsed.error));
-    const normalized = normalizeDomains(parsed.data.domainList);
-    if ('error' in normalized) return fail(400, normalized.error);
-    const { domains } = normalized;
+    const request = readDomainRequest(req, applyBody);
+    if ('failure' in request) return request.failure;
+    const { apiKey, body, domains } = request;
     const configs = await Promise.all(domains.map((d) => dnsCheck.dvConfig(apiKey, d)));
     const unverified = configs.find((c) => !c.valid);
     if (unverified) return fail(400, `domain not verified: ${unverified.domain}`);
@@ -121,12 +131,12 @@ export function registerUpstreamRoutes(app: FastifyInstance, ctx: UpstreamContex
       id: state.takeId(),
       owner: apiKey,
       domains,
-      algorithm: parsed.data.algorithm,
-      ca: parsed.data.ca,
-      notifyUrl: parsed.data.notifyUrl,
+      algorithm: body.algorithm,
+      ca: body.ca,
+      notifyUrl: body.notifyUrl,
       createdAt,
       dueAt: createdAt + options.issueSeconds * 1000,
-      failure: failureOf(domains, parsed.data.ca, options.caFailures),
+      failure: failureOf(domains, body.ca, options.caFailures),
       completed: false,
       cert: undefined,
     };
