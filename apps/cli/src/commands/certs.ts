@@ -66,15 +66,14 @@ export function registerCerts(program: Command, run: RunAction) {
             const page = await unwrap(
               client.listCertificates({
                 params: {
+                  // Undefined parameters are left out of the query string (openapi-fetch).
                   query: {
                     limit,
-                    ...(cursor ? { cursor } : {}),
-                    ...(options.domain ? { domain: options.domain } : {}),
-                    ...(options.expiringWithin !== undefined
-                      ? { expiringWithinDays: options.expiringWithin }
-                      : {}),
-                    ...(options.tenant ? { tenantId: options.tenant } : {}),
-                    ...(options.history ? { includeHistory: 'true' as const } : {}),
+                    cursor,
+                    domain: options.domain,
+                    expiringWithinDays: options.expiringWithin,
+                    tenantId: options.tenant,
+                    includeHistory: options.history ? 'true' : undefined,
                   },
                 },
               }),

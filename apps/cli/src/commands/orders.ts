@@ -25,6 +25,12 @@ export function orderRows(list: Order[]) {
   ]);
 }
 
+/** One order: the document in --json mode, a one-row table otherwise. */
+function showOrder(out: Output, order: Order): void {
+  out.data(order);
+  out.line(table(ORDER_HEAD, orderRows([order])));
+}
+
 /** Pages through a keyset-paginated list until `max` items or the last page. */
 export async function collectPages<T>(
   max: number,
@@ -68,13 +74,8 @@ async function listOrders(client: CertqClient, filter: ListFilter, max: number):
     const page = await unwrap(
       client.listOrders({
         params: {
-          query: {
-            limit,
-            ...(cursor ? { cursor } : {}),
-            ...(filter.status ? { status: filter.status } : {}),
-            ...(filter.domain ? { domain: filter.domain } : {}),
-            ...(filter.tenant ? { tenantId: filter.tenant } : {}),
-          },
+          // Undefined parameters are left out of the query string (openapi-fetch).
+          query: { limit, cursor, status: filter.status, domain: filter.domain, tenantId: filter.tenant },
         },
       }),
     );
@@ -160,8 +161,7 @@ export function registerOrders(program: Command, run: RunAction) {
             out.data(final);
             return final!.status === 'issued' ? EXIT.ok : EXIT.partial;
           }
-          out.data(order);
-          out.line(table(ORDER_HEAD, orderRows([order])));
+          showOrder(out, order);
           if (status === 200)
             out.note('an active order for this domain set already existed: that one is shown');
         },
@@ -176,8 +176,7 @@ export function registerOrders(program: Command, run: RunAction) {
       run(async (id: string, _options: unknown, command: Command) => {
         const { client, out } = contextOf(command);
         const order = await unwrap(client.getOrder({ params: { path: { id } } }));
-        out.data(order);
-        out.line(table(ORDER_HEAD, orderRows([order])));
+        showOrder(out, order);
         if (order.dns.length)
           out.line(
             table(
@@ -328,8 +327,7 @@ export function registerOrders(program: Command, run: RunAction) {
       run(async (id: string, _options: unknown, command: Command) => {
         const { client, out } = contextOf(command);
         const order = await unwrap(client.cancelOrder({ params: { path: { id } } }));
-        out.data(order);
-        out.line(table(ORDER_HEAD, orderRows([order])));
+        showOrder(out, order);
       }),
     );
 
