@@ -3,7 +3,7 @@ import { PRIORITY } from '@certq/core';
 import { insertOrders, orders } from '@certq/db';
 import { waitFor } from '@certq/testing';
 import { enqueueOrders } from '@certq/workflow';
-import { and, count, eq, inArray } from 'drizzle-orm';
+import { and, count, eq } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { scanRenewals, type WorkerContext } from '../src';
 import { createWorkbench, type Workbench } from './helpers';
@@ -76,40 +76,43 @@ describe('fairness', () => {
     expect(fresh!.order.priority).toBe(PRIORITY.interactive);
     await enqueueOrders(b.queues, [fresh!.order]);
 
-    const renewals = await b.db.db
+    // Fairness is decided once the small tenant's renewals and the new order are done: the big
+    // tenant's renewals that finished before them are all in the table by then. Waiting for the other
+    // ~1,700 would add a minute or two of CPU and prove nothing more.
+    const smallRenewals = await b.db.db
       .select({ id: orders.id })
       .from(orders)
-      .where(and(eq(orders.kind, 'renewal'), inArray(orders.tenantId, [big.id, small.id])));
+      .where(and(eq(orders.kind, 'renewal'), eq(orders.tenantId, small.id)));
     const done = await b.waitForStatus(
-      [...renewals.map((r) => r.id), fresh!.order.id],
+      [...smallRenewals.map((r) => r.id), fresh!.order.id],
       ['issued', 'failed'],
       360_000,
     );
     expect(done.filter((o) => o.status !== 'issued')).toEqual([]);
+    const bigTimes = (
+      await b.db.db
+        .select({ at: orders.updatedAt })
+        .from(orders)
+        .where(and(eq(orders.tenantId, big.id), eq(orders.kind, 'renewal'), eq(orders.status, 'issued')))
+    ).map((o) => o.at.getTime());
+    // Shutting down with a backlog in flight is clean (SIGTERM: jobs finish or go back, exit 0).
     worker.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
 
-    const finished = (tenantId: string) =>
-      done
-        .filter((o) => o.tenantId === tenantId && o.kind === 'renewal')
-        .map((o) => o.updatedAt.getTime())
-        .sort((x, y) => x - y);
-    const bigTimes = finished(big.id);
-    const smallTimes = finished(small.id);
-    expect(bigTimes).toHaveLength(BIG);
+    const smallTimes = done.filter((o) => o.tenantId === small.id).map((o) => o.updatedAt.getTime());
     expect(smallTimes).toHaveLength(SMALL);
-    const median = bigTimes[Math.floor(BIG / 2)]!;
     const newAt = done.find((o) => o.id === fresh!.order.id)!.updatedAt.getTime();
-    const bigBeforeNew = bigTimes.filter((t) => t < newAt).length;
-    const bigBeforeLastSmall = bigTimes.filter((t) => t < smallTimes[SMALL - 1]!).length;
+    const bigBefore = (at: number) => bigTimes.filter((t) => t < at).length;
+    const bigBeforeNew = bigBefore(newAt);
+    const bigBeforeLastSmall = bigBefore(Math.max(...smallTimes));
     console.info(
       `fairness: new order finished after ${bigBeforeNew}/${BIG} of the big tenant's renewals; ` +
-        `the small tenant's last renewal after ${bigBeforeLastSmall}/${BIG}; ` +
-        `renewals took ${((bigTimes[BIG - 1]! - bigTimes[0]!) / 1000).toFixed(1)} s`,
+        `the small tenant's last renewal after ${bigBeforeLastSmall}/${BIG}`,
     );
     // The new order jumps the queue: it finishes before most of the renewals already waiting.
     expect(bigBeforeNew).toBeLessThan(BIG / 2);
-    // The small tenant's 10 are not held to the end: all finish before the big tenant's median.
-    expect(Math.max(...smallTimes)).toBeLessThan(median);
+    // The small tenant's 10 are not held to the end: all finish before half of the big tenant's
+    // (before the big tenant's median), where first in, first out would put them after all 2,000.
+    expect(bigBeforeLastSmall).toBeLessThan(BIG / 2);
   }, 560_000);
 });
