@@ -1,7 +1,7 @@
 import { backoffDelay } from '@certq/core';
 import { createDb, insertOrders, tenants } from '@certq/db';
 import { createSimulator, dvRecord } from '@certq/simulator';
-import { startNamed } from '@certq/testing';
+import { startNamed } from '@certq/testing/standalone';
 import { startWorker } from '@certq/worker';
 import { createQueues, enqueueOrders } from '@certq/workflow';
 import { Redis } from 'ioredis';

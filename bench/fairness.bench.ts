@@ -1,5 +1,5 @@
 import { orders, tenants } from '@certq/db';
-import { waitFor } from '@certq/testing';
+import { waitFor } from '@certq/testing/standalone';
 import { createOrder, createOrders } from '@certq/workflow';
 import { and, count, eq, inArray } from 'drizzle-orm';
 import { type BenchRow, createBenchEnvironment } from './lib';

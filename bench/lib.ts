@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig } from '@certq/core';
 import { migrate } from '@certq/db';
-import { type CertqPlaces, certqSettings, deleteRedisKeys, startNamed } from '@certq/testing';
+import { type CertqPlaces, certqSettings, deleteRedisKeys, startNamed } from '@certq/testing/standalone';
 import pg from 'pg';
 
 /** One row of the table `pnpm bench` prints. */
