@@ -1,9 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { type BenchRow, createBenchEnvironment, percentile, serveApiRole } from './lib';
+import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import {
+  autocannon,
+  type BenchServer,
+  type CannonResult,
+  serveBenchRole,
+  startApiServer,
+  startBenchServer,
+} from './servers';
 
 /**
  * The HTTP API under load. The servers under test run in their own processes (this file, started
@@ -20,79 +25,32 @@ const DURATION_S = 10;
 
 // ─── server roles (child processes) ───────────────────────────────────────────────────────────────
 
-async function serveRole(role: string): Promise<void> {
-  let close: () => Promise<void>;
-  let url: string;
-  if (role === 'api') {
-    ({ url, close } = await serveApiRole());
-  } else if (role === 'minimal') {
-    const { buildMinimalEnqueue } = await import('./baselines/minimal-enqueue');
-    const app = await buildMinimalEnqueue({
-      databaseUrl: process.env.DATABASE_URL!,
-      redisUrl: process.env.REDIS_URL!,
-      prefix: `${process.env.REDIS_PREFIX}-minimal`,
-    });
-    url = await app.listen({ host: '127.0.0.1', port: 0 });
-    close = () => app.close();
-  } else {
-    const { default: Fastify } = await import('fastify');
-    const app = Fastify({ logger: false });
-    app.get('/', async () => ({ ok: true }));
-    url = await app.listen({ host: '127.0.0.1', port: 0 });
-    close = () => app.close();
-  }
-  process.stdout.write(`${JSON.stringify({ url })}\n`);
-  process.once('SIGTERM', () => {
-    close().finally(() => process.exit(0));
-  });
+await serveBenchRole(async (role) => {
+  const app =
+    role === 'minimal'
+      ? await (await import('./baselines/minimal-enqueue')).buildMinimalEnqueue({
+          databaseUrl: process.env.DATABASE_URL!,
+          redisUrl: process.env.REDIS_URL!,
+          prefix: `${process.env.REDIS_PREFIX}-minimal`,
+        })
+      : await bareFastify();
+  return { url: await app.listen({ host: '127.0.0.1', port: 0 }), close: () => app.close() };
+});
+
+/** The ceiling: a bare Fastify answering a constant. */
+async function bareFastify() {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({ logger: false });
+  app.get('/', async () => ({ ok: true }));
+  return app;
 }
 
-const SERVE_FLAG = '--certq-bench-serve=';
-const role = process.argv.find((arg) => arg.startsWith(SERVE_FLAG))?.slice(SERVE_FLAG.length);
-if (role) await serveRole(role);
-
-interface Server {
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function startServer(which: 'api' | 'bare' | 'minimal', env: Record<string, string>): Promise<Server> {
-  const self = fileURLToPath(import.meta.url);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', self, `${SERVE_FLAG}${which}`], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${which} server exited with ${code} before listening`)));
-    lines.on('line', (line) => {
-      try {
-        resolve((JSON.parse(line) as { url: string }).url);
-      } catch {
-        /* not our line */
-      }
-    });
-  });
-  return {
-    url,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+function startServer(which: 'bare' | 'minimal', env: Record<string, string>): Promise<BenchServer> {
+  return startBenchServer(import.meta.url, which, env);
 }
 
 // ─── load generation ──────────────────────────────────────────────────────────────────────────────
 
-interface CannonResult {
-  requests: { average: number };
-  latency: { p50: number; p99: number };
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
 interface CannonRequest {
   method?: string;
   path?: string;
@@ -100,16 +58,8 @@ interface CannonRequest {
   headers?: Record<string, string>;
   setupRequest?: (request: CannonRequest) => CannonRequest;
 }
-type Autocannon = (options: Record<string, unknown>) => Promise<CannonResult>;
 
-async function load(
-  url: string,
-  token: string | undefined,
-  requests: CannonRequest[],
-): Promise<CannonResult> {
-  // autocannon ships no types; a computed specifier keeps TypeScript from asking for them.
-  const autocannonModule = 'autocannon';
-  const autocannon = ((await import(autocannonModule)) as { default: Autocannon }).default;
+function load(url: string, token: string | undefined, requests: CannonRequest[]): Promise<CannonResult> {
   return autocannon({
     url,
     connections: CONNECTIONS,
@@ -172,17 +122,11 @@ function expectStatus(what: string, got: number, want: number, body: string) {
 export async function run(): Promise<BenchRow[]> {
   const environment = await createBenchEnvironment();
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
-  const servers: Server[] = [];
+  const servers: BenchServer[] = [];
   try {
-    const api = await startServer('api', {
-      DATABASE_URL: environment.databaseUrl,
-      REDIS_URL: environment.redisUrl,
-      REDIS_PREFIX: environment.prefix,
+    const api = await startApiServer(import.meta.url, environment, {
       ADMIN_TOKEN: adminToken,
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
       RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
-      LOG_LEVEL: 'silent',
     });
     servers.push(api);
     const tenantRes = await call(

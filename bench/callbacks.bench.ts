@@ -3,7 +3,7 @@ import { startApi } from '@certq/api';
 import { loadConfig } from '@certq/core';
 import { createDb, tenants } from '@certq/db';
 import { createSimulator } from '@certq/simulator';
-import { certqSettings } from '@certq/testing';
+import { certqSettings } from '@certq/testing/standalone';
 import { startWorker } from '@certq/worker';
 import { createOrders, createQueues } from '@certq/workflow';
 import { inArray, sql } from 'drizzle-orm';

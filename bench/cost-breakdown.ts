@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { startApi } from '@certq/api';
 import { createDb, insertOrders, tenants } from '@certq/db';
-import { startPrivateRedis } from '@certq/testing/servers';
 import { startWorker } from '@certq/worker';
 import { createQueues, enqueueOrders } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
-import { runMinimalWorkflow } from './baselines/minimal-workflow';
-import { benchConfig, createBenchEnvironment, startSimulatorProcess } from './lib';
+import { type BenchEnvironment, benchConfig, NO_UPSTREAM } from './lib';
+import { createPrivateRedisEnvironment, openWorkerComparison, waitForOrdersSettled } from './worker-runs';
 
 /**
  * Where the cost of an order goes. Not part of `pnpm bench`: a tool for reading costs.
@@ -23,6 +21,7 @@ import { benchConfig, createBenchEnvironment, startSimulatorProcess } from './li
  */
 const MODE = process.argv[2] === 'api' ? 'api' : 'worker';
 const ORDERS = Number(process.argv[3] ?? (MODE === 'api' ? 2000 : 1000));
+const CONCURRENCY = 50;
 
 const sql = new Map<string, number>();
 const sent = new Map<string, number>();
@@ -66,22 +65,20 @@ function print(title: string, map: Map<string, number>, before = new Map<string,
   for (const [k, v] of rows) console.log(`${v.toFixed(3).padStart(8)}  ${k}`);
 }
 
-const privateRedis = await startPrivateRedis();
-const env = { ...(await createBenchEnvironment()), redisUrl: privateRedis.url };
 if (MODE === 'api') {
+  const env = await createPrivateRedisEnvironment();
   try {
-    await breakDownApi();
+    await breakDownApi(env);
   } finally {
     await env.cleanup();
-    await privateRedis.stop();
   }
   process.exit(0);
 }
 
-async function breakDownApi() {
+async function breakDownApi(env: BenchEnvironment) {
   const adminToken = randomBytes(16).toString('hex');
   const api = await startApi({
-    config: benchConfig(env, 'http://127.0.0.1:9', {
+    config: benchConfig(env, NO_UPSTREAM, {
       ADMIN_TOKEN: adminToken,
       RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
     }),
@@ -128,16 +125,9 @@ async function breakDownApi() {
   }
 }
 
-const minimalEnv = await createBenchEnvironment();
-const sim = await startSimulatorProcess({ issueSeconds: 0 });
+const { env, config, runMinimal, close } = await openWorkerComparison({ concurrency: CONCURRENCY });
 const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
 try {
-  const config = benchConfig(env, sim.url, {
-    UPSTREAM_MAX_RPS: '100000',
-    WORKER_CONCURRENCY: '50',
-    DNS_RESOLVERS: env.dnsResolvers,
-    DNS_RESOLVER_MAX_QPS: '100000',
-  });
   const db = createDb(env.databaseUrl);
   const [tenant] = await db.db.insert(tenants).values({ name: 'bench', tokenHash: 'bench' }).returning();
   const queues = createQueues(redis, env.prefix);
@@ -157,13 +147,7 @@ try {
   const statsBefore = await commandstats(redis);
   const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
   const started = performance.now();
-  for (;;) {
-    const { rows } = await db.pool.query(
-      "select count(*)::int as n from orders where status in ('issued', 'failed')",
-    );
-    if (rows[0].n >= ORDERS) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForOrdersSettled(db.pool, ORDERS, 100);
   console.log(`certq: ${ORDERS} orders in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const ourSql = new Map(sql);
   const ourSent = new Map(sent);
@@ -178,23 +162,12 @@ try {
   sql.clear();
   sent.clear();
   const minimalBefore = await commandstats(redis);
-  await runMinimalWorkflow({
-    databaseUrl: minimalEnv.databaseUrl,
-    redisUrl: env.redisUrl,
-    prefix: `${env.prefix}-minimal`,
-    simulatorUrl: sim.url,
-    orders: ORDERS,
-    concurrency: 50,
-  });
+  await runMinimal({ orders: ORDERS });
   print('minimal: SQL statements', sql);
   print('minimal: Redis commands sent', sent);
   print('minimal: Redis commands executed', await commandstats(redis), minimalBefore);
 } finally {
   redis.disconnect();
-  sim.child.kill('SIGTERM');
-  await once(sim.child, 'exit');
-  await env.cleanup();
-  await minimalEnv.cleanup();
-  await privateRedis.stop();
+  await close();
 }
 process.exit(0);

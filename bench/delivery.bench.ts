@@ -1,13 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { type BenchRow, createBenchEnvironment, percentile, serveApiRole } from './lib';
+import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import { autocannon, serveBenchRole, startApiServer, startBenchServer } from './servers';
 
 /**
  * Delivery to TLS servers.
@@ -29,72 +29,22 @@ const RENEWALS = QUICK ? 20 : 200;
 const SECONDS = QUICK ? 2 : 15;
 const DEBOUNCE_MS = 100;
 
-async function serveRole(role: string): Promise<void> {
-  let close: () => Promise<void>;
-  let url: string;
-  if (role === 'api') {
-    ({ url, close } = await serveApiRole());
-  } else {
-    // The baseline: the least a server can do to answer the same question.
-    const { default: Fastify } = await import('fastify');
-    const bundle = readFileSync(process.env.BENCH_BUNDLE_FILE!, 'utf8');
-    const map = new Map<string, string>();
-    for (let i = 0; i < CERTIFICATES; i++) map.set(`c${i}.bench.example.com`, bundle);
-    const app = Fastify({ logger: false });
-    app.get('/v1/tls/certificate', async (request, reply) => {
-      const found = map.get((request.query as { server_name: string }).server_name);
-      if (!found) return reply.code(204).send();
-      return reply.type('application/x-pem-file').send(found);
-    });
-    url = await app.listen({ host: '127.0.0.1', port: 0 });
-    close = () => app.close();
-  }
-  process.stdout.write(`${JSON.stringify({ url })}\n`);
-  process.once('SIGTERM', () => {
-    close().finally(() => process.exit(0));
+await serveBenchRole(async (_role) => {
+  // The baseline: the least a server can do to answer the same question.
+  const { default: Fastify } = await import('fastify');
+  const bundle = readFileSync(process.env.BENCH_BUNDLE_FILE!, 'utf8');
+  const map = new Map<string, string>();
+  for (let i = 0; i < CERTIFICATES; i++) map.set(`c${i}.bench.example.com`, bundle);
+  const app = Fastify({ logger: false });
+  app.get('/v1/tls/certificate', async (request, reply) => {
+    const found = map.get((request.query as { server_name: string }).server_name);
+    if (!found) return reply.code(204).send();
+    return reply.type('application/x-pem-file').send(found);
   });
-}
-
-const SERVE_FLAG = '--certq-bench-serve=';
-const role = process.argv.find((arg) => arg.startsWith(SERVE_FLAG))?.slice(SERVE_FLAG.length);
-if (role) await serveRole(role);
-
-async function startServer(which: 'api' | 'baseline', env: Record<string, string>) {
-  const self = fileURLToPath(import.meta.url);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', self, `${SERVE_FLAG}${which}`], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${which} server exited with ${code} before listening`)));
-    lines.on('line', (line) => {
-      try {
-        resolve((JSON.parse(line) as { url: string }).url);
-      } catch {}
-    });
-  });
-  return {
-    url,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
-interface CannonResult {
-  requests: { average: number; total: number };
-  non2xx: number;
-  errors: number;
-}
-type Autocannon = (options: Record<string, unknown>) => Promise<CannonResult>;
+  return { url: await app.listen({ host: '127.0.0.1', port: 0 }), close: () => app.close() };
+});
 
 async function load(url: string, token: string, options: { connections: number; seconds: number }) {
-  const autocannonModule = 'autocannon';
-  const autocannon = ((await import(autocannonModule)) as { default: Autocannon }).default;
   const result = await autocannon({
     url,
     connections: options.connections,
@@ -231,17 +181,12 @@ export async function run(): Promise<BenchRow[]> {
       [issued.fingerprints, issued.certificate, sealed],
     );
 
-    const api = await startServer('api', {
-      DATABASE_URL: environment.databaseUrl,
-      REDIS_URL: environment.redisUrl,
-      REDIS_PREFIX: environment.prefix,
+    const api = await startApiServer(import.meta.url, environment, {
       ADMIN_TOKEN: adminToken,
       ENCRYPTION_KEY: encryptionKey,
-      HTTPSOK_BASE_URL: 'http://127.0.0.1:9',
-      LOG_LEVEL: 'silent',
     });
     stops.push(api.stop);
-    const baseline = await startServer('baseline', { BENCH_BUNDLE_FILE: bundleFile });
+    const baseline = await startBenchServer(import.meta.url, 'baseline', { BENCH_BUNDLE_FILE: bundleFile });
     stops.push(baseline.stop);
     const edge = (await json(`${api.url}/v1/edge-tokens`, 'POST', adminToken, { name: 'bench' }))
       .token as string;

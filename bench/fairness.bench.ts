@@ -1,12 +1,9 @@
-import { once } from 'node:events';
-import { createDb, orders, tenants } from '@certq/db';
-import { waitFor } from '@certq/testing';
-import { startWorker } from '@certq/worker';
-import { createOrder, createOrders, createQueues } from '@certq/workflow';
+import { orders, tenants } from '@certq/db';
+import { waitFor } from '@certq/testing/standalone';
+import { createOrder, createOrders } from '@certq/workflow';
 import { and, count, eq, inArray } from 'drizzle-orm';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { type BenchRow, benchConfig, createBenchEnvironment, startSimulatorProcess } from './lib';
+import { type BenchRow, createBenchEnvironment } from './lib';
+import { startWorkerBench } from './worker-runs';
 
 /**
  * One tenant's bulk against other tenants' single orders (`pnpm bench fairness`). The simulator
@@ -26,16 +23,14 @@ const HEAD_START_MS = 20_000;
 
 export async function run(): Promise<BenchRow[]> {
   const env = await createBenchEnvironment();
-  const sim = await startSimulatorProcess({ issueSeconds: 5 });
-  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-  const config = benchConfig(env, sim.url, {
-    UPSTREAM_MAX_RPS: '20',
-    DNS_RESOLVERS: env.dnsResolvers,
+  const { db, queues, close } = await startWorkerBench(env, {
+    issueSeconds: 5,
+    settings: {
+      UPSTREAM_MAX_RPS: '20',
+      DNS_RESOLVERS: env.dnsResolvers,
+    },
   });
-  const db = createDb(env.databaseUrl);
-  const queues = createQueues(redis, env.prefix);
   const deps = { db: db.db, queues };
-  const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
   try {
     const tenantRows = await db.db
       .insert(tenants)
@@ -113,12 +108,7 @@ export async function run(): Promise<BenchRow[]> {
       },
     ];
   } finally {
-    await worker.close();
-    await queues.close();
-    redis.disconnect();
-    await db.close();
-    sim.child.kill('SIGTERM');
-    await once(sim.child, 'exit');
+    await close();
     await env.cleanup();
   }
 }

@@ -1,14 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { type Config, loadConfig, secretBoxFromConfig } from '@certq/core';
-import { createDb, migrate } from '@certq/db';
-import { type CertqPlaces, certqSettings, deleteRedisKeys, startNamed } from '@certq/testing';
-import { createWorkerContext } from '@certq/worker';
-import { createQueues } from '@certq/workflow';
-import { Redis } from 'ioredis';
+import { type Config, loadConfig } from '@certq/core';
+import { migrate } from '@certq/db';
+import { type CertqPlaces, certqSettings, deleteRedisKeys, startNamed } from '@certq/testing/standalone';
 import pg from 'pg';
-import { pino } from 'pino';
 
 /** One row of the table `pnpm bench` prints. */
 export interface BenchRow {
@@ -70,13 +67,18 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+export interface SimulatorProcess {
+  url: string;
+  child: ChildProcess;
+  /** Stops the simulator and waits for its process to exit. */
+  stop(): Promise<void>;
+}
+
 /**
  * The simulator in its own process, so its certificate generation takes the other core rather than
  * the process being measured. Resolves once it answers /healthz.
  */
-export async function startSimulatorProcess(options: {
-  issueSeconds: number;
-}): Promise<{ url: string; child: ChildProcess }> {
+export async function startSimulatorProcess(options: { issueSeconds: number }): Promise<SimulatorProcess> {
   const port = 40_000 + Math.floor(Math.random() * 20_000);
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: fileURLToPath(new URL('../apps/simulator', import.meta.url)),
@@ -91,7 +93,7 @@ export async function startSimulatorProcess(options: {
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, child };
+      if ((await fetch(`${url}/healthz`)).ok) return { url, child, stop: () => stopChildProcess(child) };
     } catch {}
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -99,32 +101,24 @@ export async function startSimulatorProcess(options: {
   throw new Error('simulator did not start');
 }
 
-/** A worker context over a bench environment, for suites that drive the renewal scan by hand. */
-export function openScanContext(
-  env: { databaseUrl: string; redisUrl: string; prefix: string },
-  config: Config,
-) {
-  const handle = createDb(env.databaseUrl, { max: 5 });
-  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-  const queues = createQueues(redis, env.prefix);
-  const ctx = createWorkerContext({
-    db: handle.db,
-    queues,
-    secrets: secretBoxFromConfig(config),
-    config,
-    redis,
-    logger: pino({ level: 'silent' }),
-  });
+/** SIGTERM to a child process; resolves once it has exited (at once if it already has). */
+export async function stopChildProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** This process's RSS, sampled every `intervalMs` until `stop()`, which returns the peak. */
+export function sampleRss(intervalMs = 10) {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, intervalMs);
   return {
-    ctx,
-    handle,
-    queues,
-    redis,
-    async close() {
-      await ctx.close();
-      await queues.close();
-      redis.disconnect();
-      await handle.close();
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, process.memoryUsage().rss);
     },
   };
 }
@@ -140,18 +134,24 @@ export function benchPlaces(env: BenchEnvironment, simUrl: string): CertqPlaces 
 }
 
 /**
- * certq's configuration for a bench run on `env` against the simulator at `simUrl`: the parts every
- * suite shares (fresh secrets, silent logs), plus the suite's own settings as in process.env.
+ * An httpsok URL for suites that run no simulator: port 9 (discard) on loopback, where nothing answers,
+ * so any upstream call fails at once instead of reaching a real service.
  */
-export function benchConfig(env: BenchEnvironment, simUrl: string, settings: Record<string, string>): Config {
-  return loadConfig(certqSettings(benchPlaces(env, simUrl), { HTTPSOK_API_KEY: 'bench', ...settings }), {
-    requireSecrets: true,
-  });
+export const NO_UPSTREAM = 'http://127.0.0.1:9';
+
+/**
+ * certq's settings (as in process.env) for a bench run on `env` against the simulator at `simUrl`: the
+ * parts every suite shares (fresh secrets, silent logs), plus the suite's own `settings`.
+ */
+export function benchSettings(
+  env: BenchEnvironment,
+  simUrl: string,
+  settings: Record<string, string>,
+): Record<string, string> {
+  return certqSettings(benchPlaces(env, simUrl), { HTTPSOK_API_KEY: 'bench', ...settings });
 }
 
-/** A bench's server role: certq's API in this (child) process, configured from process.env. */
-export async function serveApiRole(): Promise<{ url: string; close: () => Promise<void> }> {
-  const { loadConfig } = await import('@certq/core');
-  const { startApi } = await import('@certq/api');
-  return startApi({ config: loadConfig(process.env), logger: false, host: '127.0.0.1', port: 0 });
+/** certq's configuration from benchSettings, for the certq a suite runs in its own process. */
+export function benchConfig(env: BenchEnvironment, simUrl: string, settings: Record<string, string>): Config {
+  return loadConfig(benchSettings(env, simUrl, settings), { requireSecrets: true });
 }

@@ -1,10 +1,7 @@
-import { once } from 'node:events';
-import { createDb, insertOrders, tenants } from '@certq/db';
-import { startWorker } from '@certq/worker';
-import { createQueues, enqueueOrders } from '@certq/workflow';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { type BenchRow, benchConfig, createBenchEnvironment, percentile, startSimulatorProcess } from './lib';
+import { insertOrders, tenants } from '@certq/db';
+import { enqueueOrders } from '@certq/workflow';
+import { type BenchRow, createBenchEnvironment, percentile } from './lib';
+import { startWorkerBench } from './worker-runs';
 
 /**
  * Offered load above the upstream ceiling (`pnpm bench overload`): UPSTREAM_MAX_RPS=20, the
@@ -37,14 +34,10 @@ const calls = (s: SimStats) => s.dv + s.apply + s.get;
 
 export async function run(): Promise<BenchRow[]> {
   const env = await createBenchEnvironment();
-  const sim = await startSimulatorProcess({ issueSeconds: 5 });
-  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-  const config = benchConfig(env, sim.url, {
-    UPSTREAM_MAX_RPS: String(MAX_RPS),
+  const { sim, db, queues, close } = await startWorkerBench(env, {
+    issueSeconds: 5,
+    settings: { UPSTREAM_MAX_RPS: String(MAX_RPS) },
   });
-  const db = createDb(env.databaseUrl);
-  const queues = createQueues(redis, env.prefix);
-  const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
   try {
     const tenantRows = await db.db
       .insert(tenants)
@@ -188,12 +181,7 @@ export async function run(): Promise<BenchRow[]> {
       },
     ];
   } finally {
-    await worker.close();
-    await queues.close();
-    redis.disconnect();
-    await db.close();
-    sim.child.kill('SIGTERM');
-    await once(sim.child, 'exit');
+    await close();
     await env.cleanup();
   }
 }

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { loadConfig } from '@certq/core';
-import type { createDb } from '@certq/db';
 import { explainRenewalScan, renewalWindowEnd, scanRenewals } from '@certq/worker';
 import { requestRenewals } from '@certq/workflow';
-import { type BenchRow, createBenchEnvironment, openScanContext } from './lib';
+import type pg from 'pg';
+import { type BenchRow, createBenchEnvironment } from './lib';
+import { ONE_IN_TEN_DUE_NOT_AFTER, openScanContext, profiledScan } from './renewal-scan';
 
 /**
  * The renewal scanner at scale: 100,000 current certificates across 1,000 tenants, 10% of them inside
@@ -19,13 +18,7 @@ const CERTIFICATES = Number(process.env.BENCH_RENEWAL_CERTIFICATES ?? 100_000);
 const TENANTS = Number(process.env.BENCH_RENEWAL_TENANTS ?? 1_000);
 const MB = 1024 * 1024;
 
-/** A full GC on demand (without --expose-gc on the command line), to measure live heap, not garbage. */
-function collectGarbage(): () => void {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
-
-async function seed(db: ReturnType<typeof createDb>['pool']): Promise<void> {
+async function seed(db: pg.Pool): Promise<void> {
   await db.query(`
     insert into tenants (name, token_hash)
     select 'bench-tenant-' || i, md5('bench-' || i) from generate_series(1, ${TENANTS}) i`);
@@ -41,28 +34,13 @@ async function seed(db: ReturnType<typeof createDb>['pool']): Promise<void> {
       not_before, not_after, fingerprint, certificate_pem, private_key_sealed)
     select o.tenant_id, o.id, o.domains, o.domains_key, o.apply_id, 'ECC', 'google',
       now() - interval '60 days',
-      case when substring(o.apply_id from 7)::int % 10 = 0
-        then now() + (1 + random() * 28) * interval '1 day'
-        else now() + (31 + random() * 58) * interval '1 day' end,
+      ${ONE_IN_TEN_DUE_NOT_AFTER},
       md5(o.id::text),
       '-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n',
       'placeholder'
     from orders o`);
   await db.query(`update orders o set certificate_id = c.id from certificates c where c.order_id = o.id`);
   await db.query(`vacuum analyze`);
-}
-
-function sampleRss(intervalMs = 10) {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, process.memoryUsage().rss);
-    },
-  };
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -75,18 +53,18 @@ export async function run(): Promise<BenchRow[]> {
     LOG_LEVEL: 'silent',
     DNS_RESOLVERS: env.dnsResolvers,
   });
-  const { ctx, handle, queues, close: closeScanContext } = openScanContext(env, config);
+  const { ctx, pool, close: closeScanContext } = openScanContext(env, config);
   try {
     const seeding = Date.now();
-    await seed(handle.pool);
+    await seed(pool);
     process.stderr.write(
       `  seeded ${CERTIFICATES} certificates across ${TENANTS} tenants in ${((Date.now() - seeding) / 1000).toFixed(1)} s\n`,
     );
 
     const now = new Date();
     const windowEnd = renewalWindowEnd(ctx, now);
-    const explained = await explainRenewalScan(handle.db, now, windowEnd, { analyze: true });
-    const later = await explainRenewalScan(handle.db, now, windowEnd, {
+    const explained = await explainRenewalScan(ctx.db, now, windowEnd, { analyze: true });
+    const later = await explainRenewalScan(ctx.db, now, windowEnd, {
       cursor: {
         notAfter: new Date(now.getTime() + 14 * 86_400_000).toISOString(),
         id: '00000000-0000-0000-0000-000000000000',
@@ -99,25 +77,8 @@ export async function run(): Promise<BenchRow[]> {
       `  page query: ${explained.scan} on certificates_current_by_expiry (first page), ${later.scan} (later pages)\n`,
     );
 
-    const rssBefore = process.memoryUsage().rss;
-    const sampler = sampleRss();
-    const started = performance.now();
-    // After the first batch everything is warm (statements prepared, scripts loaded): from there on a
-    // flat scan holds one page at a time, so the live heap (after a full GC, taken after each batch;
-    // the GC pauses count in the wall time) must not grow with the batches. RSS also holds garbage
-    // not yet collected and V8's high-water mark, so it is shown, not judged.
-    const gc = collectGarbage();
-    const liveHeap: number[] = [];
-    const scan = await scanRenewals(ctx, {
-      now,
-      onBatch: () => {
-        gc();
-        liveHeap.push(process.memoryUsage().heapUsed);
-      },
-    });
-    const wallS = (performance.now() - started) / 1000;
-    const peakRss = sampler.stop();
-    const queued = await queues.verify.getJobCounts('delayed', 'prioritized', 'waiting');
+    const { scan, seconds: wallS, rssBefore, peakRss, liveHeap } = await profiledScan(ctx, { now });
+    const queued = await ctx.queues.verify.getJobCounts('delayed', 'prioritized', 'waiting');
     const jobs = Object.values(queued).reduce((a, b) => a + b, 0);
     process.stderr.write(
       `  scan: ${JSON.stringify(scan)}; ${jobs} verify jobs queued; RSS ${(rssBefore / MB).toFixed(0)} → peak ${(peakRss / MB).toFixed(0)} MB\n`,
@@ -130,7 +91,7 @@ export async function run(): Promise<BenchRow[]> {
     // A manual renewal (POST /v1/renewals) of everything expiring within 40 days: the 10,000 renewed
     // above are skipped (active orders), the ~17% expiring in 31–40 days get orders, in one transaction.
     const manualStarted = performance.now();
-    const manual = await requestRenewals(handle.db, queues, {
+    const manual = await requestRenewals(ctx.db, ctx.queues, {
       selection: { expiringWithinDays: 40 },
       requestedByTenantId: null,
       maxRps: config.UPSTREAM_MAX_RPS,

@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { startApi } from '@certq/api';
-import { scanRenewals } from '@certq/worker';
 import type pg from 'pg';
-import { type BenchRow, benchConfig, createBenchEnvironment, openScanContext, percentile } from './lib';
+import { type BenchRow, benchConfig, createBenchEnvironment, NO_UPSTREAM, percentile } from './lib';
+import { ONE_IN_TEN_DUE_NOT_AFTER, openScanContext, profiledScan } from './renewal-scan';
 
 /**
  * certq at a million certificates and ten thousand tenants (`pnpm bench scale`). The data is
@@ -24,11 +22,6 @@ const CERTIFICATES = Number(process.env.BENCH_SCALE_CERTIFICATES ?? 1_000_000);
 const TENANTS = Number(process.env.BENCH_SCALE_TENANTS ?? 10_000);
 const LISTING_REQUESTS = Number(process.env.BENCH_SCALE_LISTING_REQUESTS ?? 300);
 const MB = 1024 * 1024;
-
-function collectGarbage(): () => void {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
 
 const SEEDED_TABLES = ['tenants', 'orders', 'order_events', 'certificates', 'certificate_changes'];
 
@@ -89,9 +82,7 @@ async function seed(pool: pg.Pool): Promise<Record<string, number>> {
          not_before, not_after, fingerprint, certificate_pem, private_key_sealed, created_at)
        select o.tenant_id, o.id, o.domains, o.domains_key, o.apply_id, 'ECC', 'google',
          now() - interval '60 days',
-         case when substring(o.apply_id from 7)::int % 10 = 0
-           then now() + (1 + random() * 28) * interval '1 day'
-           else now() + (31 + random() * 58) * interval '1 day' end,
+         ${ONE_IN_TEN_DUE_NOT_AFTER},
          md5(o.id::text),
          -- about the size of a real ECC leaf + intermediate chain, and a sealed P-256 key
          repeat('MIIDdzCCAv2gAwIBAgIQ', 120), repeat('c2VhbGVk', 40), o.updated_at
@@ -114,19 +105,6 @@ async function seed(pool: pg.Pool): Promise<Record<string, number>> {
     client.release();
   }
   return steps;
-}
-
-function sampleRss(intervalMs = 10) {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, process.memoryUsage().rss);
-    },
-  };
 }
 
 async function timed(url: string, token: string): Promise<{ ms: number; status: number; text: string }> {
@@ -198,14 +176,14 @@ async function listingP99(base: string, token: string, path: string, cursors: st
 export async function run(): Promise<BenchRow[]> {
   const env = await createBenchEnvironment();
   const adminToken = `scale-admin-${randomBytes(16).toString('hex')}`;
-  const config = benchConfig(env, 'http://127.0.0.1:9', {
+  const config = benchConfig(env, NO_UPSTREAM, {
     ADMIN_TOKEN: adminToken,
     RATE_LIMIT_PER_MINUTE: String(1_000_000_000),
   });
-  const { ctx, handle, close: closeScanContext } = openScanContext(env, config);
+  const { ctx, pool, close: closeScanContext } = openScanContext(env, config);
   let api: Awaited<ReturnType<typeof startApi>> | undefined;
   try {
-    const seedSteps = await seed(handle.pool);
+    const seedSteps = await seed(pool);
     const seedS = Object.values(seedSteps).reduce((a, b) => a + b, 0);
     process.stderr.write(
       `  seeded ${CERTIFICATES} certificates, ${TENANTS} tenants in ${seedS.toFixed(1)} s: ${Object.entries(
@@ -216,7 +194,7 @@ export async function run(): Promise<BenchRow[]> {
     );
 
     // ── sizes ──
-    const { rows: sizes } = await handle.pool.query<{ rel: string; bytes: string; n: string }>(`
+    const { rows: sizes } = await pool.query<{ rel: string; bytes: string; n: string }>(`
       select rel, pg_total_relation_size(rel::regclass)::bigint as bytes,
         (select reltuples::bigint from pg_class where oid = rel::regclass) as n
       from unnest(array['certificates', 'orders', 'order_events']) rel`);
@@ -225,23 +203,8 @@ export async function run(): Promise<BenchRow[]> {
     const orderBytes = (size('orders') + size('order_events')) / CERTIFICATES;
 
     // ── renewal scan ──
-    const gc = collectGarbage();
-    gc();
-    const rssBefore = process.memoryUsage().rss;
-    const sampler = sampleRss();
-    const liveHeap: number[] = [];
-    const started = performance.now();
-    const scan = await scanRenewals(ctx, {
-      // A full GC after each batch (its pause counts in the wall time): the live heap, not garbage.
-      onBatch: () => {
-        gc();
-        liveHeap.push(process.memoryUsage().heapUsed);
-      },
-    });
-    const scanS = (performance.now() - started) / 1000;
-    const peakRss = sampler.stop();
+    const { scan, seconds: scanS, rssBefore, peakRss, liveHeap } = await profiledScan(ctx);
     process.stderr.write(`  scan: ${JSON.stringify(scan)} in ${scanS.toFixed(1)} s\n`);
-    // From batch 1 (statements prepared, scripts loaded) on, a flat scan's live heap does not grow.
     const heapGrowth = liveHeap.length > 1 ? (Math.max(...liveHeap) - liveHeap[0]!) / MB : 0;
 
     // ── the API over it ──
@@ -269,10 +232,10 @@ export async function run(): Promise<BenchRow[]> {
     // A snapshot refresh at this size (what the background pays every STATS_MAX_AGE_MS).
     const { collectStats } = await import('@certq/api');
     const refreshStarted = performance.now();
-    await collectStats(handle.db, { renewBeforeDays: config.RENEW_BEFORE_DAYS });
+    await collectStats(ctx.db, { renewBeforeDays: config.RENEW_BEFORE_DAYS });
     const refreshMs = performance.now() - refreshStarted;
 
-    const { rows: someTenant } = await handle.pool.query<{ id: string }>(
+    const { rows: someTenant } = await pool.query<{ id: string }>(
       `select id from tenants where name = 'scale-tenant-${Math.floor(TENANTS / 2)}'`,
     );
     const tenantId = someTenant[0]!.id;
@@ -282,33 +245,28 @@ export async function run(): Promise<BenchRow[]> {
         path: '/v1/certificates?limit=50',
         table: 'certificates',
         where: 'is_current',
-        cursors: await randomCursors(handle.pool, 'certificates', 'is_current', 200),
+        cursors: await randomCursors(pool, 'certificates', 'is_current', 200),
       },
       {
         name: 'GET /v1/certificates?tenantId (one tenant)',
         path: `/v1/certificates?limit=50&tenantId=${tenantId}`,
         table: 'certificates',
         where: `is_current and tenant_id = '${tenantId}'`,
-        cursors: await randomCursors(
-          handle.pool,
-          'certificates',
-          `is_current and tenant_id = '${tenantId}'`,
-          50,
-        ),
+        cursors: await randomCursors(pool, 'certificates', `is_current and tenant_id = '${tenantId}'`, 50),
       },
       {
         name: 'GET /v1/orders (operator, all tenants)',
         path: '/v1/orders?limit=50',
         table: 'orders',
         where: 'true',
-        cursors: await randomCursors(handle.pool, 'orders', 'true', 200),
+        cursors: await randomCursors(pool, 'orders', 'true', 200),
       },
       {
         name: 'GET /v1/orders?tenantId (one tenant)',
         path: `/v1/orders?limit=50&tenantId=${tenantId}`,
         table: 'orders',
         where: `tenant_id = '${tenantId}'`,
-        cursors: await randomCursors(handle.pool, 'orders', `tenant_id = '${tenantId}'`, 50),
+        cursors: await randomCursors(pool, 'orders', `tenant_id = '${tenantId}'`, 50),
       },
     ];
     const listingRows: BenchRow[] = [];
@@ -327,7 +285,7 @@ export async function run(): Promise<BenchRow[]> {
           met: p99 < 20,
         },
       );
-      const executed = await pageExecution(handle.pool, listing.table, listing.where, listing.cursors);
+      const executed = await pageExecution(pool, listing.table, listing.where, listing.cursors);
       listingRows.push({
         suite: SUITE,
         metric: `${listing.name}: Postgres per page, p99 (${executed.indexes})`,

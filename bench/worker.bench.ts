@@ -1,14 +1,12 @@
-import { once } from 'node:events';
 import { createDb, insertOrders, tenants } from '@certq/db';
-import { startPrivateRedis } from '@certq/testing/servers';
 import { startWorker } from '@certq/worker';
 import { createQueues, enqueueOrders } from '@certq/workflow';
 import { type Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
-import { runMinimalWorkflow } from './baselines/minimal-workflow';
-import { type BenchRow, benchConfig, createBenchEnvironment, startSimulatorProcess } from './lib';
+import { type BenchRow, sampleRss } from './lib';
+import { openWorkerComparison, ordersFailedRow, waitForOrdersSettled } from './worker-runs';
 
 const ORDERS = Number(process.env.BENCH_WORKER_ORDERS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 50);
@@ -92,22 +90,12 @@ async function baseline(redisUrl: string, prefix: string): Promise<number> {
 }
 
 export async function run(): Promise<BenchRow[]> {
-  // A Redis of its own: INFO commandstats then counts this benchmark's commands only.
-  const privateRedis = await startPrivateRedis();
-  const env = { ...(await createBenchEnvironment()), redisUrl: privateRedis.url };
-  const minimalEnv = await createBenchEnvironment();
-  const sim = await startSimulatorProcess({ issueSeconds: 0 });
+  const suite = `worker (${ORDERS} orders)`;
+  const { env, config, runMinimal, close } = await openWorkerComparison({ concurrency: CONCURRENCY });
   const statements = countPgStatements();
   const redisSent = countRedisCommandsSent();
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   try {
-    const config = benchConfig(env, sim.url, {
-      UPSTREAM_MAX_RPS: '100000',
-      WORKER_CONCURRENCY: String(CONCURRENCY),
-      // certq's own DNS checks against the local named; its ceiling lifted so it measures the worker.
-      DNS_RESOLVERS: env.dnsResolvers,
-      DNS_RESOLVER_MAX_QPS: '100000',
-    });
     const db = createDb(env.databaseUrl);
     const [tenant] = await db.db.insert(tenants).values({ name: 'bench', tokenHash: 'bench' }).returning();
     const queues = createQueues(redis, env.prefix);
@@ -126,31 +114,18 @@ export async function run(): Promise<BenchRow[]> {
     const redisBefore = await redisCommands(redis);
     const sentBefore = redisSent.count();
     const cpuBefore = process.cpuUsage();
-    let peakRss = process.memoryUsage().rss;
-    const rssTimer = setInterval(() => {
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    }, 100);
+    const rss = sampleRss(100);
     const started = performance.now();
     const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
     // The bench's own progress queries are not the worker's: not counted below.
-    let progressQueries = 0;
-    for (;;) {
-      progressQueries++;
-      const { rows } = await db.pool.query(
-        "select count(*)::int as n from orders where status in ('issued', 'failed')",
-      );
-      if (rows[0].n >= ORDERS) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const progressQueries = await waitForOrdersSettled(db.pool, ORDERS, 200);
     const seconds = (performance.now() - started) / 1000;
-    clearInterval(rssTimer);
+    const peakRss = rss.stop();
     const cpu = process.cpuUsage(cpuBefore);
     const pgPerOrder = (statements.count() - statementsBefore - progressQueries) / ORDERS;
     const sentPerOrder = (redisSent.count() - sentBefore) / ORDERS;
     const redisPerOrder = ((await redisCommands(redis)) - redisBefore) / ORDERS;
-    const { rows: failed } = await db.pool.query(
-      "select count(*)::int as n from orders where status = 'failed'",
-    );
+    const failedRow = await ordersFailedRow(db.pool, suite);
     if (process.env.BENCH_DEBUG) {
       const metrics = await worker.ctx.metrics.registry.getMetricsAsJSON();
       for (const m of metrics.filter(
@@ -169,13 +144,8 @@ export async function run(): Promise<BenchRow[]> {
     let minimalStatementsBefore = 0;
     let minimalRedisBefore = 0;
     let minimalSentBefore = 0;
-    const minimal = await runMinimalWorkflow({
-      databaseUrl: minimalEnv.databaseUrl,
-      redisUrl: env.redisUrl,
-      prefix: `${env.prefix}-minimal`,
-      simulatorUrl: sim.url,
+    const minimal = await runMinimal({
       orders: ORDERS,
-      concurrency: CONCURRENCY,
       beforeStart: async () => {
         minimalStatementsBefore = statements.count();
         minimalRedisBefore = await redisCommands(redis);
@@ -190,18 +160,10 @@ export async function run(): Promise<BenchRow[]> {
 
     const base = await baseline(env.redisUrl, `${env.prefix}-base`);
     const ratio = ours / base;
-    const suite = `worker (${ORDERS} orders)`;
     return [
       { suite, metric: 'wall time', value: seconds, unit: 's' },
       { suite, metric: 'orders issued per second', value: ours, unit: 'orders/s' },
-      {
-        suite,
-        metric: 'orders failed',
-        value: failed[0].n,
-        unit: 'orders',
-        goal: '0',
-        met: failed[0].n === 0,
-      },
+      failedRow,
       {
         suite,
         metric: 'worker CPU per 1,000 orders',
@@ -274,10 +236,6 @@ export async function run(): Promise<BenchRow[]> {
     ];
   } finally {
     redis.disconnect();
-    sim.child.kill('SIGTERM');
-    await once(sim.child, 'exit');
-    await env.cleanup();
-    await minimalEnv.cleanup();
-    await privateRedis.stop();
+    await close();
   }
 }

@@ -3,6 +3,7 @@ import { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { inTransaction } from './transaction';
 
 /**
  * The fair anchor of `POST /v1/orders`: a Fastify route doing what accepting an order needs at the
@@ -23,28 +24,21 @@ export async function buildMinimalEnqueue(options: {
     const tenant = await pool.query<{ id: string }>('select id from tenants where token_hash = $1', [
       hashToken(token),
     ]);
-    if (!tenant.rows[0]) return reply.code(401).send({ error: 'unauthorized' });
+    const tenantId = tenant.rows[0]?.id;
+    if (!tenantId) return reply.code(401).send({ error: 'unauthorized' });
     const domains = request.body.domains;
-    const c = await pool.connect();
-    let id: string;
-    try {
-      await c.query('begin');
+    const id = await inTransaction(pool, async (c) => {
       const inserted = await c.query<{ id: string }>(
         'insert into orders (tenant_id, domains, domains_key) values ($1, $2, $3) returning id',
-        [tenant.rows[0].id, domains, [...domains].sort().join(',')],
+        [tenantId, domains, [...domains].sort().join(',')],
       );
-      id = inserted.rows[0]!.id;
+      const orderId = inserted.rows[0]!.id;
       await c.query(
         `insert into order_events (order_id, type, to_status) values ($1, 'created', 'verifying')`,
-        [id],
+        [orderId],
       );
-      await c.query('commit');
-    } catch (error) {
-      await c.query('rollback');
-      throw error;
-    } finally {
-      c.release();
-    }
+      return orderId;
+    });
     await queue.add('verify', { orderId: id }, { jobId: id, removeOnComplete: true });
     return reply.code(202).send({ id, status: 'verifying' });
   });

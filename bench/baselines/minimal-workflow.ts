@@ -4,6 +4,7 @@ import { createSecretBox } from '@certq/core';
 import { type Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { inTransaction } from './transaction';
 
 /**
  * The fair anchor of the worker benchmark: the same three stages on the same parts, written as
@@ -80,9 +81,7 @@ export async function runMinimalWorkflow(options: MinimalWorkflowOptions): Promi
     params: unknown[],
     before?: (c: pg.PoolClient) => Promise<void>,
   ) {
-    const c = await pool.connect();
-    try {
-      await c.query('begin');
+    await inTransaction(pool, async (c) => {
       if (before) await before(c);
       await c.query(`update orders set status = $2, updated_at = now()${set} where id = $1`, [
         id,
@@ -93,13 +92,7 @@ export async function runMinimalWorkflow(options: MinimalWorkflowOptions): Promi
         'insert into order_events (order_id, type, from_status, to_status) values ($1, $2, $3, $4)',
         [id, 'transition', from, to],
       );
-      await c.query('commit');
-    } catch (error) {
-      await c.query('rollback');
-      throw error;
-    } finally {
-      c.release();
-    }
+    });
   }
 
   let issued = 0;

@@ -1,0 +1,118 @@
+import { createDb } from '@certq/db';
+import { startPrivateRedis } from '@certq/testing/servers';
+import { startWorker } from '@certq/worker';
+import { createQueues } from '@certq/workflow';
+import { Redis } from 'ioredis';
+import type pg from 'pg';
+import { pino } from 'pino';
+import { type MinimalWorkflowOptions, runMinimalWorkflow } from './baselines/minimal-workflow';
+import {
+  type BenchEnvironment,
+  type BenchRow,
+  benchConfig,
+  createBenchEnvironment,
+  startSimulatorProcess,
+} from './lib';
+
+/* What the suites that run certq's worker against the simulator share. */
+
+/**
+ * certq's worker on `env` against the simulator in its own process (issuing `issueSeconds` after
+ * apply), configured by benchConfig with the suite's `settings`, and the database and queues the suite
+ * feeds it through. `close()` stops all of it; `env` stays the caller's to clean up.
+ */
+export async function startWorkerBench(
+  env: BenchEnvironment,
+  options: { issueSeconds: number; settings: Record<string, string> },
+) {
+  const sim = await startSimulatorProcess({ issueSeconds: options.issueSeconds });
+  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
+  const config = benchConfig(env, sim.url, options.settings);
+  const db = createDb(env.databaseUrl);
+  const queues = createQueues(redis, env.prefix);
+  const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
+  const close = async () => {
+    await worker.close();
+    await queues.close();
+    redis.disconnect();
+    await db.close();
+    await sim.stop();
+  };
+  return { sim, db, queues, close };
+}
+
+/**
+ * What the worker bench and the cost breakdown run certq's worker and the minimal workflow on: a bench
+ * environment on a Redis of its own (so INFO commandstats counts their commands only), a second
+ * database for the minimal workflow (runMinimal), the simulator issuing at once, and certq's configuration with
+ * its upstream and DNS ceilings lifted, so that the worker is what is measured.
+ */
+export async function openWorkerComparison(options: { concurrency: number }) {
+  const env = await createPrivateRedisEnvironment();
+  const minimalEnv = await createBenchEnvironment();
+  const sim = await startSimulatorProcess({ issueSeconds: 0 });
+  const config = benchConfig(env, sim.url, {
+    UPSTREAM_MAX_RPS: '100000',
+    WORKER_CONCURRENCY: String(options.concurrency),
+    // certq's own DNS checks against the local named; its ceiling lifted so it measures the worker.
+    DNS_RESOLVERS: env.dnsResolvers,
+    DNS_RESOLVER_MAX_QPS: '100000',
+  });
+  const close = async () => {
+    await sim.stop();
+    await env.cleanup();
+    await minimalEnv.cleanup();
+  };
+  /** The minimal workflow on the same simulator, Postgres server and Redis, in its own database. */
+  const runMinimal = (run: Pick<MinimalWorkflowOptions, 'orders' | 'beforeStart'>) =>
+    runMinimalWorkflow({
+      databaseUrl: minimalEnv.databaseUrl,
+      redisUrl: env.redisUrl,
+      prefix: `${env.prefix}-minimal`,
+      simulatorUrl: sim.url,
+      concurrency: options.concurrency,
+      ...run,
+    });
+  return { env, sim, config, runMinimal, close };
+}
+
+/** A bench environment whose Redis is a private redis-server, stopped by cleanup(). */
+export async function createPrivateRedisEnvironment(): Promise<BenchEnvironment> {
+  const privateRedis = await startPrivateRedis();
+  const env = await createBenchEnvironment();
+  return {
+    ...env,
+    redisUrl: privateRedis.url,
+    async cleanup() {
+      await env.cleanup();
+      await privateRedis.stop();
+    },
+  };
+}
+
+/**
+ * Waits until `count` orders are issued or failed, asking every `intervalMs`; returns how many times
+ * it asked (the bench's own statements, which a per-order statement count leaves out).
+ */
+export async function waitForOrdersSettled(
+  pool: pg.Pool,
+  count: number,
+  intervalMs: number,
+): Promise<number> {
+  for (let queries = 1; ; queries++) {
+    const { rows } = await pool.query<{ n: number }>(
+      "select count(*)::int as n from orders where status in ('issued', 'failed')",
+    );
+    if (rows[0]!.n >= count) return queries;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** The row every worker suite reports: how many orders failed (the goal: none). */
+export async function ordersFailedRow(pool: pg.Pool, suite: string): Promise<BenchRow> {
+  const { rows } = await pool.query<{ n: number }>(
+    "select count(*)::int as n from orders where status = 'failed'",
+  );
+  const failed = rows[0]!.n;
+  return { suite, metric: 'orders failed', value: failed, unit: 'orders', goal: '0', met: failed === 0 };
+}
