@@ -5,6 +5,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import { pino } from 'pino';
 import { createDelivery, type Delivery } from './delivery/index';
 import type { ApiDeps } from './deps';
+import { type ApiStats, createApiStats } from './observability/stats';
 import { auditPlugin } from './plugins/audit';
 import { authPlugin } from './plugins/auth';
 import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './plugins/errors';
@@ -33,6 +34,8 @@ declare module 'fastify' {
     delivery: Delivery;
     /** Registries /metrics serves besides its own (route groups add theirs). */
     metricRegistries: import('prom-client').Registry[];
+    /** The one stats snapshot of this process: /v1/stats, /metrics and /admin read it (see createApiStats). */
+    stats: ApiStats;
   }
 }
 
@@ -95,6 +98,12 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await delivery.start();
   app.decorate('delivery', delivery);
   app.decorate('metricRegistries', [delivery.edgeTokens.registry]);
+  app.decorate(
+    'stats',
+    createApiStats(deps.db, config, (error) =>
+      app.log.error({ err: error }, 'stats snapshot refresh failed'),
+    ),
+  );
   // Long-polls of the change feed would hold a shutdown up for their whole wait: answer them now.
   app.addHook('preClose', async () => delivery.follower.stopWaiting());
   app.addHook('onClose', async () => delivery.close());

@@ -231,6 +231,24 @@ describe('stats snapshot', () => {
       await cached.close();
     }
   });
+
+  it('/admin reads the snapshot /v1/stats took, not one of its own', async () => {
+    const cached = await startTestApi(env);
+    try {
+      await cached.adminRequest('GET', '/v1/stats');
+      // Ordered after the snapshot: a console with its own (cold) snapshot would list this tenant.
+      const tenant = await api.createTenant(`after-snapshot-${randomBytes(4).toString('hex')}`);
+      await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains: [uniqueDomain()] });
+      const page = await cached.request('GET', '/admin', {
+        headers: { authorization: `Bearer ${cached.config.ADMIN_TOKEN}` },
+      });
+      expect(page.status).toBe(200);
+      expect(page.text).toContain('id="chart-expiring"');
+      expect(page.text).not.toContain(tenant.name);
+    } finally {
+      await cached.close();
+    }
+  });
 });
 
 describe('operator views', () => {

@@ -9,7 +9,6 @@ import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
-import { collectStats, StatsSnapshot } from '../../observability/stats';
 import { operatorTokenRequired } from '../../plugins/auth';
 import { ApiError, WORKFLOW_STATUS } from '../../plugins/errors';
 import { CONSOLE_ACTOR, type ConsolePrincipal, canAct, consolePrincipal } from './auth';
@@ -168,15 +167,9 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   });
 
   // ── overview and charts ──
-  // The same snapshot rule as /v1/stats (STATS_MAX_AGE_MS): a refresh aggregates the tables
-  // (seconds at a million rows), a page view never does.
-  const statsSnapshot = new StatsSnapshot(
-    () => collectStats(db, { renewBeforeDays: config.RENEW_BEFORE_DAYS }),
-    config.STATS_MAX_AGE_MS,
-    (error) => app.log.error({ err: error }, 'console stats refresh failed'),
-  );
+  // The snapshot /v1/stats and /metrics read (app.stats): a page view never aggregates the tables.
   app.get('/admin', async (request, reply) => {
-    const stats = await statsSnapshot.get();
+    const stats = await app.stats.get();
     const tenants = stats.orders.byTenant.map((t) => ({ id: t.tenantId, name: t.tenantName }));
     return send(reply, page(request, 'Overview', overviewPage(stats.orders.byStatus, tenants)));
   });

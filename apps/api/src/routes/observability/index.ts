@@ -8,7 +8,7 @@ import fp from 'fastify-plugin';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { createApiMetrics } from '../../observability/metrics';
-import { collectStats, type Stats, StatsSchema, StatsSnapshot } from '../../observability/stats';
+import { type Stats, StatsSchema } from '../../observability/stats';
 import { isReadMethod, operatorTokenRequired, readOnly } from '../../plugins/auth';
 import { ApiError, errorResponses } from '../../plugins/errors';
 
@@ -32,22 +32,10 @@ export const observabilityRoutes = fp<RouteOptions>(
       await Promise.all(extraQueues.map((q) => q.close()));
     });
 
-    // Serialized once per snapshot, in the refresh (the background when the cache is on): at ten
-    // thousand tenants the JSON is ~1.5 MB, too much to build per request.
-    const renderedJson = new WeakMap<Stats, string>();
-    const snapshot = new StatsSnapshot(
-      async () => {
-        const stats = await collectStats(deps.db, { renewBeforeDays: config.RENEW_BEFORE_DAYS });
-        renderedJson.set(stats, JSON.stringify(StatsSchema.parse(stats)));
-        return stats;
-      },
-      config.STATS_MAX_AGE_MS,
-      (error) => app.log.error({ err: error }, 'stats snapshot refresh failed'),
-    );
     const metrics = createApiMetrics({
       db: deps.db,
       queues: allQueues,
-      stats: () => snapshot.get(),
+      stats: () => app.stats.get(),
       tenantLabels: config.METRICS_TENANT_LABELS,
       certificateWindowDays: config.METRICS_CERTIFICATE_WINDOW_DAYS,
       seriesMax: config.METRICS_CERTIFICATE_SERIES_MAX,
@@ -94,10 +82,9 @@ export const observabilityRoutes = fp<RouteOptions>(
         },
       },
       async (_request, reply) => {
-        const stats = await snapshot.get();
         // Already validated and serialized with the snapshot: a JSON string is sent as it is.
         // (The typed reply only knows the schema's object; the raw string is its serialization.)
-        const body: unknown = renderedJson.get(stats) ?? JSON.stringify(stats);
+        const body: unknown = app.stats.json(await app.stats.get());
         return reply.type('application/json; charset=utf-8').send(body as Stats);
       },
     );
