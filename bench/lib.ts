@@ -54,6 +54,11 @@ export async function createBenchEnvironment(): Promise<BenchEnvironment> {
     async cleanup() {
       await named.stop();
       await deleteRedisKeys(REDIS_URL, prefix);
+      // BENCH_KEEP_DATABASE=1 leaves the seeded database for EXPLAIN (ANALYZE) afterwards; drop it by hand.
+      if (process.env.BENCH_KEEP_DATABASE === '1') {
+        process.stderr.write(`  kept database ${name}\n`);
+        return;
+      }
       const client = new pg.Client({ connectionString: ADMIN_URL });
       await client.connect();
       await client.query(`drop database if exists ${name} with (force)`);
