@@ -4,13 +4,7 @@ import { connect } from 'node:tls';
 import { type RunningApi, startApi } from '@certq/api';
 import { type Config, loadConfig } from '@certq/core';
 import { createSimulator, type Simulator } from '@certq/simulator';
-import {
-  createTestDatabase,
-  createTestRedis,
-  type TestDatabase,
-  type TestRedis,
-  waitFor,
-} from '@certq/testing';
+import { createTestDatabase, createTestRedis, waitFor } from '@certq/testing';
 import { startWorker, type WorkerHandle } from '@certq/worker';
 import { pino } from 'pino';
 
@@ -53,8 +47,8 @@ export interface Stack {
 }
 
 export async function startStack(): Promise<Stack> {
-  const database: TestDatabase = await createTestDatabase();
-  const redis: TestRedis = createTestRedis();
+  const database = await createTestDatabase();
+  const redis = createTestRedis();
   const sim = createSimulator({ issueSeconds: 0 });
   const simUrl = await sim.listen();
   const rootPem = await (await fetch(`${simUrl}/_sim/ca`)).text();

@@ -9,43 +9,36 @@ import {
   parseUpstreamDate,
   verifyDataSchema,
 } from '../src/index';
-import {
-  applyEnvelope,
-  callbackBody,
-  issuedData,
-  issuedEnvelope,
-  issuingEnvelope,
-  verifyInvalidEnvelope,
-  verifyValidEnvelope,
-} from './support/fixtures';
+// The payloads of the OpenAPI page, verbatim.
+import * as documented from './support/fixtures';
 
 describe('documented examples', () => {
   it('verify: a verified domain', () => {
-    const env = envelopeSchema.parse(verifyValidEnvelope);
+    const env = envelopeSchema.parse(documented.verifyValidEnvelope);
     expect(env.code).toBe(0);
     expect(env.traceId).toBe('684c741fdb871fdd218c78b8ba438252');
     // The documented example, field for field (support/fixtures copies it from the OpenAPI page).
-    expect(verifyDataSchema.parse(env.data)).toEqual(verifyValidEnvelope.data);
-    expect(verifyValidEnvelope.data.configs[0]!.hostValue).toBe('68bf0af7b3854cdd.httpsok.com');
+    expect(verifyDataSchema.parse(env.data)).toEqual(documented.verifyValidEnvelope.data);
+    expect(documented.verifyValidEnvelope.data.configs[0]!.hostValue).toBe('68bf0af7b3854cdd.httpsok.com');
   });
 
   it('verify: an unverified domain is a normal answer with valid false', () => {
-    const env = envelopeSchema.parse(verifyInvalidEnvelope);
+    const env = envelopeSchema.parse(documented.verifyInvalidEnvelope);
     expect(env.code).toBe(0);
     const data = verifyDataSchema.parse(env.data);
-    expect(data).toEqual(verifyInvalidEnvelope.data);
+    expect(data).toEqual(documented.verifyInvalidEnvelope.data);
     expect(data.valid).toBe(false);
     expect(data.configs.map((c) => c.valid)).toEqual([false]);
   });
 
   it('apply: the id string 236417', () => {
-    const env = envelopeSchema.parse(applyEnvelope);
+    const env = envelopeSchema.parse(documented.applyEnvelope);
     expect(applyDataSchema.parse(env.data)).toBe('236417');
     expect(env.traceId).toBe('e9fb0dd488529912085f304dde3b9d6d');
   });
 
   it('get: the issued application 236417', () => {
-    const env = envelopeSchema.parse(issuedEnvelope);
+    const env = envelopeSchema.parse(documented.issuedEnvelope);
     const app = applicationDataSchema.parse(env.data);
     expect(app).toEqual({
       status: 'issued',
@@ -56,15 +49,15 @@ describe('documented examples', () => {
       name: '*.httpsok.com',
       notBefore: new Date('2024-12-10T16:24:32.000Z'),
       notAfter: new Date('2025-03-10T16:24:31.000Z'),
-      certificate: issuedData.certificate,
-      privateKey: issuedData.privateKey,
+      certificate: documented.issuedData.certificate,
+      privateKey: documented.issuedData.privateKey,
       fingerprints: '36daaafc34e7be4f9aa65448bc4f2703e5a5d8234e22ca07489ca061a78f3440',
       progress: 100,
     });
   });
 
   it('get: the issuing application 236417 at 75 %', () => {
-    const env = envelopeSchema.parse(issuingEnvelope);
+    const env = envelopeSchema.parse(documented.issuingEnvelope);
     expect(applicationDataSchema.parse(env.data)).toEqual({
       status: 'issuing',
       id: '236417',
@@ -74,7 +67,7 @@ describe('documented examples', () => {
   });
 
   it('callback: the issued body without an envelope', () => {
-    const app = issuedApplicationSchema.parse(callbackBody);
+    const app = issuedApplicationSchema.parse(documented.callbackBody);
     expect(app.status).toBe('issued');
     expect(app.id).toBe('236417');
     expect(app.notAfter.toISOString()).toBe('2025-03-10T16:24:31.000Z');
@@ -109,7 +102,7 @@ describe('leniency', () => {
   });
 
   it('falls back for missing issued metadata', () => {
-    const { algorithm, ca, name, fingerprints, ...rest } = issuedData;
+    const { algorithm, ca, name, fingerprints, ...rest } = documented.issuedData;
     const app = issuedApplicationSchema.parse({ ...rest, fingerprints: '36:DA:AA' });
     expect(app.algorithm).toBeNull();
     expect(app.ca).toBeNull();
@@ -159,24 +152,34 @@ describe('strictness', () => {
   });
 
   it('rejects an issued answer without a certificate block or a private key block', () => {
-    expect(issuedApplicationSchema.safeParse({ ...issuedData, certificate: 'MIIE…' }).success).toBe(false);
-    expect(issuedApplicationSchema.safeParse({ ...issuedData, certificate: undefined }).success).toBe(false);
+    expect(
+      issuedApplicationSchema.safeParse({ ...documented.issuedData, certificate: 'MIIE…' }).success,
+    ).toBe(false);
+    expect(
+      issuedApplicationSchema.safeParse({ ...documented.issuedData, certificate: undefined }).success,
+    ).toBe(false);
     expect(
       issuedApplicationSchema.safeParse({
-        ...issuedData,
+        ...documented.issuedData,
         privateKey: '-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----',
       }).success,
     ).toBe(false);
-    expect(issuedApplicationSchema.safeParse({ ...issuedData, privateKey: '' }).success).toBe(false);
+    expect(issuedApplicationSchema.safeParse({ ...documented.issuedData, privateKey: '' }).success).toBe(
+      false,
+    );
     for (const header of ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY']) {
       const privateKey = `-----BEGIN ${header}-----\nAAAA\n-----END ${header}-----\n`;
-      expect(issuedApplicationSchema.safeParse({ ...issuedData, privateKey }).success).toBe(true);
+      expect(issuedApplicationSchema.safeParse({ ...documented.issuedData, privateKey }).success).toBe(true);
     }
   });
 
   it('rejects an issued answer with malformed dates', () => {
-    expect(issuedApplicationSchema.safeParse({ ...issuedData, notAfter: '11/03/2025' }).success).toBe(false);
-    expect(issuedApplicationSchema.safeParse({ ...issuedData, notBefore: undefined }).success).toBe(false);
+    expect(
+      issuedApplicationSchema.safeParse({ ...documented.issuedData, notAfter: '11/03/2025' }).success,
+    ).toBe(false);
+    expect(
+      issuedApplicationSchema.safeParse({ ...documented.issuedData, notBefore: undefined }).success,
+    ).toBe(false);
   });
 
   it('rejects missing domains and unsafe ids', () => {
@@ -190,7 +193,7 @@ describe('strictness', () => {
 
   it('never echoes a rejected private key in issue messages', () => {
     const result = issuedApplicationSchema.safeParse({
-      ...issuedData,
+      ...documented.issuedData,
       privateKey: 'TOPSECRETKEYMATERIAL',
       certificate: 'TOPSECRETCERT',
     });
