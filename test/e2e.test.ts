@@ -5,17 +5,11 @@ import { checkIssuedCertificate } from '@certq/api-client';
 import { createSimulator, type Simulator } from '@certq/simulator';
 import type { WorkerHandle } from '@certq/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createTestEnv,
-  startTestApi,
-  type TestApi,
-  type TestEnv,
-  uniqueDomain,
-} from '../apps/api/test/helpers';
+import * as apiTest from '../apps/api/test/helpers';
 import { startSystemWorker } from './system';
 
-let env: TestEnv;
-let api: TestApi;
+let env: apiTest.TestEnv;
+let api: apiTest.TestApi;
 let sim: Simulator;
 let worker: WorkerHandle;
 /** Where the API process is told httpsok lives: any request it receives is a bug (the API never calls httpsok). */
@@ -27,7 +21,7 @@ const tripwireHits: string[] = [];
  * the worker against the simulator; httpsok's callback comes back to the API.
  */
 beforeAll(async () => {
-  env = await createTestEnv();
+  env = await apiTest.createTestEnv();
   // Issuance takes 12 s and scheduled polls are a minute apart, so an order issued in between was
   // completed by the callback.
   sim = createSimulator({ issueSeconds: 12 });
@@ -39,7 +33,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => tripwire.listen(0, '127.0.0.1', resolve));
   const tripwireUrl = `http://127.0.0.1:${(tripwire.address() as AddressInfo).port}`;
-  api = await startTestApi(env, { env: { ...upstream, HTTPSOK_BASE_URL: tripwireUrl } });
+  api = await apiTest.startTestApi(env, { env: { ...upstream, HTTPSOK_BASE_URL: tripwireUrl } });
   worker = await startSystemWorker(api, { ...upstream, POLL_INTERVAL_MS: '60000' });
 });
 afterAll(async () => {
@@ -53,7 +47,7 @@ afterAll(async () => {
 describe('end to end', () => {
   it('order over HTTP → issued by callback → certificate and key downloadable and matching', async () => {
     const tenant = await api.createTenant();
-    const domains = [`*.${uniqueDomain('e2e')}`];
+    const domains = [`*.${apiTest.uniqueDomain('e2e')}`];
     domains.push(domains[0]!.slice(2));
     const callback = once(sim.events, 'callback');
     const placed = await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains, algorithm: 'RSA' });

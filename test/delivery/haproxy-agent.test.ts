@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHaproxy } from '@certq/testing/servers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentArgs, handshake, type Stack, spawnAgent, startStack, uniqueName } from './stack';
+import { agentArgs, presented, type Stack, spawnAgent, startStack, uniqueName } from './stack';
 
 let stack: Stack;
 let haproxy: Awaited<ReturnType<typeof startHaproxy>>;
@@ -42,17 +42,10 @@ describe('HAProxy fed by certq-agent --format haproxy', () => {
   });
 
   it('completes one handshake per tenant domain with the right certificate', async () => {
-    expect(await handshake(haproxy.port, a, stack.rootPem)).toEqual({
-      ok: true,
-      fingerprint: certs.a!.fingerprint,
-    });
-    expect(await handshake(haproxy.port, `www.${a}`, stack.rootPem)).toEqual({
-      ok: true,
-      fingerprint: certs.a!.fingerprint,
-    });
-    expect(await handshake(haproxy.port, `shop.${b}`, stack.rootPem)).toEqual({
-      ok: true,
-      fingerprint: certs.b!.fingerprint,
+    expect(await presented(haproxy.port, stack.rootPem, [a, `www.${a}`, `shop.${b}`])).toEqual({
+      [a]: certs.a!.fingerprint,
+      [`www.${a}`]: certs.a!.fingerprint,
+      [`shop.${b}`]: certs.b!.fingerprint,
     });
   });
 });

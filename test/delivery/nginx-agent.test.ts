@@ -18,6 +18,7 @@ import {
   type AgentProcess,
   agentArgs,
   handshake,
+  presented,
   type Stack,
   spawnAgent,
   startStack,
@@ -98,17 +99,10 @@ describe('nginx fed by certq-agent --format nginx', () => {
   });
 
   it('completes handshakes for each tenant’s names against the simulator root only', async () => {
-    expect(await handshake(nginx.port, a, stack.rootPem)).toEqual({
-      ok: true,
-      fingerprint: certs.a!.fingerprint,
-    });
-    expect(await handshake(nginx.port, b, stack.rootPem)).toEqual({
-      ok: true,
-      fingerprint: certs.b!.fingerprint,
-    });
-    expect(await handshake(nginx.port, `api.${b}`, stack.rootPem)).toEqual({
-      ok: true,
-      fingerprint: certs.b!.fingerprint,
+    expect(await presented(nginx.port, stack.rootPem, [a, b, `api.${b}`])).toEqual({
+      [a]: certs.a!.fingerprint,
+      [b]: certs.b!.fingerprint,
+      [`api.${b}`]: certs.b!.fingerprint,
     });
   });
 

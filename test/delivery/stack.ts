@@ -188,6 +188,20 @@ export function handshake(
   });
 }
 
+/**
+ * What a server presents for each of `names`: the leaf's fingerprint, or the handshake error. One
+ * `toEqual` against the expected fingerprints then checks every name and shows every mismatch at once.
+ */
+export async function presented(port: number, ca: string, names: string[]): Promise<Record<string, string>> {
+  const results = await Promise.all(names.map((name) => handshake(port, name, ca)));
+  return Object.fromEntries(
+    names.map((name, i) => {
+      const result = results[i]!;
+      return [name, result.ok ? result.fingerprint : `error: ${result.error}`];
+    }),
+  );
+}
+
 export interface AgentProcess {
   child: ChildProcess;
   output(): string;

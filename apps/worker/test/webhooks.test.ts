@@ -33,28 +33,40 @@ async function receivedFor(
   return waitFor(() => received.find((hook) => match(payloadOf(hook))), { message, timeoutMs: 20_000 });
 }
 
-describe('tenant webhooks', () => {
-  let bench: Workbench;
-  let worker: WorkerHandle;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+/**
+ * For one describe block: a workbench with a renewal worker whose tenant's webhook points at a fresh
+ * receiver answering `status`. Its parts are set once beforeAll has run.
+ */
+function hookedWorkbench(
+  status?: Parameters<typeof startReceiver>[0],
+  workerOptions?: Parameters<typeof startRenewalWorker>[1],
+) {
+  const hooked = {} as { bench: Workbench; worker: WorkerHandle; receiver: ReceiverHandle };
   beforeAll(async () => {
     // The receivers listen on loopback: development mode lets webhooks reach it (see webhook-ssrf.test.ts).
-    bench = await createWorkbench({ env: { WEBHOOK_ALLOW_PRIVATE: 'true' } });
-    receiver = await startReceiver();
-    worker = await startRenewalWorker(bench);
-    await setWebhook(bench, worker, bench.tenantId, receiver.url);
+    hooked.bench = await createWorkbench({ env: { WEBHOOK_ALLOW_PRIVATE: 'true' } });
+    hooked.receiver = await startReceiver(status);
+    hooked.worker = await startRenewalWorker(hooked.bench, workerOptions);
+    await setWebhook(hooked.bench, hooked.worker, hooked.bench.tenantId, hooked.receiver.url);
   });
   afterAll(async () => {
-    await bench.close();
-    await receiver.close();
+    await hooked.bench.close();
+    await hooked.receiver.close();
   });
+  return hooked;
+}
+
+type ReceiverHandle = Awaited<ReturnType<typeof startReceiver>>;
+
+describe('tenant webhooks', () => {
+  const hooked = hookedWorkbench();
 
   it('certificate.issued is POSTed, signed with the tenant secret, and verifies on the receiver', async () => {
-    const order = await bench.order(['hook.example.com']);
-    const [issued] = await bench.waitForStatus([order.id], ['issued', 'failed']);
+    const order = await hooked.bench.order(['hook.example.com']);
+    const [issued] = await hooked.bench.waitForStatus([order.id], ['issued', 'failed']);
     expect(issued!.status).toBe('issued');
     const hook = await receivedFor(
-      receiver.received,
+      hooked.receiver.received,
       (p) => p.event === 'certificate.issued' && p.data.orderId === order.id,
       'certificate.issued',
     );
@@ -80,7 +92,7 @@ describe('tenant webhooks', () => {
     ).toBe(false);
     expect(payload).toMatchObject({
       event: 'certificate.issued',
-      tenantId: bench.tenantId,
+      tenantId: hooked.bench.tenantId,
       data: {
         orderId: order.id,
         kind: 'new',
@@ -92,38 +104,43 @@ describe('tenant webhooks', () => {
     await expect
       .poll(
         async () =>
-          (await bench.db.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, payload.id)))[0],
+          (
+            await hooked.bench.db.db
+              .select()
+              .from(webhookDeliveries)
+              .where(eq(webhookDeliveries.id, payload.id))
+          )[0],
       )
       .toMatchObject({ status: 'delivered', attempts: 1, lastStatusCode: 200, orderId: order.id });
   });
 
   it('order.failed, and certificate.renewed with the old and the new certificate ids', async () => {
-    const failing = await bench.order([`${unique('f')}.fail.test`]);
-    await bench.waitForStatus([failing.id], ['failed']);
+    const failing = await hooked.bench.order([`${unique('f')}.fail.test`]);
+    await hooked.bench.waitForStatus([failing.id], ['failed']);
     const failed = payloadOf(
-      await receivedFor(receiver.received, (p) => p.data.orderId === failing.id, 'order.failed'),
+      await receivedFor(hooked.receiver.received, (p) => p.data.orderId === failing.id, 'order.failed'),
     );
     expect(failed).toMatchObject({ event: 'order.failed', data: { orderId: failing.id, kind: 'new' } });
     expect(failed.data.error).toMatch(/httpsok failed the application/);
 
-    const first = await bench.order(['renewhook.example.com']);
-    const [issued] = await bench.waitForStatus([first.id], ['issued']);
+    const first = await hooked.bench.order(['renewhook.example.com']);
+    const [issued] = await hooked.bench.waitForStatus([first.id], ['issued']);
     const oldId = issued!.certificateId!;
-    await bench.db.db
+    await hooked.bench.db.db
       .update(certificates)
-      .set({ notAfter: new Date(bench.clock.now().getTime() + 20 * DAY_MS) })
+      .set({ notAfter: new Date(hooked.bench.clock.now().getTime() + 20 * DAY_MS) })
       .where(eq(certificates.id, oldId));
-    await scanRenewals(worker.ctx);
+    await scanRenewals(hooked.worker.ctx);
     const renewed = payloadOf(
       await receivedFor(
-        receiver.received,
+        hooked.receiver.received,
         (p) => p.event === 'certificate.renewed' && p.data.previousCertificateId === oldId,
         'certificate.renewed',
       ),
     );
     expect(renewed.data).toMatchObject({ kind: 'renewal', domains: ['renewhook.example.com'] });
     expect(renewed.data.certificateId).not.toBe(oldId);
-    const [current] = await bench.db.db
+    const [current] = await hooked.bench.db.db
       .select()
       .from(certificates)
       .where(eq(certificates.id, renewed.data.certificateId as string));
@@ -131,24 +148,32 @@ describe('tenant webhooks', () => {
   });
 
   it('certificate.expiring: once per current certificate expiring within 7 days, only with a webhook', async () => {
-    const now = bench.clock.now().getTime();
-    const quiet = await createTenant(bench.db.db);
-    const [soon, later, noHook] = await seedCertificates(bench.db.db, [
-      { tenantId: bench.tenantId, domains: ['soon.example.com'], notAfter: new Date(now + 5 * DAY_MS) },
-      { tenantId: bench.tenantId, domains: ['later.example.com'], notAfter: new Date(now + 10 * DAY_MS) },
+    const now = hooked.bench.clock.now().getTime();
+    const quiet = await createTenant(hooked.bench.db.db);
+    const [soon, later, noHook] = await seedCertificates(hooked.bench.db.db, [
+      {
+        tenantId: hooked.bench.tenantId,
+        domains: ['soon.example.com'],
+        notAfter: new Date(now + 5 * DAY_MS),
+      },
+      {
+        tenantId: hooked.bench.tenantId,
+        domains: ['later.example.com'],
+        notAfter: new Date(now + 10 * DAY_MS),
+      },
       { tenantId: quiet.id, domains: ['quiet.example.com'], notAfter: new Date(now + 5 * DAY_MS) },
     ]);
-    expect(await notifyExpiring(worker.ctx)).toEqual({ recorded: 1 });
+    expect(await notifyExpiring(hooked.worker.ctx)).toEqual({ recorded: 1 });
     const hook = payloadOf(
       await receivedFor(
-        receiver.received,
+        hooked.receiver.received,
         (p) => p.event === 'certificate.expiring' && p.data.certificateId === soon,
         'certificate.expiring',
       ),
     );
     expect(hook.data).toMatchObject({ domains: ['soon.example.com'] });
-    expect(await notifyExpiring(worker.ctx)).toEqual({ recorded: 0 });
-    const marks = await bench.db.db
+    expect(await notifyExpiring(hooked.worker.ctx)).toEqual({ recorded: 0 });
+    const marks = await hooked.bench.db.db
       .select({ id: certificates.id, at: certificates.expiringNotifiedAt })
       .from(certificates)
       .where(inArray(certificates.id, [soon!, later!, noHook!]));
@@ -160,21 +185,21 @@ describe('tenant webhooks', () => {
 
   it('the relay puts a pending delivery whose job is missing back on the queue', async () => {
     // An outbox row committed with no job (as after a crash between commit and enqueue, or Redis emptied).
-    const id = await recordWebhookEvent(bench.db.db, {
-      tenantId: bench.tenantId,
+    const id = await recordWebhookEvent(hooked.bench.db.db, {
+      tenantId: hooked.bench.tenantId,
       event: 'order.failed',
       data: { orderId: null, note: 'relay test' },
     });
     expect(id).toBeDefined();
-    expect(await bench.queues.webhooks.getJob(id!)).toBeUndefined();
-    const relayed = await worker.relayWebhooks();
+    expect(await hooked.bench.queues.webhooks.getJob(id!)).toBeUndefined();
+    const relayed = await hooked.worker.relayWebhooks();
     expect(relayed.ran).toBe(true);
     expect(relayed.repaired).toBeGreaterThanOrEqual(1);
-    await receivedFor(receiver.received, (p) => p.id === id, 'the relayed delivery');
+    await receivedFor(hooked.receiver.received, (p) => p.id === id, 'the relayed delivery');
     await expect
       .poll(
         async () =>
-          (await bench.db.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id!)))[0]
+          (await hooked.bench.db.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id!)))[0]
             ?.status,
       )
       .toBe('delivered');
@@ -182,34 +207,21 @@ describe('tenant webhooks', () => {
 });
 
 describe('a failing webhook endpoint', () => {
-  let bench: Workbench;
-  let worker: WorkerHandle;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
-  beforeAll(async () => {
-    // The receivers listen on loopback: development mode lets webhooks reach it (see webhook-ssrf.test.ts).
-    bench = await createWorkbench({ env: { WEBHOOK_ALLOW_PRIVATE: 'true' } });
-    receiver = await startReceiver(() => 500);
-    worker = await startRenewalWorker(bench, { webhooks: { attempts: 3, backoffMs: 200 } });
-    await setWebhook(bench, worker, bench.tenantId, receiver.url);
-  });
-  afterAll(async () => {
-    await bench.close();
-    await receiver.close();
-  });
+  const hooked = hookedWorkbench(() => 500, { webhooks: { attempts: 3, backoffMs: 200 } });
 
   it('is retried with backoff, then given up; issuance is unaffected', async () => {
-    const created = await bench.orders(Array.from({ length: 5 }, (_, i) => [`dead${i}.example.com`]));
-    const done = await bench.waitForStatus(
+    const created = await hooked.bench.orders(Array.from({ length: 5 }, (_, i) => [`dead${i}.example.com`]));
+    const done = await hooked.bench.waitForStatus(
       created.map((o) => o.id),
       ['issued', 'failed'],
     );
     expect(done.every((o) => o.status === 'issued')).toBe(true);
     const rows = await waitFor(
       async () => {
-        const all = await bench.db.db
+        const all = await hooked.bench.db.db
           .select()
           .from(webhookDeliveries)
-          .where(eq(webhookDeliveries.tenantId, bench.tenantId));
+          .where(eq(webhookDeliveries.tenantId, hooked.bench.tenantId));
         return all.length === 5 && all.every((r) => r.status === 'failed') ? all : undefined;
       },
       { message: 'every delivery given up', timeoutMs: 20_000 },
@@ -221,30 +233,33 @@ describe('a failing webhook endpoint', () => {
         lastStatusCode: 500,
         lastError: 'HTTP 500: ok', // the answer's body, as a short sanitized snippet
       });
-      const posts = receiver.received.filter((r) => r.headers['x-certq-delivery'] === row.id);
+      const posts = hooked.receiver.received.filter((r) => r.headers['x-certq-delivery'] === row.id);
       expect(posts).toHaveLength(3);
       // Exponential backoff from 200 ms: ≥ 200 ms, then ≥ 400 ms between attempts.
       expect(posts[1]!.at - posts[0]!.at).toBeGreaterThanOrEqual(180);
       expect(posts[2]!.at - posts[1]!.at).toBeGreaterThanOrEqual(380);
     }
     // Given up means given up: the relay leaves failed rows alone.
-    await worker.relayWebhooks();
+    await hooked.worker.relayWebhooks();
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(receiver.received).toHaveLength(15);
+    expect(hooked.receiver.received).toHaveLength(15);
   });
 
   it('an unreachable endpoint is given up the same way', async () => {
-    const tenant = await createTenant(bench.db.db);
-    await setWebhook(bench, worker, tenant.id, `http://127.0.0.1:${await freePort()}/nobody`);
-    const id = await recordWebhookEvent(bench.db.db, {
+    const tenant = await createTenant(hooked.bench.db.db);
+    await setWebhook(hooked.bench, hooked.worker, tenant.id, `http://127.0.0.1:${await freePort()}/nobody`);
+    const id = await recordWebhookEvent(hooked.bench.db.db, {
       tenantId: tenant.id,
       event: 'order.failed',
       data: { note: 'nobody listens' },
     });
-    await worker.relayWebhooks();
+    await hooked.worker.relayWebhooks();
     const row = await waitFor(
       async () => {
-        const [r] = await bench.db.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id!));
+        const [r] = await hooked.bench.db.db
+          .select()
+          .from(webhookDeliveries)
+          .where(eq(webhookDeliveries.id, id!));
         return r?.status === 'failed' ? r : undefined;
       },
       { message: 'the delivery given up', timeoutMs: 20_000 },

@@ -72,23 +72,15 @@ describe('@certq/db', () => {
     db: handle,
   }) => {
     const tenant = await newTenant(handle);
-    expect(
-      await constraintOf(
-        handle.db
-          .insert(orders)
-          .values({ tenantId: tenant.id, domains: ['x.com'], domainsKey: 'x.com', status: 'issuing' }),
-      ),
-    ).toBe('orders_issuing_has_apply_id');
-    await handle.db
-      .insert(orders)
-      .values({ tenantId: tenant.id, domains: ['y.com'], domainsKey: 'y.com', applyId: '1' });
-    expect(
-      await constraintOf(
-        handle.db
-          .insert(orders)
-          .values({ tenantId: tenant.id, domains: ['z.com'], domainsKey: 'z.com', applyId: '1' }),
-      ),
-    ).toBe('orders_apply_id_unique');
+    const insertOrder = (domain: string, fields: { status?: 'issuing'; applyId?: string }) =>
+      handle.db
+        .insert(orders)
+        .values({ tenantId: tenant.id, domains: [domain], domainsKey: domain, ...fields });
+    expect(await constraintOf(insertOrder('x.com', { status: 'issuing' }))).toBe(
+      'orders_issuing_has_apply_id',
+    );
+    await insertOrder('y.com', { applyId: '1' });
+    expect(await constraintOf(insertOrder('z.com', { applyId: '1' }))).toBe('orders_apply_id_unique');
     expect(
       await constraintOf(
         handle.db.insert(orders).values({ tenantId: tenant.id, domains: [], domainsKey: '' }),

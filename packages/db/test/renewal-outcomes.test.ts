@@ -24,25 +24,25 @@ async function tenant(handle: DbHandle, webhookUrl: string | null = null) {
   return row!;
 }
 
-async function certificate(handle: DbHandle, tenantId: string, domain: string) {
-  const [order] = await handle.db
+/** An order of one domain; `fields` say what kind and where it is. */
+async function order(handle: DbHandle, tenantId: string, domain: string, fields: Partial<Order>) {
+  const [row] = await handle.db
     .insert(orders)
-    .values({
-      tenantId,
-      domains: [domain],
-      domainsKey: domain,
-      status: 'issued',
-      applyId: `a-${Math.random()}`,
-    })
+    .values({ tenantId, domains: [domain], domainsKey: domain, ...fields })
     .returning();
+  return row!;
+}
+
+async function certificate(handle: DbHandle, tenantId: string, domain: string) {
+  const issued = await order(handle, tenantId, domain, { status: 'issued', applyId: `a-${Math.random()}` });
   const [cert] = await handle.db
     .insert(certificates)
     .values({
       tenantId,
-      orderId: order!.id,
+      orderId: issued.id,
       domains: [domain],
       domainsKey: domain,
-      applyId: order!.applyId!,
+      applyId: issued.applyId!,
       algorithm: 'ECC',
       ca: 'google',
       notBefore: new Date(),
@@ -63,18 +63,12 @@ async function failRenewal(
   certificateId: string,
   at: Date,
 ) {
-  const [order] = await handle.db
-    .insert(orders)
-    .values({
-      tenantId,
-      domains: [domain],
-      domainsKey: domain,
-      kind: 'renewal',
-      renewalOfCertificateId: certificateId,
-    })
-    .returning();
+  const renewal = await order(handle, tenantId, domain, {
+    kind: 'renewal',
+    renewalOfCertificateId: certificateId,
+  });
   return handle.db.transaction(async (tx) => {
-    const locked = (await lockOrder(tx, order!.id)) as Order;
+    const locked = (await lockOrder(tx, renewal.id)) as Order;
     const failed = await transitionOrder(tx, { order: locked, to: 'failed', set: { lastError: 'no' }, at });
     return { failed, outbox: takeRecordedWebhookDeliveries(tx) };
   });
