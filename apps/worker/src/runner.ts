@@ -90,6 +90,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     max: config.DATABASE_POOL_SIZE,
     applicationName: 'certq-worker',
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+    // The worker's statements are few fixed texts, most of them by primary key: parsed once per connection.
+    statementsByText: 256,
   });
   const redis = createRedisConnection(config.REDIS_URL, { maxRetriesPerRequest: null });
   redis.on('error', (error) => logger.error({ err: error }, 'redis error'));
