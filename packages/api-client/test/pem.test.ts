@@ -141,6 +141,29 @@ describe('checkIssuedCertificate', () => {
     }
   });
 
+  it('reads SEC1 and PKCS#1 keys with CRLF line ends, and a wrong one of either still does not match', () => {
+    const crlf = (pem: string) => pem.replace(/\n/g, '\r\n');
+    const ec = { certificate: pki.ecChain, domains: ['example.com'] };
+    const rsa = { certificate: pki.rsaChain, domains: ['api.example.org'] };
+    expect(checkIssuedCertificate({ ...ec, privateKey: crlf(pki.ecKeySec1) }).ok).toBe(true);
+    expect(checkIssuedCertificate({ ...rsa, privateKey: crlf(pki.rsaKeyPkcs1) }).ok).toBe(true);
+    expect(checkIssuedCertificate({ ...ec, privateKey: crlf(pki.otherEcKey) })).toMatchObject({ ok: false });
+    expect(checkIssuedCertificate({ ...rsa, privateKey: pki.ecKeySec1 })).toMatchObject({ ok: false });
+    expect(checkIssuedCertificate({ ...ec, privateKey: pki.rsaKeyPkcs1 })).toMatchObject({ ok: false });
+  });
+
+  it('an intermediate seen before does not vouch for a different one (parsed intermediates are remembered)', () => {
+    const [leaf, intermediate] = splitPemChain(pki.ecChain);
+    const good = { certificate: pki.ecChain, privateKey: pki.ecKeySec1, domains: ['example.com'] };
+    expect(checkIssuedCertificate(good).ok).toBe(true);
+    const damaged = `${leaf}${intermediate!.replace(/\n[A-Za-z0-9+/]{8}/, '\n!!!!!!!!')}`;
+    expect(checkIssuedCertificate({ ...good, certificate: damaged })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/#2 of the chain does not parse/),
+    });
+    expect(checkIssuedCertificate(good).ok).toBe(true);
+  });
+
   const failures: [string, () => Parameters<typeof checkIssuedCertificate>[0], RegExp][] = [
     [
       'a mismatched key',
