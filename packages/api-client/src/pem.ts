@@ -38,7 +38,8 @@ export function keyMatchesCertificate(chainPem: string, keyPem: string): boolean
 
 /** The DER encodings a PEM label names; PKCS#8 ("PRIVATE KEY") gains nothing from DER, so it stays PEM. */
 const keyDerTypes = { 'EC PRIVATE KEY': 'sec1', 'RSA PRIVATE KEY': 'pkcs1' } as const;
-const singleKeyBlock = /^\s*-----BEGIN (EC|RSA) PRIVATE KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END \1 PRIVATE KEY-----\s*$/;
+const singleKeyBlock =
+  /^\s*-----BEGIN (EC|RSA) PRIVATE KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END \1 PRIVATE KEY-----\s*$/;
 
 /**
  * Parses an unencrypted private key PEM (SEC1, PKCS#1 or PKCS#8). OpenSSL 3 tries decoder after decoder
