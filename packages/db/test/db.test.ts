@@ -3,6 +3,7 @@ import { it } from '@certq/testing';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
 import {
+  createDb,
   type DbHandle,
   idempotencyKeys,
   insertOrders,
@@ -211,5 +212,45 @@ describe('idempotency keys', () => {
       .from(idempotencyKeys)
       .where(eq(idempotencyKeys.tenantId, tenant.id));
     expect(left).toEqual([{ key: 'fresh' }]);
+  });
+});
+
+describe('statementsByText', () => {
+  it('prepares each distinct text once per connection, up to the cap; the rest run unnamed', async ({
+    database,
+  }) => {
+    const handle = createDb(database.url, { max: 1, statementsByText: 2 });
+    try {
+      const texts = [sql`select 1 as n`, sql`select 2 as n`, sql`select 3 as n`];
+      for (let round = 0; round < 3; round++) {
+        for (const [i, text] of texts.entries()) {
+          const { rows } = await handle.db.execute<{ n: number }>(text);
+          expect(rows[0]!.n).toBe(i + 1);
+        }
+        // A string query, as pool.query sends it, is named too (the cap is already reached: unnamed).
+        expect((await handle.pool.query<{ n: number }>('select 4 as n')).rows[0]!.n).toBe(4);
+      }
+      const { rows } = await handle.db.execute<{ statement: string }>(
+        sql`select statement from pg_prepared_statements where name like 'certq\_%' order by statement`,
+      );
+      expect(rows.map((r) => r.statement)).toEqual(['select 1 as n', 'select 2 as n']);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it('is off unless asked for, and off whenever preparedStatements is false (PgBouncer before 1.21)', async ({
+    database,
+  }) => {
+    for (const options of [{}, { statementsByText: 8, preparedStatements: false }]) {
+      const handle = createDb(database.url, { max: 1, ...options });
+      try {
+        await handle.db.execute(sql`select 1`);
+        const { rows } = await handle.db.execute(sql`select name from pg_prepared_statements`);
+        expect(rows).toEqual([]);
+      } finally {
+        await handle.close();
+      }
+    }
   });
 });
