@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig } from '@certq/core';
 import { migrate } from '@certq/db';
@@ -124,6 +125,40 @@ export function sampleRss(intervalMs = 10) {
     stop() {
       clearInterval(timer);
       return Math.max(peak, process.memoryUsage().rss);
+    },
+  };
+}
+
+/**
+ * CPU seconds (user + system) that processes have used, read from /proc (Linux; clock ticks of 10 ms).
+ * `pids()` is asked at start and at stop: a process that appears meanwhile (a new Postgres backend)
+ * counts from zero, one that exits before stop is lost (the benches keep their connections open).
+ */
+export function processCpu(pids: () => Promise<readonly number[]>) {
+  const read = (list: readonly number[]) => {
+    const byPid = new Map<number, number>();
+    for (const pid of list) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        // Fields after the command name: utime and stime are the 12th and 13th.
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        byPid.set(pid, (Number(fields[11]) + Number(fields[12])) / 100);
+      } catch {
+        // gone already
+      }
+    }
+    return byPid;
+  };
+  return {
+    async start() {
+      const before = read(await pids());
+      return {
+        async stop(): Promise<number> {
+          let seconds = 0;
+          for (const [pid, now] of read(await pids())) seconds += now - (before.get(pid) ?? 0);
+          return seconds;
+        },
+      };
     },
   };
 }

@@ -3,7 +3,7 @@ import { startPrivateRedis } from '@certq/testing/servers';
 import { startWorker } from '@certq/worker';
 import { createQueues } from '@certq/workflow';
 import { Redis } from 'ioredis';
-import type pg from 'pg';
+import pg from 'pg';
 import { pino } from 'pino';
 import { type MinimalWorkflowOptions, runMinimalWorkflow } from './baselines/minimal-workflow';
 import {
@@ -11,6 +11,7 @@ import {
   type BenchRow,
   benchConfig,
   createBenchEnvironment,
+  processCpu,
   startSimulatorProcess,
 } from './lib';
 
@@ -58,13 +59,15 @@ export async function openWorkerComparison(options: { concurrency: number }) {
     DNS_RESOLVERS: env.dnsResolvers,
     DNS_RESOLVER_MAX_QPS: '100000',
   });
+  const cpu = await otherProcessesCpu(env.redisUrl, env.databaseUrl, sim.child.pid!);
   const close = async () => {
+    await cpu.close();
     await sim.stop();
     await env.cleanup();
     await minimalEnv.cleanup();
   };
   /** The minimal workflow on the same simulator, Postgres server and Redis, in its own database. */
-  const runMinimal = (run: Pick<MinimalWorkflowOptions, 'orders' | 'beforeStart'>) =>
+  const runMinimal = (run: Pick<MinimalWorkflowOptions, 'orders' | 'beforeStart' | 'afterDone'>) =>
     runMinimalWorkflow({
       databaseUrl: minimalEnv.databaseUrl,
       redisUrl: env.redisUrl,
@@ -73,7 +76,59 @@ export async function openWorkerComparison(options: { concurrency: number }) {
       concurrency: options.concurrency,
       ...run,
     });
-  return { env, sim, config, runMinimal, close };
+  return {
+    env,
+    sim,
+    config,
+    runMinimal,
+    close,
+    /** CPU of the other processes a run uses, certq's (on env's database) or the minimal workflow's. */
+    otherCpu: (side: 'certq' | 'minimal') =>
+      cpu.meter(new URL(side === 'certq' ? env.databaseUrl : minimalEnv.databaseUrl).pathname.slice(1)),
+  };
+}
+
+export type OtherCpu = { postgres: number; redis: number; simulator: number };
+
+/**
+ * Meters for the CPU a workflow costs outside the bench process: the Postgres backends connected to its
+ * database, the Redis server, the simulator. The Redis server and the simulator are shared by both sides
+ * but used by one at a time.
+ */
+async function otherProcessesCpu(redisUrl: string, databaseUrl: string, simulatorPid: number) {
+  const redis = new Redis(redisUrl);
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
+  redis.disconnect();
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const backends = (database: string) => async () =>
+    (
+      await client.query<{ pid: number }>(
+        'select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+        [database],
+      )
+    ).rows.map((r) => r.pid);
+  return {
+    meter(database: string) {
+      const meters = {
+        postgres: processCpu(backends(database)),
+        redis: processCpu(async () => [redisPid]),
+        simulator: processCpu(async () => [simulatorPid]),
+      };
+      return {
+        async start() {
+          const running = await Promise.all(Object.values(meters).map((m) => m.start()));
+          return {
+            async stop(): Promise<OtherCpu> {
+              const [postgres, redis, simulator] = await Promise.all(running.map((r) => r.stop()));
+              return { postgres: postgres!, redis: redis!, simulator: simulator! };
+            },
+          };
+        },
+      };
+    },
+    close: () => client.end(),
+  };
 }
 
 /** A bench environment whose Redis is a private redis-server, stopped by cleanup(). */

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import { type BenchRow, sampleRss } from './lib';
-import { openWorkerComparison, ordersFailedRow, waitForOrdersSettled } from './worker-runs';
+import { type OtherCpu, openWorkerComparison, ordersFailedRow, waitForOrdersSettled } from './worker-runs';
 
 const ORDERS = Number(process.env.BENCH_WORKER_ORDERS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 50);
@@ -91,7 +91,9 @@ async function baseline(redisUrl: string, prefix: string): Promise<number> {
 
 export async function run(): Promise<BenchRow[]> {
   const suite = `worker (${ORDERS} orders)`;
-  const { env, config, runMinimal, close } = await openWorkerComparison({ concurrency: CONCURRENCY });
+  const { env, config, runMinimal, close, otherCpu } = await openWorkerComparison({
+    concurrency: CONCURRENCY,
+  });
   const statements = countPgStatements();
   const redisSent = countRedisCommandsSent();
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
@@ -115,6 +117,7 @@ export async function run(): Promise<BenchRow[]> {
     const sentBefore = redisSent.count();
     const cpuBefore = process.cpuUsage();
     const rss = sampleRss(100);
+    const ourOthers = await otherCpu('certq').start();
     const started = performance.now();
     const worker = await startWorker({ config, logger: pino({ level: 'silent' }) });
     // The bench's own progress queries are not the worker's: not counted below.
@@ -122,6 +125,7 @@ export async function run(): Promise<BenchRow[]> {
     const seconds = (performance.now() - started) / 1000;
     const peakRss = rss.stop();
     const cpu = process.cpuUsage(cpuBefore);
+    const ourOtherCpu = await ourOthers.stop();
     const pgPerOrder = (statements.count() - statementsBefore - progressQueries) / ORDERS;
     const sentPerOrder = (redisSent.count() - sentBefore) / ORDERS;
     const redisPerOrder = ((await redisCommands(redis)) - redisBefore) / ORDERS;
@@ -144,12 +148,18 @@ export async function run(): Promise<BenchRow[]> {
     let minimalStatementsBefore = 0;
     let minimalRedisBefore = 0;
     let minimalSentBefore = 0;
+    let minimalOthers: Awaited<ReturnType<ReturnType<typeof otherCpu>['start']>> | undefined;
+    let minimalOtherCpu: OtherCpu | undefined;
     const minimal = await runMinimal({
       orders: ORDERS,
       beforeStart: async () => {
         minimalStatementsBefore = statements.count();
         minimalRedisBefore = await redisCommands(redis);
         minimalSentBefore = redisSent.count();
+        minimalOthers = await otherCpu('minimal').start();
+      },
+      afterDone: async () => {
+        minimalOtherCpu = await minimalOthers!.stop();
       },
     });
     const minimalPg = (statements.count() - minimalStatementsBefore) / ORDERS;
@@ -231,6 +241,13 @@ export async function run(): Promise<BenchRow[]> {
         goal: '<= 1.5',
         met: ourCpuPer1000 / minimalCpuPer1000 <= 1.5,
       },
+      ...cpuPerOrderRows(
+        suite,
+        ourCpuPer1000 / 1000,
+        ourOtherCpu,
+        minimalCpuPer1000 / 1000,
+        minimalOtherCpu!,
+      ),
       { suite, metric: 'raw BullMQ 3-job chains per second (information)', value: base, unit: 'chains/s' },
       { suite, metric: 'throughput ratio to raw BullMQ (information)', value: ratio, unit: 'x' },
     ];
@@ -238,4 +255,42 @@ export async function run(): Promise<BenchRow[]> {
     redis.disconnect();
     await close();
   }
+}
+
+/**
+ * Where an order's CPU goes on this machine, certq against the minimal workflow (information): the
+ * worker process, the Postgres backends of its database, Redis, the simulator. The machine's cores are
+ * shared by all of them, so the total bounds throughput as much as the worker's own share does.
+ */
+function cpuPerOrderRows(
+  suite: string,
+  ourWorker: number,
+  ours: OtherCpu,
+  minimalWorker: number,
+  minimal: OtherCpu,
+): BenchRow[] {
+  const perOrderMs = (seconds: number) => (seconds / ORDERS) * 1000;
+  const parts = (worker: number, others: OtherCpu) => ({
+    worker: worker * 1000,
+    postgres: perOrderMs(others.postgres),
+    redis: perOrderMs(others.redis),
+    simulator: perOrderMs(others.simulator),
+  });
+  const a = parts(ourWorker, ours);
+  const b = parts(minimalWorker, minimal);
+  const total = (p: typeof a) => p.worker + p.postgres + p.redis + p.simulator;
+  return [
+    ...(Object.keys(a) as (keyof typeof a)[]).map((k) => ({
+      suite,
+      metric: `CPU per order, ${k}: certq / minimal workflow (information)`,
+      value: a[k],
+      unit: `ms / ${b[k].toFixed(2)} ms`,
+    })),
+    {
+      suite,
+      metric: 'CPU per order, all four: certq / minimal workflow (information)',
+      value: total(a),
+      unit: `ms / ${total(b).toFixed(2)} ms`,
+    },
+  ];
 }

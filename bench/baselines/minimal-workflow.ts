@@ -26,6 +26,8 @@ export interface MinimalWorkflowOptions {
    * before its worker starts too).
    */
   beforeStart?: () => Promise<void>;
+  /** Called once every order is issued, before anything is closed (its connections still open). */
+  afterDone?: () => Promise<void>;
 }
 
 export interface MinimalWorkflowResult {
@@ -152,6 +154,7 @@ export async function runMinimalWorkflow(options: MinimalWorkflowOptions): Promi
   await done;
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
+  await options.afterDone?.();
   await Promise.all(workers.map((w) => w.close()));
   await Promise.all(queues.map((q) => q.close()));
   await client.close();

@@ -3,6 +3,7 @@ import { and, eq, type SQL, sql } from 'drizzle-orm';
 import { PgTransaction, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Queryable, Transaction } from './client';
 import { certificates, type Order, orderEvents, orders } from './schema';
+import { columnsOf, rowOf, StatementText, writeSet } from './statement';
 import { recordWebhookEvent } from './webhooks';
 
 /**
@@ -48,6 +49,7 @@ export interface TransitionArgs {
 
 /** The updated order inside a transition's statement, for `alsoWrite`. */
 export const TRANSITIONED = sql`"transitioned"`;
+const TRANSITIONED_COLUMNS = columnsOf(orders, 'transitioned');
 
 /**
  * The only way an order's status changes: checks the state machine, updates the row and appends the
@@ -82,34 +84,37 @@ export async function transitionOrderIfUnchanged(
   if (terminal && !(db instanceof PgTransaction)) {
     throw new Error(`the transition of order ${order.id} to ${to} needs a transaction`);
   }
-  const transitioned = db.$with('transitioned').as(
-    db
-      .update(orders)
-      .set({ ...set, status: to, updatedAt: sql`now()` })
-      .where(
-        and(eq(orders.id, order.id), eq(orders.status, order.status), eq(orders.attempts, order.attempts)),
-      )
-      .returning(),
-  );
   const type = event?.type ?? (order.status === to ? 'retry_scheduled' : 'status_changed');
-  const detail = event?.detail == null ? sql`null` : sql`${JSON.stringify(event.detail)}::jsonb`;
-  const logged = db.$with('transition_event', {}).as(
-    sql`insert into ${orderEvents} (order_id, type, from_status, to_status, detail)
-        select ${transitioned.id}, ${type}, ${order.status}::order_status, ${to}::order_status, ${detail}
-        from ${transitioned}`,
+  const statement = new StatementText().raw('with "transitioned" as (update "orders" set ');
+  writeSet(statement, orders, { ...set, status: to, updatedAt: sql`now()` })
+    .raw(' where "id" = ')
+    .value(order.id)
+    .raw(' and "status" = ')
+    .value(order.status)
+    .raw(' and "attempts" = ')
+    .value(order.attempts)
+    .raw(' returning *), "transition_event" as (insert into "order_events" ')
+    .raw('(order_id, type, from_status, to_status, detail) select "transitioned"."id", ')
+    .value(type)
+    .raw(', ')
+    .value(order.status)
+    .raw('::order_status, ')
+    .value(to)
+    .raw('::order_status, ')
+    .value(event?.detail == null ? null : JSON.stringify(event.detail))
+    .raw('::jsonb from "transitioned")');
+  for (const [i, write] of alsoWrite.entries())
+    statement.raw(`, "transition_also_${i}" as (`).sql(write).raw(')');
+  statement.raw(
+    ` select ${TRANSITIONED_COLUMNS}, exists (select 1 from "tenants" t where t.id = "transitioned"."tenant_id"` +
+      ' and t.webhook_url is not null) as "hasWebhook" from "transitioned"',
   );
-  const also = alsoWrite.map((write, i) => db.$with(`transition_also_${i}`, {}).as(write));
-  const [row] = await db
-    .with(transitioned, logged, ...also)
-    .select({
-      ...transitioned._.selectedFields,
-      hasWebhook: sql<boolean>`exists (select 1 from tenants t
-        where t.id = "transitioned"."tenant_id" and t.webhook_url is not null)`,
-    })
-    .from(transitioned);
+  const { rows } = await db.execute<Record<string, unknown>>(statement.toSQL());
+  const row = rows[0];
   if (!row) return undefined;
-  const { hasWebhook, ...updated } = row;
-  if (terminal) await afterOutcome(db as Transaction, updated, { at, hasWebhook, issued });
+  const updated = rowOf<Order>(orders, row);
+  if (terminal)
+    await afterOutcome(db as Transaction, updated, { at, hasWebhook: row.hasWebhook === true, issued });
   return updated;
 }
 

@@ -142,6 +142,29 @@ describe('@certq/db', () => {
     expect(events).toMatchObject([
       { fromStatus: 'verifying', toStatus: 'applying', detail: { note: 'dns ok' } },
     ]);
+    // The order it returns is the row as drizzle reads it, column for column (dates, enum arrays, jsonb).
+    const at = new Date('2030-01-02T03:04:05.678Z');
+    const failures = [{ ca: 'google', reason: 'CAA says no' }];
+    const changed = await transitionOrderIfUnchanged(handle.db, {
+      order: moved!,
+      to: 'applying',
+      set: {
+        caChoices: ['google', 'letsencrypt'],
+        caFailures: failures,
+        nextAttemptAt: at,
+        lastPolledAt: sql`${at.toISOString()}::timestamptz + make_interval(secs => ${10})`,
+        lastError: null,
+        applyId: undefined,
+      },
+    });
+    const [reread] = await handle.db.select().from(orders).where(eq(orders.id, read!.id));
+    expect(changed).toEqual(reread);
+    expect(reread).toMatchObject({
+      caChoices: ['google', 'letsencrypt'],
+      caFailures: failures,
+      nextAttemptAt: at,
+      lastPolledAt: new Date(at.getTime() + 10_000),
+    });
     // A terminal outcome writes more (webhook outbox, renewal backoff): it must come with a transaction.
     await expect(transitionOrderIfUnchanged(handle.db, { order: moved!, to: 'failed' })).rejects.toThrow(
       /needs a transaction/,

@@ -1,6 +1,6 @@
 import { type ApplyResult, isHttpsokError } from '@certq/api-client';
 import { generateToken, hashToken, type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { enterStage, type Order, orders, recordOrderEvent } from '@certq/db';
+import { enterStage, type Order, orders, recordOrderEvent, updateOrders } from '@certq/db';
 import { and, eq, isNull, lte } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { loadForStage, withLockedOrder } from './load';
@@ -30,20 +30,18 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
     callbackSecretHash: secret ? hashToken(secret) : null,
   };
   // The common case in one statement: this run's order is due, has no application and no call in flight.
-  const [claimed] = await ctx.db
-    .update(orders)
-    .set(intentSet)
-    .where(
-      and(
-        eq(orders.id, job.orderId),
-        eq(orders.status, 'applying'),
-        eq(orders.attempts, job.run),
-        isNull(orders.applyId),
-        isNull(orders.applyRequestedAt),
-        lte(orders.nextAttemptAt, ctx.clock.now()),
-      ),
-    )
-    .returning();
+  const [claimed] = await updateOrders(
+    ctx.db,
+    intentSet,
+    and(
+      eq(orders.id, job.orderId),
+      eq(orders.status, 'applying'),
+      eq(orders.attempts, job.run),
+      isNull(orders.applyId),
+      isNull(orders.applyRequestedAt),
+      lte(orders.nextAttemptAt, ctx.clock.now()),
+    )!,
+  );
   const intent = claimed ? { order: claimed } : await claimSlowly(ctx, job, intentSet);
   if ('outcome' in intent) return intent.outcome;
   if ('adopt' in intent) return adoptAnnounced(ctx, job, intent.adopt);

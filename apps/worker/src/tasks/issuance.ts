@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { checkIssuedCertificate, type IssuedApplication } from '@certq/api-client';
-import { certificates, type Order, type Transaction, type TransitionArgs } from '@certq/db';
-import { and, eq, sql } from 'drizzle-orm';
+import { certificates, insertRow, type Order, type Transaction, type TransitionArgs } from '@certq/db';
+import { sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { transitionIfUnchanged } from './transition';
 
@@ -61,17 +61,10 @@ export async function completeIssuance(
     issued: { notAfter: check.notAfter, fingerprint },
   });
   if (!issued) return { status: 'stale' };
-  await tx
-    .update(certificates)
-    .set({ isCurrent: false })
-    .where(
-      and(
-        eq(certificates.tenantId, order.tenantId),
-        eq(certificates.domainsKey, order.domainsKey),
-        sql`${certificates.isCurrent}`,
-      ),
-    );
-  await tx.insert(certificates).values({
+  // The previous current certificate of this domain set becomes history (no row for a first issuance).
+  await tx.execute(sql`update certificates set is_current = false
+    where tenant_id = ${order.tenantId} and domains_key = ${order.domainsKey} and is_current`);
+  await insertRow(tx, certificates, {
     id: certificateId,
     tenantId: order.tenantId,
     orderId: order.id,

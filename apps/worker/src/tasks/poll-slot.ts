@@ -1,5 +1,5 @@
 import { UPSTREAM_FLOOR_MS } from '@certq/core';
-import { type Order, orders } from '@certq/db';
+import { type Order, orders, updateOrders } from '@certq/db';
 import { and, type SQL, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 
@@ -13,17 +13,15 @@ import type { WorkerContext } from '../context';
  * Returns the claimed row, or undefined when the slot is taken (or the order is not as described).
  */
 export async function claimPollSlot(ctx: WorkerContext, conditions: SQL[]): Promise<Order | undefined> {
-  const [claimed] = await ctx.db
-    .update(orders)
-    .set({
+  const [claimed] = await updateOrders(
+    ctx.db,
+    {
       lastPolledAt: sql`clock_timestamp() + make_interval(secs => ${ctx.config.UPSTREAM_TIMEOUT_MS / 1000})`,
-    })
-    .where(
-      and(
-        ...conditions,
-        sql`(${orders.lastPolledAt} is null or ${orders.lastPolledAt} <= clock_timestamp() - make_interval(secs => ${UPSTREAM_FLOOR_MS / 1000}))`,
-      ),
-    )
-    .returning();
+    },
+    and(
+      ...conditions,
+      sql`(${orders.lastPolledAt} is null or ${orders.lastPolledAt} <= clock_timestamp() - make_interval(secs => ${UPSTREAM_FLOOR_MS / 1000}))`,
+    )!,
+  );
   return claimed;
 }

@@ -1,6 +1,6 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { orders } from '@certq/db';
+import { orders, updateOrders } from '@certq/db';
 import { and, eq, lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { changeCa, exhaustedError, nextCa } from './dns';
@@ -76,18 +76,18 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   }
   if (application?.status === 'issuing') {
     const nextAttemptAt = new Date(ctx.clock.now().getTime() + intervalMs);
-    const [waiting] = await ctx.db
-      .update(orders)
-      .set({
+    const [waiting] = await updateOrders(
+      ctx.db,
+      {
         lastPolledAt: polledAt,
         progress: Math.max(0, Math.min(99, Math.round(application.progress))),
         nextAttemptAt,
         stageAttempts: 0,
         lastError: null,
         updatedAt: sql`now()`,
-      })
-      .where(and(eq(orders.id, claimed.id), eq(orders.status, 'issuing'), eq(orders.attempts, job.run)))
-      .returning({ id: orders.id });
+      },
+      and(eq(orders.id, claimed.id), eq(orders.status, 'issuing'), eq(orders.attempts, job.run))!,
+    );
     if (!waiting) return done('stale', 'order changed during the call');
     return delayUntil(nextAttemptAt, 'waiting', `issuing, ${application.progress}%`);
   }

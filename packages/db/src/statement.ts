@@ -1,0 +1,146 @@
+import { type Column, getTableColumns, is, SQL, sql } from 'drizzle-orm';
+import { PgDialect, type PgTable, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
+import type { Queryable } from './client';
+import { type Order, orders } from './schema';
+
+/*
+ * The workflow's hot statements (an order's transitions, the worker's claims, storing a certificate)
+ * written as text instead of through drizzle's query builder. The builder walks its object graph at
+ * every execution — each chunk of every column list through `is()` entity checks — which cost the worker
+ * more CPU per order than everything else it does in JavaScript (bench/worker.bench.ts). Here the text is
+ * concatenated from column names looked up once per table; values still go through each column's own
+ * driver mapping and rows come back through the columns' mapping, so what is sent and returned is what
+ * drizzle would send and return. Conditions and SQL values stay drizzle fragments, rendered as they come.
+ */
+
+const dialect = new PgDialect();
+
+/** A statement being written: text with `$n` placeholders and its values, in order. */
+export class StatementText {
+  private readonly parts: string[] = [''];
+  private readonly values: unknown[] = [];
+
+  raw(text: string): this {
+    this.parts[this.parts.length - 1] += text;
+    return this;
+  }
+
+  /** A value as sent already (mapped for the driver). */
+  value(value: unknown): this {
+    this.values.push(value);
+    this.parts.push('');
+    return this;
+  }
+
+  /** A drizzle fragment, rendered here (its params join this statement's, in order). */
+  sql(fragment: SQL): this {
+    const rendered = dialect.sqlToQuery(fragment);
+    // drizzle numbers a fragment's params $1… in the order they appear.
+    const texts = rendered.sql.split(/\$\d+/);
+    this.raw(texts[0]!);
+    for (const [i, param] of rendered.params.entries()) this.value(param).raw(texts[i + 1]!);
+    return this;
+  }
+
+  /** The statement as drizzle SQL for `db.execute`: the text's pieces and the values, nothing to build. */
+  toSQL(): SQL {
+    return sql(Object.assign([...this.parts], { raw: this.parts }), ...this.values);
+  }
+}
+
+interface TableText {
+  name: string;
+  columns: Readonly<Record<string, Column>>;
+  keys: string[];
+}
+const tables = new WeakMap<PgTable, TableText>();
+
+function tableText(table: PgTable): TableText {
+  let known = tables.get(table);
+  if (!known) {
+    const columns = getTableColumns(table);
+    known = { name: dialect.sqlToQuery(sql`${table}`).sql, columns, keys: Object.keys(columns) };
+    tables.set(table, known);
+  }
+  return known;
+}
+
+/** `"<from>"."<column>" as "<key>"` for every column: a row of it maps back with `rowOf`. */
+export function columnsOf(table: PgTable, from: string): string {
+  const { columns, keys } = tableText(table);
+  return keys.map((key) => `"${from}"."${columns[key]!.name}" as "${key}"`).join(', ');
+}
+
+/** A row selected with `columnsOf` (raw driver values, as `db.execute` returns them), as drizzle maps it. */
+export function rowOf<Row>(table: PgTable, raw: Record<string, unknown>): Row {
+  const { columns, keys } = tableText(table);
+  const row: Record<string, unknown> = {};
+  for (const key of keys) {
+    const value = raw[key];
+    row[key] = value === null || value === undefined ? null : columns[key]!.mapFromDriverValue(value);
+  }
+  return row as Row;
+}
+
+function driverValue(column: Column, value: unknown): unknown {
+  return value === null ? null : column.mapToDriverValue(value);
+}
+
+/**
+ * `"column" = value, …` from a drizzle-style set object (undefined values left out, as drizzle does;
+ * SQL values written inline).
+ */
+export function writeSet(
+  statement: StatementText,
+  table: PgTable,
+  set: Record<string, unknown>,
+): StatementText {
+  const { columns } = tableText(table);
+  let first = true;
+  for (const [key, value] of Object.entries(set)) {
+    if (value === undefined) continue;
+    const column = columns[key];
+    if (!column) throw new Error(`no column ${key}`);
+    statement.raw(`${first ? '' : ', '}"${column.name}" = `);
+    first = false;
+    if (is(value, SQL)) statement.sql(value);
+    else statement.value(driverValue(column, value));
+  }
+  if (first) throw new Error('nothing to set');
+  return statement;
+}
+
+/** `insert into <table> (…) values (…)` of one row, its columns those given (the rest take their defaults). */
+export async function insertRow(
+  db: Queryable,
+  table: PgTable,
+  values: Record<string, unknown>,
+): Promise<void> {
+  const { name, columns } = tableText(table);
+  const keys = Object.keys(values).filter((key) => values[key] !== undefined);
+  const statement = new StatementText().raw(
+    `insert into ${name} (${keys.map((key) => `"${columns[key]!.name}"`).join(', ')}) values (`,
+  );
+  for (const [i, key] of keys.entries()) {
+    statement.raw(i ? ', ' : '').value(driverValue(columns[key]!, values[key]));
+  }
+  await db.execute(statement.raw(')').toSQL());
+}
+
+/**
+ * `update orders set … where … returning` every column: the orders the condition matched, as they are
+ * now. The worker's claims (one statement, no row lock) go through this.
+ */
+export async function updateOrders(
+  db: Queryable,
+  set: Record<string, unknown>,
+  where: SQL,
+): Promise<Order[]> {
+  const statement = writeSet(new StatementText().raw('update "orders" set '), orders, set)
+    .raw(' where ')
+    .sql(where)
+    .raw(` returning ${ORDERS_RETURNED}`);
+  const { rows } = await db.execute<Record<string, unknown>>(statement.toSQL());
+  return rows.map((row) => rowOf<Order>(orders, row));
+}
+const ORDERS_RETURNED = columnsOf(orders, 'orders');
