@@ -111,11 +111,12 @@ export function writeSet(
 }
 
 /** `insert into <table> (…) values (…)` of one row, its columns those given (the rest take their defaults). */
-export async function insertRow(
+export async function insertRow<T extends PgTable>(
   db: Queryable,
-  table: PgTable,
-  values: Record<string, unknown>,
+  table: T,
+  row: T['$inferInsert'],
 ): Promise<void> {
+  const values = row as Record<string, unknown>;
   const { name, columns } = tableText(table);
   const keys = Object.keys(values).filter((key) => values[key] !== undefined);
   const statement = new StatementText().raw(
@@ -133,7 +134,7 @@ export async function insertRow(
  */
 export async function updateOrders(
   db: Queryable,
-  set: Record<string, unknown>,
+  set: PgUpdateSetSource<typeof orders>,
   where: SQL,
 ): Promise<Order[]> {
   const statement = writeSet(new StatementText().raw('update "orders" set '), orders, set)

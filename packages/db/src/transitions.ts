@@ -1,5 +1,5 @@
 import { canTransition, IllegalTransitionError, type OrderStatus } from '@certq/core';
-import { and, eq, type SQL, sql } from 'drizzle-orm';
+import { eq, type SQL, sql } from 'drizzle-orm';
 import { PgTransaction, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Queryable, Transaction } from './client';
 import { certificates, type Order, orderEvents, orders } from './schema';
