@@ -1,5 +1,6 @@
 import { type Column, getTableColumns, is, SQL, sql } from 'drizzle-orm';
 import { PgDialect, type PgTable, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
+import type pg from 'pg';
 import type { Queryable } from './client';
 import { type Order, orders } from './schema';
 
@@ -42,10 +43,21 @@ export class StatementText {
     return this;
   }
 
-  /** The statement as drizzle SQL for `db.execute`: the text's pieces and the values, nothing to build. */
-  toSQL(): SQL {
-    return sql(Object.assign([...this.parts], { raw: this.parts }), ...this.values);
+  /**
+   * Runs it on the pg pool or client under `db` (drizzle keeps it on its session; its own execute would
+   * build a prepared-query object and type-parser closures per call). Rows come with pg's own parsing.
+   */
+  async run(db: Queryable): Promise<Record<string, unknown>[]> {
+    let text = this.parts[0]!;
+    for (let i = 1; i < this.parts.length; i++) text += `$${i}${this.parts[i]}`;
+    const { rows } = await (db as unknown as DrizzleOnPg).session.client.query({ text, values: this.values });
+    return rows;
   }
+}
+
+/** What drizzle's node-postgres database and transaction hold: the pool, or the transaction's client. */
+interface DrizzleOnPg {
+  session: { client: Pick<pg.Pool, 'query'> };
 }
 
 interface TableText {
@@ -71,7 +83,7 @@ export function columnsOf(table: PgTable, from: string): string {
   return keys.map((key) => `"${from}"."${columns[key]!.name}" as "${key}"`).join(', ');
 }
 
-/** A row selected with `columnsOf` (raw driver values, as `db.execute` returns them), as drizzle maps it. */
+/** A row selected with `columnsOf` (as pg parses it), as drizzle maps it. */
 export function rowOf<Row>(table: PgTable, raw: Record<string, unknown>): Row {
   const { columns, keys } = tableText(table);
   const row: Record<string, unknown> = {};
@@ -125,7 +137,7 @@ export async function insertRow<T extends PgTable>(
   for (const [i, key] of keys.entries()) {
     statement.raw(i ? ', ' : '').value(driverValue(columns[key]!, values[key]));
   }
-  await db.execute(statement.raw(')').toSQL());
+  await statement.raw(')').run(db);
 }
 
 /**
@@ -141,7 +153,6 @@ export async function updateOrders(
     .raw(' where ')
     .sql(where)
     .raw(` returning ${ORDERS_RETURNED}`);
-  const { rows } = await db.execute<Record<string, unknown>>(statement.toSQL());
-  return rows.map((row) => rowOf<Order>(orders, row));
+  return (await statement.run(db)).map((row) => rowOf<Order>(orders, row));
 }
 const ORDERS_RETURNED = columnsOf(orders, 'orders');

@@ -33,7 +33,7 @@ export interface TransitionArgs {
   order: Order;
   to: OrderStatus;
   /** Other columns to change with the status; values may be SQL (e.g. clock_timestamp()). */
-  set?: Omit<PgUpdateSetSource<typeof orders>, 'id' | 'status' | 'tenantId' | 'createdAt'>;
+  set?: Omit<PgUpdateSetSource<typeof orders>, 'id' | 'status' | 'tenantId' | 'createdAt' | 'updatedAt'>;
   event?: { type?: string; detail?: unknown };
   /** The moment of the transition by the caller's clock (renewal backoff counts from it); default now. */
   at?: Date;
@@ -86,8 +86,8 @@ export async function transitionOrderIfUnchanged(
   }
   const type = event?.type ?? (order.status === to ? 'retry_scheduled' : 'status_changed');
   const statement = new StatementText().raw('with "transitioned" as (update "orders" set ');
-  writeSet(statement, orders, { ...set, status: to, updatedAt: sql`now()` })
-    .raw(' where "id" = ')
+  writeSet(statement, orders, { ...set, status: to })
+    .raw(', "updated_at" = now() where "id" = ')
     .value(order.id)
     .raw(' and "status" = ')
     .value(order.status)
@@ -109,8 +109,7 @@ export async function transitionOrderIfUnchanged(
     ` select ${TRANSITIONED_COLUMNS}, exists (select 1 from "tenants" t where t.id = "transitioned"."tenant_id"` +
       ' and t.webhook_url is not null) as "hasWebhook" from "transitioned"',
   );
-  const { rows } = await db.execute<Record<string, unknown>>(statement.toSQL());
-  const row = rows[0];
+  const [row] = await statement.run(db);
   if (!row) return undefined;
   const updated = rowOf<Order>(orders, row);
   if (terminal)
