@@ -1,4 +1,4 @@
-import { type Column, getTableColumns, is, SQL, sql } from 'drizzle-orm';
+import { type Column, fillPlaceholders, getTableColumns, is, SQL, sql } from 'drizzle-orm';
 import { PgDialect, type PgTable, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import type { Queryable } from './client';
@@ -15,6 +15,7 @@ import { type Order, orders } from './schema';
  */
 
 const dialect = new PgDialect();
+const renderedFragments = new WeakMap<SQL, { texts: string[]; params: unknown[] }>();
 
 /** A statement being written: text with `$n` placeholders and its values, in order. */
 export class StatementText {
@@ -33,13 +34,23 @@ export class StatementText {
     return this;
   }
 
-  /** A drizzle fragment, rendered here (its params join this statement's, in order). */
-  sql(fragment: SQL): this {
-    const rendered = dialect.sqlToQuery(fragment);
-    // drizzle numbers a fragment's params $1… in the order they appear.
-    const texts = rendered.sql.split(/\$\d+/);
-    this.raw(texts[0]!);
-    for (const [i, param] of rendered.params.entries()) this.value(param).raw(texts[i + 1]!);
+  /**
+   * A drizzle fragment (its params join this statement's, in order). A fragment is rendered once and
+   * remembered by identity, so one built once — a module constant, with `sql.placeholder(name)` where
+   * each use differs — costs no rendering at later uses; `values` fill its placeholders (as the driver
+   * takes them: a placeholder is not mapped through a column).
+   */
+  sql(fragment: SQL, values: Record<string, unknown> = {}): this {
+    let rendered = renderedFragments.get(fragment);
+    if (!rendered) {
+      const query = dialect.sqlToQuery(fragment);
+      // drizzle numbers a fragment's params $1… in the order they appear.
+      rendered = { texts: query.sql.split(/\$\d+/), params: query.params };
+      renderedFragments.set(fragment, rendered);
+    }
+    const params = fillPlaceholders(rendered.params, values);
+    this.raw(rendered.texts[0]!);
+    for (const [i, param] of params.entries()) this.value(param).raw(rendered.texts[i + 1]!);
     return this;
   }
 
@@ -148,10 +159,12 @@ export async function updateOrders(
   db: Queryable,
   set: PgUpdateSetSource<typeof orders>,
   where: SQL,
+  /** The values of `where`'s placeholders. */
+  values?: Record<string, unknown>,
 ): Promise<Order[]> {
   const statement = writeSet(new StatementText().raw('update "orders" set '), orders, set)
     .raw(' where ')
-    .sql(where)
+    .sql(where, values)
     .raw(` returning ${ORDERS_RETURNED}`);
   return (await statement.run(db)).map((row) => rowOf<Order>(orders, row));
 }

@@ -1,13 +1,30 @@
 import { type ApplyResult, isHttpsokError } from '@certq/api-client';
 import { generateToken, hashToken, type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { enterStage, type Order, orders, recordOrderEvent, updateOrders } from '@certq/db';
-import { and, eq, isNull, lte } from 'drizzle-orm';
+import { and, eq, isNull, lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome, rateLimited } from './outcome';
 import { claimPollSlot } from './poll-slot';
 import { describeError, retryLater } from './retry';
 import { transition, transitionIfUnchanged } from './transition';
+
+/** This run's order, due, with no application and no call in flight (the claim). Built once: see StatementText. */
+const CLAIMABLE = and(
+  eq(orders.id, sql.placeholder('id')),
+  eq(orders.status, 'applying'),
+  eq(orders.attempts, sql.placeholder('run')),
+  isNull(orders.applyId),
+  isNull(orders.applyRequestedAt),
+  lte(orders.nextAttemptAt, sql.placeholder('now')),
+)!;
+/** The order still applying, its announced application the one to adopt, none adopted yet. */
+const ANNOUNCED = and(
+  eq(orders.id, sql.placeholder('id')),
+  eq(orders.status, 'applying'),
+  eq(orders.announcedApplyId, sql.placeholder('applyId')),
+  isNull(orders.applyId),
+)!;
 
 /** How long an apply call may be in flight: the client's timeout plus a margin. */
 const IN_FLIGHT_MS = 30_000;
@@ -30,18 +47,11 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
     callbackSecretHash: secret ? hashToken(secret) : null,
   };
   // The common case in one statement: this run's order is due, has no application and no call in flight.
-  const [claimed] = await updateOrders(
-    ctx.db,
-    intentSet,
-    and(
-      eq(orders.id, job.orderId),
-      eq(orders.status, 'applying'),
-      eq(orders.attempts, job.run),
-      isNull(orders.applyId),
-      isNull(orders.applyRequestedAt),
-      lte(orders.nextAttemptAt, ctx.clock.now()),
-    )!,
-  );
+  const [claimed] = await updateOrders(ctx.db, intentSet, CLAIMABLE, {
+    id: job.orderId,
+    run: job.run,
+    now: ctx.clock.now().toISOString(),
+  });
   const intent = claimed ? { order: claimed } : await claimSlowly(ctx, job, intentSet);
   if ('outcome' in intent) return intent.outcome;
   if ('adopt' in intent) return adoptAnnounced(ctx, job, intent.adopt);
@@ -202,12 +212,7 @@ async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): 
   await ctx.limiter.acquire();
   // The re-fetch is a request for the application, so it keeps the poll floor as a poll does (two apply
   // jobs for one order after a crash would both fetch otherwise).
-  const claimed = await claimPollSlot(ctx, [
-    eq(orders.id, order.id),
-    eq(orders.status, 'applying'),
-    eq(orders.announcedApplyId, applyId),
-    isNull(orders.applyId),
-  ]);
+  const claimed = await claimPollSlot(ctx, ANNOUNCED, { id: order.id, applyId });
   if (!claimed)
     return delayUntil(
       new Date(ctx.clock.now().getTime() + ADOPT_RETRY_MS),

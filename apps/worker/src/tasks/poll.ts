@@ -11,6 +11,22 @@ import { claimPollSlot } from './poll-slot';
 import { describeError, retryLater } from './retry';
 import { transition } from './transition';
 
+/** This run's order, issuing and due (the poll's claim). Built once: see StatementText. */
+const DUE_POLL = and(
+  eq(orders.id, sql.placeholder('id')),
+  eq(orders.status, 'issuing'),
+  eq(orders.attempts, sql.placeholder('run')),
+  lte(orders.nextAttemptAt, sql.placeholder('dueBy')),
+)!;
+/** This run's order, still issuing. */
+const STILL_ISSUING = and(
+  eq(orders.id, sql.placeholder('id')),
+  eq(orders.status, 'issuing'),
+  eq(orders.attempts, sql.placeholder('run')),
+)!;
+/** When the upstream's answer came: the polling floor counts from it. */
+const ANSWERED_NOW = sql`clock_timestamp()`;
+
 /**
  * issuing: ask httpsok for the application, no sooner than POLL_INTERVAL_MS after the previous request
  * for it — ever, across retries, duplicate jobs, workers and restarts. The floor is enforced in
@@ -26,12 +42,11 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   // Due by our clock: a callback brings `next_attempt_at` forward (see @certq/workflow, callbacks).
   const dueBy = ctx.clock.now();
   await ctx.limiter.acquire('poll');
-  const claimed = await claimPollSlot(ctx, [
-    eq(orders.id, job.orderId),
-    eq(orders.status, 'issuing'),
-    eq(orders.attempts, job.run),
-    lte(orders.nextAttemptAt, dueBy),
-  ]);
+  const claimed = await claimPollSlot(ctx, DUE_POLL, {
+    id: job.orderId,
+    run: job.run,
+    dueBy: dueBy.toISOString(),
+  });
   if (!claimed) {
     const loaded = await loadForStage(ctx, job, 'issuing');
     if ('stale' in loaded) return loaded.stale;
@@ -57,7 +72,7 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   } catch (error) {
     failure = error;
   }
-  const polledAt = sql`clock_timestamp()`;
+  const polledAt = ANSWERED_NOW;
 
   // The two common answers need no row lock: the claimed row is the order as read, and each write's
   // WHERE checks it is still issuing in this run.
@@ -86,7 +101,8 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
         lastError: null,
         updatedAt: sql`now()`,
       },
-      and(eq(orders.id, claimed.id), eq(orders.status, 'issuing'), eq(orders.attempts, job.run))!,
+      STILL_ISSUING,
+      { id: claimed.id, run: job.run },
     );
     if (!waiting) return done('stale', 'order changed during the call');
     return delayUntil(nextAttemptAt, 'waiting', `issuing, ${application.progress}%`);
