@@ -181,6 +181,29 @@ describe('priority lanes', () => {
   });
 });
 
+describe('insertOrders', () => {
+  it('gives a single new order as a select reads it (it comes back from its insert, not read again)', async ({
+    db: handle,
+  }) => {
+    const tenant = await newTenant(handle);
+    const [created] = (
+      await insertOrders(handle.db, [
+        {
+          tenantId: tenant.id,
+          domains: ['one.example.com'],
+          ca: 'zerossl',
+          caChoices: ['zerossl', 'google'],
+        },
+      ])
+    ).orders;
+    expect(created!.created).toBe(true);
+    const [read] = await handle.db.select().from(orders).where(eq(orders.id, created!.order.id));
+    expect(created!.order).toEqual(read);
+    expect(created!.order.caChoices).toEqual(['zerossl', 'google']);
+    expect(created!.order.createdAt).toBeInstanceOf(Date);
+  });
+});
+
 describe('idempotency keys', () => {
   it('are purged after a day, and only then', async ({ db: handle }) => {
     const tenant = await newTenant(handle);
