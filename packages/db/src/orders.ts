@@ -178,9 +178,11 @@ async function insertRows(
  * The statement of insertRow, built once per database handle: its text never changes (every value is
  * a parameter), so it goes by name — Postgres parses it once per connection and, after five executions,
  * keeps a generic plan instead of planning each insert (measured: 1.1 ms → 0.4 ms per insert). The
- * backlog reads are written as ordered index scans (`order by priority … limit`) so that the only
- * sensible plan walks orders_active_by_tenant_priority, even when the generic plan is made on a nearly
- * empty table: written as `max(priority)`, such a plan kept reading the tenant's whole backlog.
+ * backlog reads are written as ordered index scans (`order by priority … limit`), which only
+ * orders_active_by_tenant_priority serves without a sort, so a generic plan cannot settle on reading
+ * the tenant's whole backlog: written as `max(priority)`, with a table emptied after holding one
+ * tenant's large backlog, the generic plan aggregated that tenant's rows through the unique index
+ * (5 ms per insert at 20,000 rows).
  */
 function prepareInsertOne(db: Queryable) {
   const p = sql.placeholder;
