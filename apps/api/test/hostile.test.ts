@@ -7,6 +7,7 @@ import { waitFor } from '@certq/testing';
 import { eq } from 'drizzle-orm';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAILURE_COUNT_TTL_MS } from '../src/plugins/auth';
 import {
   createTestEnv,
   insertCertificate,
@@ -281,6 +282,16 @@ describe('failed authentication is throttled per client address, before any look
         })
       ).status,
     ).toBe(200);
+  });
+
+  it(`failures counted by another replica throttle here within ${FAILURE_COUNT_TTL_MS} ms`, async () => {
+    const tenant = await api.createTenant();
+    const from = { 'x-forwarded-for': '192.0.2.68' };
+    expect((await api.tenantRequest(tenant.token, 'GET', '/v1/orders', undefined, from)).status).toBe(200);
+    // Another API replica counted this address's failures up to the limit (5 here) in the shared Redis.
+    await api.redis.set(`${api.config.REDIS_PREFIX}:authfail:192.0.2.68`, '5', 'PX', 60_000);
+    await new Promise((resolve) => setTimeout(resolve, FAILURE_COUNT_TTL_MS + 50));
+    expect((await api.tenantRequest(tenant.token, 'GET', '/v1/orders', undefined, from)).status).toBe(429);
   });
 });
 

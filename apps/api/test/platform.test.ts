@@ -162,6 +162,12 @@ describe('HTTP hygiene', () => {
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(res.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
+    // Computed once, set on every answer, a route-less 404 included.
+    const missing = await api.request('GET', '/no/such/route');
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('x-frame-options')).toBe('SAMEORIGIN');
     const unauthorized = await api.request('GET', '/v1/orders');
     expect(unauthorized.headers.get('www-authenticate')).toMatch(/^Bearer/);
   });

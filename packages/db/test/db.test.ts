@@ -1,5 +1,5 @@
 import { ACTIVE_STATUSES, BACKLOG_COUNT_CAP, PRIORITY } from '@certq/core';
-import { it } from '@certq/testing';
+import { createTestDatabase, it } from '@certq/testing';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
 import {
@@ -202,6 +202,67 @@ describe('priority lanes', () => {
       .set({ status: 'cancelled' })
       .where(and(eq(orders.tenantId, big.id), eq(orders.domains, ['b-next.lanes.example.com'])));
     expect((await place(handle, big.id, 'b-later', 'bulk')).priority).toBe(PRIORITY.bulk + 2);
+  });
+});
+
+describe('insertOrders', () => {
+  it('gives a single new order as a select reads it (it comes back from its insert, not read again)', async ({
+    db: handle,
+  }) => {
+    const tenant = await newTenant(handle);
+    const [created] = (
+      await insertOrders(handle.db, [
+        {
+          tenantId: tenant.id,
+          domains: ['one.example.com'],
+          ca: 'zerossl',
+          caChoices: ['zerossl', 'google'],
+        },
+      ])
+    ).orders;
+    expect(created!.created).toBe(true);
+    const [read] = await handle.db.select().from(orders).where(eq(orders.id, created!.order.id));
+    expect(created!.order).toEqual(read);
+    expect(created!.order.caChoices).toEqual(['zerossl', 'google']);
+    expect(created!.order.createdAt).toBeInstanceOf(Date);
+  });
+
+  it("keeps a single order's generic plan on ordered backlog reads, even when made on an empty table", async () => {
+    // A fresh database (an empty, never analysed orders table), one connection, generic plans at once:
+    // the plan Postgres would settle on after five executions and keep as the table grows.
+    const database = await createTestDatabase();
+    const one = createDb(database.url, { max: 1 });
+    try {
+      await one.pool.query('set plan_cache_mode = force_generic_plan');
+      const tenant = await newTenant(one);
+      await insertOrders(one.db, [{ tenantId: tenant.id, domains: ['plan.example.com'] }]);
+      const [{ count }] = (
+        await one.pool.query(
+          "select cardinality(parameter_types) as count from pg_prepared_statements where name = 'certq_insert_order'",
+        )
+      ).rows;
+      const nulls = Array.from({ length: count }, () => 'null').join(', ');
+      const { rows } = await one.pool.query(`explain (format json) execute certq_insert_order(${nulls})`);
+      type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
+      const scans: string[] = [];
+      const walk = (node: PlanNode, parent?: PlanNode) => {
+        if (node['Relation Name'] === 'orders' && node['Node Type'] !== 'ModifyTable')
+          scans.push(
+            `${parent?.['Node Type']} > ${node['Node Type']} ${node['Scan Direction']} ${node['Index Name']}`,
+          );
+        for (const child of node.Plans ?? []) walk(child, node);
+      };
+      walk(rows[0]['QUERY PLAN'][0].Plan);
+      // The probe after the tenant's last order and the capped count of its lane: each stops early on
+      // the backlog index, never an aggregate over the tenant's whole backlog.
+      expect(scans.sort()).toEqual([
+        'Limit > Index Only Scan Backward orders_active_by_tenant_priority',
+        'Limit > Index Only Scan Forward orders_active_by_tenant_priority',
+      ]);
+    } finally {
+      await one.close();
+      await database.drop();
+    }
   });
 });
 

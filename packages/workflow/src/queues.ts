@@ -115,6 +115,9 @@ export async function enqueueOrders(
     byStage.set(job.stage, list);
   }
   for (const [stage, jobs] of byStage) {
-    for (let i = 0; i < jobs.length; i += 1000) await queues.stage(stage).addBulk(jobs.slice(i, i + 1000));
+    const queue = queues.stage(stage);
+    // One job (every POST /v1/orders): a plain add, one script call, without addBulk's MULTI.
+    if (jobs.length === 1) await queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+    else for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
   }
 }

@@ -107,6 +107,8 @@ export function operatorTokenRequired(reply: FastifyReply): ApiError {
 const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 10_000;
 const FAILURE_WINDOW_MS = 60_000;
+/** How long an address's failure count read from Redis is trusted before it is read again. */
+export const FAILURE_COUNT_TTL_MS = 1000;
 
 export interface AuthOptions extends Record<string, unknown> {
   db: Database;
@@ -128,7 +130,9 @@ export interface AuthOptions extends Record<string, unknown> {
  * in every replica at once (with Redis away, other replicas honour them within 30 s).
  *
  * Failed authentications are counted per client address in Redis before any lookup: past the limit a
- * client gets 429 without a database query, whatever token it sends.
+ * client gets 429 without a database query, whatever token it sends. An address's count is read from
+ * Redis at most once a second (FAILURE_COUNT_TTL_MS) rather than at every request; a failure counted
+ * here updates it at once, so only failures counted by other replicas take up to that second to apply.
  */
 export const authPlugin = fp<AuthOptions>(
   async (app: FastifyInstance, options) => {
@@ -190,13 +194,25 @@ export const authPlugin = fp<AuthOptions>(
     }
 
     const failureKey = (ip: string) => `${prefix}:authfail:${ip}`;
+    const failureCounts = new Map<string, { count: number; expires: number }>();
+    const rememberFailures = (ip: string, count: number) => {
+      if (failureCounts.size >= CACHE_MAX) failureCounts.clear();
+      failureCounts.set(ip, { count, expires: Date.now() + FAILURE_COUNT_TTL_MS });
+    };
+
+    async function failuresOf(redis: Redis, ip: string): Promise<number> {
+      const known = failureCounts.get(ip);
+      if (known && known.expires > Date.now()) return known.count;
+      const count = Number((await redis.get(failureKey(ip))) ?? 0);
+      rememberFailures(ip, count);
+      return count;
+    }
 
     async function throttled(ip: string): Promise<number | undefined> {
       if (!options.redis) return undefined;
       try {
-        // Every authenticated request reads the count; only a throttled one needs the window's end.
-        const count = await options.redis.get(failureKey(ip));
-        if (Number(count ?? 0) < failureLimit) return undefined;
+        if ((await failuresOf(options.redis, ip)) < failureLimit) return undefined;
+        // Only a throttled request needs the window's end.
         const ttl = await options.redis.pttl(failureKey(ip));
         return Math.max(1, Math.ceil(ttl / 1000));
       } catch {
@@ -207,11 +223,13 @@ export const authPlugin = fp<AuthOptions>(
     async function countFailure(ip: string): Promise<void> {
       if (!options.redis) return;
       try {
-        await options.redis
+        const counted = await options.redis
           .multi()
           .incr(failureKey(ip))
           .pexpire(failureKey(ip), FAILURE_WINDOW_MS, 'NX')
           .exec();
+        const count = counted?.[0]?.[1];
+        if (typeof count === 'number') rememberFailures(ip, count);
       } catch {
         // not counted while Redis is away
       }

@@ -1,9 +1,45 @@
-import helmet from '@fastify/helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import helmet, { type HelmetOptions } from 'helmet';
 import type { Redis } from 'ioredis';
 import { ApiError } from './errors';
+
+declare module 'fastify' {
+  interface RouteShorthandOptions {
+    /** This route's security headers: `false` for none; options are merged over the defaults. */
+    helmet?: false | HelmetOptions;
+  }
+  interface FastifyContextConfig {
+    /** The security headers of the route, computed when it is added (null: none). */
+    securityHeaders?: Record<string, string> | null;
+  }
+}
+
+// JSON answers need no CSP beyond the defaults; the docs UI sets its own (see openapi.ts).
+// No upgrade-insecure-requests: the API is often reached over plain http inside a cluster.
+const HELMET_OPTIONS: HelmetOptions = {
+  contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+};
+
+/**
+ * The headers helmet sets with `options`, computed once: helmet builds its middleware (CSP directives
+ * parsed and checked) at every call, which @fastify/helmet did for every request.
+ */
+function helmetHeaders(options: HelmetOptions): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const response = {
+    setHeader: (name: string, value: unknown) => {
+      headers[name.toLowerCase()] = String(value);
+    },
+    removeHeader: (name: string) => {
+      delete headers[name.toLowerCase()];
+    },
+  };
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, () => {});
+  return headers;
+}
 
 export interface SecurityOptions extends Record<string, unknown> {
   redis: Redis;
@@ -20,10 +56,20 @@ export interface SecurityOptions extends Record<string, unknown> {
  */
 export const securityPlugin = fp<SecurityOptions>(
   async (app: FastifyInstance, options) => {
-    await app.register(helmet, {
-      // JSON answers need no CSP beyond the defaults; the docs UI sets its own (see openapi.ts).
-      // No upgrade-insecure-requests: the API is often reached over plain http inside a cluster.
-      contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+    const defaultHeaders = helmetHeaders(HELMET_OPTIONS);
+    app.addHook('onRoute', (route) => {
+      const { helmet: own } = route;
+      if (own === undefined) return;
+      route.config = {
+        ...route.config,
+        securityHeaders: own === false ? null : helmetHeaders({ ...HELMET_OPTIONS, ...own } as HelmetOptions),
+      };
+    });
+    // Also on answers without a route (404): the defaults.
+    app.addHook('onRequest', (request, reply, done) => {
+      const headers = request.routeOptions.config.securityHeaders;
+      if (headers !== null) reply.headers(headers ?? defaultHeaders);
+      done();
     });
     await app.register(rateLimit, {
       global: true,

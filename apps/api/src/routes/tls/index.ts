@@ -20,7 +20,7 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
     '/v1/tls/certificate',
     {
       // On the handshake path: no Redis round trip for a rate limit, no browser security headers for
-      // a PEM a TLS server reads (helmet computes them per request); the answer comes from memory.
+      // a PEM a TLS server reads; the answer comes from memory.
       config: { auth: 'edge', edgeTokens: true, tokenInQuery: true, rateLimit: false },
       helmet: false,
       schema: {
