@@ -76,18 +76,26 @@ export function createDb(
   return { db, pool, close: () => pool.end() };
 }
 
-/** Gives every unnamed statement of `client` a name derived from its text, for the first `max` texts. */
+/**
+ * Gives every unnamed statement of `client` that carries parameters a name derived from its text, for the
+ * first `max` texts. Only those: a statement with parameters goes through the extended protocol already,
+ * so it is one command and naming it changes nothing else; one without parameters may hold several
+ * commands (`reset a; reset b`), which only the simple protocol runs. A submittable (a pg Query or
+ * cursor object) is passed on as it is.
+ */
 function prepareByText(client: pg.PoolClient, max: number): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   const names = new Map<string, string>();
   client.query = ((config: unknown, ...rest: unknown[]) => {
-    const text =
-      typeof config === 'string'
-        ? config
-        : config && typeof config === 'object' && 'text' in config && !('name' in config && config.name)
-          ? (config as { text: string }).text
-          : undefined;
-    if (text !== undefined) {
+    const plain = typeof config === 'object' && config !== null && !('submit' in config);
+    const text = typeof config === 'string' ? config : plain ? (config as { text?: string }).text : undefined;
+    const values = Array.isArray(rest[0])
+      ? rest[0]
+      : plain
+        ? (config as { values?: unknown }).values
+        : undefined;
+    const named = plain && Boolean((config as { name?: string }).name);
+    if (text !== undefined && !named && Array.isArray(values) && values.length > 0) {
       let name = names.get(text);
       if (name === undefined && names.size < max) {
         // The text decides the name: the same name for another text would be refused by pg.

@@ -300,24 +300,29 @@ describe('idempotency keys', () => {
 });
 
 describe('statementsByText', () => {
-  it('prepares each distinct text once per connection, up to the cap; the rest run unnamed', async ({
+  it('prepares each distinct text with parameters once per connection, up to the cap; the rest run unnamed', async ({
     database,
   }) => {
-    const handle = createDb(database.url, { max: 1, statementsByText: 2 });
+    const handle = createDb(database.url, { max: 1, statementsByText: 3 });
     try {
-      const texts = [sql`select 1 as n`, sql`select 2 as n`, sql`select 3 as n`];
       for (let round = 0; round < 3; round++) {
-        for (const [i, text] of texts.entries()) {
-          const { rows } = await handle.db.execute<{ n: number }>(text);
-          expect(rows[0]!.n).toBe(i + 1);
-        }
-        // A string query, as pool.query sends it, is named too (the cap is already reached: unnamed).
-        expect((await handle.pool.query<{ n: number }>('select 4 as n')).rows[0]!.n).toBe(4);
+        expect((await handle.db.execute(sql`select ${round}::int as a`)).rows).toEqual([{ a: round }]);
+        expect((await handle.db.execute(sql`select ${round}::int as b`)).rows).toEqual([{ b: round }]);
+        // A string query, as pool.query sends it, is named too.
+        expect((await handle.pool.query('select $1::int as d', [round])).rows).toEqual([{ d: round }]);
+        // Past the cap: unnamed.
+        expect((await handle.db.execute(sql`select ${round}::int as c`)).rows).toEqual([{ c: round }]);
+        // Without parameters a text may hold several commands: sent as it is (simple protocol), never named.
+        await handle.pool.query('select 1; select 2');
       }
       const { rows } = await handle.db.execute<{ statement: string }>(
         sql`select statement from pg_prepared_statements where name like 'certq\_%' order by statement`,
       );
-      expect(rows.map((r) => r.statement)).toEqual(['select 1 as n', 'select 2 as n']);
+      expect(rows.map((r) => r.statement)).toEqual([
+        'select $1::int as a',
+        'select $1::int as b',
+        'select $1::int as d',
+      ]);
     } finally {
       await handle.close();
     }
@@ -329,7 +334,7 @@ describe('statementsByText', () => {
     for (const options of [{}, { statementsByText: 8, preparedStatements: false }]) {
       const handle = createDb(database.url, { max: 1, ...options });
       try {
-        await handle.db.execute(sql`select 1`);
+        await handle.db.execute(sql`select ${1}::int`);
         const { rows } = await handle.db.execute(sql`select name from pg_prepared_statements`);
         expect(rows).toEqual([]);
       } finally {
