@@ -2,12 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type Config, secretBoxFromConfig } from '@certq/core';
 import { createDb } from '@certq/db';
-import {
-  createWorkerContext,
-  scanRenewals,
-  WORKER_STATEMENTS_BY_TEXT,
-  type WorkerContext,
-} from '@certq/worker';
+import { createWorkerContext, scanRenewals, type WorkerContext } from '@certq/worker';
 import { createQueues } from '@certq/workflow';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -23,8 +18,7 @@ export function openScanContext(
   env: { databaseUrl: string; redisUrl: string; prefix: string },
   config: Config,
 ) {
-  // As the worker's own pool sends them (statements by name).
-  const handle = createDb(env.databaseUrl, { max: 5, statementsByText: WORKER_STATEMENTS_BY_TEXT });
+  const handle = createDb(env.databaseUrl, { max: 5 });
   const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   const queues = createQueues(redis, env.prefix);
   const ctx = createWorkerContext({

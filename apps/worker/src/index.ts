@@ -14,7 +14,7 @@ export {
   type ScanResult,
   scanRenewals,
 } from './renewals/scanner';
-export { type StartWorkerOptions, startWorker, WORKER_STATEMENTS_BY_TEXT, type WorkerHandle } from './runner';
+export { type StartWorkerOptions, startWorker, type WorkerHandle } from './runner';
 export { type ReconcileResult, reconcile } from './sweeps/reconcile';
 export { type RelayResult, relayWebhooks } from './sweeps/webhook-relay';
 export { TASKS, type Task } from './tasks/index';

@@ -16,9 +16,6 @@ import type { Logger } from 'pino';
 import { createWorkerContext, type WorkerContext } from './context';
 import { createDatabaseGate, type DatabaseGate } from './db-gate';
 
-/** The worker's statements are few fixed texts, most of them by primary key: each parsed once per connection. */
-export const WORKER_STATEMENTS_BY_TEXT = 256;
-
 import { createLogger } from './logger';
 import { startMaintenance } from './maintenance';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
@@ -94,7 +91,6 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     max: config.DATABASE_POOL_SIZE,
     applicationName: 'certq-worker',
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
-    statementsByText: WORKER_STATEMENTS_BY_TEXT,
   });
   const redis = createRedisConnection(config.REDIS_URL, { maxRetriesPerRequest: null });
   redis.on('error', (error) => logger.error({ err: error }, 'redis error'));

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import type { NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
@@ -29,16 +28,6 @@ export function createDb(
      * client runs next, so "prepared statement does not exist" / "already exists" would follow.
      */
     preparedStatements?: boolean;
-    /**
-     * How many distinct statement texts each connection sends by name (prepared once, then only bound
-     * and executed): Postgres parses and analyses such a text once per connection instead of at every
-     * execution. Texts past the cap go unnamed, so generated texts (bulk VALUES, IN lists) cannot grow a
-     * connection's cache without bound. Postgres may then switch a statement to a generic plan after
-     * five executions when it costs no more than the custom ones: right for lookups by key (the
-     * worker's), not necessarily for listings over skewed data. 0 (default): only the statements the
-     * code prepares by name itself. Ignored when preparedStatements is false.
-     */
-    statementsByText?: number;
   } = {},
 ): DbHandle {
   const pool = new pg.Pool({
@@ -56,10 +45,6 @@ export function createDb(
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });
-  const byText = options.statementsByText ?? 0;
-  if (options.preparedStatements !== false && byText > 0) {
-    pool.on('connect', (client) => prepareByText(client, byText));
-  }
   if (options.preparedStatements === false) {
     pool.on('connect', (client) => {
       const query = client.query.bind(client) as (...args: unknown[]) => unknown;
@@ -74,37 +59,4 @@ export function createDb(
   }
   const db = drizzle(pool, { schema });
   return { db, pool, close: () => pool.end() };
-}
-
-/**
- * Gives every unnamed statement of `client` that carries parameters a name derived from its text, for the
- * first `max` texts. Only those: a statement with parameters goes through the extended protocol already,
- * so it is one command and naming it changes nothing else; one without parameters may hold several
- * commands (`reset a; reset b`), which only the simple protocol runs. A submittable (a pg Query or
- * cursor object) is passed on as it is.
- */
-function prepareByText(client: pg.PoolClient, max: number): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-  const names = new Map<string, string>();
-  client.query = ((config: unknown, ...rest: unknown[]) => {
-    const plain = typeof config === 'object' && config !== null && !('submit' in config);
-    const text = typeof config === 'string' ? config : plain ? (config as { text?: string }).text : undefined;
-    const values = Array.isArray(rest[0])
-      ? rest[0]
-      : plain
-        ? (config as { values?: unknown }).values
-        : undefined;
-    const named = plain && Boolean((config as { name?: string }).name);
-    if (text !== undefined && !named && Array.isArray(values) && values.length > 0) {
-      let name = names.get(text);
-      if (name === undefined && names.size < max) {
-        // The text decides the name: the same name for another text would be refused by pg.
-        name = `certq_${createHash('sha256').update(text).digest('base64url').slice(0, 32)}`;
-        names.set(text, name);
-      }
-      if (name !== undefined)
-        return query(typeof config === 'string' ? { text, name } : { ...(config as object), name }, ...rest);
-    }
-    return query(config, ...rest);
-  }) as typeof client.query;
 }

@@ -299,44 +299,27 @@ describe('idempotency keys', () => {
   });
 });
 
-describe('statementsByText', () => {
-  it('prepares each distinct text with parameters once per connection, up to the cap; the rest run unnamed', async ({
+describe('hot statements by name', () => {
+  it("sends a transition by name (parsed once per connection), and unnamed where prepared statements can't be used", async ({
     database,
   }) => {
-    const handle = createDb(database.url, { max: 1, statementsByText: 3 });
-    try {
-      for (let round = 0; round < 3; round++) {
-        expect((await handle.db.execute(sql`select ${round}::int as a`)).rows).toEqual([{ a: round }]);
-        expect((await handle.db.execute(sql`select ${round}::int as b`)).rows).toEqual([{ b: round }]);
-        // A string query, as pool.query sends it, is named too.
-        expect((await handle.pool.query('select $1::int as d', [round])).rows).toEqual([{ d: round }]);
-        // Past the cap: unnamed.
-        expect((await handle.db.execute(sql`select ${round}::int as c`)).rows).toEqual([{ c: round }]);
-        // Without parameters a text may hold several commands: sent as it is (simple protocol), never named.
-        await handle.pool.query('select 1; select 2');
-      }
-      const { rows } = await handle.db.execute<{ statement: string }>(
-        sql`select statement from pg_prepared_statements where name like 'certq\_%' order by statement`,
-      );
-      expect(rows.map((r) => r.statement)).toEqual([
-        'select $1::int as a',
-        'select $1::int as b',
-        'select $1::int as d',
-      ]);
-    } finally {
-      await handle.close();
-    }
-  });
-
-  it('is off unless asked for, and off whenever preparedStatements is false (PgBouncer before 1.21)', async ({
-    database,
-  }) => {
-    for (const options of [{}, { statementsByText: 8, preparedStatements: false }]) {
-      const handle = createDb(database.url, { max: 1, ...options });
+    for (const preparedStatements of [true, false]) {
+      const handle = createDb(database.url, { max: 1, preparedStatements });
       try {
-        await handle.db.execute(sql`select ${1}::int`);
-        const { rows } = await handle.db.execute(sql`select name from pg_prepared_statements`);
-        expect(rows).toEqual([]);
+        const tenant = await newTenant(handle);
+        const { orders: placed } = await insertOrders(handle.db, [
+          { tenantId: tenant.id, domains: [`named-${preparedStatements}.example.com`] },
+        ]);
+        const moved = await transitionOrderIfUnchanged(handle.db, {
+          order: placed[0]!.order,
+          to: 'applying',
+        });
+        expect(moved?.status).toBe('applying');
+        const { rows } = await handle.db.execute<{ statement: string }>(
+          sql`select statement from pg_prepared_statements where name like 'certq\_%'`,
+        );
+        const transitions = rows.filter((r) => r.statement.startsWith('with "transitioned"'));
+        expect(transitions).toHaveLength(preparedStatements ? 1 : 0);
       } finally {
         await handle.close();
       }
