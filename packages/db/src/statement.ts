@@ -12,7 +12,8 @@ import { type Order, orders } from './schema';
  * more CPU per order than everything else it does in JavaScript (bench/worker.bench.ts). Here the text is
  * concatenated from column names looked up once per table; values still go through each column's own
  * driver mapping and rows come back through the columns' mapping, so what is sent and returned is what
- * drizzle would send and return. Conditions and SQL values stay drizzle fragments, rendered as they come.
+ * drizzle would send and return. Conditions and SQL values stay drizzle fragments, each rendered once
+ * (see `sql`), and the statements go by name (see `nameOf`).
  */
 
 const dialect = new PgDialect();
