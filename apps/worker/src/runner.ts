@@ -15,7 +15,6 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createWorkerContext, type WorkerContext } from './context';
 import { createDatabaseGate, type DatabaseGate } from './db-gate';
-
 import { createLogger } from './logger';
 import { startMaintenance } from './maintenance';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';

@@ -3,21 +3,19 @@ import { generateToken, hashToken, type StageJob, UPSTREAM_FLOOR_MS } from '@cer
 import { enterStage, type Order, orders, recordOrderEvent, updateOrders } from '@certq/db';
 import { and, eq, isNull, lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
-import { loadForStage, withLockedOrder } from './load';
+import { jobsOrderIn, loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome, rateLimited } from './outcome';
 import { claimPollSlot } from './poll-slot';
 import { describeError, retryLater } from './retry';
 import { transition, transitionIfUnchanged } from './transition';
 
 /** This run's order, due, with no application and no call in flight (the claim). Built once: see StatementText. */
-const CLAIMABLE = and(
-  eq(orders.id, sql.placeholder('id')),
-  eq(orders.status, 'applying'),
-  eq(orders.attempts, sql.placeholder('run')),
+const CLAIMABLE = jobsOrderIn(
+  'applying',
   isNull(orders.applyId),
   isNull(orders.applyRequestedAt),
   lte(orders.nextAttemptAt, sql.placeholder('now')),
-)!;
+);
 /** The order still applying, its announced application the one to adopt, none adopted yet. */
 const ANNOUNCED = and(
   eq(orders.id, sql.placeholder('id')),

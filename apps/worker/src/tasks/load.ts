@@ -1,8 +1,29 @@
 import type { OrderStatus, StageJob } from '@certq/core';
-import { findOrder, lockOrder, type Order, type Transaction, takeRecordedWebhookDeliveries } from '@certq/db';
+import {
+  findOrder,
+  lockOrder,
+  type Order,
+  orders,
+  type Transaction,
+  takeRecordedWebhookDeliveries,
+} from '@certq/db';
+import { and, eq, type SQL, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { enqueueWebhooksAfterCommit } from '../webhooks/delivery';
 import { done, type Outcome } from './outcome';
+
+/**
+ * The condition "this job's order, in `status` and the job's run" (and `more`) for a one-statement claim,
+ * built once per call site with placeholders `id` and `run` (see StatementText in @certq/db).
+ */
+export function jobsOrderIn(status: OrderStatus, ...more: SQL[]): SQL {
+  return and(
+    eq(orders.id, sql.placeholder('id')),
+    eq(orders.status, status),
+    eq(orders.attempts, sql.placeholder('run')),
+    ...more,
+  )!;
+}
 
 /** Loads the order and says whether this job still drives it (right status, same run). */
 export async function loadForStage(

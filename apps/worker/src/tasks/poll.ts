@@ -1,29 +1,20 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { orders, updateOrders } from '@certq/db';
-import { and, eq, lte, sql } from 'drizzle-orm';
+import { lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { changeCa, exhaustedError, nextCa } from './dns';
 import { completeIssuance } from './issuance';
-import { inTransaction, loadForStage, withLockedOrder } from './load';
+import { inTransaction, jobsOrderIn, loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome } from './outcome';
 import { claimPollSlot } from './poll-slot';
 import { describeError, retryLater } from './retry';
 import { transition } from './transition';
 
 /** This run's order, issuing and due (the poll's claim). Built once: see StatementText. */
-const DUE_POLL = and(
-  eq(orders.id, sql.placeholder('id')),
-  eq(orders.status, 'issuing'),
-  eq(orders.attempts, sql.placeholder('run')),
-  lte(orders.nextAttemptAt, sql.placeholder('dueBy')),
-)!;
+const DUE_POLL = jobsOrderIn('issuing', lte(orders.nextAttemptAt, sql.placeholder('dueBy')));
 /** This run's order, still issuing. */
-const STILL_ISSUING = and(
-  eq(orders.id, sql.placeholder('id')),
-  eq(orders.status, 'issuing'),
-  eq(orders.attempts, sql.placeholder('run')),
-)!;
+const STILL_ISSUING = jobsOrderIn('issuing');
 /** When the upstream's answer came: the polling floor counts from it. */
 const ANSWERED_NOW = sql`clock_timestamp()`;
 
