@@ -1,4 +1,6 @@
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   certificateDomains,
@@ -79,6 +81,109 @@ describe('keyMatchesCertificate', () => {
 
   it('throws on an unparsable key', () => {
     expect(() => keyMatchesCertificate(pki.ecChain, 'garbage')).toThrow();
+  });
+});
+
+/** A PEM block of `label` around `der`. */
+const pemOf = (label: string, der: Buffer) =>
+  `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${label}-----\n`;
+const derOf = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+
+describe('SEC1 keys: the scalar itself is checked, not only the point the file carries', () => {
+  it('accepts a SEC1 key without its public point (openssl ec -no_public)', () => {
+    writeFileSync(join(pki.dir, 'ec-nopub.in'), pki.ecKeySec1);
+    const noPublic = pki.openssl(['ec', '-in', 'ec-nopub.in', '-no_public']);
+    expect(derOf(noPublic).length).toBeLessThan(derOf(pki.ecKeySec1).length);
+    expect(keyMatchesCertificate(pki.ecChain, noPublic)).toBe(true);
+    expect(checkIssuedCertificate({ certificate: pki.ecChain, privateKey: noPublic, domains: [] }).ok).toBe(
+      true,
+    );
+  });
+
+  it("refuses another key's scalar carrying the leaf's public point (OpenSSL alone would accept it)", () => {
+    const leafPoint = derOf(pki.ecKeySec1).subarray(-65);
+    const forged = Buffer.concat([derOf(pki.otherEcKey).subarray(0, -65), leafPoint]);
+    const forgedPem = pemOf('EC PRIVATE KEY', forged);
+    // The forgery is well formed: OpenSSL parses it and, comparing the carried point, says it matches.
+    const openssl = createPrivateKey({ key: forged, format: 'der', type: 'sec1' });
+    expect(new X509Certificate(pki.ecLeaf).checkPrivateKey(openssl)).toBe(true);
+    expect(keyMatchesCertificate(pki.ecChain, forgedPem)).toBe(false);
+    expect(
+      checkIssuedCertificate({ certificate: pki.ecChain, privateKey: forgedPem, domains: ['example.com'] }),
+    ).toEqual({ ok: false, reason: 'private key does not match the leaf certificate' });
+  });
+
+  it('refuses a scalar outside the curve order as a key that does not parse', () => {
+    const der = derOf(pki.ecKeySec1);
+    const scalarAt = der.indexOf(Buffer.from([0x04, 0x20])) + 2;
+    for (const fill of [0x00, 0xff]) {
+      const bad = Buffer.from(der);
+      bad.fill(fill, scalarAt, scalarAt + 32);
+      const result = checkIssuedCertificate({
+        certificate: pki.ecChain,
+        privateKey: pemOf('EC PRIVATE KEY', bad),
+        domains: [],
+      });
+      expect(result).toEqual({ ok: false, reason: 'private key does not parse (unencrypted PEM expected)' });
+    }
+  });
+
+  it('reads P-384 keys the same way, and other curves through OpenSSL', () => {
+    for (const curve of ['secp384r1', 'secp521r1']) {
+      pki.openssl(['ecparam', '-name', curve, '-genkey', '-noout', '-out', `${curve}.key`]);
+      pki.openssl([
+        'req',
+        '-new',
+        '-x509',
+        '-key',
+        `${curve}.key`,
+        '-subj',
+        '/CN=p.example.com',
+        '-addext',
+        'subjectAltName=DNS:p.example.com',
+        '-days',
+        '30',
+        '-out',
+        `${curve}.pem`,
+      ]);
+      const read = (name: string) => readFileSync(join(pki.dir, name), 'utf8');
+      const key = read(`${curve}.key`);
+      expect(key).toContain('-----BEGIN EC PRIVATE KEY-----');
+      const input = { certificate: read(`${curve}.pem`), domains: ['p.example.com'] };
+      expect(checkIssuedCertificate({ ...input, privateKey: key }).ok).toBe(true);
+      expect(checkIssuedCertificate({ ...input, privateKey: pki.ecKeySec1 })).toMatchObject({
+        ok: false,
+        reason: 'private key does not match the leaf certificate',
+      });
+    }
+  });
+
+  it('a shape the fast path does not read gets the verdict OpenSSL gives it', () => {
+    const der = derOf(pki.ecKeySec1);
+    const leaf = new X509Certificate(pki.ecLeaf);
+    const opensslSays = (key: Buffer) => {
+      try {
+        return leaf.checkPrivateKey(createPrivateKey({ key, format: 'der', type: 'sec1' }));
+      } catch {
+        return false;
+      }
+    };
+    const variants = {
+      'a trailing byte': Buffer.concat([der, Buffer.from([0x00])]),
+      'version 2': Buffer.from(der).fill(0x02, 4, 5),
+      'cut short': der.subarray(0, -10),
+      'no curve named': Buffer.concat([der.subarray(0, 2 + 3 + 34), der.subarray(2 + 3 + 34 + 12)]),
+    };
+    const verdicts = Object.entries(variants).map(([name, key]) => {
+      const result = checkIssuedCertificate({
+        certificate: pki.ecChain,
+        privateKey: pemOf('EC PRIVATE KEY', key),
+        domains: [],
+      });
+      return [name, result.ok];
+    });
+    expect(verdicts).toEqual(Object.entries(variants).map(([name, key]) => [name, opensslSays(key)]));
+    expect(opensslSays(variants['cut short'])).toBe(false);
   });
 });
 
