@@ -90,10 +90,9 @@ interface Sec1Key {
   publicPoint: Buffer | null;
 }
 
-/** One DER element at `at`: its tag and where its contents start and end; null if it is not DER. */
-function derElement(der: Buffer, at: number): { tag: number; start: number; end: number } | null {
-  if (at + 2 > der.length) return null;
-  const tag = der[at]!;
+/** The DER element at `at` if its tag is `tag`: where its contents start and end; null otherwise. */
+function derElement(der: Buffer, at: number, tag: number): { start: number; end: number } | null {
+  if (at + 2 > der.length || der[at] !== tag) return null;
   let length = der[at + 1]!;
   let start = at + 2;
   if (length & 0x80) {
@@ -105,7 +104,7 @@ function derElement(der: Buffer, at: number): { tag: number; start: number; end:
     if (length < 0x80 || (bytes === 2 && length < 0x100)) return null;
   }
   const end = start + length;
-  return end <= der.length ? { tag, start, end } : null;
+  return end <= der.length ? { start, end } : null;
 }
 
 /**
@@ -114,32 +113,28 @@ function derElement(der: Buffer, at: number): { tag: number; start: number; end:
  */
 function sec1KeyOf(pem: string): Sec1Key | null {
   const block = singleKeyBlock.exec(pem);
-  if (!block || block[1] !== 'EC') return null;
+  if (block?.[1] !== 'EC') return null;
   const der = Buffer.from(block[2]!, 'base64');
-  const key = derElement(der, 0);
-  if (!key || key.tag !== 0x30 || key.end !== der.length) return null;
-  const version = derElement(der, key.start);
-  if (!version || version.tag !== 0x02 || version.end !== version.start + 1 || der[version.start] !== 1)
-    return null;
-  const scalar = derElement(der, version.end);
-  const parameters = scalar && scalar.tag === 0x04 ? derElement(der, scalar.end) : null;
-  if (!scalar || !parameters || parameters.tag !== 0xa0) return null;
-  const oid = derElement(der, parameters.start);
-  if (!oid || oid.tag !== 0x06 || oid.end !== parameters.end) return null;
+  const key = derElement(der, 0, 0x30);
+  if (key?.end !== der.length) return null;
+  const version = derElement(der, key.start, 0x02);
+  // The INTEGER 1, in one byte.
+  if (version === null || version.end - version.start !== 1 || der[version.start] !== 1) return null;
+  const scalar = derElement(der, version.end, 0x04);
+  const parameters = scalar && derElement(der, scalar.end, 0xa0);
+  const oid = parameters && derElement(der, parameters.start, 0x06);
+  if (!scalar || !parameters || oid?.end !== parameters.end) return null;
   const curve = EC_CURVES.get(der.toString('hex', oid.start, oid.end));
   if (!curve || scalar.end - scalar.start !== curve.size) return null;
-  let publicPoint: Buffer | null = null;
-  if (parameters.end < key.end) {
-    const publicKey = derElement(der, parameters.end);
-    if (!publicKey || publicKey.tag !== 0xa1 || publicKey.end !== key.end) return null;
-    const bits = derElement(der, publicKey.start);
-    if (!bits || bits.tag !== 0x03 || bits.end !== publicKey.end) return null;
-    // No unused bits, then an uncompressed point.
-    if (bits.end - bits.start !== 2 + 2 * curve.size || der[bits.start] !== 0 || der[bits.start + 1] !== 4)
-      return null;
-    publicPoint = der.subarray(bits.start + 1, bits.end);
-  } else if (parameters.end !== key.end) return null;
-  return { curve, scalar: der.subarray(scalar.start, scalar.end), publicPoint };
+  if (parameters.end === key.end)
+    return { curve, scalar: der.subarray(scalar.start, scalar.end), publicPoint: null };
+  const publicKey = derElement(der, parameters.end, 0xa1);
+  const bits = publicKey && derElement(der, publicKey.start, 0x03);
+  if (publicKey?.end !== key.end || bits?.end !== publicKey.end) return null;
+  // No unused bits, then an uncompressed point (04 ‖ X ‖ Y).
+  const point = der.subarray(bits.start + 1, bits.end);
+  if (der[bits.start] !== 0 || point.length !== 1 + 2 * curve.size || point[0] !== 4) return null;
+  return { curve, scalar: der.subarray(scalar.start, scalar.end), publicPoint: point };
 }
 
 /** Throws when the scalar is not a private key of its curve; false when its point is not the leaf's. */
