@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Column, fillPlaceholders, getTableColumns, is, SQL, sql } from 'drizzle-orm';
 import { PgDialect, type PgTable, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
-import type pg from 'pg';
+import pg from 'pg';
 import type { Queryable } from './client';
 import { type Order, orders } from './schema';
 
@@ -17,6 +17,7 @@ import { type Order, orders } from './schema';
  */
 
 const dialect = new PgDialect();
+const pgTypes = pg.types;
 const renderedFragments = new WeakMap<SQL, { texts: string[]; params: unknown[] }>();
 
 /** A statement being written: text with `$n` placeholders and its values, in order. */
@@ -58,19 +59,44 @@ export class StatementText {
 
   /**
    * Runs it on the pg pool or client under `db` (drizzle keeps it on its session; its own execute would
-   * build a prepared-query object and type-parser closures per call). Rows come with pg's own parsing.
+   * build a prepared-query object and type-parser closures per call). Rows come as arrays, in the order
+   * of the selected columns, with the values drizzle's own session would hand its columns (DRIVER_TYPES).
    */
-  async run(db: Queryable): Promise<Record<string, unknown>[]> {
+  async run(db: Queryable): Promise<unknown[][]> {
     let text = this.parts[0]!;
     for (let i = 1; i < this.parts.length; i++) text += `$${i}${this.parts[i]}`;
-    const { rows } = await (db as unknown as DrizzleOnPg).session.client.query({
+    const { rows } = await (db as unknown as DrizzleOnPg).session.client.query<unknown[]>({
       name: nameOf(text),
       text,
       values: this.values,
+      rowMode: 'array',
+      types: DRIVER_TYPES,
     });
     return rows;
   }
 }
+
+/**
+ * The types drizzle's node-postgres session leaves as text, because its columns parse them
+ * (mapFromDriverValue): timestamps, dates and intervals, their arrays and numeric[]. Everything else is
+ * parsed by pg as usual. One object for every statement (drizzle builds these closures per query).
+ */
+const DRIVER_TEXT_TYPES = new Set([
+  pgTypes.builtins.TIMESTAMPTZ,
+  pgTypes.builtins.TIMESTAMP,
+  pgTypes.builtins.DATE,
+  pgTypes.builtins.INTERVAL,
+  1231, // numeric[]
+  1115, // timestamp[]
+  1185, // timestamptz[]
+  1187, // interval[]
+  1182, // date[]
+]);
+const asText = (value: string) => value;
+const DRIVER_TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    DRIVER_TEXT_TYPES.has(oid) ? asText : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,
+};
 
 /**
  * These statements go by name: Postgres parses each text once per connection instead of at every
@@ -114,22 +140,26 @@ function tableText(table: PgTable): TableText {
   return known;
 }
 
-/** `"<from>"."<column>" as "<key>"` for every column: a row of it maps back with `rowOf`. */
+/** `"<from>"."<column>"` for every column, in the table's order: a row of it maps back with `rowOf`. */
 export function columnsOf(table: PgTable, from: string): string {
   const { columns, keys } = tableText(table);
-  return keys.map((key) => `"${from}"."${columns[key]!.name}" as "${key}"`).join(', ');
+  return keys.map((key) => `"${from}"."${columns[key]!.name}"`).join(', ');
 }
 
-/** A row selected with `columnsOf` (as pg parses it), as drizzle maps it. */
-export function rowOf<Row>(table: PgTable, raw: Record<string, unknown>): Row {
+/** The columns selected with `columnsOf`, from `at` in an array row, as drizzle maps them. */
+export function rowOf<Row>(table: PgTable, raw: readonly unknown[], at = 0): Row {
   const { columns, keys } = tableText(table);
   const row: Record<string, unknown> = {};
-  for (const key of keys) {
-    const value = raw[key];
-    row[key] = value === null || value === undefined ? null : columns[key]!.mapFromDriverValue(value);
+  for (let i = 0; i < keys.length; i++) {
+    const value = raw[at + i];
+    row[keys[i]!] =
+      value === null || value === undefined ? null : columns[keys[i]!]!.mapFromDriverValue(value);
   }
   return row as Row;
 }
+
+/** How many columns `columnsOf(table)` selects (what follows them in a row starts there). */
+export const columnCount = (table: PgTable) => tableText(table).keys.length;
 
 function driverValue(column: Column, value: unknown): unknown {
   return value === null ? null : column.mapToDriverValue(value);

@@ -1,9 +1,9 @@
 import { canTransition, IllegalTransitionError, type OrderStatus } from '@certq/core';
-import { eq, type SQL, sql } from 'drizzle-orm';
+import { eq, is, SQL, sql } from 'drizzle-orm';
 import { PgTransaction, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Queryable, Transaction } from './client';
 import { certificates, type Order, orderEvents, orders } from './schema';
-import { columnsOf, rowOf, StatementText, writeSet } from './statement';
+import { columnCount, columnsOf, rowOf, StatementText, writeSet } from './statement';
 import { recordWebhookEvent } from './webhooks';
 
 /**
@@ -42,14 +42,20 @@ export interface TransitionArgs {
   /**
    * More writes that belong to this transition (e.g. the DNS rows of the `dv` answer that verified the
    * order): data-modifying statements that run in the same statement, only if the transition applies;
-   * they may select from TRANSITIONED, the updated row.
+   * they may select from TRANSITIONED, the updated row, and from an earlier one's output
+   * (`alsoWritten(i)`). A fragment built once with `sql.placeholder`s comes with their values.
    */
-  alsoWrite?: SQL[];
+  alsoWrite?: (SQL | { sql: SQL; values: Record<string, unknown> })[];
 }
 
 /** The updated order inside a transition's statement, for `alsoWrite`. */
 export const TRANSITIONED = sql`"transitioned"`;
+/** The output (RETURNING) of the transition's `alsoWrite[i]`, for a later one. */
+export const alsoWritten = (i: number) => sql.raw(alsoWrittenName(i));
+const alsoWrittenName = (i: number) => `"transition_also_${i}"`;
 const TRANSITIONED_COLUMNS = columnsOf(orders, 'transitioned');
+/** Where the tenant's webhook flag follows the order's columns in the row. */
+const ORDER_COLUMNS = columnCount(orders);
 
 /**
  * The only way an order's status changes: checks the state machine, updates the row and appends the
@@ -103,17 +109,21 @@ export async function transitionOrderIfUnchanged(
     .raw('::order_status, ')
     .value(event?.detail == null ? null : JSON.stringify(event.detail))
     .raw('::jsonb from "transitioned")');
-  for (const [i, write] of alsoWrite.entries())
-    statement.raw(`, "transition_also_${i}" as (`).sql(write).raw(')');
+  for (const [i, write] of alsoWrite.entries()) {
+    statement.raw(`, ${alsoWrittenName(i)} as (`);
+    if (is(write, SQL)) statement.sql(write);
+    else statement.sql(write.sql, write.values);
+    statement.raw(')');
+  }
   statement.raw(
     ` select ${TRANSITIONED_COLUMNS}, exists (select 1 from "tenants" t where t.id = "transitioned"."tenant_id"` +
-      ' and t.webhook_url is not null) as "hasWebhook" from "transitioned"',
+      ' and t.webhook_url is not null) from "transitioned"',
   );
   const [row] = await statement.run(db);
   if (!row) return undefined;
   const updated = rowOf<Order>(orders, row);
-  if (terminal)
-    await afterOutcome(db as Transaction, updated, { at, hasWebhook: row.hasWebhook === true, issued });
+  const hasWebhook = row[ORDER_COLUMNS] === true;
+  if (terminal) await afterOutcome(db as Transaction, updated, { at, hasWebhook, issued });
   return updated;
 }
 

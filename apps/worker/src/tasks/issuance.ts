@@ -1,9 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { checkIssuedCertificate, type IssuedApplication } from '@certq/api-client';
-import { certificates, insertRow, type Order, type Transaction, type TransitionArgs } from '@certq/db';
+import { alsoWritten, type Order, TRANSITIONED, type Transaction, type TransitionArgs } from '@certq/db';
 import { sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { transitionIfUnchanged } from './transition';
+
+/** The current certificate of the transitioned order's domain set (if any), demoted to history. */
+const DEMOTE_CURRENT = sql`update certificates c set is_current = false from ${TRANSITIONED} o
+  where c.tenant_id = o.tenant_id and c.domains_key = o.domains_key and c.is_current returning c.id`;
+/**
+ * The new certificate, current, of the transitioned order. It reads DEMOTE_CURRENT's output (alsoWrite 0)
+ * first, so it is inserted only once the previous current certificate has been demoted.
+ */
+const INSERT_CURRENT = sql`insert into certificates (id, tenant_id, order_id, domains, domains_key,
+    apply_id, algorithm, ca, not_before, not_after, fingerprint, certificate_pem, private_key_sealed, is_current)
+  select ${sql.placeholder('id')}::uuid, o.tenant_id, o.id, o.domains, o.domains_key, ${sql.placeholder('applyId')},
+    o.algorithm, o.ca, ${sql.placeholder('notBefore')}::timestamptz, ${sql.placeholder('notAfter')}::timestamptz,
+    ${sql.placeholder('fingerprint')}, ${sql.placeholder('certificatePem')}, ${sql.placeholder('privateKeySealed')}, true
+  from ${TRANSITIONED} o where (select count(*) from ${alsoWritten(0)}) >= 0`;
 
 export type IssuanceResult =
   | { status: 'issued'; order: Order; certificateId: string }
@@ -53,32 +67,27 @@ export async function completeIssuance(
     );
   }
   const certificateId = randomUUID();
+  const stored = {
+    id: certificateId,
+    applyId: order.applyId ?? application.id,
+    notBefore: check.notBefore.toISOString(),
+    notAfter: check.notAfter.toISOString(),
+    fingerprint,
+    certificatePem: application.certificate,
+    privateKeySealed: ctx.secrets.seal(application.privateKey),
+  };
+  // The certificate is written by the transition's own statement, only if it applies: the previous
+  // current certificate of this domain set becomes history (none for a first issuance), then the new one
+  // is inserted as current. The insert reads the demotion's output, so it runs after it: the partial
+  // unique index (one current certificate per tenant and domain set) sees the old row demoted.
   const issued = await transitionIfUnchanged(ctx, tx, {
     order,
     to: 'issued',
     set: { ...alsoSet, certificateId, progress: 100, lastError: null },
     event: { detail: { certificateId, fingerprint, notAfter: check.notAfter.toISOString() } },
     issued: { notAfter: check.notAfter, fingerprint },
+    alsoWrite: [DEMOTE_CURRENT, { sql: INSERT_CURRENT, values: stored }],
   });
   if (!issued) return { status: 'stale' };
-  // The previous current certificate of this domain set becomes history (no row for a first issuance).
-  await tx.execute(sql`update certificates set is_current = false
-    where tenant_id = ${order.tenantId} and domains_key = ${order.domainsKey} and is_current`);
-  await insertRow(tx, certificates, {
-    id: certificateId,
-    tenantId: order.tenantId,
-    orderId: order.id,
-    domains: order.domains,
-    domainsKey: order.domainsKey,
-    applyId: order.applyId ?? application.id,
-    algorithm: order.algorithm,
-    ca: order.ca,
-    notBefore: check.notBefore,
-    notAfter: check.notAfter,
-    fingerprint,
-    certificatePem: application.certificate,
-    privateKeySealed: ctx.secrets.seal(application.privateKey),
-    isCurrent: true,
-  });
   return { status: 'issued', order: issued, certificateId };
 }
