@@ -4,7 +4,12 @@ import { PgTransaction, type PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Queryable, Transaction } from './client';
 import { certificates, type Order, orderEvents, orders } from './schema';
 import { columnCount, columnsOf, rowOf, StatementText, writeSet } from './statement';
-import { recordWebhookEvent } from './webhooks';
+import {
+  recordWebhookEvent,
+  rememberWebhookDelivery,
+  type WebhookEventArgs,
+  webhookPayload,
+} from './webhooks';
 
 /**
  * Renewal backoff, persisted on the certificate being renewed (cert-manager style): 1 h after the
@@ -37,8 +42,11 @@ export interface TransitionArgs {
   event?: { type?: string; detail?: unknown };
   /** The moment of the transition by the caller's clock (renewal backoff counts from it); default now. */
   at?: Date;
-  /** Entering `issued`: the new certificate, for the webhook's payload (else it is read back by id). */
-  issued?: { notAfter: Date; fingerprint: string };
+  /**
+   * Entering `issued`: the new certificate. Its webhook outbox row then rides in the transition's
+   * statement, so the transition needs no transaction (without it, the certificate is read back by id).
+   */
+  issued?: { certificateId: string; notAfter: Date; fingerprint: string };
   /**
    * More writes that belong to this transition (e.g. the DNS rows of the `dv` answer that verified the
    * order): data-modifying statements that run in the same statement, only if the transition applies;
@@ -87,7 +95,10 @@ export async function transitionOrderIfUnchanged(
 ): Promise<Order | undefined> {
   if (!canTransition(order.status, to)) throw new IllegalTransitionError(order.status, to);
   const terminal = to !== order.status && (to === 'failed' || to === 'issued');
-  if (terminal && !(db instanceof PgTransaction)) {
+  // The webhook of a known new certificate is written by this statement; anything else afterOutcome
+  // writes needs the caller's transaction.
+  const outbox = terminal && to === 'issued' && issued ? webhookPayload(issuedEvent(order, issued)) : null;
+  if (terminal && !outbox && !(db instanceof PgTransaction)) {
     throw new Error(`the transition of order ${order.id} to ${to} needs a transaction`);
   }
   const type = event?.type ?? (order.status === to ? 'retry_scheduled' : 'status_changed');
@@ -115,26 +126,43 @@ export async function transitionOrderIfUnchanged(
     else statement.sql(write.sql, write.values);
     statement.raw(')');
   }
-  statement.raw(
-    ` select ${TRANSITIONED_COLUMNS}, exists (select 1 from "tenants" t where t.id = "transitioned"."tenant_id"` +
-      ' and t.webhook_url is not null) from "transitioned"',
-  );
+  if (outbox) {
+    // The tenant's outbox row, if it has a webhook URL: the select returns its id.
+    statement
+      .raw(
+        ', "transition_outbox" as (insert into "webhook_deliveries" (id, tenant_id, order_id, event, payload) ',
+      )
+      .raw('select ')
+      .value(outbox.id)
+      .raw('::uuid, t.id, "transitioned"."id", ')
+      .value(outbox.event)
+      .raw(', ')
+      .value(JSON.stringify(outbox))
+      .raw('::jsonb from "transitioned" join "tenants" t on t.id = "transitioned"."tenant_id"')
+      .raw(' where t.webhook_url is not null returning id)')
+      .raw(` select ${TRANSITIONED_COLUMNS}, (select id from "transition_outbox") from "transitioned"`);
+  } else {
+    statement.raw(
+      ` select ${TRANSITIONED_COLUMNS}, exists (select 1 from "tenants" t where t.id = "transitioned"."tenant_id"` +
+        ' and t.webhook_url is not null) from "transitioned"',
+    );
+  }
   const [row] = await statement.run(db);
   if (!row) return undefined;
   const updated = rowOf<Order>(orders, row);
-  const hasWebhook = row[ORDER_COLUMNS] === true;
-  if (terminal) await afterOutcome(db as Transaction, updated, { at, hasWebhook, issued });
+  const after = row[ORDER_COLUMNS];
+  if (outbox) {
+    if (typeof after === 'string') rememberWebhookDelivery(db, after);
+  } else if (terminal) {
+    await afterOutcome(db as Transaction, updated, { at, hasWebhook: after === true });
+  }
   return updated;
 }
 
 async function afterOutcome(
   tx: Transaction,
   order: Order,
-  {
-    at = new Date(),
-    hasWebhook,
-    issued: known,
-  }: { at?: Date; hasWebhook: boolean; issued?: TransitionArgs['issued'] },
+  { at = new Date(), hasWebhook }: { at?: Date; hasWebhook: boolean },
 ): Promise<void> {
   if (order.status === 'failed' && order.renewalOfCertificateId) {
     // SET expressions read the old row: 2^(failures before this one) hours, capped.
@@ -158,35 +186,37 @@ async function afterOutcome(
     });
     return;
   }
-  const [certificate] = known
-    ? [known]
-    : order.certificateId
-      ? await tx
-          .select({
-            id: certificates.id,
-            notAfter: certificates.notAfter,
-            fingerprint: certificates.fingerprint,
-          })
-          .from(certificates)
-          .where(eq(certificates.id, order.certificateId))
-      : [];
-  const issued = {
-    ...base,
-    certificateId: order.certificateId,
+  const [certificate] = order.certificateId
+    ? await tx
+        .select({
+          certificateId: certificates.id,
+          notAfter: certificates.notAfter,
+          fingerprint: certificates.fingerprint,
+        })
+        .from(certificates)
+        .where(eq(certificates.id, order.certificateId))
+    : [];
+  await recordWebhookEvent(tx, issuedEvent(order, certificate));
+}
+
+/** The `certificate.issued` (or, for a renewal, `certificate.renewed`) event of an order and its certificate. */
+function issuedEvent(order: Order, certificate: TransitionArgs['issued']): WebhookEventArgs {
+  const data = {
+    orderId: order.id,
+    kind: order.kind,
+    domains: order.domains,
+    certificateId: certificate?.certificateId ?? order.certificateId,
     notAfter: certificate?.notAfter.toISOString() ?? null,
     fingerprint: certificate?.fingerprint ?? null,
   };
-  await recordWebhookEvent(
-    tx,
-    order.kind === 'renewal'
-      ? {
-          tenantId: order.tenantId,
-          orderId: order.id,
-          event: 'certificate.renewed',
-          data: { ...issued, previousCertificateId: order.renewalOfCertificateId },
-        }
-      : { tenantId: order.tenantId, orderId: order.id, event: 'certificate.issued', data: issued },
-  );
+  return order.kind === 'renewal'
+    ? {
+        tenantId: order.tenantId,
+        orderId: order.id,
+        event: 'certificate.renewed',
+        data: { ...data, previousCertificateId: order.renewalOfCertificateId },
+      }
+    : { tenantId: order.tenantId, orderId: order.id, event: 'certificate.issued', data };
 }
 
 /** Appends an event without changing the status (e.g. a poll that saw progress). */

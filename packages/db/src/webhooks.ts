@@ -35,28 +35,47 @@ const recorded = new WeakMap<object, string[]>();
  * webhook URL (a single INSERT … SELECT: no row, no cost beyond a primary-key lookup, when it has none).
  * Returns the delivery id, or undefined when the tenant has no webhook.
  */
-export async function recordWebhookEvent(
-  db: Queryable,
-  args: { tenantId: string; event: WebhookEvent; data: Record<string, unknown>; orderId?: string; at?: Date },
-): Promise<string | undefined> {
-  const id = randomUUID();
-  const payload: WebhookPayload = {
-    id,
-    event: args.event,
-    tenantId: args.tenantId,
-    createdAt: (args.at ?? new Date()).toISOString(),
-    data: args.data,
-  };
+export async function recordWebhookEvent(db: Queryable, args: WebhookEventArgs): Promise<string | undefined> {
+  const payload = webhookPayload(args);
+  const id = payload.id;
   const result = await db.execute<{ id: string }>(sql`
     insert into webhook_deliveries (id, tenant_id, order_id, event, payload)
     select ${id}::uuid, t.id, ${args.orderId ?? null}::uuid, ${args.event}, ${JSON.stringify(payload)}::jsonb
     from tenants t where t.id = ${args.tenantId}::uuid and t.webhook_url is not null
     returning id`);
   if (!result.rows[0]) return undefined;
+  rememberWebhookDelivery(db, id);
+  return id;
+}
+
+export type WebhookEventArgs = {
+  tenantId: string;
+  event: WebhookEvent;
+  data: Record<string, unknown>;
+  orderId?: string;
+  at?: Date;
+};
+
+/** The body of a new delivery of `args.event` (its id is new). */
+export function webhookPayload(args: WebhookEventArgs): WebhookPayload {
+  return {
+    id: randomUUID(),
+    event: args.event,
+    tenantId: args.tenantId,
+    createdAt: (args.at ?? new Date()).toISOString(),
+    data: args.data,
+  };
+}
+
+/**
+ * Notes an outbox row written on `db` for whoever commits it (takeRecordedWebhookDeliveries). On a
+ * connection pool rather than a transaction the row is committed already: whoever takes the list next
+ * enqueues it (a job per delivery id, so taking another caller's ids only enqueues them sooner).
+ */
+export function rememberWebhookDelivery(db: Queryable, id: string): void {
   const list = recorded.get(db) ?? [];
   list.push(id);
   recorded.set(db, list);
-  return id;
 }
 
 /** The delivery ids recorded on this transaction (once: they are forgotten as they are taken). */

@@ -12,10 +12,12 @@ import {
   orderEvents,
   orders,
   purgeIdempotencyKeys,
+  takeRecordedWebhookDeliveries,
   tenants,
   transitionOrder,
   transitionOrderIfUnchanged,
   violatedConstraint,
+  webhookDeliveries,
 } from '../src';
 
 async function constraintOf(promise: Promise<unknown>) {
@@ -169,6 +171,87 @@ describe('@certq/db', () => {
     await expect(transitionOrderIfUnchanged(handle.db, { order: moved!, to: 'failed' })).rejects.toThrow(
       /needs a transaction/,
     );
+  });
+
+  it('issued with its certificate known: one statement, no transaction, the webhook outbox row in it', async ({
+    db: handle,
+  }) => {
+    const issue = async (tenantId: string, domain: string) => {
+      const [order] = await handle.db
+        .insert(orders)
+        .values({
+          tenantId,
+          domains: [domain],
+          domainsKey: domain,
+          status: 'issuing',
+          applyId: `a-${domain}`,
+        })
+        .returning();
+      const certificate = {
+        certificateId: crypto.randomUUID(),
+        notAfter: new Date('2031-01-01T00:00:00Z'),
+        fingerprint: 'ab'.repeat(32),
+      };
+      const issued = await transitionOrderIfUnchanged(handle.db, {
+        order: order!,
+        to: 'issued',
+        set: { certificateId: certificate.certificateId },
+        issued: certificate,
+      });
+      return { issued, certificate, recorded: takeRecordedWebhookDeliveries(handle.db) };
+    };
+    const quiet = await newTenant(handle);
+    const plain = await issue(quiet.id, 'quiet.example.com');
+    expect(plain.issued).toMatchObject({ status: 'issued', certificateId: plain.certificate.certificateId });
+    expect(plain.recorded).toEqual([]);
+    // Without its certificate the webhook would be written by a second statement: a transaction is needed.
+    const [bare] = await handle.db
+      .insert(orders)
+      .values({
+        tenantId: quiet.id,
+        domains: ['bare.example.com'],
+        domainsKey: 'bare',
+        status: 'issuing',
+        applyId: 'a-bare',
+      })
+      .returning();
+    await expect(transitionOrderIfUnchanged(handle.db, { order: bare!, to: 'issued' })).rejects.toThrow(
+      /needs a transaction/,
+    );
+
+    const [hooked] = await handle.db
+      .insert(tenants)
+      .values({
+        name: `h-${Math.random()}`,
+        tokenHash: `h-${Math.random()}`,
+        webhookUrl: 'https://hooks.example.com/',
+      })
+      .returning();
+    const withHook = await issue(hooked!.id, 'hooked.example.com');
+    const rows = await handle.db
+      .select()
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.tenantId, hooked!.id));
+    // Committed with the transition, and noted for whoever enqueues (takeRecordedWebhookDeliveries).
+    expect(withHook.recorded).toEqual([rows[0]!.id]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      orderId: withHook.issued!.id,
+      event: 'certificate.issued',
+      payload: {
+        id: rows[0]!.id,
+        event: 'certificate.issued',
+        tenantId: hooked!.id,
+        data: {
+          orderId: withHook.issued!.id,
+          kind: 'new',
+          domains: ['hooked.example.com'],
+          certificateId: withHook.certificate.certificateId,
+          notAfter: '2031-01-01T00:00:00.000Z',
+          fingerprint: 'ab'.repeat(32),
+        },
+      },
+    });
   });
 });
 

@@ -1,8 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { checkIssuedCertificate, type IssuedApplication } from '@certq/api-client';
-import { alsoWritten, type Order, TRANSITIONED, type Transaction, type TransitionArgs } from '@certq/db';
+import {
+  alsoWritten,
+  type Order,
+  TRANSITIONED,
+  type TransitionArgs,
+  takeRecordedWebhookDeliveries,
+} from '@certq/db';
 import { sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
+import { enqueueWebhooksAfterCommit } from '../webhooks/delivery';
+import { inTransaction } from './load';
 import { transitionIfUnchanged } from './transition';
 
 /** The current certificate of the transitioned order's domain set (if any), demoted to history. */
@@ -25,17 +33,16 @@ export type IssuanceResult =
   | { status: 'stale' };
 
 /**
- * The issued path, shared by the poll task and the callback route: check that the key matches the
- * certificate and that it covers every domain of the order, store the chain and the sealed key, make
- * it the current certificate for that domain set (the previous one stays as history), and mark the
- * order issued — all in the caller's transaction. The order need not be locked: the transition comes
- * first and applies only if the order is still as read (its UPDATE then holds the row lock for the rest
- * of the transaction); `stale` when it changed meanwhile, nothing written. Idempotent: an order that is
- * already issued is returned as it is.
+ * The issued path of a poll: check that the key matches the certificate and that it covers every domain
+ * of the order, then — in one statement, no transaction — mark the order issued, store the chain and the
+ * sealed key as the current certificate for that domain set (the previous one stays as history) and write
+ * the tenant's webhook outbox row, whose job is enqueued once that statement has committed. A rejected
+ * certificate fails the order (in a transaction: a failure may write more, see transitionOrder). The order
+ * need not be locked: the transition applies only if the order is still as read; `stale` when it changed
+ * meanwhile, nothing written. Idempotent: an order that is already issued is returned as it is.
  */
 export async function completeIssuance(
   ctx: WorkerContext,
-  tx: Transaction,
   order: Order,
   application: IssuedApplication,
   /** Other columns to set with the transition (the poll's answer time). */
@@ -50,13 +57,15 @@ export async function completeIssuance(
     now: ctx.clock.now(),
   });
   if (!check.ok) {
-    const failed = await transitionIfUnchanged(ctx, tx, {
-      order,
-      to: 'failed',
-      set: { ...alsoSet, lastError: `the issued certificate was rejected: ${check.reason}` },
-      event: { type: 'certificate_rejected', detail: { reason: check.reason, applyId: order.applyId } },
-      at: ctx.clock.now(),
-    });
+    const failed = await inTransaction(ctx, (tx) =>
+      transitionIfUnchanged(ctx, tx, {
+        order,
+        to: 'failed',
+        set: { ...alsoSet, lastError: `the issued certificate was rejected: ${check.reason}` },
+        event: { type: 'certificate_rejected', detail: { reason: check.reason, applyId: order.applyId } },
+        at: ctx.clock.now(),
+      }),
+    );
     return failed ? { status: 'rejected', order: failed, reason: check.reason } : { status: 'stale' };
   }
   const { fingerprint } = check;
@@ -80,14 +89,15 @@ export async function completeIssuance(
   // current certificate of this domain set becomes history (none for a first issuance), then the new one
   // is inserted as current. The insert reads the demotion's output, so it runs after it: the partial
   // unique index (one current certificate per tenant and domain set) sees the old row demoted.
-  const issued = await transitionIfUnchanged(ctx, tx, {
+  const issued = await transitionIfUnchanged(ctx, ctx.db, {
     order,
     to: 'issued',
     set: { ...alsoSet, certificateId, progress: 100, lastError: null },
     event: { detail: { certificateId, fingerprint, notAfter: check.notAfter.toISOString() } },
-    issued: { notAfter: check.notAfter, fingerprint },
+    issued: { certificateId, notAfter: check.notAfter, fingerprint },
     alsoWrite: [DEMOTE_CURRENT, { sql: INSERT_CURRENT, values: stored }],
   });
   if (!issued) return { status: 'stale' };
+  await enqueueWebhooksAfterCommit(ctx, takeRecordedWebhookDeliveries(ctx.db));
   return { status: 'issued', order: issued, certificateId };
 }

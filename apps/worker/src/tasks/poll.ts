@@ -5,7 +5,7 @@ import { lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { changeCa, exhaustedError, nextCa } from './dns';
 import { completeIssuance } from './issuance';
-import { inTransaction, jobsOrderIn, loadForStage, withLockedOrder } from './load';
+import { jobsOrderIn, loadForStage, withLockedOrder } from './load';
 import { delayUntil, done, type Outcome } from './outcome';
 import { claimPollSlot } from './poll-slot';
 import { describeError, retryLater } from './retry';
@@ -68,9 +68,7 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   // The two common answers need no row lock: the claimed row is the order as read, and each write's
   // WHERE checks it is still issuing in this run.
   if (application?.status === 'issued') {
-    const issued = await inTransaction(ctx, (tx) =>
-      completeIssuance(ctx, tx, claimed, application, { lastPolledAt: polledAt }),
-    );
+    const issued = await completeIssuance(ctx, claimed, application, { lastPolledAt: polledAt });
     if (issued.status === 'stale') return done('stale', 'order changed during the call');
     log.info(
       { traceId: application.traceId, result: issued.status },
