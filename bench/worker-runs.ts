@@ -55,6 +55,9 @@ export async function openWorkerComparison(options: { concurrency: number }) {
   const config = benchConfig(env, sim.url, {
     UPSTREAM_MAX_RPS: '100000',
     WORKER_CONCURRENCY: String(options.concurrency),
+    // The same concurrency in every stage as the minimal workflow: APPLY_CONCURRENCY (default 4) is a
+    // ceiling on applies in flight, like the upstream's, lifted so the two run the same shape.
+    APPLY_CONCURRENCY: String(options.concurrency),
     // certq's own DNS checks against the local named; its ceiling lifted so it measures the worker.
     DNS_RESOLVERS: env.dnsResolvers,
     DNS_RESOLVER_MAX_QPS: '100000',

@@ -62,11 +62,11 @@ export class StatementText {
    * build a prepared-query object and type-parser closures per call). Rows come as arrays, in the order
    * of the selected columns, with the values drizzle's own session would hand its columns (DRIVER_TYPES).
    */
-  async run(db: Queryable): Promise<unknown[][]> {
+  async run(db: Queryable, options: { named?: boolean } = {}): Promise<unknown[][]> {
     let text = this.parts[0]!;
     for (let i = 1; i < this.parts.length; i++) text += `$${i}${this.parts[i]}`;
     const { rows } = await (db as unknown as DrizzleOnPg).session.client.query<unknown[]>({
-      name: nameOf(text),
+      name: options.named === false ? undefined : nameOf(text),
       text,
       values: this.values,
       rowMode: 'array',
@@ -99,8 +99,8 @@ const DRIVER_TYPES = {
 };
 
 /**
- * These statements go by name: Postgres parses each text once per connection instead of at every
- * execution (createDb strips names where prepared statements cannot be used, PgBouncer before 1.21).
+ * These statements go by name (unless run with `named: false`): Postgres parses each text once per
+ * connection instead of at every execution (createDb strips names where prepared statements cannot be used, PgBouncer before 1.21).
  * They all find their rows by key, so the generic plan Postgres may settle on after five executions is
  * the plan a custom one would be — unlike statements whose best plan depends on the data (bulk inserts,
  * scans, listings), which stay unnamed: named, the renewal scan took 36 s instead of 21 s at a million

@@ -147,7 +147,10 @@ export async function transitionOrderIfUnchanged(
         ' and t.webhook_url is not null) from "transitioned"',
     );
   }
-  const [row] = await statement.run(db);
+  // With writes to other tables (alsoWrite) the best plan depends on their data: planned at every
+  // execution. A generic plan made while `certificates` was empty looked the current certificate up by
+  // tenant alone, reading every current certificate of the tenant at each issuance.
+  const [row] = await statement.run(db, { named: alsoWrite.length === 0 });
   if (!row) return undefined;
   const updated = rowOf<Order>(orders, row);
   const after = row[ORDER_COLUMNS];

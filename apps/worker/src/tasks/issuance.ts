@@ -13,9 +13,13 @@ import { enqueueWebhooksAfterCommit } from '../webhooks/delivery';
 import { inTransaction } from './load';
 import { transitionIfUnchanged } from './transition';
 
-/** The current certificate of the transitioned order's domain set (if any), demoted to history. */
-const DEMOTE_CURRENT = sql`update certificates c set is_current = false from ${TRANSITIONED} o
-  where c.tenant_id = o.tenant_id and c.domains_key = o.domains_key and c.is_current returning c.id`;
+/**
+ * The current certificate of the order's domain set (if any), demoted to history if the transition
+ * applied. By value, not joined with TRANSITIONED, so the plan is the partial unique index's lookup.
+ */
+const DEMOTE_CURRENT = sql`update certificates set is_current = false
+  where tenant_id = ${sql.placeholder('tenantId')}::uuid and domains_key = ${sql.placeholder('domainsKey')}
+    and is_current and exists (select 1 from ${TRANSITIONED}) returning id`;
 /**
  * The new certificate, current, of the transitioned order. It reads DEMOTE_CURRENT's output (alsoWrite 0)
  * first, so it is inserted only once the previous current certificate has been demoted.
@@ -95,7 +99,10 @@ export async function completeIssuance(
     set: { ...alsoSet, certificateId, progress: 100, lastError: null },
     event: { detail: { certificateId, fingerprint, notAfter: check.notAfter.toISOString() } },
     issued: { certificateId, notAfter: check.notAfter, fingerprint },
-    alsoWrite: [DEMOTE_CURRENT, { sql: INSERT_CURRENT, values: stored }],
+    alsoWrite: [
+      { sql: DEMOTE_CURRENT, values: { tenantId: order.tenantId, domainsKey: order.domainsKey } },
+      { sql: INSERT_CURRENT, values: stored },
+    ],
   });
   if (!issued) return { status: 'stale' };
   await enqueueWebhooksAfterCommit(ctx, takeRecordedWebhookDeliveries(ctx.db));
