@@ -5,7 +5,7 @@ export * from './orders';
 export * from './retention';
 export * as schema from './schema';
 export * from './schema';
-export { insertRow, updateOrders } from './statement';
+export { updateOrders } from './statement';
 export * from './timestamps';
 export * from './transitions';
 export * from './webhooks';

@@ -6,7 +6,7 @@ import type { Queryable } from './client';
 import { type Order, orders } from './schema';
 
 /*
- * The workflow's hot statements (an order's transitions, the worker's claims, storing a certificate)
+ * The workflow's hot statements (an order's transitions, with what rides in them, and the worker's claims)
  * written as text instead of through drizzle's query builder. The builder walks its object graph at
  * every execution — each chunk of every column list through `is()` entity checks — which cost the worker
  * more CPU per order than everything else it does in JavaScript (bench/worker.bench.ts). Here the text is
@@ -187,24 +187,6 @@ export function writeSet(
   }
   if (first) throw new Error('nothing to set');
   return statement;
-}
-
-/** `insert into <table> (…) values (…)` of one row, its columns those given (the rest take their defaults). */
-export async function insertRow<T extends PgTable>(
-  db: Queryable,
-  table: T,
-  row: T['$inferInsert'],
-): Promise<void> {
-  const values = row as Record<string, unknown>;
-  const { name, columns } = tableText(table);
-  const keys = Object.keys(values).filter((key) => values[key] !== undefined);
-  const statement = new StatementText().raw(
-    `insert into ${name} (${keys.map((key) => `"${columns[key]!.name}"`).join(', ')}) values (`,
-  );
-  for (const [i, key] of keys.entries()) {
-    statement.raw(i ? ', ' : '').value(driverValue(columns[key]!, values[key]));
-  }
-  await statement.raw(')').run(db);
 }
 
 /**

@@ -15,7 +15,9 @@ import { transitionIfUnchanged } from './transition';
 
 /**
  * The current certificate of the order's domain set (if any), demoted to history if the transition
- * applied. By value, not joined with TRANSITIONED, so the plan is the partial unique index's lookup.
+ * applied. The statement is planned at every execution (a transition with alsoWrite goes unnamed): on a
+ * table without statistics Postgres ties this lookup between the unique index and the tenant-by-expiry
+ * one, and a cached plan on the latter read every current certificate of the tenant.
  */
 const DEMOTE_CURRENT = sql`update certificates set is_current = false
   where tenant_id = ${sql.placeholder('tenantId')}::uuid and domains_key = ${sql.placeholder('domainsKey')}
