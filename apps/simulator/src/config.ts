@@ -4,6 +4,14 @@ import { CAS, type CaName } from './types';
 
 export type VerifyMode = 'auto' | 'records' | 'dns';
 
+/**
+ * What an apply can meet between certq and httpsok. `502_after_create` / `504_after_create`: the
+ * application is created (and issued, callback included) but the answer is a gateway's 502 / 504;
+ * `refuse_unverified`: nothing is created, the answer is an error envelope "domain not verified".
+ */
+export const APPLY_FAULTS = ['502_after_create', '504_after_create', 'refuse_unverified'] as const;
+export type ApplyFault = (typeof APPLY_FAULTS)[number];
+
 export interface CallbackRetryOptions {
   /** Delivery attempts in total (the first one included) before giving up. */
   attempts: number;
@@ -24,6 +32,11 @@ export interface SimulatorOptions {
   dnsResolver?: string | undefined;
   /** CAs whose applications end with status 3 (a CA that refuses). [SIM_CA_FAILURES] */
   caFailures: CaName[];
+  /**
+   * Faults of successive applies of one domain set: its first apply meets the first fault, its second
+   * the second…; applies past the list are answered normally. [SIM_APPLY_FAULTS]
+   */
+  applyFaults: ApplyFault[];
   /** Seconds from apply to issued (or failed); 0 allowed. [SIM_ISSUE_SECONDS] */
   issueSeconds: number;
   /** Fraction (0..1) of upstream requests answered with a bare HTTP 500. [SIM_FAIL_RATE] */
@@ -58,6 +71,7 @@ export const DEFAULT_OPTIONS: Readonly<SimulatorOptions> = Object.freeze({
   verify: 'auto',
   dnsResolver: undefined,
   caFailures: [],
+  applyFaults: [],
   issueSeconds: 30,
   failRate: 0,
   latencyMs: 0,
@@ -126,6 +140,15 @@ const rules = {
     },
     expected: 'a comma-separated list of google, letsencrypt, zerossl',
   } satisfies EnvRule<CaName[]>,
+  SIM_APPLY_FAULTS: {
+    parse: (raw: string) => {
+      const list = listOf(raw);
+      return list.every((f) => (APPLY_FAULTS as readonly string[]).includes(f))
+        ? (list as ApplyFault[])
+        : undefined;
+    },
+    expected: `a comma-separated list of ${APPLY_FAULTS.join(', ')}`,
+  } satisfies EnvRule<ApplyFault[]>,
   SIM_ISSUE_SECONDS: numberRule(decimal, Number.POSITIVE_INFINITY, 'a number of seconds >= 0'),
   SIM_FAIL_RATE: numberRule(decimal, 1, 'a number between 0 and 1'),
   SIM_LATENCY_MS: numberRule(integer, Number.POSITIVE_INFINITY, 'an integer number of milliseconds >= 0'),
@@ -160,6 +183,7 @@ export function loadSimulatorOptions(env: NodeJS.ProcessEnv = process.env): Simu
     verify: readEnv(env, 'SIM_VERIFY', rules.SIM_VERIFY) ?? DEFAULT_OPTIONS.verify,
     dnsResolver: readEnv(env, 'SIM_DNS_RESOLVER', rules.SIM_DNS_RESOLVER),
     caFailures: readEnv(env, 'SIM_CA_FAILURES', rules.SIM_CA_FAILURES) ?? [],
+    applyFaults: readEnv(env, 'SIM_APPLY_FAULTS', rules.SIM_APPLY_FAULTS) ?? [],
     issueSeconds: readEnv(env, 'SIM_ISSUE_SECONDS', rules.SIM_ISSUE_SECONDS) ?? DEFAULT_OPTIONS.issueSeconds,
     failRate: readEnv(env, 'SIM_FAIL_RATE', rules.SIM_FAIL_RATE) ?? DEFAULT_OPTIONS.failRate,
     latencyMs: readEnv(env, 'SIM_LATENCY_MS', rules.SIM_LATENCY_MS) ?? DEFAULT_OPTIONS.latencyMs,
@@ -189,6 +213,7 @@ const optionsSchema = z.object({
     }, 'must be one resolver address, ip or ip:port')
     .optional(),
   caFailures: z.array(z.enum(CAS)),
+  applyFaults: z.array(z.enum(APPLY_FAULTS)),
   issueSeconds: nonNegative,
   failRate: nonNegative.max(1),
   latencyMs: nonNegative,

@@ -37,6 +37,8 @@ export class SimState {
   readonly dns = new Map<string, string>();
   counters: Counters = zero();
   private applies = new Map<string, number>();
+  /** Apply requests per domain set, answered or not (which fault of SIM_APPLY_FAULTS is next). */
+  private applyRequests = new Map<string, number>();
   private nextId = FIRST_ID;
 
   generation = 0;
@@ -59,6 +61,14 @@ export class SimState {
     this.counters.apply++;
     const key = app.domains.join(',');
     this.applies.set(key, (this.applies.get(key) ?? 0) + 1);
+  }
+
+  /** Counts an apply request for `domains`; returns how many came before it. */
+  countApplyRequest(domains: readonly string[]): number {
+    const key = domains.join(',');
+    const before = this.applyRequests.get(key) ?? 0;
+    this.applyRequests.set(key, before + 1);
+    return before;
   }
 
   schedule(ms: number, fn: () => void): void {
@@ -109,6 +119,7 @@ export class SimState {
     this.dns.clear();
     this.counters = zero();
     this.applies = new Map();
+    this.applyRequests = new Map();
   }
 
   setDns(name: string, value: string): void {

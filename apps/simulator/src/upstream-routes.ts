@@ -20,6 +20,12 @@ export interface UpstreamContext {
 const INTERNAL_ERROR_BODY =
   '<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n<body>\r\n<center><h1>500 Internal Server Error</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
 
+/** A gateway's own error page in front of httpsok: HTML, no envelope. */
+const gatewayPage = (status: 502 | 504) => {
+  const title = status === 502 ? '502 Bad Gateway' : '504 Gateway Time-out';
+  return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
+};
+
 const domainList = z
   .array(z.string().max(253, 'domain too long'), 'domainList must be an array of strings')
   .min(1, 'domainList must not be empty')
@@ -118,10 +124,12 @@ export function registerUpstreamRoutes(app: FastifyInstance, ctx: UpstreamContex
     return ok({ configs, valid: configs.every((c) => c.valid) });
   });
 
-  app.post('/v1/cert/apply', { onRequest: gate('apply') }, async (req) => {
+  app.post('/v1/cert/apply', { onRequest: gate('apply') }, async (req, reply) => {
     const request = readDomainRequest(req, applyBody);
     if ('failure' in request) return request.failure;
     const { apiKey, body, domains } = request;
+    const fault = options.applyFaults[state.countApplyRequest(domains)];
+    if (fault === 'refuse_unverified') return fail(400, `domain not verified: ${domains[0]}`);
     const configs = await Promise.all(domains.map((d) => dnsCheck.dvConfig(apiKey, d)));
     const unverified = configs.find((c) => !c.valid);
     if (unverified) return fail(400, `domain not verified: ${unverified.domain}`);
@@ -143,6 +151,10 @@ export function registerUpstreamRoutes(app: FastifyInstance, ctx: UpstreamContex
     state.recordApply(application);
     if (application.notifyUrl)
       state.schedule(options.issueSeconds * 1000, () => issuance.complete(application));
+    if (fault === '502_after_create' || fault === '504_after_create') {
+      const status = fault === '502_after_create' ? 502 : 504;
+      return reply.code(status).type('text/html').send(gatewayPage(status));
+    }
     return ok(String(application.id));
   });
 

@@ -66,8 +66,8 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
   const clients = new Map<string, HttpsokClient>();
   const sealedKeys = new Map<string, { sealed: string | null; at: number }>();
   const hooks = {
-    // Polls take their rate-limit token before claiming the poll slot in Postgres (see tasks/poll.ts),
-    // so the request leaves right after the claim; every other call waits here, an apply before a verify.
+    // A request for an application (a poll, an adoption's re-fetch) takes its token itself, once it has
+    // claimed the poll slot (tasks/poll-slot.ts); every other call waits here, an apply before a verify.
     beforeRequest: (endpoint: string) =>
       endpoint === 'getApply' ? undefined : limiter.acquire(endpoint === 'apply' ? 'apply' : 'verify'),
     onResponse: (info: { endpoint: string; outcome: string; errorKind?: string; durationMs: number }) => {

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, type Dispatcher, request } from 'undici';
 import type { z } from 'zod';
 import { type HttpsokEndpoint, HttpsokError, type HttpsokErrorInit, type HttpsokErrorKind } from './errors';
+import { refusedAsUnverified } from './failure';
 import {
   type ApplicationData,
   applicationDataSchema,
@@ -441,8 +442,7 @@ export class HttpsokClient {
         code,
         msg: msg || `upstream code ${code}`,
         traceId,
-        // 401: the key is wrong and stays wrong. Everything else, 429 and unknown codes included, is transient.
-        retryable: code !== 401,
+        retryable: envelopeCodeRetryable(code, msg),
         rateLimited: code === 429,
         authFailed: code === 401,
         retryAfterMs,
@@ -504,6 +504,17 @@ export class HttpsokClient {
   #error(init: Omit<HttpsokErrorInit, 'secrets'>): HttpsokError {
     return new HttpsokError({ ...init, secrets: [this.#apiKey] });
   }
+}
+
+/**
+ * Whether the same request may succeed later: not when the key was refused (401), nor when the
+ * request itself was refused (another 4xx-like code, or a domain the upstream does not see verified:
+ * it needs something else done first). 429 and unknown codes are transient.
+ */
+function envelopeCodeRetryable(code: number, msg: string | null | undefined): boolean {
+  if (code === 429) return true;
+  if (code >= 400 && code < 500) return false;
+  return !refusedAsUnverified(msg ?? '');
 }
 
 function optionalTrace(traceId: string | null): { traceId?: string } {

@@ -28,6 +28,7 @@ export {
   type HttpsokErrorKind,
   isHttpsokError,
 } from './errors';
+export { classifyFailure, provesNoApplication, refusedAsUnverified, type UpstreamFailure } from './failure';
 export {
   certificateDomains,
   certificateValidity,

@@ -27,6 +27,44 @@ export function enterStage(now: Date) {
   return { stageAttempts: 0, stageStartedAt: now, nextAttemptAt: now, lastError: null } as const;
 }
 
+/** Why an order starts a new run: an operator's retry, or a move to the order's next CA. */
+export type NewRunReason = 'retried' | 'ca_changed';
+
+/**
+ * The one way an order starts a new run (`attempts` + 1: every job of the old run is stale). Everything
+ * that belongs to a run is reset alike — no application, no apply call in flight or announced, no
+ * callback secret, no poll, progress 0 — and the first stage starts afresh (enterStage). `set` adds what
+ * the caller decides (the CA, `caFailures`, a `lastError` to show); the event is `why`.
+ */
+export async function startRun(
+  tx: Transaction,
+  order: Order,
+  run: {
+    why: NewRunReason;
+    to: 'verifying' | 'applying';
+    at: Date;
+    set?: TransitionArgs['set'];
+    detail?: Record<string, unknown>;
+  },
+): Promise<Order> {
+  return transitionOrder(tx, {
+    order,
+    to: run.to,
+    set: {
+      attempts: order.attempts + 1,
+      applyId: null,
+      applyRequestedAt: null,
+      announcedApplyId: null,
+      callbackSecretHash: null,
+      lastPolledAt: null,
+      progress: 0,
+      ...enterStage(run.at),
+      ...run.set,
+    },
+    event: { type: run.why, detail: { previousApplyId: order.applyId, ...run.detail } },
+  });
+}
+
 /** Loads an order and locks its row until the transaction ends, so two jobs never decide at once. */
 export async function lockOrder(tx: Transaction, orderId: string): Promise<Order | undefined> {
   const rows = await tx.select().from(orders).where(eq(orders.id, orderId)).for('update');

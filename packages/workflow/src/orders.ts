@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { domainSetKey, isActive } from '@certq/core';
 import {
   type Database,
-  enterStage,
   idempotencyKeys,
   insertOrders,
   isActiveOrder,
@@ -11,6 +10,7 @@ import {
   OrderInsertRaceError,
   type OrderRequest,
   orders,
+  startRun,
   type Transaction,
   tenants,
   transitionOrder,
@@ -108,21 +108,13 @@ export async function retryOrder(
           'not_retryable',
           `only a failed order can be retried; this one is ${order.status}`,
         );
-      return transitionOrder(tx, {
-        order,
+      return startRun(tx, order, {
+        why: 'retried',
         to: 'verifying',
-        set: {
-          ...enterStage(new Date()),
-          attempts: order.attempts + 1,
-          applyId: null,
-          lastPolledAt: null,
-          progress: 0,
-          callbackSecretHash: null,
-          // A new run starts again from the first CA of the order's list.
-          ca: order.caChoices?.[0] ?? order.ca,
-          caFailures: [],
-        },
-        event: { type: 'retried', detail: { previousApplyId: order.applyId, by: options.actor } },
+        at: new Date(),
+        // A new run starts again from the first CA of the order's list.
+        set: { ca: order.caChoices?.[0] ?? order.ca, caFailures: [] },
+        detail: { by: options.actor },
       });
     });
   } catch (error) {

@@ -1,4 +1,4 @@
-import { type ApplyResult, isHttpsokError } from '@certq/api-client';
+import { type ApplyResult, classifyFailure, isHttpsokError, provesNoApplication } from '@certq/api-client';
 import { generateToken, hashToken, type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { enterStage, type Order, orders, recordOrderEvent, updateOrders } from '@certq/db';
 import { and, eq, isNull, lte, sql } from 'drizzle-orm';
@@ -24,8 +24,11 @@ const ANNOUNCED = and(
   isNull(orders.applyId),
 )!;
 
-/** How long an apply call may be in flight: the client's timeout plus a margin. */
-const IN_FLIGHT_MS = 30_000;
+/**
+ * How long an apply call may be in flight after its intent was committed: the client's timeout, plus a
+ * margin for the wait for a rate-limit token and the commit (30 s with the default 15 s timeout).
+ */
+const inFlightMs = (ctx: WorkerContext) => ctx.config.UPSTREAM_TIMEOUT_MS + 15_000;
 
 /**
  * applying: submit the application once and store its id in the same transaction that moves the
@@ -36,7 +39,7 @@ const IN_FLIGHT_MS = 30_000;
  *    upstream's answer and the commit, or the call timed out). httpsok has no endpoint to look an
  *    application up by domain, so the order is applied again — the only way to finish it — and the
  *    event is logged and counted (`certq_apply_unknown_outcome_total`) so an operator can reconcile
- *    the bill. While a call may still be in flight (younger than IN_FLIGHT_MS) nobody else applies.
+ *    the bill. While a call may still be in flight (younger than inFlightMs) nobody else applies.
  */
 export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outcome> {
   const secret = ctx.config.PUBLIC_BASE_URL ? generateToken('cb') : undefined;
@@ -69,44 +72,7 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
       notifyUrl,
     });
   } catch (error) {
-    // Only a definite refusal — an error envelope, or a non-2xx status — proves no application was made.
-    // A timeout, a broken connection, or a 200 whose body timed out or did not parse may well have created
-    // one: the outcome is unknown, so the intent stays for the next run to see.
-    const answered = isHttpsokError(error) && (error.kind === 'upstream' || error.kind === 'http');
-    const clear = answered ? { applyRequestedAt: null } : {};
-    log.warn({ err: isHttpsokError(error) ? error.toJSON() : describeError(error) }, 'apply failed');
-    if (isHttpsokError(error) && error.rateLimited) {
-      await ctx.db.update(orders).set(clear).where(eq(orders.id, order.id));
-      return rateLimited(UPSTREAM_FLOOR_MS);
-    }
-    const outcome = await withLockedOrder(ctx, job, 'applying', async (tx, locked) => {
-      if (isHttpsokError(error) && error.authFailed) {
-        await transition(ctx, tx, {
-          order: locked,
-          to: 'failed',
-          set: { ...clear, lastError: `httpsok refused the API key: ${error.msg}` },
-          event: { type: 'failed', detail: { error: error.msg, traceId: error.traceId } },
-          at: ctx.clock.now(),
-        });
-        return done('failed', 'API key refused');
-      }
-      if (isHttpsokError(error) && error.code !== null && !error.retryable) {
-        // A definite refusal (e.g. a CNAME disappeared since verification): verify again.
-        const now = ctx.clock.now();
-        const back = await transition(ctx, tx, {
-          order: locked,
-          to: 'verifying',
-          set: { ...clear, ...enterStage(now), lastError: error.msg },
-          event: {
-            type: 'apply_refused',
-            detail: { error: error.msg, code: error.code, traceId: error.traceId },
-          },
-        });
-        return done('moved', 'refused: back to verifying', back);
-      }
-      return (await retryLater(ctx, tx, locked, error, clear)).outcome;
-    });
-    return outcome ?? done('stale', 'order changed during the call');
+    return applyFailed(ctx, job, order, error);
   }
 
   // One statement, no row lock: the transition applies only if the order is still applying in this run
@@ -137,6 +103,66 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
   return done('moved', 'applied', issuing);
 }
 
+/**
+ * The apply call failed: what the failure proves decides (classifyFailure). An error envelope proves no
+ * application was made, so the intent is cleared; anything else (a gateway's 502, a timeout, a reset)
+ * leaves it set, and the next run of this stage takes the lost-outcome path (adopt from the callback,
+ * or apply again with `apply_outcome_unknown`).
+ */
+async function applyFailed(
+  ctx: WorkerContext,
+  job: StageJob,
+  order: Order,
+  error: unknown,
+): Promise<Outcome> {
+  const failure = classifyFailure(error);
+  const clear = provesNoApplication(failure) ? { applyRequestedAt: null } : {};
+  const err = isHttpsokError(error) ? error.toJSON() : describeError(error);
+  ctx.logger.warn(
+    { orderId: order.id, tenantId: order.tenantId, stage: 'apply', failure, err },
+    'apply failed',
+  );
+  if (failure === 'rate_limited') {
+    await ctx.db.update(orders).set(clear).where(eq(orders.id, order.id));
+    return rateLimited(UPSTREAM_FLOOR_MS);
+  }
+  const msg = isHttpsokError(error) ? error.msg : describeError(error);
+  const detail = isHttpsokError(error)
+    ? { error: msg, code: error.code, traceId: error.traceId }
+    : { error: msg };
+  const outcome = await withLockedOrder(ctx, job, 'applying', async (tx, locked) => {
+    const now = ctx.clock.now();
+    if (failure === 'auth_failed' || failure === 'rejected') {
+      await transition(ctx, tx, {
+        order: locked,
+        to: 'failed',
+        set: {
+          ...clear,
+          lastError:
+            failure === 'auth_failed'
+              ? `httpsok refused the API key: ${msg}`
+              : `httpsok refused the application: ${msg}`,
+        },
+        event: { type: 'failed', detail },
+        at: now,
+      });
+      return done('failed', failure === 'auth_failed' ? 'API key refused' : 'application refused');
+    }
+    if (failure === 'unverified') {
+      // A CNAME gone since verification: verify again (the same window rules as any verification).
+      const back = await transition(ctx, tx, {
+        order: locked,
+        to: 'verifying',
+        set: { ...clear, ...enterStage(now), lastError: msg },
+        event: { type: 'apply_refused', detail },
+      });
+      return done('moved', 'refused: back to verifying', back);
+    }
+    return (await retryLater(ctx, tx, locked, error, clear)).outcome;
+  });
+  return outcome ?? done('stale', 'order changed during the call');
+}
+
 /** Why the one-statement claim did not match: stale job, early job, already applied, or a call in flight or lost. */
 async function claimSlowly(
   ctx: WorkerContext,
@@ -158,7 +184,7 @@ async function claimSlowly(
       if (order.applyRequestedAt) {
         // The callback of the lost call announced its application: adopt it (checked first).
         if (order.announcedApplyId && order.callbackSecretHash) return { adopt: order };
-        const inFlightUntil = new Date(order.applyRequestedAt.getTime() + IN_FLIGHT_MS);
+        const inFlightUntil = new Date(order.applyRequestedAt.getTime() + inFlightMs(ctx));
         if (inFlightUntil > now)
           return { outcome: delayUntil(inFlightUntil, 'early', 'another apply call may be in flight') };
         // With callbacks, a lost application announces itself when it is issued: wait for that
@@ -207,7 +233,6 @@ const ADOPT_RETRY_MS = UPSTREAM_FLOOR_MS;
 async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): Promise<Outcome> {
   const applyId = order.announcedApplyId!;
   const log = ctx.logger.child({ orderId: order.id, tenantId: order.tenantId, stage: 'apply', applyId });
-  await ctx.limiter.acquire();
   // The re-fetch is a request for the application, so it keeps the poll floor as a poll does (two apply
   // jobs for one order after a crash would both fetch otherwise).
   const claimed = await claimPollSlot(ctx, ANNOUNCED, { id: order.id, applyId });
@@ -217,6 +242,8 @@ async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): 
       'early',
       'announced application fetched too recently',
     );
+  // Spent only by a re-fetch that will be sent (the slot is ours).
+  await ctx.limiter.acquire('poll');
   let domains: string[];
   try {
     const client = await ctx.httpsokFor(order.tenantId);

@@ -1,4 +1,4 @@
-import { type Order, orderDns, recordWebhookEvent, type Transaction } from '@certq/db';
+import { type Order, orderDns, recordWebhookEvent, startRun, type Transaction } from '@certq/db';
 import {
   type CaaCa,
   type CaaPolicy,
@@ -10,7 +10,6 @@ import {
 } from '@certq/dns';
 import { and, eq } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
-import { transition } from './transition';
 
 /**
  * The worker's side of certq's own DNS checks (issue 9): local CNAME checks before asking httpsok, CAA
@@ -141,32 +140,17 @@ export async function changeCa(
 ): Promise<Order> {
   const now = ctx.clock.now();
   const failures = [...order.caFailures, { ca: order.ca, reason: change.reason }];
-  const updated = await transition(ctx, tx, {
-    order,
+  const updated = await startRun(tx, order, {
+    why: 'ca_changed',
     to: change.status,
-    set: {
-      ca: change.to,
-      caFailures: failures,
-      attempts: order.attempts + 1,
-      applyId: null,
-      applyRequestedAt: null,
-      lastPolledAt: null,
-      callbackSecretHash: null,
-      progress: 0,
-      stageAttempts: 0,
-      stageStartedAt: now,
-      nextAttemptAt: now,
-      lastError: `${order.ca} cannot issue: ${change.reason}`,
-    },
-    event: {
-      type: 'ca_changed',
-      detail: {
-        from: order.ca,
-        to: change.to,
-        why: change.why,
-        reason: change.reason,
-        applyId: change.applyId ?? null,
-      },
+    at: now,
+    set: { ca: change.to, caFailures: failures, lastError: `${order.ca} cannot issue: ${change.reason}` },
+    detail: {
+      from: order.ca,
+      to: change.to,
+      why: change.why,
+      reason: change.reason,
+      applyId: change.applyId ?? null,
     },
   });
   await recordWebhookEvent(tx, {

@@ -11,6 +11,8 @@ import type { WorkerContext } from '../context';
  * concurrent claimant re-checks it after the first commit, so only one wins; a crash mid-request leaves
  * the pessimistic value, so the floor still holds. `where` says which order, in which state.
  * Returns the claimed row, or undefined when the slot is taken (or the order is not as described).
+ * The caller takes its rate-limit token after a claim, never before: a request that will not be sent
+ * spends no upstream budget (a poll's token comes first under load, so its wait stays short).
  */
 export async function claimPollSlot(
   ctx: WorkerContext,

@@ -32,7 +32,6 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   const intervalMs = ctx.config.POLL_INTERVAL_MS;
   // Due by our clock: a callback brings `next_attempt_at` forward (see @certq/workflow, callbacks).
   const dueBy = ctx.clock.now();
-  await ctx.limiter.acquire('poll');
   const claimed = await claimPollSlot(ctx, DUE_POLL, {
     id: job.orderId,
     run: job.run,
@@ -49,6 +48,8 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
     const waitMs = Math.max(0, Number(taken.rows[0]?.wait_ms ?? 0));
     return delayUntil(new Date(ctx.clock.now().getTime() + waitMs + 5), 'early', 'polled too recently');
   }
+  // Only a poll that will send spends upstream budget: the token is taken once the slot is ours.
+  await ctx.limiter.acquire('poll');
   const log = ctx.logger.child({
     orderId: job.orderId,
     tenantId: claimed.tenantId,

@@ -1,4 +1,4 @@
-import { isHttpsokError, type VerifyResult } from '@certq/api-client';
+import { classifyFailure, isHttpsokError, type VerifyResult } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { enterStage, type Order, TRANSITIONED, type Transaction } from '@certq/db';
 import { type DnsDiagnosis, upstreamReason } from '@certq/dns';
@@ -61,18 +61,25 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
     const client = await ctx.httpsokFor(order.tenantId);
     result = await client.verify(order.domains);
   } catch (error) {
-    if (isHttpsokError(error) && error.rateLimited) return rateLimited(UPSTREAM_FLOOR_MS);
+    const failure = classifyFailure(error);
+    if (failure === 'rate_limited') return rateLimited(UPSTREAM_FLOOR_MS);
     return (
       (await withLockedOrder(ctx, job, 'verifying', async (tx, locked) => {
-        if (isHttpsokError(error) && error.authFailed) {
+        if (failure === 'auth_failed' || failure === 'rejected') {
+          const msg = isHttpsokError(error) ? error.msg : String(error);
           await transition(ctx, tx, {
             order: locked,
             to: 'failed',
-            set: { lastError: `httpsok refused the API key: ${error.msg}` },
-            event: { type: 'failed', detail: { error: error.msg } },
+            set: {
+              lastError:
+                failure === 'auth_failed'
+                  ? `httpsok refused the API key: ${msg}`
+                  : `httpsok refused to verify the domains: ${msg}`,
+            },
+            event: { type: 'failed', detail: { error: msg } },
             at: ctx.clock.now(),
           });
-          return done('failed', 'API key refused');
+          return done('failed', failure === 'auth_failed' ? 'API key refused' : 'verification refused');
         }
         return (await retryLater(ctx, tx, locked, error)).outcome;
       })) ?? done('stale', 'order changed during the call')
