@@ -11,6 +11,7 @@ import {
   bigserial,
   boolean,
   check,
+  foreignKey,
   index,
   integer,
   jsonb,
@@ -394,15 +395,21 @@ export const certificateChanges = pgTable(
   'certificate_changes',
   {
     id: bigint('id', { mode: 'number' }).primaryKey(),
-    certificateId: uuid('certificate_id')
-      .notNull()
-      .references(() => certificates.id),
+    certificateId: uuid('certificate_id').notNull(),
     tenantId: uuid('tenant_id').notNull(),
     domains: text('domains').array().notNull(),
     becameCurrent: boolean('became_current').notNull(),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('certificate_changes_by_tenant').on(t.tenantId, t.id)],
+  (t) => [
+    index('certificate_changes_by_tenant').on(t.tenantId, t.id),
+    // Named as Postgres named it in 0005_delivery.sql.
+    foreignKey({
+      name: 'certificate_changes_certificate_id_fkey',
+      columns: [t.certificateId],
+      foreignColumns: [certificates.id],
+    }),
+  ],
 );
 
 export type Tenant = typeof tenants.$inferSelect;
