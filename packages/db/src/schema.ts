@@ -412,7 +412,29 @@ export const certificateChanges = pgTable(
   ],
 );
 
+/**
+ * Which tenant a name belongs to (0012_domain_ownership.sql): one row per name a tenant's order named
+ * (`*.example.com` is its own name). `parent` is the name a one-label wildcard of it stands for
+ * (`example.com` for both `a.example.com` and `*.example.com`): overlapping names share it. Written
+ * by `certq_claim_domains` only; see packages/workflow/src/ownership.ts.
+ */
+export const domainClaims = pgTable(
+  'domain_claims',
+  {
+    name: text('name').primaryKey(),
+    parent: text('parent').notNull(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    /** How the tenant got it: `order`, `dns_proof` (a transfer), `operator` (an explicit transfer). */
+    via: text('via').notNull().default('order'),
+    claimedAt: timestamp('claimed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('domain_claims_by_parent').on(t.parent), index('domain_claims_by_tenant').on(t.tenantId)],
+);
+
 export type Tenant = typeof tenants.$inferSelect;
+export type DomainClaim = typeof domainClaims.$inferSelect;
 export type EdgeToken = typeof edgeTokens.$inferSelect;
 export type CertificateChange = typeof certificateChanges.$inferSelect;
 export type Order = typeof orders.$inferSelect;
