@@ -13,7 +13,7 @@ import { ordersFailedRow } from './worker-runs';
  * `pnpm bench dns` (issue 9): orders whose CNAME appears at a random moment within two minutes, in a real DNS
  * server (bind9 `named`) that certq and the simulator (SIM_VERIFY=dns) both ask. Time is scaled down by
  * SCALE, in proportion everywhere: the two minutes, DNS_CHECK_INTERVAL_MS (15 s) and its cap (5 min), and, for
- * today's behaviour, its upstream retry delay (10 s growing to VERIFY_MAX_DELAY_MS, 15 min).
+ * today's behaviour, its upstream retry delay (10 s growing to RETRY_MAX_DELAY_MS, 15 min).
  *
  * Today's behaviour (before local checks) is measured the same way, side by side: the same orders, records
  * appearing on the same schedule, asking httpsok `dv` on today's backoff until it says valid.

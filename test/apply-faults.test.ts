@@ -22,7 +22,7 @@ beforeAll(async () => {
   api = await apiTest.startTestApi(env, { env: upstream });
   worker = await startSystemWorker(api, {
     ...upstream,
-    VERIFY_MAX_DELAY_MS: '10000',
+    RETRY_MAX_DELAY_MS: '10000',
     UPSTREAM_TIMEOUT_MS: '1000',
     APPLY_ADOPT_WAIT_MS: '60000',
   });

@@ -1,6 +1,7 @@
 // The worker process (see main.ts). Exported for the launcher (scripts/), benchmarks and tests; the
 // workflow both processes share lives in @certq/workflow, not here.
 export { createWorkerContext, type WorkerContext, type WorkerContextOptions } from './context';
+export { TASKS, type Task } from './lifecycle';
 export { createUpstreamLimiter, type UpstreamLimiter, type UpstreamUse } from './limiter';
 export { createLogger } from './logger';
 export { type Maintenance, RENEWAL_SCAN_SCHEDULER, startMaintenance } from './maintenance';
@@ -16,7 +17,6 @@ export {
 export { type StartWorkerOptions, startWorker, type WorkerHandle } from './runner';
 export { type ReconcileResult, reconcile } from './sweeps/reconcile';
 export { type RelayResult, relayWebhooks } from './sweeps/webhook-relay';
-export { TASKS, type Task } from './tasks/index';
 export { completeIssuance, type IssuanceResult } from './tasks/issuance';
 export { JOB_RESULTS, type JobResult, type Outcome } from './tasks/outcome';
 export {

@@ -15,12 +15,12 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createWorkerContext, type WorkerContext } from './context';
 import { createDatabaseGate, type DatabaseGate } from './db-gate';
+import { TASKS } from './lifecycle';
 import { createLogger } from './logger';
 import { startMaintenance } from './maintenance';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
 import { type ReconcileResult, reconcile } from './sweeps/reconcile';
 import { type RelayResult, relayWebhooks } from './sweeps/webhook-relay';
-import { TASKS } from './tasks/index';
 import { createWebhookWorker } from './webhooks/delivery';
 import { createStageWorkers } from './workers';
 

@@ -3,7 +3,7 @@ import { enqueueOrders } from '@certq/workflow';
 import { type ConnectionOptions, DelayedError, type Job, Worker } from 'bullmq';
 import type { WorkerContext } from './context';
 import { type DatabaseGate, putBack } from './db-gate';
-import type { Task } from './tasks/index';
+import type { Task } from './lifecycle';
 import type { Outcome } from './tasks/outcome';
 
 export interface StageWorkerOptions {

@@ -21,7 +21,7 @@ async function eventsOf(bench: Workbench, ids: string[], type: string): Promise<
 }
 
 // Retries at the 10 s floor and a short client timeout keep the waits of a lost outcome short.
-const FAST = { VERIFY_MAX_DELAY_MS: '10000', UPSTREAM_TIMEOUT_MS: '1000' };
+const FAST = { RETRY_MAX_DELAY_MS: '10000', UPSTREAM_TIMEOUT_MS: '1000' };
 
 describe('apply outcomes', () => {
   it('a gateway 502 after the application was created is an unknown outcome: applied again only with apply_outcome_unknown', async ({
@@ -143,7 +143,7 @@ describe('apply outcomes', () => {
       expect((await pollTask(ctx, { orderId: id, run: 1 })).result).toBe('early');
       expect(await spent()).toBeNull();
       // Due and free: this one sends, and pays.
-      await issuing({ lastPolledAt: null });
+      await issuing({ nextAttemptAt: new Date(), lastPolledAt: null });
       await pollTask(ctx, { orderId: id, run: 1 });
       expect(await spent()).not.toBeNull();
     } finally {

@@ -101,8 +101,10 @@ export const configSchema = z.object({
       .number()
       .min(UPSTREAM_FLOOR_MS, `must be at least ${UPSTREAM_FLOOR_MS} (the upstream's 10 s polling floor)`),
   ),
-  VERIFY_WINDOW_HOURS: int(72).pipe(z.number().min(1)),
-  VERIFY_MAX_DELAY_MS: int(15 * 60_000).pipe(z.number().min(UPSTREAM_FLOOR_MS)),
+  /** How long each stage (verify, apply, poll) keeps retrying or waiting before the order fails. */
+  STAGE_WINDOW_HOURS: int(72).pipe(z.number().min(1)),
+  /** Cap of the growing retry delay of every stage (the floor is the upstream's 10 s). */
+  RETRY_MAX_DELAY_MS: int(15 * 60_000).pipe(z.number().min(UPSTREAM_FLOOR_MS)),
   /**
    * Optional cap on the renewal window (see renewal-policy.ts): renew at least this many days before
    * expiry, never before half the lifetime. Unset: a third of each certificate's lifetime left alone.
@@ -217,8 +219,23 @@ export interface LoadConfigOptions {
   requireSecrets?: boolean;
 }
 
+/** Old names still read when the new one is unset: new name → old name. */
+export const DEPRECATED_CONFIG_ALIASES = {
+  STAGE_WINDOW_HOURS: 'VERIFY_WINDOW_HOURS',
+  RETRY_MAX_DELAY_MS: 'VERIFY_MAX_DELAY_MS',
+} as const;
+
+function withAliases(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const resolved = { ...env };
+  for (const [name, old] of Object.entries(DEPRECATED_CONFIG_ALIASES)) {
+    if ((resolved[name] === undefined || resolved[name] === '') && resolved[old])
+      resolved[name] = resolved[old];
+  }
+  return resolved;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
-  const parsed = configSchema.safeParse(env);
+  const parsed = configSchema.safeParse(withAliases(env));
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => ({

@@ -196,6 +196,15 @@ describe('configuration', () => {
     expect(() => loadConfig({}, { requireSecrets: true })).toThrow(ConfigError);
     expect(() => loadConfig({}, { requireSecrets: true })).toThrow(/ADMIN_TOKEN is required/);
   });
+  it('reads the stage window and retry cap by their names, the old VERIFY_* names as deprecated aliases', () => {
+    expect(loadConfig({})).toMatchObject({ STAGE_WINDOW_HOURS: 72, RETRY_MAX_DELAY_MS: 900_000 });
+    expect(loadConfig({ VERIFY_WINDOW_HOURS: '5', VERIFY_MAX_DELAY_MS: '20000' })).toMatchObject({
+      STAGE_WINDOW_HOURS: 5,
+      RETRY_MAX_DELAY_MS: 20_000,
+    });
+    expect(loadConfig({ STAGE_WINDOW_HOURS: '6', VERIFY_WINDOW_HOURS: '5' }).STAGE_WINDOW_HOURS).toBe(6);
+    expect(() => loadConfig({ VERIFY_MAX_DELAY_MS: '5' })).toThrow(/RETRY_MAX_DELAY_MS/);
+  });
 });
 
 describe('job ids', () => {

@@ -20,7 +20,7 @@ import {
 export const RENEWAL_BACKOFF = { baseMs: 3600_000, capMs: 32 * 3600_000 } as const;
 
 /**
- * The columns that start a stage afresh: its retry counter, its window (VERIFY_WINDOW_HOURS counts
+ * The columns that start a stage afresh: its retry counter, its window (STAGE_WINDOW_HOURS counts
  * from `stageStartedAt`), due at once, no error carried over.
  */
 export function enterStage(now: Date) {

@@ -4,9 +4,9 @@ import { enterStage, type Order, orders, recordOrderEvent, updateOrders } from '
 import { and, eq, isNull, lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { jobsOrderIn, loadForStage, withLockedOrder } from './load';
-import { delayUntil, done, type Outcome, rateLimited } from './outcome';
+import { done, type Outcome, rateLimited } from './outcome';
 import { claimPollSlot } from './poll-slot';
-import { describeError, retryLater } from './retry';
+import { describeError, reschedule, retryAt } from './schedule';
 import { transition, transitionIfUnchanged } from './transition';
 
 /** This run's order, due, with no application and no call in flight (the claim). Built once: see StatementText. */
@@ -158,7 +158,7 @@ async function applyFailed(
       });
       return done('moved', 'refused: back to verifying', back);
     }
-    return (await retryLater(ctx, tx, locked, error, clear)).outcome;
+    return reschedule(ctx, tx, locked, retryAt(ctx, locked), { kind: 'retrying', error }, clear);
   });
   return outcome ?? done('stale', 'order changed during the call');
 }
@@ -172,7 +172,8 @@ async function claimSlowly(
   const loaded = await loadForStage(ctx, job, 'applying');
   if ('stale' in loaded) return { outcome: loaded.stale };
   if (loaded.order.nextAttemptAt > ctx.clock.now()) {
-    return { outcome: delayUntil(loaded.order.nextAttemptAt, 'early', 'not due yet') };
+    const early = { kind: 'early', detail: 'not due yet' } as const;
+    return { outcome: await reschedule(ctx, ctx.db, loaded.order, loaded.order.nextAttemptAt, early) };
   }
   const result = await withLockedOrder(
     ctx,
@@ -185,19 +186,20 @@ async function claimSlowly(
         // The callback of the lost call announced its application: adopt it (checked first).
         if (order.announcedApplyId && order.callbackSecretHash) return { adopt: order };
         const inFlightUntil = new Date(order.applyRequestedAt.getTime() + inFlightMs(ctx));
-        if (inFlightUntil > now)
-          return { outcome: delayUntil(inFlightUntil, 'early', 'another apply call may be in flight') };
+        if (inFlightUntil > now) {
+          const why = { kind: 'early', detail: 'another apply call may be in flight' } as const;
+          return { outcome: await reschedule(ctx, tx, order, inFlightUntil, why) };
+        }
         // With callbacks, a lost application announces itself when it is issued: wait for that
         // (the callback makes this job due at once) before paying for another one.
         const adoptUntil = new Date(order.applyRequestedAt.getTime() + ctx.config.APPLY_ADOPT_WAIT_MS);
-        if (order.callbackSecretHash && ctx.config.PUBLIC_BASE_URL && adoptUntil > now)
-          return {
-            outcome: delayUntil(
-              adoptUntil,
-              'early',
-              'apply outcome lost: waiting for its callback to adopt it',
-            ),
-          };
+        if (order.callbackSecretHash && ctx.config.PUBLIC_BASE_URL && adoptUntil > now) {
+          const why = {
+            kind: 'early',
+            detail: 'apply outcome lost: waiting for its callback to adopt it',
+          } as const;
+          return { outcome: await reschedule(ctx, tx, order, adoptUntil, why) };
+        }
         ctx.metrics.applyUnknownOutcome.inc();
         ctx.logger.warn(
           { orderId: order.id, tenantId: order.tenantId, stage: 'apply' },
@@ -236,12 +238,12 @@ async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): 
   // The re-fetch is a request for the application, so it keeps the poll floor as a poll does (two apply
   // jobs for one order after a crash would both fetch otherwise).
   const claimed = await claimPollSlot(ctx, ANNOUNCED, { id: order.id, applyId });
+  const adoptRetryAt = () => new Date(ctx.clock.now().getTime() + ADOPT_RETRY_MS);
   if (!claimed)
-    return delayUntil(
-      new Date(ctx.clock.now().getTime() + ADOPT_RETRY_MS),
-      'early',
-      'announced application fetched too recently',
-    );
+    return reschedule(ctx, ctx.db, order, adoptRetryAt(), {
+      kind: 'early',
+      detail: 'announced application fetched too recently',
+    });
   // Spent only by a re-fetch that will be sent (the slot is ours).
   await ctx.limiter.acquire('poll');
   let domains: string[];
@@ -254,23 +256,26 @@ async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): 
       { err: isHttpsokError(error) ? error.toJSON() : describeError(error) },
       're-fetching an announced application failed',
     );
-    return delayUntil(
-      new Date(ctx.clock.now().getTime() + ADOPT_RETRY_MS),
-      'early',
-      'announced application not fetched yet',
-    );
+    return reschedule(ctx, ctx.db, claimed, adoptRetryAt(), {
+      kind: 'early',
+      detail: 'announced application not fetched yet',
+    });
   }
   const matches = [...domains].sort().join(',') === [...order.domains].sort().join(',');
   const outcome = await withLockedOrder(ctx, job, 'applying', async (tx, locked) => {
     if (locked.applyId) return done('stale', 'already applied');
     if (!matches || locked.announcedApplyId !== applyId) {
-      await tx.update(orders).set({ announcedApplyId: null }).where(eq(orders.id, locked.id));
       await recordOrderEvent(tx, locked.id, 'announcement_refused', { applyId, domains });
       log.warn({ domains }, 'announced application does not match the order: ignored');
-      return delayUntil(
-        new Date((locked.applyRequestedAt ?? ctx.clock.now()).getTime() + ctx.config.APPLY_ADOPT_WAIT_MS),
-        'early',
-        'waiting for the callback of the lost application',
+      const adoptUntil =
+        (locked.applyRequestedAt ?? ctx.clock.now()).getTime() + ctx.config.APPLY_ADOPT_WAIT_MS;
+      return reschedule(
+        ctx,
+        tx,
+        locked,
+        new Date(adoptUntil),
+        { kind: 'early', detail: 'waiting for the callback of the lost application' },
+        { announcedApplyId: null },
       );
     }
     const now = ctx.clock.now();

@@ -1,20 +1,20 @@
 import { type Application, isHttpsokError } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
-import { orders, updateOrders } from '@certq/db';
+import { orders } from '@certq/db';
 import { lte, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { changeCa, exhaustedError, nextCa } from './dns';
 import { completeIssuance } from './issuance';
 import { jobsOrderIn, loadForStage, withLockedOrder } from './load';
-import { delayUntil, done, type Outcome } from './outcome';
+import { done, type Outcome } from './outcome';
 import { claimPollSlot } from './poll-slot';
-import { describeError, retryLater } from './retry';
+import { describeError, reschedule, retryAt } from './schedule';
 import { transition } from './transition';
 
 /** This run's order, issuing and due (the poll's claim). Built once: see StatementText. */
 const DUE_POLL = jobsOrderIn('issuing', lte(orders.nextAttemptAt, sql.placeholder('dueBy')));
 /** This run's order, still issuing. */
-const STILL_ISSUING = jobsOrderIn('issuing');
+const _STILL_ISSUING = jobsOrderIn('issuing');
 /** When the upstream's answer came: the polling floor counts from it. */
 const ANSWERED_NOW = sql`clock_timestamp()`;
 
@@ -41,12 +41,18 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
     const loaded = await loadForStage(ctx, job, 'issuing');
     if ('stale' in loaded) return loaded.stale;
     if (loaded.order.nextAttemptAt > dueBy)
-      return delayUntil(loaded.order.nextAttemptAt, 'early', 'not due yet');
+      return reschedule(ctx, ctx.db, loaded.order, loaded.order.nextAttemptAt, {
+        kind: 'early',
+        detail: 'not due yet',
+      });
     const taken = await ctx.db.execute<{ wait_ms: string | null }>(sql`
       select ceil(extract(epoch from (last_polled_at + make_interval(secs => ${floorMs / 1000}) - clock_timestamp())) * 1000) as wait_ms
       from orders where id = ${job.orderId}`);
     const waitMs = Math.max(0, Number(taken.rows[0]?.wait_ms ?? 0));
-    return delayUntil(new Date(ctx.clock.now().getTime() + waitMs + 5), 'early', 'polled too recently');
+    return reschedule(ctx, ctx.db, loaded.order, new Date(ctx.clock.now().getTime() + waitMs + 5), {
+      kind: 'early',
+      detail: 'polled too recently',
+    });
   }
   // Only a poll that will send spends upstream budget: the token is taken once the slot is ours.
   await ctx.limiter.acquire('poll');
@@ -80,33 +86,27 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
       : done('failed', `certificate rejected: ${issued.reason}`);
   }
   if (application?.status === 'issuing') {
-    const nextAttemptAt = new Date(ctx.clock.now().getTime() + intervalMs);
-    const [waiting] = await updateOrders(
+    // The CA is still at work: the next scheduled poll, and the retry counter starts over.
+    return reschedule(
+      ctx,
       ctx.db,
+      claimed,
+      new Date(ctx.clock.now().getTime() + intervalMs),
+      { kind: 'waiting', detail: `issuing, ${application.progress}%`, lastError: null },
       {
         lastPolledAt: polledAt,
         progress: Math.max(0, Math.min(99, Math.round(application.progress))),
-        nextAttemptAt,
         stageAttempts: 0,
-        lastError: null,
-        updatedAt: sql`now()`,
       },
-      STILL_ISSUING,
-      { id: claimed.id, run: job.run },
     );
-    if (!waiting) return done('stale', 'order changed during the call');
-    return delayUntil(nextAttemptAt, 'waiting', `issuing, ${application.progress}%`);
   }
 
   const result = await withLockedOrder(ctx, job, 'issuing', async (tx, order) => {
     if (failure !== undefined || !application) {
       log.warn({ err: isHttpsokError(failure) ? failure.toJSON() : describeError(failure) }, 'poll failed');
-      const retry = await retryLater(ctx, tx, order, failure, { lastPolledAt: polledAt });
-      // Never sooner than the polling floor, whatever the backoff says.
-      const floor = new Date(ctx.clock.now().getTime() + intervalMs);
-      if (retry.outcome.kind === 'delay' && retry.outcome.until < floor)
-        return { ...retry.outcome, until: floor };
-      return retry.outcome;
+      // Never sooner than the polling interval, whatever the backoff says.
+      const at = new Date(Math.max(retryAt(ctx, order).getTime(), ctx.clock.now().getTime() + intervalMs));
+      return reschedule(ctx, tx, order, at, { kind: 'retrying', error: failure }, { lastPolledAt: polledAt });
     }
     if (application.status === 'failed') {
       // CA failover: the next CA of the order's list gets a new run; the order fails only when none is left.

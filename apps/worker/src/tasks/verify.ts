@@ -15,8 +15,8 @@ import {
   saveDiagnoses,
 } from './dns';
 import { loadForStage, withLockedOrder } from './load';
-import { delayUntil, done, type Outcome, rateLimited } from './outcome';
-import { retryLater, windowEndsAt } from './retry';
+import { done, type Outcome, rateLimited } from './outcome';
+import { reschedule, retryAt } from './schedule';
 import { transition, transitionIfUnchanged } from './transition';
 
 /**
@@ -30,7 +30,8 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
   const loaded = await loadForStage(ctx, job, 'verifying');
   if ('stale' in loaded) return loaded.stale;
   const { order } = loaded;
-  if (order.nextAttemptAt > ctx.clock.now()) return delayUntil(order.nextAttemptAt, 'early', 'not due yet');
+  if (order.nextAttemptAt > ctx.clock.now())
+    return reschedule(ctx, ctx.db, order, order.nextAttemptAt, { kind: 'early', detail: 'not due yet' });
 
   // The DNS rows are written with `last_dv_at`, from httpsok's answer: never asked, no rows to load.
   const rows = order.lastDvAt ? await loadDnsRows(ctx, order.id) : [];
@@ -81,7 +82,7 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
           });
           return done('failed', failure === 'auth_failed' ? 'API key refused' : 'verification refused');
         }
-        return (await retryLater(ctx, tx, locked, error)).outcome;
+        return reschedule(ctx, tx, locked, retryAt(ctx, locked), { kind: 'retrying', error });
       })) ?? done('stale', 'order changed during the call')
     );
   }
@@ -186,8 +187,9 @@ function saveDvAnswer(result: VerifyResult, orderId: SQL, from: SQL = sql``): SQ
 }
 
 /**
- * Not ready yet: store what the local check found, fail once the window is over (naming every record still
- * wrong), else check again after `delayMs`. The `dns_pending` event is written only when something changed.
+ * Not ready yet: store what the local check found, then wait `delayMs` for the next check — within the
+ * stage window, after which the order fails naming every record still wrong. The `dns_pending` event
+ * is written only when something changed.
  */
 async function waitForDns(
   ctx: WorkerContext,
@@ -195,45 +197,37 @@ async function waitForDns(
   order: Order,
   diagnoses: readonly DnsDiagnosis[],
   opts: { logEvent: boolean; delayMs: number; traceId?: string | null },
-): Promise<{ order: Order; outcome: Outcome }> {
+): Promise<{ outcome: Outcome }> {
   await saveDiagnoses(tx, order.id, diagnoses);
-  const now = ctx.clock.now();
   const pending = diagnoses.filter((d) => d.status !== 'ok');
   const shown = (pending.length ? pending : diagnoses).map((d) => `${d.domain}: ${d.reason}`).join(' ');
-  if (now >= windowEndsAt(ctx, order)) {
-    const failed = await transition(ctx, tx, {
-      order,
-      to: 'failed',
-      set: { lastError: `DNS not in place after ${ctx.config.VERIFY_WINDOW_HOURS} h: ${shown}` },
-      event: { type: 'failed', detail: { missing: pending.map((d) => d.domain) } },
-      at: now,
-    });
-    return { order: failed, outcome: done('failed', 'DNS window ended') };
-  }
-  const nextAttemptAt = new Date(now.getTime() + opts.delayMs);
-  const set = {
-    stageAttempts: order.stageAttempts + 1,
-    nextAttemptAt,
-    lastError: `waiting for DNS: ${shown}`,
-  };
-  if (!opts.logEvent) {
-    // Same answer as last time: move the schedule on without an event row per check.
-    await tx.execute(sql`update orders set stage_attempts = ${set.stageAttempts}, next_attempt_at = ${nextAttemptAt},
-      last_error = ${set.lastError}, updated_at = now() where id = ${order.id}`);
-    return { order, outcome: delayUntil(nextAttemptAt, 'waiting', 'DNS not in place yet') };
-  }
-  const waiting = await transition(ctx, tx, {
+  const at = new Date(ctx.clock.now().getTime() + opts.delayMs);
+  const outcome = await reschedule(
+    ctx,
+    tx,
     order,
-    to: 'verifying',
-    set,
-    event: {
-      type: 'dns_pending',
-      detail: {
-        dns: pending.map((d) => ({ domain: d.domain, status: d.status, found: d.found })),
-        retryInMs: opts.delayMs,
-        ...(opts.traceId ? { traceId: opts.traceId } : {}),
+    at,
+    {
+      kind: 'waiting',
+      detail: 'DNS not in place yet',
+      lastError: `waiting for DNS: ${shown}`,
+      giveUp: {
+        lastError: `DNS not in place after ${ctx.config.STAGE_WINDOW_HOURS} h: ${shown}`,
+        event: { type: 'failed', detail: { missing: pending.map((d) => d.domain) } },
       },
+      // Same answer as last time: the schedule moves on without an event row per check.
+      event: opts.logEvent
+        ? {
+            type: 'dns_pending',
+            detail: {
+              dns: pending.map((d) => ({ domain: d.domain, status: d.status, found: d.found })),
+              retryInMs: opts.delayMs,
+              ...(opts.traceId ? { traceId: opts.traceId } : {}),
+            },
+          }
+        : undefined,
     },
-  });
-  return { order: waiting, outcome: delayUntil(nextAttemptAt, 'waiting', 'DNS not in place yet') };
+    { stageAttempts: order.stageAttempts + 1 },
+  );
+  return { outcome };
 }
