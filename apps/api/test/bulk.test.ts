@@ -201,7 +201,7 @@ describe('insertOrders (the one insertion path)', () => {
         kind: o.order.kind,
         algorithm: o.order.algorithm,
         ca: o.order.ca,
-        attempts: o.order.attempts,
+        attempts: o.order.run,
         due: o.order.nextAttemptAt.getTime() === notBefore.getTime() ? 'later' : 'now',
       }));
     };

@@ -30,6 +30,7 @@ const ORDER_KEYS = [
   'lastError',
   'progress',
   'renewalReason',
+  'run',
   'status',
   'tenantId',
   'updatedAt',

@@ -95,7 +95,7 @@ describe('apply outcomes', () => {
       .where(eq(orders.id, id));
     const retried: Order = await retryOrder({ db: bench.db.db, queues: bench.queues }, id, { actor: 'test' });
     expect(retried).toMatchObject({
-      attempts: 2,
+      run: 2,
       status: 'verifying',
       applyRequestedAt: null,
       announcedApplyId: null,

@@ -122,7 +122,7 @@ describe('CAA before apply and CA failover', () => {
     await named.setCaa('caa-le.example', ['0 issue "letsencrypt.org"']);
     const order = await verifiedOrder('www.caa-le.example', ['google', 'letsencrypt']);
     const [issued] = await bench.waitForStatus([order.id], ['issued']);
-    expect(issued).toMatchObject({ ca: 'letsencrypt', attempts: 2 });
+    expect(issued).toMatchObject({ ca: 'letsencrypt', run: 2 });
     const change = (await events(order.id)).find((e) => e.type === 'ca_changed');
     expect(change!.detail).toMatchObject({ from: 'google', to: 'letsencrypt', why: 'caa' });
     expect((change!.detail as { reason: string }).reason).toContain(
@@ -149,7 +149,7 @@ describe('CAA before apply and CA failover', () => {
     );
     const order = await verifiedOrder('failover.example', ['zerossl', 'google']);
     const [issued] = await bench.waitForStatus([order.id], ['issued']);
-    expect(issued).toMatchObject({ ca: 'google', attempts: 2 });
+    expect(issued).toMatchObject({ ca: 'google', run: 2 });
     expect(issued!.caFailures).toEqual([{ ca: 'zerossl', reason: expect.stringContaining('zerossl') }]);
     expect(bench.sim.stats().appliesByDomains['failover.example']).toBe(2);
     const hooks = await bench.db.db

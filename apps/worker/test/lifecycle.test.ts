@@ -93,7 +93,7 @@ describe('an application that fails upstream (status 3)', () => {
         order: locked!,
         to: 'verifying',
         set: {
-          attempts: locked!.attempts + 1,
+          run: locked!.run + 1,
           stageAttempts: 0,
           stageStartedAt: new Date(),
           nextAttemptAt: new Date(),
@@ -108,7 +108,7 @@ describe('an application that fails upstream (status 3)', () => {
     await enqueueOrders(bench.queues, [retried]);
     await expect.poll(async () => (await bench.reload(order.id)).applyId, { timeout: 20_000 }).not.toBeNull();
     const [again] = await bench.waitForStatus([order.id], ['failed']);
-    expect(again!.attempts).toBe(2);
+    expect(again!.run).toBe(2);
     expect(again!.applyId).not.toBe(firstApplyId);
     expect(bench.sim.stats().appliesByDomains['x.fail.test']).toBe(2);
     const events = await bench.db.db

@@ -107,7 +107,8 @@ export const orders = pgTable(
     applyId: text('apply_id').unique(),
     progress: integer('progress').notNull().default(0),
     /** Runs of this order: 1 when created, +1 on every explicit retry. Part of the job ids. */
-    attempts: integer('attempts').notNull().default(1),
+    /** The run number: 1, then one more per new run (operator retry, next CA). */
+    run: integer('run').notNull().default(1),
     /** Tries within the current stage (DNS checks, transient upstream failures); drives backoff. */
     stageAttempts: integer('stage_attempts').notNull().default(0),
     stageStartedAt: timestamp('stage_started_at', { withTimezone: true }).notNull().defaultNow(),

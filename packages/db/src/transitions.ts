@@ -31,7 +31,7 @@ export function enterStage(now: Date) {
 export type NewRunReason = 'retried' | 'ca_changed';
 
 /**
- * The one way an order starts a new run (`attempts` + 1: every job of the old run is stale). Everything
+ * The one way an order starts a new run (`run` + 1: every job of the old run is stale). Everything
  * that belongs to a run is reset alike — no application, no apply call in flight or announced, no
  * callback secret, no poll, progress 0 — and the first stage starts afresh (enterStage). `set` adds what
  * the caller decides (the CA, `caFailures`, a `lastError` to show); the event is `why`.
@@ -51,7 +51,7 @@ export async function startRun(
     order,
     to: run.to,
     set: {
-      attempts: order.attempts + 1,
+      run: order.run + 1,
       applyId: null,
       applyRequestedAt: null,
       announcedApplyId: null,
@@ -146,8 +146,8 @@ export async function transitionOrderIfUnchanged(
     .value(order.id)
     .raw(' and "status" = ')
     .value(order.status)
-    .raw(' and "attempts" = ')
-    .value(order.attempts)
+    .raw(' and "run" = ')
+    .value(order.run)
     .raw(' returning *), "transition_event" as (insert into "order_events" ')
     .raw('(order_id, type, from_status, to_status, detail) select "transitioned"."id", ')
     .value(type)

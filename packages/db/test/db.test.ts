@@ -130,7 +130,7 @@ describe('@certq/db', () => {
       .values({ tenantId: tenant.id, domains: ['u.com'], domainsKey: 'u.com' })
       .returning();
     // Someone else moves the order on (a new run) after it was read.
-    await handle.db.update(orders).set({ attempts: 2 }).where(eq(orders.id, read!.id));
+    await handle.db.update(orders).set({ run: 2 }).where(eq(orders.id, read!.id));
     expect(await transitionOrderIfUnchanged(handle.db, { order: read!, to: 'applying' })).toBeUndefined();
     const [current] = await handle.db.select().from(orders).where(eq(orders.id, read!.id));
     const moved = await transitionOrderIfUnchanged(handle.db, {
@@ -138,7 +138,7 @@ describe('@certq/db', () => {
       to: 'applying',
       event: { detail: { note: 'dns ok' } },
     });
-    expect(moved).toMatchObject({ status: 'applying', attempts: 2 });
+    expect(moved).toMatchObject({ status: 'applying', run: 2 });
     expect(moved!.updatedAt).toBeInstanceOf(Date);
     const events = await handle.db.select().from(orderEvents).where(eq(orderEvents.orderId, read!.id));
     expect(events).toMatchObject([

@@ -84,7 +84,7 @@ async function promoteStage(
   stage: 'apply' | 'poll',
   order: typeof orders.$inferSelect,
 ): Promise<void> {
-  const job = await queues[stage].getJob(stageJobId(stage, order.id, order.attempts));
+  const job = await queues[stage].getJob(stageJobId(stage, order.id, order.run));
   if (!job) {
     await enqueueOrders(queues, [order]);
     return;

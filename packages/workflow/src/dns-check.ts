@@ -61,7 +61,7 @@ export async function requestDnsCheck(
 }
 
 async function promoteVerify(queues: Queues, order: Order): Promise<void> {
-  const job = await queues.verify.getJob(stageJobId('verify', order.id, order.attempts));
+  const job = await queues.verify.getJob(stageJobId('verify', order.id, order.run));
   if (!job) {
     await enqueueOrders(queues, [order]);
     return;

@@ -141,7 +141,7 @@ export async function lockOwnedOrder(tx: Transaction, orderId: string, tenantSco
 }
 
 /**
- * A failed order starts again from verifying as a new run (`attempts` + 1, fresh job ids, no
+ * A failed order starts again from verifying as a new run (`run` + 1, fresh job ids, no
  * application id), unless another active order now covers its domain set.
  */
 export async function retryOrder(

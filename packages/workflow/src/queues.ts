@@ -87,9 +87,9 @@ export function stageJobFor(order: Order, now: Date) {
   return {
     stage,
     name: stage,
-    data: { orderId: order.id, run: order.attempts } satisfies StageJob,
+    data: { orderId: order.id, run: order.run } satisfies StageJob,
     opts: {
-      jobId: stageJobId(stage, order.id, order.attempts),
+      jobId: stageJobId(stage, order.id, order.run),
       delay: Math.max(0, order.nextAttemptAt.getTime() - now.getTime()),
       // Stored on the order: new orders before renewals, renewals interleaved by tenant (see renewals).
       priority: order.priority,

@@ -57,7 +57,7 @@ describe('nudgeFromCallback', () => {
   it('makes the poll due now and promotes its delayed job, without calling anyone', async () => {
     const { order, secret } = await issuingOrder('nudge');
     await enqueueOrders(queues, [order]);
-    const job = await queues.poll.getJob(stageJobId('poll', order.id, order.attempts));
+    const job = await queues.poll.getJob(stageJobId('poll', order.id, order.run));
     expect(await job!.getState()).toBe('delayed');
 
     const result = await nudgeFromCallback({ db: handle.db, queues }, secret);
@@ -69,9 +69,9 @@ describe('nudgeFromCallback', () => {
 
   it('queues the poll when Redis lost its job (the row is the truth)', async () => {
     const { order, secret } = await issuingOrder('lost');
-    expect(await queues.poll.getJob(stageJobId('poll', order.id, order.attempts))).toBeUndefined();
+    expect(await queues.poll.getJob(stageJobId('poll', order.id, order.run))).toBeUndefined();
     await nudgeFromCallback({ db: handle.db, queues }, secret);
-    const job = await queues.poll.getJob(stageJobId('poll', order.id, order.attempts));
+    const job = await queues.poll.getJob(stageJobId('poll', order.id, order.run));
     expect(RUNNABLE).toContain(await job!.getState());
   });
 

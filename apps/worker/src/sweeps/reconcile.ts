@@ -30,7 +30,7 @@ export async function reconcile(ctx: WorkerContext): Promise<ReconcileResult> {
         .limit(PAGE),
     jobOf: (order) => {
       const stage = STAGE_OF[order.status as keyof typeof STAGE_OF];
-      return { queue: ctx.queues.stage(stage), jobId: stageJobId(stage, order.id, order.attempts) };
+      return { queue: ctx.queues.stage(stage), jobId: stageJobId(stage, order.id, order.run) };
     },
     repair: async (_tx, missing) => {
       const now = ctx.clock.now();

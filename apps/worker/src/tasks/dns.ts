@@ -121,7 +121,7 @@ export function exhaustedError(reasons: readonly { ca: string; reason: string }[
 }
 
 /**
- * Hands the order to its next CA as a new run (`attempts` + 1, so every job of the old run is stale). From
+ * Hands the order to its next CA as a new run (`run` + 1, so every job of the old run is stale). From
  * the CAA check (`to: 'applying'`) the new CA is already known to be allowed; after a rejected application
  * (`to: 'verifying'`) the local check, one `dv` and CAA for the new CA come before the new apply.
  * Logs the event and records the `order.ca_changed` webhook in the same transaction.

@@ -20,7 +20,7 @@ export function jobsOrderIn(status: OrderStatus, ...more: SQL[]): SQL {
   return and(
     eq(orders.id, sql.placeholder('id')),
     eq(orders.status, status),
-    eq(orders.attempts, sql.placeholder('run')),
+    eq(orders.run, sql.placeholder('run')),
     ...more,
   )!;
 }
@@ -33,10 +33,10 @@ export async function loadForStage(
 ): Promise<{ order: Order } | { stale: Outcome }> {
   const order = await findOrder(ctx.db, job.orderId);
   if (!order) return { stale: done('stale', 'order not found') };
-  if (order.status !== status || order.attempts !== job.run) {
+  if (order.status !== status || order.run !== job.run) {
     // The order moved on (or was retried): its current stage is queued (`next`), this job lets go.
     // This also heals a crash between committing a transition and enqueueing the next job.
-    return { stale: done('stale', `order is ${order.status} run ${order.attempts}`, order) };
+    return { stale: done('stale', `order is ${order.status} run ${order.run}`, order) };
   }
   return { order };
 }
@@ -54,7 +54,7 @@ export async function withLockedOrder<T>(
 ): Promise<T | undefined> {
   return inTransaction(ctx, async (tx) => {
     const order = await lockOrder(tx, job.orderId);
-    if (!order || order.status !== status || order.attempts !== job.run) return undefined;
+    if (!order || order.status !== status || order.run !== job.run) return undefined;
     return fn(tx, order);
   });
 }

@@ -77,7 +77,7 @@ export type Why =
 const SAME_RUN = and(
   eq(orders.id, sql.placeholder('id')),
   eq(orders.status, sql.placeholder('status')),
-  eq(orders.attempts, sql.placeholder('run')),
+  eq(orders.run, sql.placeholder('run')),
 )!;
 
 /**
@@ -153,7 +153,7 @@ async function write(db: Queryable, order: Order, set: TransitionArgs['set']): P
   const [row] = await updateOrders(db, { ...set, updatedAt: sql`now()` }, SAME_RUN, {
     id: order.id,
     status: order.status,
-    run: order.attempts,
+    run: order.run,
   });
   return row !== undefined;
 }

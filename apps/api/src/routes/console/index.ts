@@ -262,7 +262,7 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         id,
         { actor: CONSOLE_ACTOR, log: request.log },
       );
-      return send(reply, flash('ok', `Retried: the order is ${order.status} again (run ${order.attempts}).`));
+      return send(reply, flash('ok', `Retried: the order is ${order.status} again (run ${order.run}).`));
     }
     if (action === 'cancel') {
       await cancelOrder({ db }, id, { actor: CONSOLE_ACTOR });

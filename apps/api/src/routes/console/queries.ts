@@ -102,7 +102,7 @@ export type OrderRow = {
   kind: 'new' | 'renewal';
   domains: string[];
   status: OrderStatus;
-  attempts: number;
+  run: number;
   last_error: string | null;
   certificate_id: string | null;
   created_at: Date;
@@ -129,7 +129,7 @@ export async function searchOrders(
   }
   const result = await db.execute<OrderRow>(sql`
     select o.*, t.name as tenant_name from (
-      select o.id, o.tenant_id, o.kind, o.domains, o.status, o.attempts, o.last_error,
+      select o.id, o.tenant_id, o.kind, o.domains, o.status, o.run, o.last_error,
              o.certificate_id, o.created_at, o.updated_at, ${cursorTs('o.created_at')} as cursor_ts
       from orders o ${where(conditions)}
       order by o.created_at desc, o.id desc
@@ -252,7 +252,7 @@ export async function orderDetail(db: Database, id: string): Promise<OrderDetail
   const [order] = (
     await db.execute<OrderDetail['order']>(sql`
       select o.id, o.tenant_id, t.name as tenant_name, o.kind, o.domains, o.algorithm, o.ca, o.status, o.apply_id,
-             o.progress, o.attempts, o.stage_attempts, o.stage_started_at, o.next_attempt_at, o.last_polled_at,
+             o.progress, o.run, o.stage_attempts, o.stage_started_at, o.next_attempt_at, o.last_polled_at,
              o.last_error, o.certificate_id, o.renewal_of_certificate_id, o.renewal_batch_id, o.created_at, o.updated_at
       from orders o join tenants t on t.id = o.tenant_id where o.id = ${id}`)
   ).rows;

@@ -120,12 +120,12 @@ const bulkLabel = (action: BulkAction) =>
 
 export function orderRows(rows: OrderRow[], nextLink: string | null): Html {
   if (rows.length === 0) return html`<p class="empty">No orders match.</p>`;
-  return html`<table class="orders"><thead><tr><th>created</th><th>domains</th><th>tenant</th><th>kind</th><th>status</th><th>attempts</th><th>last error</th></tr></thead>
+  return html`<table class="orders"><thead><tr><th>created</th><th>domains</th><th>tenant</th><th>kind</th><th>status</th><th>run</th><th>last error</th></tr></thead>
 <tbody>${rows.map(
     (r) => html`<tr data-order="${r.id}"><td>${when(r.created_at)}</td>
 <td><a href="/admin/orders/${r.id}">${r.domains.join(', ')}</a></td>
 <td><a href="/admin/tenants/${r.tenant_id}">${r.tenant_name}</a></td><td>${r.kind}</td><td>${statusBadge(r.status)}</td>
-<td>${r.attempts}</td><td class="error">${r.last_error ?? ''}</td></tr>`,
+<td>${r.run}</td><td class="error">${r.last_error ?? ''}</td></tr>`,
   )}</tbody></table>
 ${nextLink ? html`<p><a class="next" href="${nextLink}">Next page →</a></p>` : html``}`;
 }
@@ -192,7 +192,7 @@ ${canAct(principal) ? html`` : html`<span class="note">viewer: actions are refus
 <dt>Kind</dt><dd>${order.kind}${order.renewal_of_certificate_id ? html` of <a href="/admin/certificates/${order.renewal_of_certificate_id}">certificate</a>` : html``}${order.renewal_batch_id ? html` (batch <code>${String(order.renewal_batch_id)}</code>)` : html``}</dd>
 <dt>Algorithm / CA</dt><dd>${String(order.algorithm)} / ${String(order.ca)}</dd>
 <dt>Application</dt><dd>${order.apply_id ? String(order.apply_id) : '—'}</dd>
-<dt>Runs</dt><dd>${String(order.attempts)}</dd>
+<dt>Runs</dt><dd>${String(order.run)}</dd>
 <dt>Created</dt><dd>${when(order.created_at as Date)}</dd>
 <dt>Certificate</dt><dd class="certificate">${
     certificate

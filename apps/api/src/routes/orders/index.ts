@@ -239,7 +239,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
       operationId: 'retryOrder',
       summary: 'Start a failed order again',
       description:
-        'Only a failed order: it goes back to verifying with a fresh run (attempts + 1). 409 not_retryable ' +
+        'Only a failed order: it goes back to verifying with a fresh run (run + 1). 409 not_retryable ' +
         'for any other status; 409 conflict when another active order now covers the same domain set.',
     },
     (id, principal, log) =>

@@ -110,7 +110,12 @@ export const OrderSchema = z
     applyId: z.string().nullable(),
     progress: z.number(),
     dns: z.array(DnsRecordSchema),
-    attempts: z.number(),
+    attempts: z.number().describe('the run number (deprecated name of `run`, kept for compatibility)'),
+    run: z
+      .number()
+      .describe(
+        'the run number: 1, then one more for each new run (an operator retry, a move to the next CA)',
+      ),
     lastError: z.string().nullable(),
     certificateId: z.string().nullable(),
     createdAt: Timestamp,

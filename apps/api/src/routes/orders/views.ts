@@ -15,7 +15,7 @@ export const viewColumns = {
   status: orders.status,
   applyId: orders.applyId,
   progress: orders.progress,
-  attempts: orders.attempts,
+  run: orders.run,
   lastError: orders.lastError,
   certificateId: orders.certificateId,
   createdAt: orders.createdAt,
@@ -42,7 +42,7 @@ type ViewRow = Pick<
   | 'status'
   | 'applyId'
   | 'progress'
-  | 'attempts'
+  | 'run'
   | 'lastError'
   | 'certificateId'
   | 'createdAt'
@@ -63,7 +63,8 @@ export function toOrderView(row: ViewRow, dns: DnsRecord[] = []): OrderView {
     applyId: row.applyId,
     progress: row.progress,
     dns,
-    attempts: row.attempts,
+    attempts: row.run,
+    run: row.run,
     lastError: row.lastError,
     certificateId: row.certificateId,
     createdAt: row.createdAt.toISOString(),
