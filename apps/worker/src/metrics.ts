@@ -73,7 +73,7 @@ export function createWorkerMetrics(registry = new Registry()) {
     }),
     renewalsDue: new Gauge({
       name: 'certq_renewal_scan_due',
-      help: 'Certificates due for renewal at the last scan: inside RENEW_BEFORE_DAYS, past their backoff, no active order.',
+      help: 'Certificates due for renewal at the last scan: past their renewal time (renew_at) and backoff, no active order.',
       registers: [registry],
     }),
     renewalScanDuration: histogram({

@@ -103,7 +103,11 @@ export const configSchema = z.object({
   ),
   VERIFY_WINDOW_HOURS: int(72).pipe(z.number().min(1)),
   VERIFY_MAX_DELAY_MS: int(15 * 60_000).pipe(z.number().min(UPSTREAM_FLOOR_MS)),
-  RENEW_BEFORE_DAYS: int(30).pipe(z.number().min(1).max(365)),
+  /**
+   * Optional cap on the renewal window (see renewal-policy.ts): renew at least this many days before
+   * expiry, never before half the lifetime. Unset: a third of each certificate's lifetime left alone.
+   */
+  RENEW_BEFORE_DAYS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(365).optional()),
   RENEW_SCAN_INTERVAL_MS: int(10 * 60_000).pipe(z.number().min(1000)),
   UPSTREAM_TIMEOUT_MS: int(15_000).pipe(z.number().min(1000).max(120_000)),
   UPSTREAM_MAX_RPS: int(20).pipe(z.number().min(1)),

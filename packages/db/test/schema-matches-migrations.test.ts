@@ -39,7 +39,11 @@ function expectedDefault(column: PgColumn): string | undefined {
   if (column.getSQLType() in SERIAL_TYPES) return 'nextval';
   const value = column.default;
   if (value === undefined) return undefined;
-  if (is(value, SQL)) return dialect.sqlToQuery(value).sql;
+  if (is(value, SQL)) {
+    const text = dialect.sqlToQuery(value).sql;
+    // `default(sql\`null\`)` only makes a column optional on insert (a trigger fills it): Postgres stores no default.
+    return text.toLowerCase() === 'null' ? undefined : text;
+  }
   if (typeof value === 'string') return `'${value}'`;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return `'${JSON.stringify(value)}'`;

@@ -141,7 +141,7 @@ export function createApiMetrics(options: ApiMetricsOptions) {
   });
   gauge({
     name: 'certq_renewals_due',
-    help: 'Current certificates inside the renewal window (RENEW_BEFORE_DAYS) with no active order for their domain set.',
+    help: 'Current certificates past their renewal time (renew_at) with no active order for their domain set.',
     async collect() {
       this.set((await options.stats()).certificates.renewalsDue);
     },

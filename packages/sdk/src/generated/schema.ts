@@ -672,6 +672,11 @@ export interface components {
             kind: "new" | "renewal";
             lastError: string | null;
             progress: number;
+            /**
+             * @description why a renewal was created: nearing_expiry (its certificate reached its renewal time), manual (POST /v1/renewals); null for a new order
+             * @enum {string|null}
+             */
+            renewalReason: "nearing_expiry" | "manual" | null;
             /** @enum {string} */
             status: "verifying" | "applying" | "issuing" | "issued" | "failed" | "cancelled";
             tenantId: string;
