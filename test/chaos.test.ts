@@ -9,6 +9,7 @@ import {
   hostPort,
   type PrivatePostgres,
   type PrivateRedis,
+  requestJson,
   spawnApp,
   startFaultProxy,
   startPrivatePostgres,
@@ -141,16 +142,8 @@ async function startSystem(callbacks: boolean) {
     for (const { child } of workers) child.kill('SIGKILL');
     throw error;
   }
-  const request = async (method: string, path: string, token: string, body?: unknown) => {
-    const response = await fetch(`${apiUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await response.text();
-    return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
-  };
+  const request = (method: string, path: string, token: string, body?: unknown) =>
+    requestJson(method, `${apiUrl}${path}`, { token, body, signal: AbortSignal.timeout(10_000) });
   const tenant = await request('POST', '/v1/tenants', env.ADMIN_TOKEN!, { name: 'chaos' });
   if (tenant.status !== 201) throw new Error(`tenant: ${tenant.status}`);
   return {
