@@ -73,10 +73,17 @@ describe('docker-compose.yml', () => {
     expect(services.simulator.environment.SIM_HOST).toBe('0.0.0.0');
   });
 
-  it('builds the certq services from the one Dockerfile, one target each', () => {
-    for (const name of ['simulator', 'migrate', 'api', 'worker']) {
+  it('builds the certq services from the one Dockerfile, one target each, pruned to its app', () => {
+    const apps = {
+      simulator: '@certq/simulator',
+      migrate: '@certq/db',
+      api: '@certq/api',
+      worker: '@certq/worker',
+    };
+    for (const [name, app] of Object.entries(apps)) {
       expect(services[name].build.dockerfile).toBe('infra/docker/Dockerfile');
       expect(services[name].build.target).toBe(name);
+      expect(services[name].build.args.APP).toBe(app);
     }
   });
 
@@ -145,21 +152,33 @@ describe('infra/docker/Dockerfile', () => {
     for (const file of files) expect(existsSync(join(root, file)), file).toBe(true);
     // The agent is the standalone bundle `pnpm build` writes (the build stage runs it).
     expect(entrypoint).toMatch(/^\s+agent\)\s+exec node apps\/agent\/dist\/certq-agent\.mjs "\$@"/m);
-    expect(JSON.parse(read('package.json')).scripts.build).toContain('@certq/agent build');
-    expect(dockerfile).toContain('TSX=/app/apps/worker/node_modules/tsx/dist/cli.mjs');
-    const worker = JSON.parse(read('apps/worker/package.json'));
-    expect(Object.keys(worker.dependencies)).toContain('tsx');
+    expect(JSON.parse(read('package.json')).scripts.build).toMatch(/turbo run .*\bbuild\b/);
+    expect(JSON.parse(read('apps/agent/package.json')).scripts.build).toBeDefined();
+    expect(dockerfile).toMatch(/pnpm --filter "\$app" run --if-present build/);
+    // Each process runs with the tsx of its own package, a production dependency of it.
+    for (const [target, pkg] of [
+      ['api', 'apps/api'],
+      ['worker', 'apps/worker'],
+      ['simulator', 'apps/simulator'],
+      ['migrate', 'packages/db'],
+    ]) {
+      const stage = dockerfile.split(/^FROM /m).find((s) => s.startsWith(`runtime AS ${target}\n`))!;
+      expect(stage, target).toContain(`ENV TSX=/app/${pkg}/node_modules/tsx/dist/cli.mjs`);
+      expect(Object.keys(JSON.parse(read(`${pkg}/package.json`)).dependencies), pkg).toContain('tsx');
+    }
   });
 
-  it('copies the patched dependencies into every stage that installs', () => {
+  it('installs every stage from the pruned manifests, which carry the patched dependencies', () => {
     const patches = Object.values(
       JSON.parse(read('package.json')).pnpm.patchedDependencies as Record<string, string>,
     );
     expect(patches.length).toBeGreaterThan(0);
     for (const file of patches) expect(existsSync(join(root, file)), file).toBe(true);
+    // `turbo prune --docker` copies package.json#pnpm.patchedDependencies' files into out/json.
+    expect(dockerfile).toMatch(/^ && pnpm dlx "turbo@\$\{TURBO\}" prune \$\{APP\} --docker$/m);
     const installing = dockerfile.split(/^FROM /m).filter((stage) => /pnpm install/.test(stage));
     expect(installing.length).toBe(2);
-    for (const stage of installing) expect(stage).toMatch(/^COPY patches \.\/patches$/m);
+    for (const stage of installing) expect(stage).toMatch(/^COPY --from=prune \/app\/out\/json\/ \.\/$/m);
   });
 
   it('keeps secrets, local data and node_modules out of the build context', () => {
