@@ -21,7 +21,7 @@ import { describe, type ExpectStatic, inject, it } from 'vitest';
 import { spawnWorker } from '../apps/worker/test/process';
 
 /**
- * Issue 11's chaos run. The whole system as operators run it — the API and the worker as their own
+ * The chaos run. The whole system as operators run it — the API and the worker as their own
  * processes, a private Postgres and a private Redis (AOF), the simulator — each connection through a
  * fault proxy, while a client posts 200 orders (then reads them) and counts every answer. In turn:
  * 30 s of an upstream that accepts connections and never answers, Postgres down for 10 s (a crash
