@@ -29,7 +29,8 @@ const CALLBACK_AVERAGE_WEIGHT = 0.2;
 
 /** The next first-poll delay after a first poll that found the application `found`. */
 export function learnFirstPollDelay(delayMs: number, found: 'issuing' | 'done'): number {
-  const next = found === 'issuing' ? Math.max(delayMs * STEP_UP, delayMs + MIN_STEP_UP_MS) : delayMs * STEP_DOWN;
+  const next =
+    found === 'issuing' ? Math.max(delayMs * STEP_UP, delayMs + MIN_STEP_UP_MS) : delayMs * STEP_DOWN;
   return bounded(next);
 }
 
