@@ -36,7 +36,9 @@ describe('createOrder with an Idempotency-Key', () => {
     const domain = 'race.example.com';
     // Another request's order for the set, inserted and not yet committed: the keyed statement cannot see
     // it when it claims the key, and its insert waits on the set's unique index for that commit.
-    const other = await handle.pool.connect();
+    // Its own pool: the keyed request must not wait for a connection this one holds.
+    const otherHandle = createDb(database.url, { max: 1 });
+    const other = await otherHandle.pool.connect();
     try {
       await other.query('begin');
       const inserted = await other.query<{ id: string }>(
@@ -50,7 +52,12 @@ describe('createOrder with an Idempotency-Key', () => {
           idempotencyKey: 'race-key',
         },
       );
-      await waitForLockWait(other);
+      await Promise.race([
+        waitForLockWait(other),
+        keyed.then((r) => {
+          throw new Error(`finished without waiting: ${JSON.stringify(r)}`);
+        }),
+      ]);
       await other.query('commit');
       const result = await keyed;
       expect(result).toEqual({ created: false, orderId: inserted.rows[0]!.id });
@@ -66,6 +73,7 @@ describe('createOrder with an Idempotency-Key', () => {
       expect(count[0]!.n).toBe(1);
     } finally {
       other.release();
+      await otherHandle.close();
     }
   });
 });
