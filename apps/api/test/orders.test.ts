@@ -317,6 +317,35 @@ describe('Idempotency-Key', () => {
     expect(await api.countOrders()).toBe(before + 1);
   });
 
+  it('points a key at the active order that already covers the set, and replays it', async ({ api, asA }) => {
+    const body = { domains: [uniqueDomain()] };
+    const plain = await asA('POST', '/v1/orders', body);
+    expect(plain.status).toBe(202);
+    const before = await api.countOrders();
+    const key = `key-${uniqueDomain()}`;
+    const keyed = await asA('POST', '/v1/orders', body, { 'idempotency-key': key });
+    expect(keyed.status).toBe(200);
+    expect(keyed.body.id).toBe(plain.body.id);
+    const replay = await asA('POST', '/v1/orders', body, { 'idempotency-key': key });
+    expect(replay.body.id).toBe(plain.body.id);
+    expect(await api.countOrders()).toBe(before);
+  });
+
+  it('creates one order when keyed and plain requests for one set race', async ({ api, asA }) => {
+    const body = { domains: [uniqueDomain()] };
+    const before = await api.countOrders();
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        i % 2
+          ? asA('POST', '/v1/orders', body, { 'idempotency-key': `key-${i}-${body.domains[0]}` })
+          : asA('POST', '/v1/orders', body),
+      ),
+    );
+    expect(results.every((r) => r.status === 200 || r.status === 202)).toBe(true);
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+    expect(await api.countOrders()).toBe(before + 1);
+  });
+
   it('answers 400 for a malformed key', async ({ asA }) => {
     const res = await asA(
       'POST',
