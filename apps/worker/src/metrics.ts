@@ -1,7 +1,7 @@
+import { collectProcessMetrics } from '@certq/core/process-metrics';
 import {
   Counter,
   type CounterConfiguration,
-  collectDefaultMetrics,
   Gauge,
   Histogram,
   type HistogramConfiguration,
@@ -11,7 +11,7 @@ import { JOB_RESULTS } from './tasks/outcome';
 
 /** The worker's Prometheus metrics; one registry per process (tests create their own). */
 export function createWorkerMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'certq_worker_' });
+  collectProcessMetrics(registry, 'certq_worker_');
   const counter = <L extends string>(config: Omit<CounterConfiguration<L>, 'registers'>) =>
     new Counter({ ...config, registers: [registry] });
   const histogram = <L extends string>(config: Omit<HistogramConfiguration<L>, 'registers'>) =>

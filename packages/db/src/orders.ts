@@ -12,6 +12,7 @@ import {
 } from '@certq/core';
 import { eq, getTableColumns, lt, sql } from 'drizzle-orm';
 import type { Database, Queryable } from './client';
+import { claimDomains, DomainOwnedError, lockDomainNames, ownershipRefusalOf } from './ownership';
 import { idempotencyKeys, type Order, orders, tenants } from './schema';
 
 export interface OrderRequest {
@@ -80,7 +81,38 @@ export async function insertOrders(
   db: Queryable,
   requests: readonly OrderRequest[],
 ): Promise<InsertOrdersResult> {
+  try {
+    return await insertClaimed(db, requests);
+  } catch (error) {
+    const refused = ownershipRefusalOf(error);
+    throw refused ? new DomainOwnedError(refused) : error;
+  }
+}
+
+/**
+ * Each new order claims its names for its tenant (@certq/db ownership): a single order in its own
+ * insert statement (certq_claim_for_order), several first in one call per tenant after taking every
+ * name's lock in one sorted order — so call those inside a transaction, as createOrders does, for the
+ * claims to commit with their orders. Renewals claim nothing (their names are their tenant's already).
+ */
+async function insertClaimed(db: Queryable, requests: readonly OrderRequest[]): Promise<InsertOrdersResult> {
   if (requests.length === 0) return { orders: [] };
+  if (requests.length > 1) {
+    const byTenant = new Map<string, Set<string>>();
+    for (const r of requests) {
+      if (r.kind === 'renewal') continue;
+      const names = byTenant.get(r.tenantId) ?? new Set<string>();
+      byTenant.set(r.tenantId, names);
+      for (const d of r.domains) names.add(d);
+    }
+    if (byTenant.size > 0) {
+      await lockDomainNames(
+        db,
+        [...byTenant.values()].flatMap((n) => [...n]),
+      );
+      for (const [tenantId, names] of byTenant) await claimDomains(db, tenantId, [...names]);
+    }
+  }
   const keys = requests.map((r) => domainSetKey(r.domains));
   const picks: ({ id: string; created: boolean } | undefined)[] = new Array(requests.length);
   const claimed = new Set<string>();
@@ -202,7 +234,8 @@ function insertOneStatement(db: Queryable) {
   return db
     .insert(orders)
     .values({
-      tenantId: sql`${p('tenantId')}::uuid`,
+      // The tenant id, once the names are claimed for it (it raises when another tenant uses one).
+      tenantId: sql`certq_claim_for_order(${p('tenantId')}::uuid, ${p('domains')}::text[], ${p('kind')}::order_kind)`,
       domains: sql`${p('domains')}::text[]`,
       domainsKey: sql`${p('key')}::text`,
       algorithm: sql`${p('algorithm')}::algorithm`,

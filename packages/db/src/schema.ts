@@ -12,6 +12,7 @@ import {
   bigserial,
   boolean,
   check,
+  foreignKey,
   index,
   integer,
   jsonb,
@@ -404,18 +405,46 @@ export const certificateChanges = pgTable(
   'certificate_changes',
   {
     id: bigint('id', { mode: 'number' }).primaryKey(),
-    certificateId: uuid('certificate_id')
-      .notNull()
-      .references(() => certificates.id),
+    certificateId: uuid('certificate_id').notNull(),
     tenantId: uuid('tenant_id').notNull(),
     domains: text('domains').array().notNull(),
     becameCurrent: boolean('became_current').notNull(),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('certificate_changes_by_tenant').on(t.tenantId, t.id)],
+  (t) => [
+    index('certificate_changes_by_tenant').on(t.tenantId, t.id),
+    // Named as Postgres named it in 0005_delivery.sql.
+    foreignKey({
+      name: 'certificate_changes_certificate_id_fkey',
+      columns: [t.certificateId],
+      foreignColumns: [certificates.id],
+    }),
+  ],
+);
+
+/**
+ * Which tenant a name belongs to (0012_domain_ownership.sql): one row per name a tenant's order named
+ * (`*.example.com` is its own name). `parent` is the name a one-label wildcard of it stands for
+ * (`example.com` for both `a.example.com` and `*.example.com`): overlapping names share it. Written
+ * by `certq_claim_domains` only; see packages/workflow/src/ownership.ts.
+ */
+export const domainClaims = pgTable(
+  'domain_claims',
+  {
+    name: text('name').primaryKey(),
+    parent: text('parent').notNull(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    /** How the tenant got it: `order`, `dns_proof` (a transfer), `operator` (an explicit transfer). */
+    via: text('via').notNull().default('order'),
+    claimedAt: timestamp('claimed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('domain_claims_by_parent').on(t.parent), index('domain_claims_by_tenant').on(t.tenantId)],
 );
 
 export type Tenant = typeof tenants.$inferSelect;
+export type DomainClaim = typeof domainClaims.$inferSelect;
 export type EdgeToken = typeof edgeTokens.$inferSelect;
 export type CertificateChange = typeof certificateChanges.$inferSelect;
 export type Order = typeof orders.$inferSelect;

@@ -9,8 +9,24 @@ export {
   createOrder,
   createOrders,
   type OrderDeps,
+  type OrderOptions,
   retryOrder,
 } from './orders';
+export {
+  enqueueWebhookJobs,
+  OWNERSHIP_RECORD_PREFIX,
+  type OwnershipProofs,
+  ownedByAnotherTenant,
+  ownershipKey,
+  ownershipOf,
+  ownershipRecord,
+  provenNames,
+  stopServingCertificates,
+  type TransferActor,
+  type TransferResult,
+  transferClaims,
+  transferDomainByOperator,
+} from './ownership';
 export {
   createQueues,
   enqueueOrders,

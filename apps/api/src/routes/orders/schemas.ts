@@ -29,8 +29,9 @@ export const DomainListSchema = z
     return result.domains;
   })
   .describe(
-    '1–100 distinct domains: lower-cased, IDN to punycode, one trailing dot dropped, duplicates removed; ' +
-      'a wildcard only as the whole leftmost label; no IP addresses',
+    '1–100 distinct domains, each mapped to its A-label form by UTS #46 (nontransitional, every check on), ' +
+      'one trailing dot dropped, duplicates removed; at most 237 characters; not a public suffix; ' +
+      'a wildcard only as the whole leftmost label; no IP addresses, no invisible characters',
   );
 
 /** One CA, or a list in order of preference: the list is kept as given, never reordered or deduplicated. */
