@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectStats } from '../src/observability/stats';
+import { capacityChart } from '../src/routes/console/templates';
 import { createTestEnv, type TestEnv } from './helpers';
 
 const DAY = 86_400_000;
@@ -95,5 +96,10 @@ describe('capacity projection', () => {
     expect(byDay[10]).toBe(1);
     expect(byDay.reduce((a, b) => a + b, 0)).toBe(101);
     expect(capacity.peakShare).toBeCloseTo(30 / (20 * 86_400));
+    // The console's chart: one bar per day under the ceiling line; a day above 80 % is drawn as such.
+    const chart = String(capacityChart(capacity));
+    expect(chart.match(/<rect class="under"/g)).toHaveLength(30);
+    const crowded = { ...capacity, projected: [{ day: '2028-01-01', renewals: 5e5, upstreamCalls: 1.5e6 }] };
+    expect(String(capacityChart(crowded))).toContain('<rect class="over"');
   });
 });
