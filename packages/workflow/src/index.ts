@@ -46,6 +46,16 @@ export {
   type RenewalSelection,
   requestRenewals,
 } from './renewals/batch';
-export * from './renewals/candidates';
+export {
+  dueForRenewal,
+  expiringAt,
+  HAS_ACTIVE_ORDER,
+  RENEWABLE,
+  RENEWAL_CANDIDATE_COLUMNS,
+  RENEWAL_CANDIDATES_FROM,
+  type RenewalCandidate,
+  renewalOverdueAt,
+  renewalRequest,
+} from './renewals/candidates';
 export { spreadNotBefore } from './renewals/spread';
 export { ANALYZE_EVERY_BATCHES, freshenOrderStatistics, freshenStatisticsAfter } from './renewals/statistics';

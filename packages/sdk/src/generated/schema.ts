@@ -2243,11 +2243,29 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description renewal demand projected from the current certificates' renewal times and lifetimes */
+                        capacity: {
+                            /** @description UPSTREAM_MAX_RPS: requests per second httpsok takes from certq */
+                            ceilingRps: number;
+                            /** @description peak projected daily calls / (ceilingRps × 86400), over the 30 days */
+                            peakShare: number;
+                            /** @description the next 30 days */
+                            projected: {
+                                /** @description UTC day, YYYY-MM-DD; the first is today from now on */
+                                day: string;
+                                /** @description renewals projected that day (renew_at, then again one lifetime on) */
+                                renewals: number;
+                                /** @description renewals × upstream calls per renewal (3, 2 with callbacks) */
+                                upstreamCalls: number;
+                            }[];
+                        };
                         certificates: {
                             byDaysToExpiry: {
                                 [key: string]: number;
                             };
                             current: number;
+                            expiring: number;
+                            renewalOverdue: number;
                             renewalsDue: number;
                             soonestExpiresAt: string | null;
                         };
