@@ -71,7 +71,9 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
       ca: order.ca,
       notifyUrl,
     });
+    ctx.upstream.call('apply', 'apply');
   } catch (error) {
+    ctx.upstream.call('apply', 'error');
     return applyFailed(ctx, job, order, error);
   }
 
@@ -84,9 +86,9 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
     set: {
       applyId: result.applyId,
       applyRequestedAt: null,
-      // First poll right away (enterStage: due now): it confirms the application exists and may
-      // already find it issued.
       ...enterStage(now),
+      // When the CA is usually done (a poll before that finds it still issuing: a call wasted).
+      nextAttemptAt: ctx.firstPolls.firstPollAt(order.ca, now),
       lastPolledAt: null,
     },
     event: { detail: { applyId: result.applyId, traceId: result.traceId } },
@@ -250,8 +252,10 @@ async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): 
   try {
     const client = await ctx.httpsokFor(order.tenantId);
     const application = await client.getApply(applyId);
+    ctx.upstream.call('get', 'adoption');
     domains = application.status === 'failed' ? [] : application.domains;
   } catch (error) {
+    ctx.upstream.call('get', 'error');
     log.warn(
       { err: isHttpsokError(error) ? error.toJSON() : describeError(error) },
       're-fetching an announced application failed',

@@ -2,6 +2,8 @@ import { type Application, isHttpsokError } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { orders } from '@certq/db';
 import { lte, sql } from 'drizzle-orm';
+import { nextPollDelay } from '../budget/poll-timing';
+import { pollReason } from '../budget/reasons';
 import type { WorkerContext } from '../context';
 import { changeCa, exhaustedError, nextCa } from './dns';
 import { completeIssuance } from './issuance';
@@ -70,6 +72,9 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   } catch (error) {
     failure = error;
   }
+  ctx.upstream.call('get', pollReason(application));
+  const elapsedMs = ctx.clock.now().getTime() - claimed.stageStartedAt.getTime();
+  if (application) ctx.firstPolls.learn(claimed.ca, elapsedMs, application.status);
   const polledAt = ANSWERED_NOW;
 
   // The two common answers need no row lock: the claimed row is the order as read, and each write's
@@ -87,11 +92,12 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   }
   if (application?.status === 'issuing') {
     // The CA is still at work: the next scheduled poll, and the retry counter starts over.
+    const delayMs = nextPollDelay(elapsedMs, application.progress, intervalMs);
     return reschedule(
       ctx,
       ctx.db,
       claimed,
-      new Date(ctx.clock.now().getTime() + intervalMs),
+      new Date(ctx.clock.now().getTime() + delayMs),
       { kind: 'waiting', detail: `issuing, ${application.progress}%`, lastError: null },
       {
         lastPolledAt: polledAt,
