@@ -1,6 +1,7 @@
 import { QUEUE_NAMES } from '@certq/core';
 import { purgeExpiredRows, purgeIdempotencyKeys, purgeUpstreamUsage } from '@certq/db';
-import { type ConnectionOptions, Queue, Worker } from 'bullmq';
+import { createWorker } from '@certq/workflow';
+import type { ConnectionOptions, Queue, Worker } from 'bullmq';
 import type { WorkerContext } from './context';
 import { scanRenewals } from './renewals/scanner';
 import { notifyExpiring } from './webhooks/expiring';
@@ -36,10 +37,7 @@ export async function startMaintenance(
   ctx: WorkerContext,
   options: MaintenanceOptions,
 ): Promise<Maintenance> {
-  const queue = new Queue(QUEUE_NAMES.maintenance, {
-    connection: options.connection,
-    prefix: ctx.queues.prefix,
-  });
+  const queue = ctx.queues.maintenance;
   if (options.schedule ?? true) {
     await queue.upsertJobScheduler(
       RENEWAL_SCAN_SCHEDULER,
@@ -50,7 +48,7 @@ export async function startMaintenance(
       },
     );
   }
-  const worker = new Worker(
+  const worker = createWorker(
     QUEUE_NAMES.maintenance,
     async (job) => {
       if (job.name !== RENEWAL_SCAN_SCHEDULER) return `unknown job ${job.name}`;
@@ -69,10 +67,9 @@ export async function startMaintenance(
       connection: options.connection,
       prefix: ctx.queues.prefix,
       concurrency: 1,
-      autorun: false,
       // A scan of many thousand certificates may take a while; the lock is renewed meanwhile.
       lockDuration: options.lockDurationMs ?? 60_000,
-      stalledInterval: options.stalledIntervalMs ?? 30_000,
+      stalledInterval: options.stalledIntervalMs,
     },
   );
   worker.on('error', (error) => ctx.logger.error({ err: error }, 'maintenance worker error'));
@@ -84,7 +81,6 @@ export async function startMaintenance(
     worker,
     async close() {
       await worker.close();
-      await queue.close();
     },
   };
 }

@@ -1,5 +1,5 @@
 import { QUEUE_NAMES, type Stage, type StageJob } from '@certq/core';
-import { enqueueOrders } from '@certq/workflow';
+import { createWorker, enqueueOrders } from '@certq/workflow';
 import { type ConnectionOptions, DelayedError, type Job, Worker } from 'bullmq';
 import type { WorkerContext } from './context';
 import { type DatabaseGate, putBack } from './db-gate';
@@ -31,7 +31,7 @@ export function createStageWorkers(
 ): Worker[] {
   return (Object.keys(tasks) as Stage[]).map((stage) => {
     const task = tasks[stage];
-    const worker: Worker<StageJob> = new Worker<StageJob>(
+    const worker: Worker<StageJob> = createWorker<StageJob>(
       QUEUE_NAMES[stage],
       async (job: Job<StageJob>, token?: string) => {
         const stopTimer = ctx.metrics.jobDuration.startTimer({ stage });
@@ -77,11 +77,8 @@ export function createStageWorkers(
         connection: options.connection,
         prefix: ctx.queues.prefix,
         concurrency: options.stageConcurrency?.[stage] ?? options.concurrency,
-        autorun: false,
-        lockDuration: options.lockDurationMs ?? 30_000,
-        stalledInterval: options.stalledIntervalMs ?? 30_000,
-        // A job whose worker died is picked up again; repeated crashes must not fail the order's job.
-        maxStalledCount: 100,
+        lockDuration: options.lockDurationMs,
+        stalledInterval: options.stalledIntervalMs,
       },
     );
     worker.on('error', (error) => ctx.logger.error({ err: error, stage }, 'worker error'));

@@ -28,7 +28,9 @@ export {
   transferDomainByOperator,
 } from './ownership';
 export {
+  createQueue,
   createQueues,
+  createWorker,
   enqueueOrders,
   type Queues,
   STAGE_JOB_OPTIONS,
@@ -36,6 +38,7 @@ export {
   WEBHOOK_RETRY_DEFAULTS,
   type WebhookJobData,
   type WebhookRetryOptions,
+  WORKER_LOCK_DEFAULTS,
   webhookJobOptions,
 } from './queues';
 export {

@@ -1,6 +1,13 @@
 import { isActive, QUEUE_NAMES, STAGE_OF, type Stage, type StageJob, stageJobId } from '@certq/core';
 import type { Order } from '@certq/db';
-import { type ConnectionOptions, type JobsOptions, Queue } from 'bullmq';
+import {
+  type ConnectionOptions,
+  type JobsOptions,
+  type Processor,
+  Queue,
+  Worker,
+  type WorkerOptions,
+} from 'bullmq';
 
 /**
  * Redis holds only the schedule. Completed jobs are dropped at once and failed ones kept for a week at
@@ -27,9 +34,13 @@ export interface Queues {
   poll: Queue<StageJob>;
   /** Webhook deliveries (see webhooks/). Not one of the stage queues: `all()` leaves it out. */
   webhooks: Queue<WebhookJobData>;
+  /** The worker's housekeeping (renewal scan, retention). Not a stage queue either. */
+  maintenance: Queue;
   stage(stage: Stage): Queue<StageJob>;
   /** The stage queues. */
   all(): Queue[];
+  /** Every certq queue, stages first: what dashboards and metrics show. */
+  every(): Queue[];
   close(): Promise<void>;
 }
 
@@ -51,31 +62,64 @@ export function webhookJobOptions(retry: WebhookRetryOptions): JobsOptions {
   };
 }
 
+/** The one place a BullMQ Queue is made: every certq queue under the same prefix. */
+export function createQueue<Data = unknown>(
+  name: string,
+  connection: ConnectionOptions,
+  prefix: string,
+  defaultJobOptions?: JobsOptions,
+): Queue<Data> {
+  return new Queue<Data>(name, { connection, prefix, ...(defaultJobOptions ? { defaultJobOptions } : {}) });
+}
+
+/**
+ * How long a job's lock lasts unrenewed (a crashed worker's job is picked up again after about this
+ * long) and how often stalled jobs are looked for; a job may stall many times (crashes must not fail it).
+ */
+export const WORKER_LOCK_DEFAULTS = { lockDuration: 30_000, stalledInterval: 30_000, maxStalledCount: 100 };
+
+/** The one place a BullMQ Worker is made: not started (`run()` it), the lock defaults unless overridden. */
+export function createWorker<Data>(
+  name: string,
+  processor: Processor<Data>,
+  options: Pick<WorkerOptions, 'connection' | 'prefix' | 'concurrency'> &
+    Partial<Pick<WorkerOptions, 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>>,
+): Worker<Data> {
+  const defined = Object.fromEntries(
+    Object.entries(options).filter(([, v]) => v !== undefined),
+  ) as typeof options;
+  return new Worker<Data>(name, processor, { ...WORKER_LOCK_DEFAULTS, ...defined, autorun: false });
+}
+
 export function createQueues(
   connection: ConnectionOptions,
   prefix: string,
   options: { webhookRetry?: WebhookRetryOptions } = {},
 ): Queues {
-  const make = (name: string) =>
-    new Queue<StageJob>(name, { connection, prefix, defaultJobOptions: STAGE_JOB_OPTIONS });
+  const make = (name: string) => createQueue<StageJob>(name, connection, prefix, STAGE_JOB_OPTIONS);
   const queues = {
     verify: make(QUEUE_NAMES.verify),
     apply: make(QUEUE_NAMES.apply),
     poll: make(QUEUE_NAMES.poll),
   };
-  const webhooks = new Queue<WebhookJobData>(QUEUE_NAMES.webhooks, {
+  const webhooks = createQueue<WebhookJobData>(
+    QUEUE_NAMES.webhooks,
     connection,
     prefix,
-    defaultJobOptions: webhookJobOptions(options.webhookRetry ?? WEBHOOK_RETRY_DEFAULTS),
-  });
+    webhookJobOptions(options.webhookRetry ?? WEBHOOK_RETRY_DEFAULTS),
+  );
+  const maintenance = createQueue(QUEUE_NAMES.maintenance, connection, prefix);
+  const every = () => [...Object.values(queues), webhooks, maintenance] as Queue[];
   return {
     prefix,
     ...queues,
     webhooks,
+    maintenance,
     stage: (stage) => queues[stage],
     all: () => Object.values(queues),
+    every,
     close: async () => {
-      await Promise.all([...Object.values(queues), webhooks].map((q) => q.close()));
+      await Promise.all(every().map((q) => q.close()));
     },
   };
 }

@@ -1,8 +1,8 @@
 import type { ResolveAll } from '@certq/core';
 import { QUEUE_NAMES } from '@certq/core';
 import { tenants, webhookDeliveries, webhookDeliveryFields } from '@certq/db';
-import { type Queues, WEBHOOK_RETRY_DEFAULTS, type WebhookJobData } from '@certq/workflow';
-import { type ConnectionOptions, type Job, type JobsOptions, UnrecoverableError, Worker } from 'bullmq';
+import { createWorker, type Queues, WEBHOOK_RETRY_DEFAULTS, type WebhookJobData } from '@certq/workflow';
+import { type ConnectionOptions, type Job, type JobsOptions, UnrecoverableError, type Worker } from 'bullmq';
 import { and, eq, sql } from 'drizzle-orm';
 import { type Agent, request } from 'undici';
 import type { WorkerContext } from '../context';
@@ -233,7 +233,7 @@ export function createWebhookWorker(
     timeoutMs,
     options.allowTarget,
   );
-  const worker = new Worker<WebhookJobData>(
+  const worker = createWorker<WebhookJobData>(
     QUEUE_NAMES.webhooks,
     async (job, token) => {
       try {
@@ -247,9 +247,8 @@ export function createWebhookWorker(
       connection: options.connection,
       prefix: ctx.queues.prefix,
       concurrency: options.concurrency,
-      autorun: false,
-      lockDuration: options.lockDurationMs ?? 30_000,
-      stalledInterval: options.stalledIntervalMs ?? 30_000,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
       maxStalledCount: 10,
     },
   );

@@ -2,9 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { QUEUE_NAMES } from '@certq/core';
 import { cancelOrder, isWorkflowError, retryOrder } from '@certq/workflow';
-import { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -93,12 +91,6 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     enqueueTimeoutMs: deps.enqueueTimeoutMs ?? 2000,
     log: app.log,
   });
-  const extraQueues = [QUEUE_NAMES.webhooks, QUEUE_NAMES.maintenance].map(
-    (name) => new Queue(name, { connection: deps.redis, prefix: config.REDIS_PREFIX }),
-  );
-  app.addHook('onClose', async () => {
-    await Promise.all(extraQueues.map((q) => q.close()));
-  });
   // Forms htmx posts (bulk actions): parsed by the standard library, for this plugin's routes only.
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',
@@ -181,7 +173,7 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   app.get('/admin/api/charts', async (_request, reply) => {
     if (!chartCache || Date.now() - chartCache.at > CHART_CACHE_MS) {
       const queues = await Promise.all(
-        [...deps.queues.all(), ...extraQueues].map(async (queue) => {
+        deps.queues.every().map(async (queue) => {
           const c = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'failed');
           return {
             name: queue.name,

@@ -1,8 +1,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { metricsAuthorized, QUEUE_NAMES, safeEqual } from '@certq/core';
-import { Queue } from 'bullmq';
+import { metricsAuthorized, safeEqual } from '@certq/core';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -24,13 +23,7 @@ export const observabilityRoutes = fp<RouteOptions>(
     const app = root.withTypeProvider<ZodTypeProvider>();
     const { config } = deps;
     // Dashboards show every certq queue: the stage queues the API produces to, plus the worker's own.
-    const extraQueues = [QUEUE_NAMES.webhooks, QUEUE_NAMES.maintenance].map(
-      (name) => new Queue(name, { connection: deps.redis, prefix: config.REDIS_PREFIX }),
-    );
-    const allQueues = () => [...deps.queues.all(), ...extraQueues];
-    app.addHook('onClose', async () => {
-      await Promise.all(extraQueues.map((q) => q.close()));
-    });
+    const allQueues = () => deps.queues.every();
 
     const metrics = createApiMetrics({
       db: deps.db,
