@@ -6,7 +6,7 @@
 CREATE TABLE "domain_claims" (
 	"name" text PRIMARY KEY NOT NULL,
 	"parent" text NOT NULL,
-	"tenant_id" uuid NOT NULL REFERENCES "tenants"("id"),
+	"tenant_id" uuid NOT NULL CONSTRAINT "domain_claims_tenant_id_tenants_id_fk" REFERENCES "tenants"("id"),
 	"via" text DEFAULT 'order' NOT NULL,
 	"claimed_at" timestamp with time zone DEFAULT now() NOT NULL
 );

@@ -8,6 +8,7 @@ import {
   PRIORITY,
   PRIORITY_LANE_WIDTH,
   type PriorityLane,
+  type RenewalReason,
 } from '@certq/core';
 import { eq, getTableColumns, lt, sql } from 'drizzle-orm';
 import type { Database, Queryable } from './client';
@@ -25,6 +26,8 @@ export interface OrderRequest {
   kind?: OrderKind;
   renewalOfCertificateId?: string;
   renewalBatchId?: string;
+  /** Why a renewal was created (default: `manual` with a batch, else `nearing_expiry`); none for a new order. */
+  renewalReason?: RenewalReason;
   /**
    * The queue lane (default: `renewal` for a renewal, else `interactive`); bulk requests say `bulk`.
    * The stored priority is the lane's base plus the order's place in its tenant's backlog in that lane.
@@ -54,6 +57,10 @@ export class OrderInsertRaceError extends Error {
 export const isActiveOrder = sql`${orders.status} in (${sql.raw(ACTIVE_STATUS_SQL_LIST)})`;
 
 const INSERT_ATTEMPTS = 3;
+
+/** A renewal says why it was created (a scan's unless told); a new order has no reason. */
+const renewalReasonOf = (r: OrderRequest): RenewalReason | null =>
+  r.kind === 'renewal' ? (r.renewalReason ?? (r.renewalBatchId ? 'manual' : 'nearing_expiry')) : null;
 const pairKey = (tenantId: string, domainsKey: string) => `${tenantId}|${domainsKey}`;
 
 /**
@@ -174,8 +181,9 @@ async function insertRows(
       ${sql.param(column((r) => PRIORITY[r.lane ?? (r.kind === 'renewal' ? 'renewal' : 'interactive')]))}::int[],
       ${sql.param(column((r) => r.renewalOfCertificateId ?? null))}::uuid[],
       ${sql.param(column((r) => r.renewalBatchId ?? null))}::uuid[],
+      ${sql.param(column(renewalReasonOf))}::renewal_reason[],
       ${sql.param(column((r) => r.notBefore?.toISOString() ?? null))}::timestamptz[]
-    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, lane, renewal_of, batch_id, not_before, ord)),
+    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, lane, renewal_of, batch_id, reason, not_before, ord)),
     -- Where each tenant's backlog in each lane asked for ends: its active orders there, counted up to
     -- the cap through orders_active_by_tenant_priority; past the cap, just after its last one.
     -- Materialized: once per tenant and lane, not once per request row (10,000 counts for one bulk).
@@ -186,7 +194,7 @@ async function insertRows(
       cross join lateral (select count(*)::int as n from (
         select 1 from ${orders} a where ${inLane('a', 'k.lane')} limit ${BACKLOG_COUNT_CAP}) x) c)
     insert into ${orders} (tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, priority,
-                           renewal_of_certificate_id, renewal_batch_id, next_attempt_at)
+                           renewal_of_certificate_id, renewal_batch_id, renewal_reason, next_attempt_at)
     select t.tenant_id, string_to_array(t.domains, ','), t.domains_key, t.algorithm,
            coalesce((string_to_array(t.ca_choices, ','))[1]::certificate_authority, t.ca, td.choices[1], 'google'),
            case when t.ca_choices is not null then string_to_array(t.ca_choices, ',')::certificate_authority[]
@@ -195,7 +203,7 @@ async function insertRows(
            -- This call's requests of one tenant and lane take the next places, in request order.
            t.lane + least(${PRIORITY_LANE_WIDTH - 1},
              b.start + row_number() over (partition by t.tenant_id, t.lane order by t.ord) - 1),
-           t.renewal_of, t.batch_id, coalesce(t.not_before, now())
+           t.renewal_of, t.batch_id, t.reason, coalesce(t.not_before, now())
     from t join backlog b on b.tenant_id = t.tenant_id and b.lane = t.lane
     -- A request naming no CA takes its tenant's default list.
     left join lateral (select default_ca_choices as choices from ${tenants} where id = t.tenant_id) td on true
@@ -245,6 +253,7 @@ function insertOneStatement(db: Queryable) {
           select 1 from ${orders} a where ${inLane('a')} order by a.priority limit ${BACKLOG_COUNT_CAP}) x) c))`,
       renewalOfCertificateId: sql`${p('renewalOf')}::uuid`,
       renewalBatchId: sql`${p('batchId')}::uuid`,
+      renewalReason: sql`${p('reason')}::renewal_reason`,
       nextAttemptAt: sql`coalesce(${p('notBefore')}::timestamptz, now())`,
     })
     .onConflictDoNothing({ target: [orders.tenantId, orders.domainsKey], where: active })
@@ -293,6 +302,7 @@ async function insertRow(
     laneEnd: lane + PRIORITY_LANE_WIDTH,
     renewalOf: r.renewalOfCertificateId ?? null,
     batchId: r.renewalBatchId ?? null,
+    reason: renewalReasonOf(r),
     notBefore: r.notBefore?.toISOString() ?? null,
   })) as unknown as { rows: Record<string, unknown>[] };
   const row = result.rows[0];

@@ -46,5 +46,14 @@ export {
   type RenewalSelection,
   requestRenewals,
 } from './renewals/batch';
+export {
+  dueForRenewal,
+  HAS_ACTIVE_ORDER,
+  RENEWABLE,
+  RENEWAL_CANDIDATE_COLUMNS,
+  RENEWAL_CANDIDATES_FROM,
+  type RenewalCandidate,
+  renewalRequest,
+} from './renewals/candidates';
 export { spreadNotBefore } from './renewals/spread';
 export { ANALYZE_EVERY_BATCHES, freshenOrderStatistics, freshenStatisticsAfter } from './renewals/statistics';

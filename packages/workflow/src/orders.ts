@@ -130,10 +130,6 @@ export async function createOrders(
 }
 
 /**
- * A failed order starts again from verifying as a new run (`attempts` + 1, fresh job ids, no
- * application id), unless another active order now covers its domain set.
- */
-/**
  * Locks an order the caller may act on: one of `tenantScope`'s when given. Another tenant's order is
  * not_found, as an unknown id is, so a tenant cannot learn which ids exist.
  */
@@ -144,6 +140,10 @@ export async function lockOwnedOrder(tx: Transaction, orderId: string, tenantSco
   return order;
 }
 
+/**
+ * A failed order starts again from verifying as a new run (`attempts` + 1, fresh job ids, no
+ * application id), unless another active order now covers its domain set.
+ */
 export async function retryOrder(
   deps: OrderDeps,
   orderId: string,
