@@ -38,6 +38,13 @@ const NOT_AUDITED = new Set([
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Private-key reads of the TLS route, written in batches (see audit-buffer.ts). */
+    keyReads: import('./audit-buffer').AuditBuffer;
+  }
+}
+
 export interface AuditOptions extends Record<string, unknown> {
   db: Database;
 }

@@ -11,7 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { operatorTokenRequired, refuseThrottled } from '../../plugins/auth';
-import { ApiError, WORKFLOW_STATUS } from '../../plugins/errors';
+import { ApiError, postgresRejectedInput, WORKFLOW_STATUS } from '../../plugins/errors';
 import { CONSOLE_ACTOR, type ConsolePrincipal, canAct, consolePrincipal } from './auth';
 import { BulkJobs, bulkPreview } from './bulk';
 import { type Html, html, queryString } from './html';
@@ -156,9 +156,16 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         ? error.statusCode
         : isWorkflowError(error)
           ? WORKFLOW_STATUS[error.code]
-          : ((error as { statusCode?: number }).statusCode ?? 500);
+          : postgresRejectedInput(error) || error instanceof BadFilter
+            ? 400
+            : ((error as { statusCode?: number }).statusCode ?? 500);
     if (status >= 500) request.log.error({ err: error }, 'console error');
-    const message = status >= 500 ? 'something went wrong; see the API log' : (error as Error).message;
+    const message =
+      status >= 500
+        ? 'something went wrong; see the API log'
+        : postgresRejectedInput(error)
+          ? 'the request contains characters that cannot be used (e.g. a NUL)'
+          : (error as Error).message;
     if (status === 401) reply.header('www-authenticate', 'Basic realm="certq admin", charset="UTF-8"');
     reply.code(status).header('cache-control', 'no-store');
     if (request.headers['hx-request'] === 'true' || !request.consolePrincipal)
