@@ -1,4 +1,5 @@
 export * from './address-policy';
+export * from './auth-throttle';
 export * from './backoff';
 export * from './capacity';
 export * from './clock';
