@@ -1,4 +1,5 @@
 import { type DomainResult, findHiddenCharacter, MAX_DOMAIN_LENGTH } from '@certq/core';
+import type { CaaRecord } from '@certq/dns';
 
 /**
  * The one table of deliberate differences between certq and the reference test suites vendored under
@@ -85,5 +86,58 @@ export const NAME_DIFFERENCES: Difference<NameCase>[] = [
     rule: 'Bidi rule for a digit-only label',
     why: "the vector is newer than UTS #46 17.0 (tr46's version, whose IdnaTestV2 certq passes whole): RFC 5893 rule 1 still refuses a label starting with a digit in a Bidi domain name",
     matches: (c) => c.suite === 'toascii' && c.source === '1.\u064A' && refusedFor(c.certq, '(CheckBidi)'),
+  },
+];
+
+/** A CAA vector (Boulder's va/caa_test.go): may Let's Encrypt issue for the name, by Boulder and by certq. */
+export interface CaaCase {
+  table: string;
+  name: string;
+  /** The relevant record set certq read. */
+  records: readonly CaaRecord[];
+  boulder: boolean;
+  certq: boolean;
+}
+
+const reservedBitOnly = (r: CaaRecord) => (r.flags & 128) === 0 && (r.flags & 1) !== 0;
+
+export const CAA_DIFFERENCES: Difference<CaaCase>[] = [
+  {
+    rule: 'reserved flag bits ignored',
+    why: 'RFC 8659 §4.1: only bit 128 is Issuer Critical, the other flag bits are reserved and MUST be ignored; Boulder also reads bit 1 as critical',
+    matches: (c) =>
+      !c.boulder &&
+      c.certq &&
+      c.records.some(
+        (r) =>
+          reservedBitOnly(r) && !['issue', 'issuewild', 'iodef', 'issuemail', 'issuevmc'].includes(r.tag),
+      ),
+  },
+  {
+    rule: '"-" inside a parameter tag',
+    why: 'RFC 8659 §4.2: tag = (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT)) allows a hyphen inside a tag; Boulder allows letters and digits only',
+    matches: (c) =>
+      !c.boulder &&
+      c.certq &&
+      c.records.some((r) => /;[ \t]*[A-Za-z0-9]+-+[A-Za-z0-9-]*[ \t]*=/.test(r.value)),
+  },
+  {
+    rule: 'accounturi cannot be checked',
+    why: "RFC 8657 §3: the CA issues only for the named ACME account; certq does not know httpsok's account with the CA, so one well-formed accounturi does not count against the record (the policy lists it in accountUris)",
+    matches: (c) =>
+      !c.boulder &&
+      c.certq &&
+      c.records.some((r) => (r.value.match(/;[ \t]*accounturi[ \t]*=/g) ?? []).length === 1),
+  },
+  {
+    rule: 'one parameter judged alone',
+    why: "Boulder's TestValidationMethodMatches and TestAccountURIMatches judge one parameter alone; served as a record, the other parameter of the vector forbids a dns-01 order by itself (accounturi=ph1LwuzHere is not a URI no account can match; validationmethods=tls-alpn-01 leaves dns-01 out)",
+    matches: (c) =>
+      c.boulder &&
+      !c.certq &&
+      ((c.table === 'validationmethods' &&
+        c.records.some((r) => r.value.includes('accounturi=ph1LwuzHere'))) ||
+        (c.table === 'accounturi' &&
+          c.records.some((r) => r.value.includes('validationmethods=tls-alpn-01')))),
   },
 ];
