@@ -29,6 +29,7 @@ const ORDER_KEYS = [
   'kind',
   'lastError',
   'progress',
+  'renewalReason',
   'status',
   'tenantId',
   'updatedAt',

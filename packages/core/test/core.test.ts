@@ -185,7 +185,7 @@ describe('configuration', () => {
     const config = loadConfig({});
     expect(config.PORT).toBe(3000);
     expect(config.POLL_INTERVAL_MS).toBe(10_000);
-    expect(config.RENEW_BEFORE_DAYS).toBe(30);
+    expect(config.RENEW_BEFORE_DAYS).toBeUndefined();
     expect(config.UPSTREAM_MAX_RPS).toBe(20);
     expect(config.HTTPSOK_BASE_URL).toBe('https://openapi.httpsok.com');
   });

@@ -2,6 +2,7 @@ export * from './client';
 export * from './errors';
 export * from './migrate';
 export * from './orders';
+export * from './ownership';
 export * from './retention';
 export * as schema from './schema';
 export * from './schema';

@@ -10,6 +10,10 @@ export const WEBHOOK_EVENTS = [
   'certificate.expiring',
   /** The order moved to its next CA (CAA forbids the current one, or its application ended with status 3). */
   'order.ca_changed',
+  /** A name of this tenant's was transferred to another tenant (proven in DNS, or by the operator). */
+  'domain.transferred_out',
+  /** A name another tenant held was transferred to this tenant. */
+  'domain.transferred_in',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -11,7 +11,8 @@ export type WorkflowErrorCode =
   | 'not_cancellable'
   | 'conflict'
   | 'not_verifying'
-  | 'dns_check_too_soon';
+  | 'dns_check_too_soon'
+  | 'domain_owned_by_another_tenant';
 
 export class WorkflowError extends Error {
   constructor(

@@ -112,6 +112,7 @@ export const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
   conflict: 409,
   not_verifying: 409,
   dns_check_too_soon: 429,
+  domain_owned_by_another_tenant: 409,
 };
 
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {

@@ -1,4 +1,10 @@
-import { CERTIFICATE_AUTHORITIES, normalizeDomainList, ORDER_KINDS, ORDER_STATUSES } from '@certq/core';
+import {
+  CERTIFICATE_AUTHORITIES,
+  normalizeDomainList,
+  ORDER_KINDS,
+  ORDER_STATUSES,
+  RENEWAL_REASONS,
+} from '@certq/core';
 import { DNS_STATUSES } from '@certq/db';
 import { z } from 'zod';
 import { ownedListQuery } from '../../pagination';
@@ -88,6 +94,12 @@ export const OrderSchema = z
     id: z.string(),
     tenantId: z.string(),
     kind: z.enum(ORDER_KINDS),
+    renewalReason: z
+      .enum(RENEWAL_REASONS)
+      .nullable()
+      .describe(
+        'why a renewal was created: nearing_expiry (its certificate reached its renewal time), manual (POST /v1/renewals); null for a new order',
+      ),
     domains: z.array(z.string()),
     algorithm: AlgorithmSchema,
     ca: CaSchema.describe('the CA of the current attempt'),
