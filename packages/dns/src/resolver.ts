@@ -178,7 +178,7 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
       return outcome;
     },
     async txt(name) {
-      const outcome = await ask((r) => r.resolveTxt(clean(name)));
+      const outcome = await ask((server) => server.resolver.resolveTxt(clean(name)));
       return outcome.kind === 'answer'
         ? { ...outcome, value: outcome.value.map((chunks) => chunks.join('')) }
         : outcome;
