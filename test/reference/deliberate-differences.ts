@@ -141,3 +141,31 @@ export const CAA_DIFFERENCES: Difference<CaaCase>[] = [
           c.records.some((r) => r.value.includes('validationmethods=tls-alpn-01')))),
   },
 ];
+
+/** An address sampled from a special-purpose registry row, and whether certq's webhook policy allows it. */
+export interface AddressCase {
+  address: string;
+  /** The most specific registry row holding the address. */
+  row: { block: string; name: string; globallyReachable: string };
+  /** The registry rows holding the address, most specific first. */
+  enclosing: readonly { block: string; globallyReachable: string }[];
+  certq: boolean;
+}
+
+const reachable = (value: string) => value === 'True';
+
+export const ADDRESS_DIFFERENCES: Difference<AddressCase>[] = [
+  {
+    rule: 'globally reachable inside a block that is not',
+    why: 'certq refuses a whole block the registry marks not globally reachable (192.0.0.0/24, 2001::/23), the few globally reachable entries inside it (PCP/TURN anycast, AMT, AS112-v6, ORCHIDv2, DETs) included: no webhook lives there',
+    matches: (c) =>
+      reachable(c.row.globallyReachable) &&
+      !c.certq &&
+      c.enclosing.slice(1).some((e) => !reachable(e.globallyReachable)),
+  },
+  {
+    rule: 'IPv4 carried in IPv6 judged by the IPv4 address',
+    why: 'an IPv4-mapped address (::ffff:0:0/96) is how a dual-stack socket writes an IPv4 destination, and the NAT64 well-known prefix (64:ff9b::/96) translates to one: certq judges both by the IPv4 address they carry (a public one is allowed, a private one refused)',
+    matches: (c) => c.row.block === '::ffff:0:0/96' || c.row.block === '64:ff9b::/96',
+  },
+];
