@@ -33,11 +33,13 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
           'none. Edge token (limited tokens see only their tenants) or operator token, as ' +
           '`Authorization: Bearer` or a `token` query parameter; tenant tokens get 403.',
         querystring: TlsCertificateQuery,
-        produces: [PEM_TYPE],
         response: {
-          200: z.string().describe('PEM: leaf, intermediates, then the private key'),
+          200: {
+            description: 'PEM: leaf, intermediates, then the private key',
+            content: { [PEM_TYPE]: { schema: z.string() } },
+          },
           204: z.null().describe('certq holds no current certificate for this name'),
-          ...errorResponses(400, 401, 403),
+          ...errorResponses(400, 401, 403, 429),
         },
       },
     },
