@@ -16,6 +16,7 @@ export const OPERATIONS = {
   deleteWebhook: { method: 'DELETE', path: '/v1/webhook' },
   getCertificate: { method: 'GET', path: '/v1/certificates/{id}' },
   getCertificatePrivateKey: { method: 'GET', path: '/v1/certificates/{id}/private-key' },
+  getDomainOwnership: { method: 'GET', path: '/v1/domains/{name}/ownership' },
   getLiveness: { method: 'GET', path: '/healthz' },
   getOrder: { method: 'GET', path: '/v1/orders/{id}' },
   getReadiness: { method: 'GET', path: '/readyz' },
@@ -39,6 +40,7 @@ export const OPERATIONS = {
   setTenantCaChoices: { method: 'PUT', path: '/v1/tenants/{id}/ca-choices' },
   setTenantWebhook: { method: 'PUT', path: '/v1/tenants/{id}/webhook' },
   setWebhook: { method: 'PUT', path: '/v1/webhook' },
+  transferDomain: { method: 'POST', path: '/v1/domains/{name}/transfer' },
 } as const;
 
 export type OperationId = keyof typeof OPERATIONS;
@@ -67,6 +69,8 @@ export function bindOperations(client: Client<paths>) {
     getCertificate: byPath['/v1/certificates/{id}'].GET,
     /** The private key (audited) — `GET /v1/certificates/{id}/private-key` */
     getCertificatePrivateKey: byPath['/v1/certificates/{id}/private-key'].GET,
+    /** Who holds a domain, and the TXT record that proves it is yours — `GET /v1/domains/{name}/ownership` */
+    getDomainOwnership: byPath['/v1/domains/{name}/ownership'].GET,
     /** Liveness: the process answers — `GET /healthz` */
     getLiveness: byPath['/healthz'].GET,
     /** One order — `GET /v1/orders/{id}` */
@@ -113,5 +117,7 @@ export function bindOperations(client: Client<paths>) {
     setTenantWebhook: byPath['/v1/tenants/{id}/webhook'].PUT,
     /** Set your webhook (tenant) — `PUT /v1/webhook` */
     setWebhook: byPath['/v1/webhook'].PUT,
+    /** Give a domain to a tenant (operator) — `POST /v1/domains/{name}/transfer` */
+    transferDomain: byPath['/v1/domains/{name}/transfer'].POST,
   };
 }

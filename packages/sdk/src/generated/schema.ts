@@ -156,6 +156,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/domains/{name}/ownership": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who holds a domain, and the TXT record that proves it is yours
+         * @description A name (and the names a one-label wildcard of it covers) belongs to one tenant at a time. An order for a name another tenant uses answers 409 domain_owned_by_another_tenant; create the `record` given here (or in that 409) and order again: the name is transferred to you. The operator passes `tenantId` to see a tenant’s record.
+         */
+        get: operations["getDomainOwnership"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains/{name}/transfer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give a domain to a tenant (operator)
+         * @description Without a DNS proof: the name, and whatever another tenant holds that overlaps it, goes to `tenantId`. Previous holders’ current certificates naming it stop being served and renewed, their active orders naming it are cancelled, both sides get a webhook, the audit says who and why.
+         */
+        post: operations["transferDomain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/edge-tokens": {
         parameters: {
             query?: never;
@@ -614,6 +654,8 @@ export interface components {
             /** @description ISO-8601 timestamp */
             createdAt: string;
             id: string;
+            /** @description last contact (TLS route or change feed), to the minute: an edge following the feed is seen at least every minute */
+            lastSeenAt: string | null;
             /** @description updated every few seconds, not per request */
             lastUsedAt: string | null;
             name: string;
@@ -682,6 +724,14 @@ export interface components {
             tenantId: string;
             /** @description ISO-8601 timestamp */
             updatedAt: string;
+        };
+        OwnershipRecord: {
+            /** @description `_certq-owner.<name>` (the base name for a wildcard) */
+            name: string;
+            /** @enum {string} */
+            type: "TXT";
+            /** @description the value to put in the TXT record: certq gives each tenant its own per name */
+            value: string;
         };
         RenewalBatch: {
             batchId: string;
@@ -1196,6 +1246,178 @@ export interface operations {
             };
         };
     };
+    getDomainOwnership: {
+        parameters: {
+            query?: {
+                tenantId?: string;
+            };
+            header?: never;
+            path: {
+                /** @description a domain name, or a one-label wildcard (`*.example.com`) */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description who holds the name now (its claim; another tenant is never named to a tenant)
+                         * @enum {string}
+                         */
+                        holder: "you" | "another_tenant" | "nobody";
+                        name: string;
+                        /** @description the record that proves the name is yours (tenants, or ?tenantId=) */
+                        record: components["schemas"]["OwnershipRecord"] | null;
+                        /** @description whether certq’s own DNS lookup finds that record now */
+                        recordFound: boolean | null;
+                        /** @description operator only: the tenant holding it */
+                        tenantId: string | null;
+                    };
+                };
+            };
+            /** @description Invalid request (see error.details) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    transferDomain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a domain name, or a one-label wildcard (`*.example.com`) */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description why, for the audit trail and both webhooks */
+                    reason: string;
+                    /**
+                     * Format: uuid
+                     * @description the tenant the name goes to
+                     */
+                    tenantId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        cancelledOrderIds: string[];
+                        name: string;
+                        stoppedCertificateIds: string[];
+                        takenFrom: {
+                            name: string;
+                            previousTenantId: string;
+                        }[];
+                        tenantId: string;
+                    };
+                };
+            };
+            /** @description Invalid request (see error.details) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listEdgeTokens: {
         parameters: {
             query?: never;
@@ -1273,6 +1495,8 @@ export interface operations {
                         /** @description ISO-8601 timestamp */
                         createdAt: string;
                         id: string;
+                        /** @description last contact (TLS route or change feed), to the minute: an edge following the feed is seen at least every minute */
+                        lastSeenAt: string | null;
                         /** @description updated every few seconds, not per request */
                         lastUsedAt: string | null;
                         name: string;
@@ -1454,7 +1678,7 @@ export interface operations {
                     algorithm?: "ECC" | "RSA";
                     /** @description one CA, or CAs in order of preference (e.g. ["google", "letsencrypt"]): a CA the domains' CAA records forbid, or whose application fails, hands the order to the next one. Default: the tenant's default list (PUT /v1/tenants/{id}/ca-choices), else google */
                     ca?: ("google" | "letsencrypt" | "zerossl") | ("google" | "letsencrypt" | "zerossl")[];
-                    /** @description 1–100 distinct domains: lower-cased, IDN to punycode, one trailing dot dropped, duplicates removed; a wildcard only as the whole leftmost label; no IP addresses */
+                    /** @description 1–100 distinct domains, each mapped to its A-label form by UTS #46 (nontransitional, every check on), one trailing dot dropped, duplicates removed; at most 237 characters; not a public suffix; a wildcard only as the whole leftmost label; no IP addresses, no invisible characters */
                     domains: string[];
                     /**
                      * Format: uuid
@@ -1784,7 +2008,7 @@ export interface operations {
                         algorithm?: "ECC" | "RSA";
                         /** @description one CA, or CAs in order of preference (e.g. ["google", "letsencrypt"]): a CA the domains' CAA records forbid, or whose application fails, hands the order to the next one. Default: the tenant's default list (PUT /v1/tenants/{id}/ca-choices), else google */
                         ca?: ("google" | "letsencrypt" | "zerossl") | ("google" | "letsencrypt" | "zerossl")[];
-                        /** @description 1–100 distinct domains: lower-cased, IDN to punycode, one trailing dot dropped, duplicates removed; a wildcard only as the whole leftmost label; no IP addresses */
+                        /** @description 1–100 distinct domains, each mapped to its A-label form by UTS #46 (nontransitional, every check on), one trailing dot dropped, duplicates removed; at most 237 characters; not a public suffix; a wildcard only as the whole leftmost label; no IP addresses, no invisible characters */
                         domains: string[];
                         /**
                          * Format: uuid
@@ -1822,6 +2046,15 @@ export interface operations {
             };
             /** @description Missing or unknown bearer token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
