@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
@@ -180,6 +180,11 @@ export async function run(): Promise<BenchRow[]> {
          $1, $2, $3, true from orders`,
       [issued.fingerprints, issued.certificate, sealed],
     );
+    // Each tenant holds its names (the TLS route serves a name only to the tenant holding it).
+    await client.query(
+      `insert into domain_claims (name, parent, tenant_id)
+       select d, substr(d, strpos(d, '.') + 1), tenant_id from orders, unnest(domains) d`,
+    );
 
     const api = await startApiServer(import.meta.url, environment, {
       ADMIN_TOKEN: adminToken,
@@ -223,7 +228,15 @@ export async function run(): Promise<BenchRow[]> {
       })
     ).token as string;
     const reloads = join(tmp, 'reloads.txt');
-    const agentBin = fileURLToPath(new URL('../apps/agent/bin/certq-agent.mjs', import.meta.url));
+    // The standalone agent, built as `pnpm build` builds it.
+    spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../apps/agent/scripts/build.mjs', import.meta.url))],
+      {
+        stdio: 'inherit',
+      },
+    );
+    const agentBin = fileURLToPath(new URL('../apps/agent/dist/certq-agent.mjs', import.meta.url));
     const agent = spawn(
       process.execPath,
       [
