@@ -385,6 +385,8 @@ export const edgeTokens = pgTable('edge_tokens', {
   revokedAt: timestamp('revoked_at', { withTimezone: true }),
   lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
   useCount: bigint('use_count', { mode: 'number' }).notNull().default(0),
+  /** Last contact, written at most once a minute per token (0014). */
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
 });
 
 /** The id the next change takes; its row lock serialises change-writers (see 0005_delivery.sql). */
