@@ -1,3 +1,4 @@
+export * from './certificate-life';
 export * from './client';
 export * from './errors';
 export * from './migrate';

@@ -10,6 +10,8 @@ export const WEBHOOK_EVENTS = [
   'certificate.expiring',
   /** The order moved to its next CA (CAA forbids the current one, or its application ended with status 3). */
   'order.ca_changed',
+  'certificate.retired',
+  'certificate.moved',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -11,7 +11,10 @@ export type WorkflowErrorCode =
   | 'not_cancellable'
   | 'conflict'
   | 'not_verifying'
-  | 'dns_check_too_soon';
+  | 'dns_check_too_soon'
+  | 'tenant_suspended'
+  | 'tenant_deleted'
+  | 'domain_taken';
 
 export class WorkflowError extends Error {
   constructor(

@@ -1,4 +1,19 @@
 export { type CallbackResult, nudgeFromCallback } from './callbacks';
+export {
+  assertTenantWritable,
+  type DeleteTenantResult,
+  deleteTenant,
+  enqueueWebhookJobs,
+  type RetireArgs,
+  type RetireResult,
+  resumeTenant,
+  retireCertificate,
+  type SuspendResult,
+  storeUploadedCertificate,
+  suspendedError,
+  suspendTenant,
+  type UploadArgs,
+} from './certificate-life';
 export { DNS_CHECK_MIN_SPACING_MS, requestDnsCheck } from './dns-check';
 export { DEFAULT_ENQUEUE_TIMEOUT_MS, type EnqueueLogger, enqueueSafely, withTimeout } from './enqueue';
 export { isWorkflowError, WorkflowError, type WorkflowErrorCode } from './errors';

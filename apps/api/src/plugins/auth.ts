@@ -1,5 +1,6 @@
 import { hashToken, safeEqual } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
+import { suspendedError } from '@certq/workflow';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
@@ -125,7 +126,8 @@ export interface AuthOptions extends Record<string, unknown> {
 /**
  * Bearer auth. Tenant tokens are stored only as SHA-256 hashes: a token is hashed, looked up by its
  * hash (the current one, or the previous one within its rotation grace period; none after a
- * revocation) and compared in constant time. Known hashes are cached for at most 30 s and never past
+ * revocation) and compared in constant time. A suspended tenant's token still reads; its writes answer
+ * 403 tenant_suspended (suspension clears the cache like a revocation). Known hashes are cached for at most 30 s and never past
  * a previous token's grace; rotation and revocation clear the cache here and, through Redis pub/sub,
  * in every replica at once (with Redis away, other replicas honour them within 30 s).
  *
@@ -136,7 +138,7 @@ export interface AuthOptions extends Record<string, unknown> {
  */
 export const authPlugin = fp<AuthOptions>(
   async (app: FastifyInstance, options) => {
-    const cache = new Map<string, { tenantId: string; expires: number }>();
+    const cache = new Map<string, { tenantId: string; suspendedAt: Date | null; expires: number }>();
     const prefix = options.redisPrefix ?? 'certq';
     const channel = `${prefix}:auth:invalidate`;
     const failureLimit = options.failuresPerMinute ?? 30;
@@ -160,9 +162,11 @@ export const authPlugin = fp<AuthOptions>(
       await options.redis?.publish(channel, tenantId).catch(() => {});
     });
 
-    async function tenantFor(tokenHash: string): Promise<string | undefined> {
+    async function tenantFor(
+      tokenHash: string,
+    ): Promise<{ tenantId: string; suspendedAt: Date | null } | undefined> {
       const hit = cache.get(tokenHash);
-      if (hit && hit.expires > Date.now()) return hit.tenantId;
+      if (hit && hit.expires > Date.now()) return hit;
       const now = new Date();
       const [row] = await options.db
         .select({
@@ -170,6 +174,7 @@ export const authPlugin = fp<AuthOptions>(
           tokenHash: tenants.tokenHash,
           previousTokenHash: tenants.previousTokenHash,
           previousTokenExpiresAt: tenants.previousTokenExpiresAt,
+          suspendedAt: tenants.suspendedAt,
         })
         .from(tenants)
         .where(
@@ -189,8 +194,9 @@ export const authPlugin = fp<AuthOptions>(
       if (!current && row.previousTokenExpiresAt)
         expires = Math.min(expires, row.previousTokenExpiresAt.getTime());
       if (cache.size >= CACHE_MAX) cache.clear();
-      cache.set(tokenHash, { tenantId: row.id, expires });
-      return row.id;
+      const entry = { tenantId: row.id, suspendedAt: row.suspendedAt, expires };
+      cache.set(tokenHash, entry);
+      return entry;
     }
 
     const failureKey = (ip: string) => `${prefix}:authfail:${ip}`;
@@ -272,9 +278,11 @@ export const authPlugin = fp<AuthOptions>(
         request.principal = { kind: 'edge', tokenId: edge.tokenId, tenantIds: edge.tenantIds };
         options.edgeTokens.recordUse(edge.tokenId, request.routeOptions.url ?? 'unmatched');
       } else {
-        const tenantId = await tenantFor(hashToken(token));
-        if (!tenantId) throw await fail(request.ip);
-        request.principal = { kind: 'tenant', tenantId };
+        const tenant = await tenantFor(hashToken(token));
+        if (!tenant) throw await fail(request.ip);
+        request.principal = { kind: 'tenant', tenantId: tenant.tenantId };
+        if (tenant.suspendedAt && !isReadMethod(request.method))
+          throw suspendedError({ id: tenant.tenantId, suspendedAt: tenant.suspendedAt, deletedAt: null });
       }
       const { kind } = request.principal;
       if (mode === 'admin' && kind !== 'admin' && kind !== 'viewer') throw notFound('route');

@@ -1,5 +1,5 @@
 import { ACTIVE_STATUS_SQL_LIST } from '@certq/core';
-import { insertOrders, type Order, type OrderRequest } from '@certq/db';
+import { insertOrders, type Order, type OrderRequest, renewedByScan } from '@certq/db';
 import {
   enqueueOrders,
   freshenOrderStatistics,
@@ -48,9 +48,9 @@ export interface CandidateRow extends Record<string, unknown> {
 
 const DAY_MS = 86_400_000;
 
-/** The window: current, not yet expired, expiring within RENEW_BEFORE_DAYS, backoff passed, no active order. */
+/** The window: current and renewed by certq, not yet expired, expiring within RENEW_BEFORE_DAYS, backoff passed, no active order. */
 function dueConditions(now: Date, windowEnd: Date): SQL {
-  return sql`c.is_current
+  return sql`c.is_current and ${renewedByScan('c')}
     and c.not_after > ${now.toISOString()}::timestamptz
     and c.not_after <= ${windowEnd.toISOString()}::timestamptz
     and (c.renewal_not_before is null or c.renewal_not_before <= ${now.toISOString()}::timestamptz)

@@ -6,6 +6,7 @@ import {
   type Order,
   type OrderRequest,
   orders,
+  renewableOnRequest,
   renewalBatches,
 } from '@certq/db';
 import { and, arrayOverlaps, asc, count, eq, gt, inArray, lte, type SQL, sql } from 'drizzle-orm';
@@ -47,7 +48,7 @@ export interface RenewalBatchResult {
 }
 
 function selectionConditions(selection: RenewalSelection, now: Date): SQL[] {
-  const conditions: SQL[] = [eq(certificates.isCurrent, true)];
+  const conditions: SQL[] = [eq(certificates.isCurrent, true), renewableOnRequest('"certificates"')];
   if (selection.tenantIds) conditions.push(inArray(certificates.tenantId, selection.tenantIds));
   if (selection.domains) conditions.push(arrayOverlaps(certificates.domains, selection.domains));
   if (selection.certificateIds) conditions.push(inArray(certificates.id, selection.certificateIds));
@@ -124,7 +125,7 @@ export async function requestRenewals(
         tenantId: c.tenantId,
         domains: c.domains,
         algorithm: c.algorithm,
-        ca: c.ca,
+        ca: c.ca ?? undefined,
         kind: 'renewal',
         renewalOfCertificateId: c.id,
         renewalBatchId: batch!.id,
