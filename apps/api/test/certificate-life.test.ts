@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   auditLog,
   certificateChanges,
@@ -264,3 +268,75 @@ describe('tenant suspension and deletion', () => {
     ).toBe(404);
   });
 });
+
+describe('POST /v1/certificates', () => {
+  it('stores an upload that an order for its domains takes over only when issued', async ({
+    api,
+    tenant,
+  }) => {
+    const domain = uniqueDomain('upload');
+    const { certificate, privateKey } = selfSignedLeaf(domain);
+    const up = await api.tenantRequest(tenant.token, 'POST', '/v1/certificates', { certificate, privateKey });
+    expect(up.status, up.text).toBe(201);
+    expect(up.body).toMatchObject({ status: 'uploaded', domains: [domain], orderId: null, ca: null });
+    const served = await api.adminRequest('GET', `/v1/tls/certificate?server_name=${domain}`);
+    expect(served.status).toBe(200);
+    expect(served.text).toContain(certificate.trim());
+
+    const order = await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains: [domain] });
+    expect(order.status).toBe(202);
+    const during = await api.tenantRequest(tenant.token, 'GET', `/v1/certificates/${up.body.id}`);
+    expect(during.body).toMatchObject({ status: 'renewing', isCurrent: true });
+    expect(during.body.statusReason).toMatch(/uploaded/);
+    expect((await api.adminRequest('GET', `/v1/tls/certificate?server_name=${domain}`)).text).toContain(
+      certificate.trim(),
+    );
+    // Uploading again while that order runs would be undone by its certificate: refused.
+    const clash = await api.tenantRequest(tenant.token, 'POST', '/v1/certificates', {
+      certificate,
+      privateKey,
+    });
+    expect(clash.status).toBe(409);
+    const noTenant = await api.adminRequest('POST', '/v1/certificates', { certificate, privateKey });
+    expect(noTenant.status).toBe(400);
+    expect(noTenant.body.error.message).toMatch(/tenantId/);
+  });
+});
+
+/** A self-signed leaf (CA:FALSE) and its key, made by the openssl CLI. */
+function selfSignedLeaf(name: string): { certificate: string; privateKey: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'certq-upload-'));
+  try {
+    execFileSync(
+      '/usr/bin/openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '10',
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        'basicConstraints=critical,CA:FALSE',
+        '-addext',
+        `subjectAltName=DNS:${name}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    return {
+      certificate: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+      privateKey: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
