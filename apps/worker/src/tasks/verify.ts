@@ -4,6 +4,7 @@ import { enterStage, type Order, TRANSITIONED, type Transaction } from '@certq/d
 import { type DnsDiagnosis, upstreamReason } from '@certq/dns';
 import { type SQL, sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
+import { noteRenewalDns } from '../renewals/moved';
 import {
   type CaaVerdict,
   changeCa,
@@ -36,6 +37,7 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
   const rows = order.lastDvAt ? await loadDnsRows(ctx, order.id) : [];
   const known = order.domains.every((d) => rows.some((r) => r.domain === d));
   let diagnoses: DnsDiagnosis[] = known ? await checkCnames(ctx, rows) : [];
+  if (order.kind === 'renewal' && known) await noteRenewalDns(ctx, order, diagnoses);
   const why = known
     ? upstreamReason({
         statuses: diagnoses.map((d) => d.status),
