@@ -71,9 +71,10 @@ export async function profiledScan(ctx: WorkerContext, options: { now?: Date } =
 
 /**
  * A certificate's `not_after` in the renewal benches' seed SQL (over `orders o` whose apply_id is a
- * six-letter prefix and the order's number, as 'bench-42'): one in ten inside the 30-day renewal window
- * (1–29 days left), the others outside it (31–89 days).
+ * six-letter prefix and the order's number, as 'bench-42'), issued 60 days ago: one in ten past its
+ * renewal time (1–27 days left, under a third of its lifetime even after the spread of up to 2 days),
+ * the others before it (31–89 days).
  */
 export const ONE_IN_TEN_DUE_NOT_AFTER = `case when substring(o.apply_id from 7)::int % 10 = 0
-  then now() + (1 + random() * 28) * interval '1 day'
+  then now() + (1 + random() * 26) * interval '1 day'
   else now() + (31 + random() * 58) * interval '1 day' end`;

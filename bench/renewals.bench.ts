@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '@certq/core';
-import { explainRenewalScan, renewalWindowEnd, scanRenewals } from '@certq/worker';
+import { explainRenewalScan, scanRenewals } from '@certq/worker';
 import { requestRenewals } from '@certq/workflow';
 import type pg from 'pg';
 import { type BenchRow, createBenchEnvironment } from './lib';
 import { ONE_IN_TEN_DUE_NOT_AFTER, openScanContext, profiledScan } from './renewal-scan';
 
 /**
- * The renewal scanner at scale: 100,000 current certificates across 1,000 tenants, 10% of them inside
- * the renewal window (RENEW_BEFORE_DAYS = 30). Measures one scan that creates and enqueues the 10,000
+ * The renewal scanner at scale: 100,000 current certificates across 1,000 tenants, 10% of them past
+ * their renewal time. Measures one scan that creates and enqueues the 10,000
  * renewal orders — wall time and peak RSS, sampled every 10 ms — then a second scan with nothing left
  * to do (the periodic cost), and prints the EXPLAIN of the scan's page query to stderr.
  */
@@ -62,11 +62,10 @@ export async function run(): Promise<BenchRow[]> {
     );
 
     const now = new Date();
-    const windowEnd = renewalWindowEnd(ctx, now);
-    const explained = await explainRenewalScan(ctx.db, now, windowEnd, { analyze: true });
-    const later = await explainRenewalScan(ctx.db, now, windowEnd, {
+    const explained = await explainRenewalScan(ctx.db, now, { analyze: true });
+    const later = await explainRenewalScan(ctx.db, now, {
       cursor: {
-        notAfter: new Date(now.getTime() + 14 * 86_400_000).toISOString(),
+        renewAt: new Date(now.getTime() - 14 * 86_400_000).toISOString(),
         id: '00000000-0000-0000-0000-000000000000',
       },
     });
@@ -74,7 +73,7 @@ export async function run(): Promise<BenchRow[]> {
       `  EXPLAIN ANALYZE of the scan's first page:\n${explained.plan.replace(/^/gm, '    ')}\n`,
     );
     process.stderr.write(
-      `  page query: ${explained.scan} on certificates_current_by_expiry (first page), ${later.scan} (later pages)\n`,
+      `  page query: ${explained.scan} on certificates_current_by_renew_at (first page), ${later.scan} (later pages)\n`,
     );
 
     const { scan, seconds: wallS, rssBefore, peakRss, liveHeap } = await profiledScan(ctx, { now });
@@ -100,7 +99,7 @@ export async function run(): Promise<BenchRow[]> {
     process.stderr.write(`  manual renewal: ${JSON.stringify(manual)} in ${manualS.toFixed(2)} s\n`);
 
     const expected = Math.floor(CERTIFICATES / 10);
-    const indexScan = explained.usesExpiryIndex && later.usesExpiryIndex;
+    const indexScan = explained.usesRenewAtIndex && later.usesRenewAtIndex;
     return [
       { suite: SUITE, metric: 'certificates (current)', value: CERTIFICATES, unit: 'rows' },
       {

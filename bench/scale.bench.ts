@@ -251,7 +251,7 @@ export async function run(): Promise<BenchRow[]> {
     // A snapshot refresh at this size (what the background pays every STATS_MAX_AGE_MS).
     const { collectStats } = await import('@certq/api');
     const refreshStarted = performance.now();
-    await collectStats(ctx.db, { renewBeforeDays: config.RENEW_BEFORE_DAYS });
+    await collectStats(ctx.db);
     const refreshMs = performance.now() - refreshStarted;
 
     const { rows: someTenant } = await pool.query<{ id: string }>(

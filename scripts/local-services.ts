@@ -1,7 +1,21 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import {
   findBinary,
   findPostgresBinaries,
@@ -146,13 +160,96 @@ function postgresOwner(log?: (line: string) => void): [number, number] {
   return owner;
 }
 
+// ── a root launcher's PostgreSQL runs as `postgres`: what it must reach ──
+
+/** Whether the postgres user may `test <flag>` the path (`-x` on a folder: it and every parent can be entered). */
+function postgresMay(flag: '-x' | '-w', path: string): boolean {
+  return spawnSync('runuser', ['-u', 'postgres', '--', 'test', flag, path]).status === 0;
+}
+
+/** A folder root made for postgres: refused if anyone else could have made it or could write to it. */
+function assertRootOwned(dir: string): void {
+  const stat = lstatSync(dir);
+  if (!stat.isDirectory() || stat.uid !== 0 || (stat.mode & 0o022) !== 0)
+    throw new Error(`${dir} is not a folder only root may write to: remove it and start again`);
+}
+
+/**
+ * Where binaries and clusters go when the checkout is closed to the postgres user: a checkout in a
+ * folder only root may enter (`/root`, a fresh `mktemp -d`) hides `node_modules` and `.certq` from it.
+ */
+export const POSTGRES_REACHABLE_ROOT = '/var/tmp/certq-postgres';
+
+function reachableRoot(): string {
+  mkdirSync(POSTGRES_REACHABLE_ROOT, { recursive: true, mode: 0o755 });
+  assertRootOwned(POSTGRES_REACHABLE_ROOT);
+  return POSTGRES_REACHABLE_ROOT;
+}
+
+/**
+ * The binaries as the postgres user can run them. Those it cannot reach (the npm ones inside a checkout
+ * closed to it) are copied once — `bin`, `lib` and `share`, the layout they find each other by — to a
+ * root-owned folder under POSTGRES_REACHABLE_ROOT named after the source and its build, and run from there.
+ */
+export function binariesPostgresCanRun(
+  binaries: PostgresBinaries,
+  log?: (line: string) => void,
+): PostgresBinaries {
+  if (postgresMay('-x', binaries.initdb) && postgresMay('-x', binaries.pgCtl)) return binaries;
+  const home = dirname(dirname(realpathSync(binaries.initdb)));
+  const build = statSync(join(home, 'bin', 'postgres'));
+  const key = createHash('sha256')
+    .update(`${home}\0${build.size}\0${build.mtimeMs}`)
+    .digest('hex')
+    .slice(0, 12);
+  const copy = join(reachableRoot(), `bin-${key}`);
+  if (!existsSync(copy)) {
+    log?.(`the postgres user cannot reach ${home}: copying the PostgreSQL binaries to ${copy}`);
+    const staging = mkdtempSync(`${copy}.tmp-`);
+    for (const part of ['bin', 'lib', 'share'])
+      cpSync(join(home, part), join(staging, part), { recursive: true, verbatimSymlinks: true });
+    chmodSync(staging, 0o755);
+    try {
+      renameSync(staging, copy);
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true });
+      if (!existsSync(copy)) throw error; // else another launcher copied it first
+    }
+  }
+  assertRootOwned(copy);
+  return {
+    ...binaries,
+    initdb: join(copy, 'bin', basename(binaries.initdb)),
+    pgCtl: join(copy, 'bin', basename(binaries.pgCtl)),
+  };
+}
+
+/**
+ * The cluster folder as the postgres user can use it: `dir` itself when it can reach and write it, else
+ * one under POSTGRES_REACHABLE_ROOT named after `dir`, so every start from the same checkout finds the same
+ * cluster.
+ */
+function clusterDirPostgresCanUse(
+  dir: string,
+  owner: [number, number],
+  log?: (line: string) => void,
+): string {
+  if (postgresMay('-w', dir)) return dir;
+  const key = createHash('sha256').update(realpathSync(dir)).digest('hex').slice(0, 12);
+  const moved = join(reachableRoot(), `cluster-${key}`);
+  log?.(`the postgres user cannot reach ${dir}: the cluster lives in ${moved}`);
+  mkdirSync(moved, { recursive: true, mode: 0o700 });
+  chownSync(moved, ...owner);
+  return moved;
+}
+
 export interface PrivatePostgresOptions {
   /** Folder of the cluster (created and initialised on first use): `<dataDir>/pg`. */
   dir: string;
   database?: string;
   log?: (line: string) => void;
-  /** Which binaries to run (default `auto`: installed, else npm). */
-  binaries?: PostgresBinariesChoice;
+  /** Which binaries to run (default `auto`: installed, else npm), or these ones. */
+  binaries?: PostgresBinariesChoice | PostgresBinaries;
 }
 
 /**
@@ -164,17 +261,20 @@ export interface PrivatePostgresOptions {
  * the database. A cluster left running by a launcher that was killed is adopted, not started twice.
  */
 export async function startPrivatePostgres(options: PrivatePostgresOptions): Promise<LocalService> {
-  const { initdb, pgCtl, source } = await choosePostgresBinaries(options.binaries);
-  const database = options.database ?? 'certq';
-  const dataDir = join(options.dir, 'data');
-  const logFile = join(options.dir, 'postgres.log');
+  const chosen =
+    typeof options.binaries === 'object' ? options.binaries : await choosePostgresBinaries(options.binaries);
   const asRoot = process.getuid?.() === 0;
   const owner = asRoot ? postgresOwner(options.log) : undefined;
+  const { initdb, pgCtl, source } = owner ? binariesPostgresCanRun(chosen, options.log) : chosen;
   const run = (cmd: string, args: string[]) =>
     asRoot ? runDetached('runuser', ['-u', 'postgres', '--', cmd, ...args]) : runDetached(cmd, args);
 
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
   if (owner) chownSync(options.dir, ...owner);
+  const clusterDir = owner ? clusterDirPostgresCanUse(options.dir, owner, options.log) : options.dir;
+  const database = options.database ?? 'certq';
+  const dataDir = join(clusterDir, 'data');
+  const logFile = join(clusterDir, 'postgres.log');
 
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
     options.log?.(`initialising a PostgreSQL cluster in ${dataDir}`);

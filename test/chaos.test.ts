@@ -236,7 +236,6 @@ function startClient(system: System, everyMs = 450) {
   };
 }
 
-/** Apply intents committed whose outcome is not: the calls a fault now can make unknown. */
 /** Apply calls in flight right now: intents younger than the upstream timeout. */
 async function appliesInFlight(system: System): Promise<number> {
   const [row] = await system.db.db
@@ -252,6 +251,7 @@ async function appliesInFlight(system: System): Promise<number> {
   return row?.n ?? 0;
 }
 
+/** Apply intents committed whose outcome is not: the calls a fault now can make unknown. */
 async function appliesOutstanding(system: System): Promise<number> {
   const [row] = await system.db.db
     .select({ n: count() })

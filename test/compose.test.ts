@@ -141,8 +141,11 @@ describe('infra/docker/Dockerfile', () => {
   it('maps every target of the entrypoint to an existing source file', () => {
     expect(entrypoint).toMatch(/^\s+healthz\)\s+exec node -e ".*\/healthz'\)/m);
     const files = [...entrypoint.matchAll(/exec node "\$TSX" (\S+)/g)].map((m) => m[1]!);
-    expect(files.length).toBe(5); // api, worker, simulator, migrate, agent
+    expect(files.length).toBe(4); // api, worker, simulator, migrate
     for (const file of files) expect(existsSync(join(root, file)), file).toBe(true);
+    // The agent is the standalone bundle `pnpm build` writes (the build stage runs it).
+    expect(entrypoint).toMatch(/^\s+agent\)\s+exec node apps\/agent\/dist\/certq-agent\.mjs "\$@"/m);
+    expect(JSON.parse(read('package.json')).scripts.build).toContain('@certq/agent build');
     expect(dockerfile).toContain('TSX=/app/apps/worker/node_modules/tsx/dist/cli.mjs');
     const worker = JSON.parse(read('apps/worker/package.json'));
     expect(Object.keys(worker.dependencies)).toContain('tsx');

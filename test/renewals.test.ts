@@ -103,6 +103,9 @@ describe('POST /v1/renewals (bulk, operator)', () => {
     const created = await env.handle.db.select().from(orders).where(eq(orders.renewalBatchId, batchId));
     expect(created.map((o) => o.renewalOfCertificateId).sort()).toEqual([...expiring].sort());
     expect(created.every((o) => o.kind === 'renewal' && o.status === 'verifying')).toBe(true);
+    expect(created.every((o) => o.renewalReason === 'manual')).toBe(true);
+    const shown = await api.adminRequest('GET', `/v1/orders/${created[0]!.id}`);
+    expect(shown.body).toMatchObject({ kind: 'renewal', renewalReason: 'manual' });
     // Each tenant's first renewal gets the base renewal priority; a's second one comes after.
     const byTenant = (t: Tenant) =>
       created

@@ -11,7 +11,7 @@ case "$target" in
   worker)    exec node "$TSX" apps/worker/src/main.ts "$@" ;;
   simulator) exec node "$TSX" apps/simulator/src/main.ts "$@" ;;
   migrate)   exec node "$TSX" packages/db/src/migrate-cli.ts "$@" ;;
-  agent)     exec node "$TSX" apps/agent/src/main.ts "$@" ;;
+  agent)     exec node apps/agent/dist/certq-agent.mjs "$@" ;;
   healthz)   exec node -e "fetch('http://127.0.0.1:' + process.argv[1] + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" "$1" ;;
   *)         exec "$target" "$@" ;;
 esac

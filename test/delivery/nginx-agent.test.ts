@@ -87,7 +87,7 @@ afterAll(async () => {
 });
 
 describe('nginx fed by certq-agent --format nginx', () => {
-  it('writes the SPEC layout (keys 0600) and leaves files it did not write alone', () => {
+  it('writes the documented layout (keys 0600) and leaves files it did not write alone', () => {
     expect(expectCompleteFiles(dir, a)).toBe(certs.a!.fingerprint);
     expect(expectCompleteFiles(dir, `_wildcard.${b}`)).toBe(certs.b!.fingerprint);
     const map = readFileSync(join(dir, 'certq-names.map'), 'utf8');

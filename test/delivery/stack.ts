@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:tls';
 import { type RunningApi, startApi } from '@certq/api';
@@ -8,7 +8,17 @@ import { createTestDatabase, createTestRedis, waitFor } from '@certq/testing';
 import { startWorker, type WorkerHandle } from '@certq/worker';
 import { pino } from 'pino';
 
-const AGENT_BIN = new URL('../../apps/agent/bin/certq-agent.mjs', import.meta.url).pathname;
+/** The standalone agent `pnpm build` writes; every delivery test runs that file. */
+export const AGENT_BUNDLE = new URL('../../apps/agent/dist/certq-agent.mjs', import.meta.url).pathname;
+let bundled = false;
+
+/** Builds the bundle (as `pnpm build` does) once per test file, so tests never run a stale one. */
+export function buildAgentBundle(): string {
+  if (!bundled)
+    execFileSync(process.execPath, [new URL('../../apps/agent/scripts/build.mjs', import.meta.url).pathname]);
+  bundled = true;
+  return AGENT_BUNDLE;
+}
 
 export interface HttpResult {
   status: number;
@@ -216,7 +226,7 @@ export function agentArgs(stack: { apiUrl: string }, token: string, dir: string)
 
 export function spawnAgent(args: string[]): AgentProcess {
   let output = '';
-  const child = spawn(process.execPath, [AGENT_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [buildAgentBundle(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (c: Buffer) => {
     output += c.toString();
   });

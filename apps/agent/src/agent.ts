@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { AgentOptions } from './args';
+import { type AgentOptions, describeAddress } from './args';
+import { CertificateServer } from './caddy';
 import { AuthError, CertqClient } from './client';
 import {
   fileNameOf,
@@ -11,34 +12,108 @@ import {
   writeFileAtomic,
   writeFilesAtomic,
 } from './files';
+import { HaproxyRuntime } from './haproxy';
+import { startHealthServer } from './health';
+import type { Logger } from './log';
+import { AgentMetrics } from './metrics';
 import { type AgentState, loadState, removeStaleTempFiles, saveState } from './state';
-
-export type Log = (line: string) => void;
 
 export const NGINX_MAP_FILE = 'certq-names.map';
 export const HAPROXY_CRT_LIST = 'crt-list.txt';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Retries while certq is away stop growing here: a returning certq is seen within seconds. */
+const MAX_BACKOFF_MS = 10_000;
+
+/** The files of one name, relative to the directory. */
+export function filesOf(format: AgentOptions['format'], name: string): string[] {
+  return format === 'nginx' ? [`${name}/fullchain.pem`, `${name}/privkey.pem`] : [`${name}.pem`];
+}
+
+/**
+ * Which names each written certificate serves: newest certificate first, so a name two certificates
+ * cover goes to the newer one (a certificate left with none is listed nowhere).
+ */
+export function indexOf(state: AgentState): Map<string, string[]> {
+  const byNewest = Object.entries(state.written).sort(
+    ([an, a], [bn, b]) =>
+      (state.current[b.certificateId]?.since ?? 0) - (state.current[a.certificateId]?.since ?? 0) ||
+      an.localeCompare(bn),
+  );
+  const claimed = new Set<string>();
+  const index = new Map<string, string[]>();
+  for (const [name, written] of byNewest) {
+    const own = written.domains.filter((d) => !claimed.has(d));
+    for (const d of own) claimed.add(d);
+    if (own.length > 0) index.set(name, own);
+  }
+  return index;
+}
+
+/** What one batch did to the files, for whoever applies it to a running server. */
+export interface Batch {
+  changed: boolean;
+  /** Names whose certificate files were (re)written. */
+  written: Set<string>;
+}
 
 /**
  * The agent's loop: a full sync (the feed from the saved cursor, 0 the first time), then the feed
  * followed by long-polls. Changes are gathered into a batch (until the feed is quiet for
  * `debounceMs`), the files of every name whose certificate changed are replaced, the state file is
- * saved (files first, so a crash replays a batch and never skips one), and the reload runs once.
- * While certq is unreachable the files on disk stay as they are and the agent retries with backoff.
+ * saved (files first, so a crash replays a batch and never skips one), then the server is told: the
+ * reload command, HAProxy's Runtime API, or the agent's own Caddy endpoint. A certificate that cannot
+ * be written is skipped (logged, counted) and retried with the next batch; the others go on. While
+ * certq is unreachable the files stay as they are (and are served) and the agent retries with backoff.
  * Returns the exit code: 0 (`--once` done), 1 (`--once` and certq unreachable), 2 (token refused).
  */
-export async function runAgent(options: AgentOptions, log: Log): Promise<number> {
+export async function runAgent(
+  options: AgentOptions,
+  log: Logger,
+  metrics = new AgentMetrics(),
+): Promise<number> {
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   removeStaleTempFiles(dir);
   const state = loadState(dir, options.format);
   const client = new CertqClient(options.api, options.token);
   let cursor = state.cursor;
+  metrics.cursor = Number(cursor);
+  metrics.certificates = Object.keys(state.written).length;
   let dirty = true; // the first pass always reconciles the files with the state
   let reloadPending = false;
   let backoffMs = 1000;
-  log(`certq-agent: ${options.format} layout in ${dir}, from cursor ${cursor}`);
+  log.info(`certq-agent: ${options.format} layout in ${dir}, from cursor ${cursor}`, {
+    format: options.format,
+    dir,
+    cursor,
+  });
+
+  // Caddy's endpoint serves what is on disk from the start: certq need not be up for handshakes.
+  const server = options.listen && !options.once ? new CertificateServer(dir, metrics, log) : undefined;
+  server?.update(state);
+  const closers: (() => Promise<void>)[] = [];
+  if (server && options.listen) {
+    closers.push(await server.listen(options.listen));
+    log.info(`serving get_certificate http on ${describeAddress(options.listen)}`);
+  }
+  if (options.health) {
+    closers.push(await startHealthServer(options.health, metrics, options.staleAfterSeconds));
+    log.info(`health on ${describeAddress(options.health)} (/healthz, /metrics)`);
+  }
+  const runtime =
+    options.format === 'haproxy' && options.runtimeApi
+      ? new HaproxyRuntime(options.runtimeApi, join(dir, HAPROXY_CRT_LIST), metrics, log)
+      : undefined;
+  if (options.format === 'haproxy') {
+    if (runtime)
+      log.info(`applying changes through HAProxy's Runtime API at ${describeAddress(options.runtimeApi!)}`);
+    else if (options.reload)
+      log.info('no --runtime-api: applying changes to HAProxy with the reload command');
+    else log.warn('no --runtime-api and no --reload: HAProxy sees changes only at its next reload');
+  }
+  /** Names whose new files HAProxy has not been given yet (a Runtime API batch failed). */
+  const runtimePending = new Set<string>();
 
   /** Reads the feed until it is drained; returns how many changes it applied to `state.current`. */
   async function drain(waitSeconds: number): Promise<number> {
@@ -54,141 +129,182 @@ export async function runAgent(options: AgentOptions, log: Log): Promise<number>
             fingerprint: change.fingerprint,
           };
         else delete state.current[change.certificateId];
-        log(
+        log.info(
           `change ${change.cursor}: ${change.change} ${change.domains.join(' ')} (certificate ${change.certificateId}, tenant ${change.tenantId})`,
         );
       }
       applied += page.changes.length;
       cursor = page.nextCursor;
+      metrics.head = Math.max(metrics.head, Number(cursor));
       if (page.changes.length < 1000) return applied;
       wait = 0;
     }
   }
 
-  for (;;) {
-    try {
-      const seen = await drain(dirty ? 0 : options.waitSeconds);
-      if (seen > 0 || dirty) {
-        // Debounce: a renewal run changes many certificates at once; write and reload once for all.
-        if (seen > 0 && options.debounceMs > 0) {
-          do await sleep(options.debounceMs);
-          while ((await drain(0)) > 0);
-        }
-        // A long batch (the first sync of a big fleet) saves what it wrote every second, still at the
-        // old cursor: a crash then replays the batch knowing which files are already its own.
-        let savedAt = Date.now();
-        const checkpoint = () => {
-          if (Date.now() - savedAt < 1000) return;
+  try {
+    for (;;) {
+      try {
+        const seen = await drain(dirty ? 0 : options.waitSeconds);
+        if (seen > 0 || dirty) {
+          // Debounce: a renewal run changes many certificates at once; write and reload once for all.
+          if (seen > 0 && options.debounceMs > 0) {
+            do await sleep(options.debounceMs);
+            while ((await drain(0)) > 0);
+          }
+          // A long batch (the first sync of a big fleet) saves what it wrote every second, still at
+          // the old cursor: a crash then replays the batch knowing which files are already its own.
+          let savedAt = Date.now();
+          const checkpoint = () => {
+            if (Date.now() - savedAt < 1000) return;
+            saveState(dir, state);
+            savedAt = Date.now();
+          };
+          const batch = await writeFiles(dir, options, state, client, log, metrics, checkpoint);
+          state.cursor = cursor;
           saveState(dir, state);
-          savedAt = Date.now();
-        };
-        const changed = await writeFiles(dir, options, state, client, log, checkpoint);
-        state.cursor = cursor;
-        saveState(dir, state);
-        if (changed) reloadPending = true;
-        dirty = false;
+          metrics.cursor = Number(cursor);
+          metrics.certificates = Object.keys(state.written).length;
+          server?.update(state);
+          if (batch.changed) reloadPending = true;
+          if (runtime) for (const name of batch.written) runtimePending.add(name);
+          dirty = false;
+        }
+        if (reloadPending) {
+          if (runtime) {
+            const applied = await runtime
+              .apply(runtimePending, indexOf(state), dir)
+              .then(() => true)
+              .catch((error: Error) => {
+                metrics.runtimeFailuresTotal++;
+                log.warn(`HAProxy Runtime API: ${error.message}`, { error: error.message });
+                return false;
+              });
+            if (applied) runtimePending.clear();
+            else if (options.reload) {
+              log.warn('falling back to the reload command');
+              await runReload(options.reload, log, metrics);
+              runtimePending.clear();
+            } else throw new Error('HAProxy did not take the changes; retrying');
+          } else if (options.reload) await runReload(options.reload, log, metrics);
+          reloadPending = false;
+        }
+        backoffMs = 1000;
+        metrics.lastSuccessAt = Date.now();
+        if (options.once) return 0;
+      } catch (error) {
+        if (error instanceof AuthError) {
+          log.error(`certq-agent: ${error.message}; check --token (an edge token from POST /v1/edge-tokens)`);
+          return 2;
+        }
+        metrics.syncErrorsTotal++;
+        if (options.once) {
+          log.error(`certq-agent: ${(error as Error).message}; files left as they were`);
+          return 1;
+        }
+        log.warn(
+          `certq-agent: ${(error as Error).message}; keeping the current files, retrying in ${backoffMs / 1000} s`,
+        );
+        // Whatever part of a batch was done is redone from the saved state: reread from its cursor.
+        Object.assign(state, loadState(dir, options.format));
+        cursor = state.cursor;
+        dirty = true;
+        await sleep(backoffMs * (0.75 + Math.random() * 0.5));
+        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
       }
-      if (reloadPending) {
-        if (options.reload) await runReload(options.reload, log);
-        reloadPending = false;
-      }
-      backoffMs = 1000;
-      if (options.once) return 0;
-    } catch (error) {
-      if (error instanceof AuthError) {
-        log(`certq-agent: ${error.message}; check --token (an edge token from POST /v1/edge-tokens)`);
-        return 2;
-      }
-      if (options.once) {
-        log(`certq-agent: ${(error as Error).message}; files left as they were`);
-        return 1;
-      }
-      log(
-        `certq-agent: ${(error as Error).message}; keeping the current files, retrying in ${backoffMs / 1000} s`,
-      );
-      // Whatever part of a batch was done is redone from the saved state: reread from its cursor.
-      Object.assign(state, loadState(dir, options.format));
-      cursor = state.cursor;
-      dirty = true;
-      await sleep(backoffMs * (0.75 + Math.random() * 0.5));
-      backoffMs = Math.min(backoffMs * 2, 30_000);
     }
+  } finally {
+    for (const close of closers) await close();
   }
 }
 
-/** Makes the directory match `state.current`; returns whether any file changed. */
+/** Makes the directory match `state.current`, one certificate at a time. */
 async function writeFiles(
   dir: string,
   options: AgentOptions,
   state: AgentState,
   client: CertqClient,
-  log: Log,
+  log: Logger,
+  metrics: AgentMetrics,
   checkpoint: () => void,
-): Promise<boolean> {
+): Promise<Batch> {
   // One certificate per file name; the newest wins a name two certificates share.
   const desired = new Map<string, { id: string; since: number; domains: string[]; fingerprint: string }>();
+  let skipped = 0;
+  const skip = (id: string, domain: string | undefined, why: string) => {
+    skipped++;
+    metrics.skippedTotal++;
+    log.warn(`skipping certificate ${id} (${domain}): ${why}`, { certificateId: id, domain, reason: why });
+  };
   for (const [id, cert] of Object.entries(state.current)) {
     const name = fileNameOf(cert.domains[0] ?? '');
     if (!name) {
-      log(`skipping certificate ${id}: ${cert.domains[0]} cannot be a file name`);
+      skip(id, cert.domains[0], 'cannot be a file name');
       continue;
     }
     const held = desired.get(name);
     if (!held || held.since < cert.since) desired.set(name, { id, ...cert });
   }
-  let changed = false;
+  const written = new Set<string>();
   for (const [name, cert] of desired) {
     if (state.written[name]?.certificateId === cert.id) continue;
     const bundle = await client.bundle(cert.id);
     if (bundle === null) continue; // replaced meanwhile: the feed's next change says by what
-    const { chain, key } = splitBundle(bundle);
-    const files =
-      options.format === 'nginx' ? [`${name}/fullchain.pem`, `${name}/privkey.pem`] : [`${name}.pem`];
-    if (options.format === 'nginx') {
-      writeFilesAtomic([
-        { path: join(dir, name, 'fullchain.pem'), content: chain, mode: 0o644 },
-        { path: join(dir, name, 'privkey.pem'), content: key, mode: 0o600 },
-      ]);
-    } else {
-      writeFileAtomic(join(dir, `${name}.pem`), `${chain}${key}`, 0o600);
+    const files = filesOf(options.format, name);
+    try {
+      const { chain, key } = splitBundle(bundle);
+      if (options.format === 'nginx') {
+        writeFilesAtomic([
+          { path: join(dir, name, 'fullchain.pem'), content: chain, mode: 0o644 },
+          { path: join(dir, name, 'privkey.pem'), content: key, mode: 0o600 },
+        ]);
+      } else {
+        writeFileAtomic(join(dir, `${name}.pem`), `${chain}${key}`, 0o600);
+      }
+      for (const old of state.written[name]?.files ?? [])
+        if (!files.includes(old)) removeFile(join(dir, old));
+    } catch (error) {
+      skip(cert.id, cert.domains[0], (error as Error).message);
+      continue;
     }
-    for (const old of state.written[name]?.files ?? []) if (!files.includes(old)) removeFile(join(dir, old));
     state.written[name] = {
       certificateId: cert.id,
       fingerprint: cert.fingerprint,
       domains: cert.domains,
       files,
     };
-    log(`wrote ${files.join(', ')} (certificate ${cert.id})`);
-    changed = true;
+    written.add(name);
+    log.info(`wrote ${files.join(', ')} (certificate ${cert.id})`);
     checkpoint();
   }
-  for (const [name, written] of Object.entries(state.written)) {
+  let removed = 0;
+  for (const [name, old] of Object.entries(state.written)) {
     if (desired.has(name)) continue;
-    for (const file of written.files) removeFile(join(dir, file));
-    if (options.format === 'nginx') removeDirIfEmpty(join(dir, name));
+    try {
+      for (const file of old.files) removeFile(join(dir, file));
+      if (options.format === 'nginx') removeDirIfEmpty(join(dir, name));
+      log.info(`removed ${old.files.join(', ')} (no current certificate for ${name})`);
+    } catch (error) {
+      metrics.skippedTotal++;
+      log.warn(`could not remove ${old.files.join(', ')}: ${(error as Error).message}`);
+    }
     delete state.written[name];
-    log(`removed ${written.files.join(', ')} (no current certificate for ${name})`);
-    changed = true;
+    removed++;
   }
-  if (writeIndex(dir, options, state)) changed = true;
-  return changed;
+  metrics.skipped = skipped;
+  const indexChanged = writeIndex(dir, options, state, indexOf(state));
+  return { changed: written.size > 0 || removed > 0 || indexChanged, written };
 }
 
 /** nginx: a `map` include (server name → file name); HAProxy: the crt-list. Rewritten when it changes. */
-function writeIndex(dir: string, options: AgentOptions, state: AgentState): boolean {
-  const entries = Object.entries(state.written).sort(([a], [b]) => a.localeCompare(b));
-  const claimed = new Set<string>();
+function writeIndex(
+  dir: string,
+  options: AgentOptions,
+  state: AgentState,
+  index: Map<string, string[]>,
+): boolean {
+  if (options.format === 'caddy') return false;
   const lines: string[] = [];
-  // Newest certificate first, so a name two certificates cover goes to the newer one.
-  const byNewest = [...entries].sort(
-    ([, a], [, b]) =>
-      (state.current[b.certificateId]?.since ?? 0) - (state.current[a.certificateId]?.since ?? 0),
-  );
-  for (const [name, written] of byNewest) {
-    const own = written.domains.filter((d) => !claimed.has(d));
-    for (const d of own) claimed.add(d);
-    if (own.length === 0) continue;
+  for (const [name, own] of index) {
     if (options.format === 'nginx') for (const d of own) lines.push(`${d} ${name};`);
     else lines.push(`${join(dir, `${name}.pem`)} ${own.join(' ')}`);
   }
@@ -210,7 +326,7 @@ function writeIndex(dir: string, options: AgentOptions, state: AgentState): bool
   return true;
 }
 
-async function runReload(command: string, log: Log): Promise<void> {
+async function runReload(command: string, log: Logger, metrics: AgentMetrics): Promise<void> {
   const started = Date.now();
   const code = await new Promise<number>((resolvePromise) => {
     const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -218,5 +334,6 @@ async function runReload(command: string, log: Log): Promise<void> {
     child.on('exit', (c, signal) => resolvePromise(c ?? (signal ? 128 : 1)));
   });
   if (code !== 0) throw new Error(`reload command exited with ${code}: ${command}`);
-  log(`reloaded (${Date.now() - started} ms): ${command}`);
+  metrics.reloadsTotal++;
+  log.info(`reloaded (${Date.now() - started} ms): ${command}`);
 }

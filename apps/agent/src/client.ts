@@ -1,11 +1,10 @@
-import { request } from 'undici';
-
 export interface Change {
   cursor: string;
   certificateId: string;
   tenantId: string;
   domains: string[];
-  change: 'current' | 'replaced';
+  /** `current`: served from now on; anything else (`replaced`, a retirement): no longer. */
+  change: string;
   fingerprint: string;
   notAfter: string;
   at: string;
@@ -17,7 +16,7 @@ export class AuthError extends Error {}
 /** certq could not be reached or answered an error; the agent keeps its files and retries. */
 export class UnavailableError extends Error {}
 
-/** The two delivery routes an edge token may use, over undici. */
+/** The two delivery routes an edge token may use, over Node's own fetch (the agent has no dependencies). */
 export class CertqClient {
   constructor(
     private readonly api: string,
@@ -49,24 +48,28 @@ export class CertqClient {
   }
 
   private async get(path: string, timeoutMs: number): Promise<{ status: number; text: string }> {
-    let response: Awaited<ReturnType<typeof request>>;
+    let status: number;
+    let text: string;
     try {
-      response = await request(`${this.api}${path}`, {
+      const response = await fetch(`${this.api}${path}`, {
         headers: { authorization: `Bearer ${this.token}`, 'user-agent': 'certq-agent' },
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
       });
+      status = response.status;
+      text = await response.text();
     } catch (error) {
-      throw new UnavailableError(`certq unreachable at ${this.api}: ${(error as Error).message}`);
+      const cause = (error as Error & { cause?: Error }).cause;
+      throw new UnavailableError(
+        `certq unreachable at ${this.api}: ${(error as Error).message}${cause ? ` (${cause.message})` : ''}`,
+      );
     }
-    const text = await response.body.text();
-    if (response.statusCode === 401 || response.statusCode === 403) {
+    if (status === 401 || status === 403) {
       let message = text;
       try {
         message = (JSON.parse(text) as { error: { message: string } }).error.message;
       } catch {}
-      throw new AuthError(`certq refused the token (${response.statusCode}): ${message}`);
+      throw new AuthError(`certq refused the token (${status}): ${message}`);
     }
-    return { status: response.statusCode, text };
+    return { status, text };
   }
 }

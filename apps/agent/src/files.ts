@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
@@ -70,10 +70,27 @@ export function removeDirIfEmpty(path: string): void {
   } catch {}
 }
 
-/** `*.example.com` → `_wildcard.example.com`; anything that is not a plain hostname is refused. */
+/** Files the agent writes besides the certificates'; no certificate's name may take theirs. */
+export const INDEX_FILES = ['certq-names.map', 'crt-list.txt'] as const;
+
+/**
+ * Names longer than this are hashed: a file-name component holds 255 bytes, and `<name>.pem` or a
+ * `.certq-tmp-*` file beside it must fit.
+ */
+const LONGEST_NAME = 200;
+
+/**
+ * The file name (nginx: directory) of a certificate: its first domain with `*` written `_wildcard`
+ * (`*.example.com` → `_wildcard.example.com`). A name too long for a file, or one that would be an
+ * index file's, becomes `_hashed.<sha-256 of the domain>`: domain labels never hold `_`, so that can
+ * be no other certificate's name. Anything that is not a hostname is refused (undefined).
+ */
 export function fileNameOf(domain: string): string | undefined {
+  if (!/^(\*\.)?[a-z0-9][a-z0-9.-]*$/.test(domain) || domain.includes('..')) return undefined;
   const name = domain.replace(/^\*\./, '_wildcard.');
-  return /^[a-z0-9_][a-z0-9._-]*$/.test(name) && !name.includes('..') ? name : undefined;
+  const clashes = INDEX_FILES.some((file) => file === name || file === `${name}.pem`);
+  if (name.length <= LONGEST_NAME && !clashes) return name;
+  return `_hashed.${createHash('sha256').update(domain).digest('hex').slice(0, 32)}`;
 }
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;

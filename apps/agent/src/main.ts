@@ -1,7 +1,9 @@
 import { runAgent } from './agent';
 import { parseAgentArgs, USAGE, UsageError } from './args';
+import { jsonLogger } from './log';
+import { AGENT_VERSION } from './version';
 
-const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+const log = jsonLogger();
 
 let options: ReturnType<typeof parseAgentArgs>;
 try {
@@ -15,12 +17,17 @@ if (options === 'help') {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
+if (options === 'version') {
+  process.stdout.write(`certq-agent ${AGENT_VERSION}\n`);
+  process.exit(0);
+}
+log.info(`certq-agent ${AGENT_VERSION}`, { version: AGENT_VERSION, node: process.version });
 // Every file write is atomic: stopping at any point leaves complete files.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => process.exit(0));
 runAgent(options, log).then(
   (code) => process.exit(code),
   (error) => {
-    log(`certq-agent: ${(error as Error).message}`);
+    log.error(`certq-agent: ${(error as Error).message}`);
     process.exit(1);
   },
 );

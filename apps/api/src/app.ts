@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { parseTrustProxy, REDACT_CENSOR, REDACT_PATHS, SAFE_ERROR_SERIALIZERS } from '@certq/core';
+import {
+  parseEncryptionKey,
+  parseTrustProxy,
+  REDACT_CENSOR,
+  REDACT_PATHS,
+  SAFE_ERROR_SERIALIZERS,
+} from '@certq/core';
+import { createDnsResolver, type DnsResolver } from '@certq/dns';
+import { type OwnershipProofs, ownershipKey } from '@certq/workflow';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { pino } from 'pino';
@@ -16,6 +24,7 @@ import { auditRoutes } from './routes/audit/index';
 import { callbacksRoutes } from './routes/callbacks/index';
 import { certificatesRoutes } from './routes/certificates/index';
 import { consoleRoutes } from './routes/console/index';
+import { domainsRoutes } from './routes/domains/index';
 import { edgeTokensRoutes } from './routes/edge-tokens/index';
 import { healthRoutes } from './routes/health/index';
 import { observabilityRoutes } from './routes/observability/index';
@@ -55,8 +64,9 @@ export function createApiLogger(level: string) {
  * Route conventions: `config: { auth: 'none' | 'any' | 'admin' }` (default 'any': authenticated),
  * `config: { rateLimit: false }` to opt out of the per-token limit; throw `ApiError` for 4xx.
  */
-export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
-  const { config } = deps;
+export async function buildApp(given: ApiDeps): Promise<FastifyInstance> {
+  const { config } = given;
+  const deps: ApiDeps = { ...given, ownership: given.ownership ?? ownershipProofsFrom(config) };
   const logger = deps.logger === undefined ? createApiLogger(config.LOG_LEVEL) : deps.logger;
   const requestTimeout = config.REQUEST_TIMEOUT_MS;
   const app = Fastify({
@@ -155,6 +165,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     tlsRoutes,
     tokensRoutes,
     auditRoutes,
+    domainsRoutes,
   ])
     await app.register(routes, { deps });
 
@@ -162,4 +173,24 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // Registered after openapiPlugin, they appear in /docs/json automatically.
 
   return app as unknown as FastifyInstance;
+}
+
+/**
+ * Ownership records are checked by certq's own resolvers (DNS_RESOLVERS), never by httpsok; the resolver
+ * is made on the first proof needed (orders that conflict with another tenant's names are rare).
+ */
+function ownershipProofsFrom(config: ApiDeps['config']): OwnershipProofs | undefined {
+  if (!config.ENCRYPTION_KEY) return undefined;
+  let resolver: DnsResolver | undefined;
+  return {
+    key: ownershipKey(parseEncryptionKey(config.ENCRYPTION_KEY)),
+    async lookupTxt(name) {
+      resolver ??= createDnsResolver({
+        servers: config.DNS_RESOLVERS,
+        ratePerSecond: config.DNS_RESOLVER_MAX_QPS,
+      });
+      const outcome = await resolver.txt(name);
+      return outcome.kind === 'answer' ? outcome.value : [];
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import type { Config, ResolveAll, SecretBox } from '@certq/core';
 import type { Database } from '@certq/db';
-import type { Queues } from '@certq/workflow';
+import type { OwnershipProofs, Queues } from '@certq/workflow';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -19,6 +19,8 @@ export interface ApiDeps {
   enqueueTimeoutMs?: number;
   /** How webhook host names resolve when a tenant sets one (default: the system resolver; tests replace it). */
   resolveAll?: ResolveAll;
+  /** How a tenant proves a domain another tenant holds (default: from ENCRYPTION_KEY and DNS_RESOLVERS). */
+  ownership?: OwnershipProofs;
 }
 
 /** What every route plugin receives. */

@@ -41,14 +41,14 @@ const INVISIBLE_NAMES: Record<number, string> = {
   65279: 'ZERO WIDTH NO-BREAK SPACE',
 };
 
+/** Not format characters, but render as nothing. */
+const FILLERS = new Set([0x034f, 0x115f, 0x1160, 0x17b4, 0x17b5, 0x180e, 0x3164, 0xffa0]);
+
 /**
  * Bidi overrides and invisible characters make one name look like another (or reorder what an
  * operator reads): refused, naming the character and where it is (1-based, in code points).
  * Format characters (\p{Cf}) cover them all, plus fillers that render as nothing.
  */
-/** Not format characters, but render as nothing. */
-const FILLERS = new Set([0x034f, 0x115f, 0x1160, 0x17b4, 0x17b5, 0x180e, 0x3164, 0xffa0]);
-
 export function invisibleCharacter(name: string): string | undefined {
   let position = 0;
   for (const char of name) {

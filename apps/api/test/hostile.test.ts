@@ -160,7 +160,7 @@ describe('the viewer token', () => {
     expect(await env.handle.db.select().from(tenants)).toEqual(before);
   });
 
-  it('reads a private key as the operator can (SPEC: everything an admin reads), and the read is audited', async () => {
+  it('reads a private key as the operator can (the viewer reads everything an admin reads), and the read is audited', async () => {
     const tenant = await api.createTenant();
     const id = await seedCertificate(tenant);
     const res = await api.request('GET', `/v1/certificates/${id}/private-key`, { token: VIEWER });

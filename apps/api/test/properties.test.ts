@@ -2,10 +2,6 @@ import fc from 'fast-check';
 import { describe, expect } from 'vitest';
 import { type HttpResult, it, type TestApi } from './helpers';
 
-/**
- * Whatever a client sends, the API answers 2xx or 4xx — never 5xx — and a 4xx leaves no trace:
- * no order row, no queued job.
- */
 /** Strings that look like domains some of the time, and like trouble the rest. */
 const domainish = fc.oneof(
   fc.domain(),
@@ -83,6 +79,10 @@ async function checkAnswer(api: TestApi, send: () => Promise<HttpResult>) {
   }
 }
 
+/**
+ * Whatever a client sends, the API answers 2xx or 4xx — never 5xx — and a 4xx leaves no trace:
+ * no order row, no queued job.
+ */
 describe('arbitrary bodies', () => {
   for (const [path, bodies] of [
     ['/v1/orders', anyBody],

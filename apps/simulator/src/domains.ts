@@ -1,25 +1,24 @@
 import { createHash } from 'node:crypto';
-import { registeredDomain } from '@certq/core';
+import { normalizeDomain, registeredDomain } from '@certq/core';
 
 /**
  * DNS-validation records of the simulated provider. The registered domain comes from the public suffix
  * list (ICANN section, `registeredDomain` in `@certq/core`): `a.example.co.uk` is sub `a` of `example.co.uk`.
  */
 
-const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const HOSTNAME = new RegExp(`^(?:\\*\\.)?${LABEL}(?:\\.${LABEL})+$`);
-
-/** Lower-cases and drops trailing dots and surrounding blanks. */
+/** Lower-cases and drops trailing dots and surrounding blanks: how DNS names compare. */
 export function normalizeName(name: string): string {
   return name.trim().toLowerCase().replace(/\.+$/, '');
 }
 
 /**
- * A hostname of at least two labels, optionally with a whole-label wildcard on the left, that has a
- * registered domain (a public suffix such as `co.uk` or `*.com` has none: no CA issues for it).
+ * The name an application is for, or null when httpsok answers `invalid domain`. The rules are
+ * certq's (`normalizeDomain` in `@certq/core`: UTS #46, the public suffix list, DNS lengths), so a
+ * public suffix or a malformed name is refused here as a CA refuses it.
  */
-export function isValidDomain(domain: string): boolean {
-  return domain.length <= 253 && HOSTNAME.test(domain) && registeredDomain(domain) !== null;
+export function applicationDomain(domain: string): string | null {
+  const result = normalizeDomain(domain);
+  return result.ok ? result.domain : null;
 }
 
 export interface DomainParts {

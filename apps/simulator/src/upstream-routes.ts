@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Issuance } from './callbacks';
 import type { SimulatorOptions } from './config';
 import type { DnsCheck } from './dns-check';
-import { isFailTest, isValidDomain, normalizeName } from './domains';
+import { applicationDomain, isFailTest } from './domains';
 import { fail, firstIssue, ok } from './http';
 import type { Application, SimState } from './state';
 import { CAS, type CaName, type IssuingData } from './types';
@@ -43,9 +43,11 @@ const applyBody = z.object(
 
 /** Normalizes the domain list; answers the first invalid domain as an error message. */
 function normalizeDomains(list: string[]): { domains: string[] } | { error: string } {
-  const domains = list.map(normalizeName);
-  for (let i = 0; i < domains.length; i++) {
-    if (!isValidDomain(domains[i]!)) return { error: `invalid domain: ${list[i]}` };
+  const domains: string[] = [];
+  for (const raw of list) {
+    const domain = applicationDomain(raw);
+    if (domain === null) return { error: `invalid domain: ${raw}` };
+    domains.push(domain);
   }
   return { domains };
 }

@@ -43,6 +43,25 @@ describe('registered domain from the public suffix list', () => {
       msg: 'invalid domain: *.co.uk',
     });
   });
+
+  it.each([
+    'xn--a.pt',
+    'xn--0.pt',
+    'a.bc--de.example',
+    'kawasaki.jp',
+    `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(38)}.example`,
+  ])(
+    'refuses %s as a CA does (invalid Punycode, CheckHyphens, public suffix, no room for _acme-challenge)',
+    async (domain) => {
+      const { call } = await start();
+      for (const path of ['/v1/cert/dv', '/v1/cert/apply']) {
+        expect((await call('POST', path, { domainList: [domain] })).json).toMatchObject({
+          code: 400,
+          msg: `invalid domain: ${domain}`,
+        });
+      }
+    },
+  );
 });
 
 describe('SIM_VERIFY=dns: the CNAME resolved through a real DNS server', () => {

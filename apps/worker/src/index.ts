@@ -9,7 +9,6 @@ export { type MetricsServer, startMetricsServer } from './metrics-server';
 export {
   explainRenewalScan,
   renewalCandidatesQuery,
-  renewalWindowEnd,
   type ScanOptions,
   type ScanResult,
   scanRenewals,

@@ -1,7 +1,7 @@
+import { collectProcessMetrics } from '@certq/core/process-metrics';
 import {
   Counter,
   type CounterConfiguration,
-  collectDefaultMetrics,
   Gauge,
   Histogram,
   type HistogramConfiguration,
@@ -11,7 +11,7 @@ import { JOB_RESULTS } from './tasks/outcome';
 
 /** The worker's Prometheus metrics; one registry per process (tests create their own). */
 export function createWorkerMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'certq_worker_' });
+  collectProcessMetrics(registry, 'certq_worker_');
   const counter = <L extends string>(config: Omit<CounterConfiguration<L>, 'registers'>) =>
     new Counter({ ...config, registers: [registry] });
   const histogram = <L extends string>(config: Omit<HistogramConfiguration<L>, 'registers'>) =>
@@ -73,7 +73,7 @@ export function createWorkerMetrics(registry = new Registry()) {
     }),
     renewalsDue: new Gauge({
       name: 'certq_renewal_scan_due',
-      help: 'Certificates due for renewal at the last scan: inside RENEW_BEFORE_DAYS, past their backoff, no active order.',
+      help: 'Certificates due for renewal at the last scan: past their renewal time (renew_at) and backoff, no active order.',
       registers: [registry],
     }),
     renewalScanDuration: histogram({

@@ -1,15 +1,7 @@
-import {
-  certificates,
-  orderDns,
-  orders,
-  renewedByScan,
-  tenants,
-  type WebhookPayload,
-  webhookDeliveries,
-} from '@certq/db';
+import { certificates, orderDns, orders, tenants, type WebhookPayload, webhookDeliveries } from '@certq/db';
 import type { DnsDiagnosis } from '@certq/dns';
 import { type NamedServer, startNamed, waitFor } from '@certq/testing';
-import { requestDnsCheck, requestRenewals } from '@certq/workflow';
+import { RENEWABLE, requestDnsCheck, requestRenewals } from '@certq/workflow';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhookSignature, type WorkerHandle } from '../src';
@@ -137,7 +129,7 @@ describe('a domain that moved away', () => {
 
     // Renewals stop: the scan no longer counts it as renewable.
     const renewable = await bench.db.db.execute<{ n: number }>(
-      sql`select count(*)::int as n from certificates c where c.id = ${certificateId} and ${renewedByScan('c')}`,
+      sql`select count(*)::int as n from certificates c where c.id = ${certificateId} and ${RENEWABLE}`,
     );
     expect(renewable.rows[0]!.n).toBe(0);
 

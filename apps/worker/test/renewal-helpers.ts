@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { domainSetKey, secretBoxFromConfig } from '@certq/core';
+import { domainSetKey, renewalTime, secretBoxFromConfig } from '@certq/core';
 import { certificates, type Database, orders, tenants } from '@certq/db';
 import { pino } from 'pino';
 import {
@@ -18,6 +18,10 @@ export interface SeedCertificate {
   tenantId: string;
   domains: string[];
   notAfter: Date;
+  /** Default: 90 days before notAfter. */
+  notBefore?: Date;
+  /** Default: the start of its renewal window (renewalTime without the spread). */
+  renewAt?: Date;
   algorithm?: 'ECC' | 'RSA';
   ca?: 'google' | 'letsencrypt' | 'zerossl';
 }
@@ -29,7 +33,11 @@ export interface SeedCertificate {
 export async function seedCertificates(db: Database, list: readonly SeedCertificate[]): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < list.length; i += 1000) {
-    const chunk = list.slice(i, i + 1000).map((c) => ({ ...c, orderId: randomUUID(), id: randomUUID() }));
+    const chunk = list.slice(i, i + 1000).map((c) => {
+      const notBefore = c.notBefore ?? new Date(c.notAfter.getTime() - 90 * DAY_MS);
+      const renewAt = c.renewAt ?? renewalTime({ notBefore, notAfter: c.notAfter }, { random: () => 0 });
+      return { ...c, notBefore, renewAt, orderId: randomUUID(), id: randomUUID() };
+    });
     await db.insert(orders).values(
       chunk.map((c) => ({
         id: c.orderId,
@@ -54,8 +62,9 @@ export async function seedCertificates(db: Database, list: readonly SeedCertific
         applyId: `seed-${c.orderId}`,
         algorithm: c.algorithm ?? 'ECC',
         ca: c.ca ?? 'google',
-        notBefore: new Date(c.notAfter.getTime() - 90 * DAY_MS),
+        notBefore: c.notBefore,
         notAfter: c.notAfter,
+        renewAt: c.renewAt,
         fingerprint: randomBytes(32).toString('hex'),
         certificatePem: '-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n',
         privateKeySealed: 'placeholder',

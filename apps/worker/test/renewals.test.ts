@@ -1,10 +1,19 @@
-import { MAX_JOB_PRIORITY, PRIORITY, PRIORITY_LANE_WIDTH, QUEUE_NAMES, stageJobId } from '@certq/core';
+import {
+  MAX_JOB_PRIORITY,
+  PRIORITY,
+  PRIORITY_LANE_WIDTH,
+  QUEUE_NAMES,
+  RENEWAL_SPREAD_MAX_MS,
+  renewalTime,
+  renewalWindowStart,
+  stageJobId,
+} from '@certq/core';
 import { certificates, insertOrders, orders } from '@certq/db';
 import { waitFor } from '@certq/testing';
 import { Queue } from 'bullmq';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
-import { explainRenewalScan, renewalWindowEnd, scanRenewals, type WorkerContext } from '../src';
+import { explainRenewalScan, scanRenewals, type WorkerContext } from '../src';
 import { test, type Workbench } from './helpers';
 import {
   createTenant,
@@ -60,6 +69,7 @@ describe('renewal scanner', () => {
     expect(order).toMatchObject({
       tenantId: b.tenantId,
       kind: 'renewal',
+      renewalReason: 'nearing_expiry',
       domains: ['due.example.com', '*.due.example.com'],
       algorithm: 'RSA',
       ca: 'letsencrypt',
@@ -72,6 +82,112 @@ describe('renewal scanner', () => {
     const job = await b.queues.verify.getJob(stageJobId('verify', order!.id, 1));
     expect(job?.opts.priority).toBe(PRIORITY.renewal);
     expect(PRIORITY.renewal).toBeGreaterThan(PRIORITY.bulk);
+  });
+
+  it('renews when a third of the lifetime is left (half under 10 days), not on a fixed window', async ({
+    setup,
+  }) => {
+    const { bench: b, ctx: c } = await setup();
+    const issuedAt = (daysAgo: number) => at(b, -daysAgo * DAY_MS);
+    const [sixDue, sixEarly, fortyFiveDue, fortyFiveEarly] = await seedCertificates(b.db.db, [
+      // 6 days: due at day 3 (half).
+      {
+        tenantId: b.tenantId,
+        domains: ['six-due.example.com'],
+        notBefore: issuedAt(3.1),
+        notAfter: at(b, 2.9 * DAY_MS),
+      },
+      {
+        tenantId: b.tenantId,
+        domains: ['six-early.example.com'],
+        notBefore: issuedAt(2.9),
+        notAfter: at(b, 3.1 * DAY_MS),
+      },
+      // 45 days: due at day 30; a fixed 30-day window would have renewed it at day 15.
+      {
+        tenantId: b.tenantId,
+        domains: ['ff-due.example.com'],
+        notBefore: issuedAt(30.1),
+        notAfter: at(b, 14.9 * DAY_MS),
+      },
+      {
+        tenantId: b.tenantId,
+        domains: ['ff-early.example.com'],
+        notBefore: issuedAt(16),
+        notAfter: at(b, 29 * DAY_MS),
+      },
+    ]);
+    expect(await scanRenewals(c)).toMatchObject({ due: 2, created: 2 });
+    const created = await renewalsOf(b, [sixDue!, sixEarly!, fortyFiveDue!, fortyFiveEarly!]);
+    expect(created.map((o) => o.renewalOfCertificateId).sort()).toEqual([sixDue, fortyFiveDue].sort());
+    expect(created.every((o) => o.renewalReason === 'nearing_expiry')).toBe(true);
+  });
+
+  it('a renewal keeps the CA list of the order it renews', async ({ setup }) => {
+    const { bench: b, ctx: c } = await setup();
+    const [certificateId] = await seedCertificates(b.db.db, [
+      {
+        tenantId: b.tenantId,
+        domains: ['choices.example.com'],
+        notAfter: at(b, 10 * DAY_MS),
+        ca: 'letsencrypt',
+      },
+    ]);
+    // The order tried google first, then issued with letsencrypt.
+    const [cert] = await b.db.db.select().from(certificates).where(eq(certificates.id, certificateId!));
+    await b.db.db
+      .update(orders)
+      .set({ caChoices: ['google', 'letsencrypt'] })
+      .where(eq(orders.id, cert!.orderId!));
+    expect(await scanRenewals(c)).toMatchObject({ created: 1 });
+    const [renewal] = await renewalsOf(b, [certificateId!]);
+    expect(renewal).toMatchObject({ caChoices: ['google', 'letsencrypt'], ca: 'google' });
+  });
+
+  it("a certificate stored without a renewal time gets the lifetime rule's (migration trigger, same as @certq/core)", async ({
+    setup,
+  }) => {
+    const { bench: b } = await setup();
+    const lifetimes = [
+      90 * 60_000,
+      6 * DAY_MS,
+      9.9 * DAY_MS,
+      10 * DAY_MS,
+      45 * DAY_MS,
+      90 * DAY_MS,
+      398 * DAY_MS,
+    ];
+    const notBefore = new Date('2026-03-01T00:00:00Z');
+    for (const lifetime of lifetimes) {
+      for (const draw of [0, 0.5, 0.999]) {
+        const notAfter = new Date(notBefore.getTime() + lifetime);
+        const { rows } = await b.db.pool.query<{ at: Date }>('select certq_renewal_time($1, $2, $3) as at', [
+          notBefore,
+          notAfter,
+          draw,
+        ]);
+        const expected = renewalTime({ notBefore, notAfter }, { random: () => draw });
+        expect(
+          Math.abs(rows[0]!.at.getTime() - expected.getTime()),
+          `${lifetime} ms, ${draw}`,
+        ).toBeLessThanOrEqual(1);
+      }
+    }
+    // An insert that gives none (a seed, an older writer) gets one from the trigger, in its window.
+    const [order] = await insertOrders(b.db.db, [
+      { tenantId: b.tenantId, domains: ['trigger.example.com'] },
+    ]).then((r) => r.orders.map((o) => o.order));
+    const { rows } = await b.db.pool.query<{ renew_at: Date; not_before: Date; not_after: Date }>(
+      `insert into certificates (tenant_id, order_id, domains, domains_key, apply_id, algorithm, ca, not_before,
+         not_after, fingerprint, certificate_pem, private_key_sealed)
+       values ($1, $2, '{trigger.example.com}', 'trigger.example.com', 'a1', 'ECC', 'google', $3, $4, 'f', 'pem', 'k')
+       returning renew_at, not_before, not_after`,
+      [b.tenantId, order!.id, notBefore, new Date(notBefore.getTime() + 90 * DAY_MS)],
+    );
+    const start = renewalWindowStart({ notBefore: rows[0]!.not_before, notAfter: rows[0]!.not_after });
+    const offset = rows[0]!.renew_at.getTime() - start.getTime();
+    expect(offset).toBeGreaterThanOrEqual(0);
+    expect(offset).toBeLessThanOrEqual(RENEWAL_SPREAD_MAX_MS);
   });
 
   it('gives a certificate being renewed no second order, nor one whose domain set has an active order', async ({
@@ -162,7 +278,7 @@ describe('renewal scanner', () => {
     expect(job!.delay).toBeGreaterThanOrEqual(0);
   });
 
-  it('reads the certificates through the expiry index (EXPLAIN)', async ({ setup }) => {
+  it('reads the certificates through the renewal-time index (EXPLAIN)', async ({ setup }) => {
     const { bench: b, ctx: c } = await setup();
     // 2,000 current certificates, 10% inside the window: the planner's choice is realistic.
     await seedCertificates(
@@ -176,12 +292,12 @@ describe('renewal scanner', () => {
     await b.db.db.execute(sql`analyze certificates`);
     await b.db.db.execute(sql`analyze orders`);
     const now = b.clock.now();
-    const first = await explainRenewalScan(c.db, now, renewalWindowEnd(c, now));
-    expect(first.usesExpiryIndex, first.plan).toBe(true);
-    const next = await explainRenewalScan(c.db, now, renewalWindowEnd(c, now), {
-      cursor: { notAfter: now.toISOString(), id: '00000000-0000-0000-0000-000000000000' },
+    const first = await explainRenewalScan(c.db, now);
+    expect(first.usesRenewAtIndex, first.plan).toBe(true);
+    const next = await explainRenewalScan(c.db, now, {
+      cursor: { renewAt: now.toISOString(), id: '00000000-0000-0000-0000-000000000000' },
     });
-    expect(next.usesExpiryIndex, next.plan).toBe(true);
+    expect(next.usesRenewAtIndex, next.plan).toBe(true);
     expect(await scanRenewals(c)).toMatchObject({ due: 200, created: 200 });
   });
 
@@ -212,7 +328,7 @@ describe('renewals through the simulator', () => {
     const oldId = issued!.certificateId!;
     await b.db.db
       .update(certificates)
-      .set({ notAfter: at(b, 29 * DAY_MS) })
+      .set({ notAfter: at(b, 29 * DAY_MS), renewAt: b.clock.now() })
       .where(eq(certificates.id, oldId));
     expect(await scanRenewals(worker.ctx)).toMatchObject({ created: 1 });
     const [renewal] = await renewalsOf(b, [oldId]);

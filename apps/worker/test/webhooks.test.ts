@@ -128,7 +128,10 @@ describe('tenant webhooks', () => {
     const oldId = issued!.certificateId!;
     await hooked.bench.db.db
       .update(certificates)
-      .set({ notAfter: new Date(hooked.bench.clock.now().getTime() + 20 * DAY_MS) })
+      .set({
+        notAfter: new Date(hooked.bench.clock.now().getTime() + 20 * DAY_MS),
+        renewAt: hooked.bench.clock.now(),
+      })
       .where(eq(certificates.id, oldId));
     await scanRenewals(hooked.worker.ctx);
     const renewed = payloadOf(

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /*
  * Zod schemas for the httpsok OpenAPI. The upstream is loosely specified (see
- * shared/httpsok-openapi.md): ids and progress arrive as numbers or strings and
+ * https://openapi.httpsok.com): ids and progress arrive as numbers or strings and
  * undocumented fields may appear, so those parts are lenient. What the system
  * acts on is strict: an unknown status, or an "issued" answer without a usable
  * certificate and key, is rejected rather than guessed at.

@@ -20,7 +20,7 @@ export const CERTIFICATE_STATES = ['active', 'moved', 'uploaded'] as const;
 export type CertificateState = (typeof CERTIFICATE_STATES)[number];
 
 /** Why a certificate stopped being current (`retired_reason`; null: a newer certificate replaced it). */
-export const RETIRED_REASONS = ['retired', 'tenant_deleted', 'tenant_suspended'] as const;
+export const RETIRED_REASONS = ['retired', 'tenant_deleted', 'tenant_suspended', 'transferred'] as const;
 export type RetiredReason = (typeof RETIRED_REASONS)[number];
 
 /**
@@ -95,6 +95,7 @@ export function certificateStatus(
       tenant_deleted: 'retired: its tenant was deleted',
       tenant_suspended:
         'not served while its tenant is suspended (stopServing); resuming the tenant serves it again',
+      transferred: 'retired: one of its names was transferred to another tenant',
     };
     return {
       status: 'retired',

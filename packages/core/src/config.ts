@@ -103,7 +103,11 @@ export const configSchema = z.object({
   ),
   VERIFY_WINDOW_HOURS: int(72).pipe(z.number().min(1)),
   VERIFY_MAX_DELAY_MS: int(15 * 60_000).pipe(z.number().min(UPSTREAM_FLOOR_MS)),
-  RENEW_BEFORE_DAYS: int(30).pipe(z.number().min(1).max(365)),
+  /**
+   * Optional cap on the renewal window (see renewal-policy.ts): renew at least this many days before
+   * expiry, never before half the lifetime. Unset: a third of each certificate's lifetime left alone.
+   */
+  RENEW_BEFORE_DAYS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(365).optional()),
   /** How long a renewal's DNS must keep reading missing/wrong_target before its certificate is `moved`. */
   MOVED_GRACE_DAYS: z
     .preprocess(emptyAsUndefined, z.coerce.number().default(7))
@@ -112,14 +116,14 @@ export const configSchema = z.object({
   UPSTREAM_TIMEOUT_MS: int(15_000).pipe(z.number().min(1000).max(120_000)),
   UPSTREAM_MAX_RPS: int(20).pipe(z.number().min(1)),
   /**
-   * Postgres connections per process. Tasks hold one only between upstream calls, never across one,
-   * so a few serve many concurrent jobs; mind the server's max_connections times the replicas.
-   */
-  /**
    * `false` behind PgBouncer in transaction mode older than 1.21 (or without max_prepared_statements):
    * no named prepared statements, which such a pooler cannot carry across transactions.
    */
   DATABASE_PREPARED_STATEMENTS: bool(true),
+  /**
+   * Postgres connections per process. Tasks hold one only between upstream calls, never across one,
+   * so a few serve many concurrent jobs; mind the server's max_connections times the replicas.
+   */
   DATABASE_POOL_SIZE: int(10).pipe(z.number().min(1).max(500)),
   WORKER_CONCURRENCY: int(20).pipe(z.number().min(1).max(1000)),
   /**

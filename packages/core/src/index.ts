@@ -11,5 +11,6 @@ export * from './public-suffix';
 export * from './queues';
 export * from './redaction';
 export * from './redis';
+export * from './renewal-policy';
 export * from './resolvers';
 export * from './state';

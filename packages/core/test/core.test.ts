@@ -59,12 +59,32 @@ describe('domains', () => {
     ['127.0.0.1', 'IP'],
     ['::1', 'IP'],
     ['[2001:db8::1]', 'IP'],
-    ['-bad.example.com', 'invalid label'],
-    ['bad-.example.com', 'invalid label'],
-    ['under_score.example.com', 'invalid label'],
-    ['example..com', 'invalid label'],
+    ['-bad.example.com', 'CheckHyphens'],
+    ['bad-.example.com', 'CheckHyphens'],
+    ['a.bc--de.example', 'CheckHyphens'],
+    ['under_score.example.com', 'UseSTD3ASCIIRules'],
+    ['example..com', 'empty label'],
+    // A URL parser would cut these at `?`, `/` or decode `%6d`, and order another name.
+    ['bücher.de?x', 'UseSTD3ASCIIRules'],
+    ['ü.exa%6dple.com', 'UseSTD3ASCIIRules'],
+    ['ü-x.attacker.example/victim.example', 'UseSTD3ASCIIRules'],
+    ['ü.example\\victim.example', 'UseSTD3ASCIIRules'],
+    // Punycode labels are decoded and validated.
+    ['xn--a.pt', 'Punycode'],
+    ['xn--0.pt', 'Punycode'],
+    ['xn--ab-m1t.example', 'CheckJoiners'],
+    ['0à.\u05D0', 'CheckBidi'],
+    ['a\u200Cb.example', 'CheckJoiners'],
+    ['a\u00ADb.example', 'U+00AD'],
+    ['a\uFE0Fb.example', 'U+FE0F'],
+    ['co.uk', 'public suffix'],
+    ['*.co.uk', 'a wildcard directly under the public suffix co.uk'],
+    ['kawasaki.jp', 'public suffix'],
+    ['act.edu.au', 'public suffix'],
+    ['*.com', 'two labels'],
+    ['１.２.３.４', 'IP'],
     [`${'a'.repeat(64)}.example.com`, '63'],
-    [`${'a.'.repeat(127)}com`, '253'],
+    [`${'a.'.repeat(127)}com`, '237'],
     ['example.123', 'numeric'],
   ])('rejects %j (%s)', (input, reason) => {
     const result = normalizeDomain(input);
@@ -72,11 +92,32 @@ describe('domains', () => {
     if (!result.ok) expect(result.reason).toContain(reason);
   });
 
-  it('accepts exactly 253 characters and a 63-character label', () => {
+  it('accepts 237 characters and a 63-character label, not 238: the _acme-challenge record must fit in 253', () => {
     const label = 'a'.repeat(63);
-    const name = `${label}.${label}.${label}.${'b'.repeat(61)}`;
-    expect(name.length).toBe(253);
+    const name = `${label}.${label}.${label}.${'b'.repeat(45)}`;
+    expect(name.length).toBe(237);
     expect(normalizeDomain(name).ok).toBe(true);
+    expect(normalizeDomain(`*.${name}`).ok).toBe(true);
+    const result = normalizeDomain(`c.${name}`);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.reason).toContain('_acme-challenge');
+  });
+
+  it.each([
+    // UTS #46 folds a final capital sigma to σ; JavaScript's toLowerCase gives ς, another name.
+    ['ΒΌΛΟΣ.com', 'xn--nxasmq6b.com'],
+    ['βόλος.com', 'xn--nxasmm1c.com'],
+    ['Faß.de', 'xn--fa-hia.de'],
+    // Zero-width (non-)joiners where CONTEXTJ allows them: Persian and Indic names.
+    ['\u0646\u0627\u0645\u0647\u200C\u0627\u06CC.com', 'xn--mgba3gch31f060k.com'],
+    ['a\u094D\u200Cb.example', 'xn--ab-fsf604u.example'],
+    ['www.\u0DC1\u0DCA\u200D\u0DBB\u0DD3.com', 'www.xn--10cl1a0b660p.com'],
+    ['xn--bcher-kva.de', 'xn--bcher-kva.de'],
+    ['example.com\u3002', 'example.com'],
+    ['example.co.uk', 'example.co.uk'],
+    ['*.example.co.uk', '*.example.co.uk'],
+  ])('maps %s to %s by UTS #46', (input, expected) => {
+    expect(normalizeDomain(input)).toEqual({ ok: true, domain: expected });
   });
 
   it('dedupes after normalisation and bounds the list to 1–100', () => {
@@ -144,7 +185,7 @@ describe('configuration', () => {
     const config = loadConfig({});
     expect(config.PORT).toBe(3000);
     expect(config.POLL_INTERVAL_MS).toBe(10_000);
-    expect(config.RENEW_BEFORE_DAYS).toBe(30);
+    expect(config.RENEW_BEFORE_DAYS).toBeUndefined();
     expect(config.UPSTREAM_MAX_RPS).toBe(20);
     expect(config.HTTPSOK_BASE_URL).toBe('https://openapi.httpsok.com');
   });

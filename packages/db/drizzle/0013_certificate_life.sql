@@ -26,7 +26,7 @@ ALTER TABLE "certificates" ALTER COLUMN "apply_id" DROP NOT NULL;
 ALTER TABLE "certificates" ALTER COLUMN "ca" DROP NOT NULL;
 --> statement-breakpoint
 ALTER TABLE "certificates" ADD CONSTRAINT "certificates_retired_reason_known"
-	CHECK ("retired_reason" IS NULL OR "retired_reason" IN ('retired', 'tenant_deleted', 'tenant_suspended'));
+	CHECK ("retired_reason" IS NULL OR "retired_reason" IN ('retired', 'tenant_deleted', 'tenant_suspended', 'transferred'));
 --> statement-breakpoint
 ALTER TABLE "certificates" ADD CONSTRAINT "certificates_issued_has_order"
 	CHECK ("state" = 'uploaded' OR ("order_id" IS NOT NULL AND "apply_id" IS NOT NULL AND "ca" IS NOT NULL));

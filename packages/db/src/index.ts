@@ -1,8 +1,8 @@
-export * from './certificate-life';
 export * from './client';
 export * from './errors';
 export * from './migrate';
 export * from './orders';
+export * from './ownership';
 export * from './retention';
 export * as schema from './schema';
 export * from './schema';

@@ -8,9 +8,11 @@ import {
   PRIORITY,
   PRIORITY_LANE_WIDTH,
   type PriorityLane,
+  type RenewalReason,
 } from '@certq/core';
 import { eq, getTableColumns, lt, sql } from 'drizzle-orm';
 import type { Database, Queryable } from './client';
+import { claimDomains, DomainOwnedError, lockDomainNames, ownershipRefusalOf } from './ownership';
 import { idempotencyKeys, type Order, orders, tenants } from './schema';
 
 export interface OrderRequest {
@@ -24,6 +26,8 @@ export interface OrderRequest {
   kind?: OrderKind;
   renewalOfCertificateId?: string;
   renewalBatchId?: string;
+  /** Why a renewal was created (default: `manual` with a batch, else `nearing_expiry`); none for a new order. */
+  renewalReason?: RenewalReason;
   /**
    * The queue lane (default: `renewal` for a renewal, else `interactive`); bulk requests say `bulk`.
    * The stored priority is the lane's base plus the order's place in its tenant's backlog in that lane.
@@ -53,6 +57,10 @@ export class OrderInsertRaceError extends Error {
 export const isActiveOrder = sql`${orders.status} in (${sql.raw(ACTIVE_STATUS_SQL_LIST)})`;
 
 const INSERT_ATTEMPTS = 3;
+
+/** A renewal says why it was created (a scan's unless told); a new order has no reason. */
+const renewalReasonOf = (r: OrderRequest): RenewalReason | null =>
+  r.kind === 'renewal' ? (r.renewalReason ?? (r.renewalBatchId ? 'manual' : 'nearing_expiry')) : null;
 const pairKey = (tenantId: string, domainsKey: string) => `${tenantId}|${domainsKey}`;
 
 /**
@@ -73,7 +81,38 @@ export async function insertOrders(
   db: Queryable,
   requests: readonly OrderRequest[],
 ): Promise<InsertOrdersResult> {
+  try {
+    return await insertClaimed(db, requests);
+  } catch (error) {
+    const refused = ownershipRefusalOf(error);
+    throw refused ? new DomainOwnedError(refused) : error;
+  }
+}
+
+/**
+ * Each new order claims its names for its tenant (@certq/db ownership): a single order in its own
+ * insert statement (certq_claim_for_order), several first in one call per tenant after taking every
+ * name's lock in one sorted order — so call those inside a transaction, as createOrders does, for the
+ * claims to commit with their orders. Renewals claim nothing (their names are their tenant's already).
+ */
+async function insertClaimed(db: Queryable, requests: readonly OrderRequest[]): Promise<InsertOrdersResult> {
   if (requests.length === 0) return { orders: [] };
+  if (requests.length > 1) {
+    const byTenant = new Map<string, Set<string>>();
+    for (const r of requests) {
+      if (r.kind === 'renewal') continue;
+      const names = byTenant.get(r.tenantId) ?? new Set<string>();
+      byTenant.set(r.tenantId, names);
+      for (const d of r.domains) names.add(d);
+    }
+    if (byTenant.size > 0) {
+      await lockDomainNames(
+        db,
+        [...byTenant.values()].flatMap((n) => [...n]),
+      );
+      for (const [tenantId, names] of byTenant) await claimDomains(db, tenantId, [...names]);
+    }
+  }
   const keys = requests.map((r) => domainSetKey(r.domains));
   const picks: ({ id: string; created: boolean } | undefined)[] = new Array(requests.length);
   const claimed = new Set<string>();
@@ -142,8 +181,9 @@ async function insertRows(
       ${sql.param(column((r) => PRIORITY[r.lane ?? (r.kind === 'renewal' ? 'renewal' : 'interactive')]))}::int[],
       ${sql.param(column((r) => r.renewalOfCertificateId ?? null))}::uuid[],
       ${sql.param(column((r) => r.renewalBatchId ?? null))}::uuid[],
+      ${sql.param(column(renewalReasonOf))}::renewal_reason[],
       ${sql.param(column((r) => r.notBefore?.toISOString() ?? null))}::timestamptz[]
-    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, lane, renewal_of, batch_id, not_before, ord)),
+    ) with ordinality as t(tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, lane, renewal_of, batch_id, reason, not_before, ord)),
     -- Where each tenant's backlog in each lane asked for ends: its active orders there, counted up to
     -- the cap through orders_active_by_tenant_priority; past the cap, just after its last one.
     -- Materialized: once per tenant and lane, not once per request row (10,000 counts for one bulk).
@@ -154,7 +194,7 @@ async function insertRows(
       cross join lateral (select count(*)::int as n from (
         select 1 from ${orders} a where ${inLane('a', 'k.lane')} limit ${BACKLOG_COUNT_CAP}) x) c)
     insert into ${orders} (tenant_id, domains, domains_key, algorithm, ca, ca_choices, kind, priority,
-                           renewal_of_certificate_id, renewal_batch_id, next_attempt_at)
+                           renewal_of_certificate_id, renewal_batch_id, renewal_reason, next_attempt_at)
     select t.tenant_id, string_to_array(t.domains, ','), t.domains_key, t.algorithm,
            coalesce((string_to_array(t.ca_choices, ','))[1]::certificate_authority, t.ca, td.choices[1], 'google'),
            case when t.ca_choices is not null then string_to_array(t.ca_choices, ',')::certificate_authority[]
@@ -163,7 +203,7 @@ async function insertRows(
            -- This call's requests of one tenant and lane take the next places, in request order.
            t.lane + least(${PRIORITY_LANE_WIDTH - 1},
              b.start + row_number() over (partition by t.tenant_id, t.lane order by t.ord) - 1),
-           t.renewal_of, t.batch_id, coalesce(t.not_before, now())
+           t.renewal_of, t.batch_id, t.reason, coalesce(t.not_before, now())
     from t join backlog b on b.tenant_id = t.tenant_id and b.lane = t.lane
     -- A request naming no CA takes its tenant's default list.
     left join lateral (select default_ca_choices as choices from ${tenants} where id = t.tenant_id) td on true
@@ -194,7 +234,8 @@ function insertOneStatement(db: Queryable) {
   return db
     .insert(orders)
     .values({
-      tenantId: sql`${p('tenantId')}::uuid`,
+      // The tenant id, once the names are claimed for it (it raises when another tenant uses one).
+      tenantId: sql`certq_claim_for_order(${p('tenantId')}::uuid, ${p('domains')}::text[], ${p('kind')}::order_kind)`,
       domains: sql`${p('domains')}::text[]`,
       domainsKey: sql`${p('key')}::text`,
       algorithm: sql`${p('algorithm')}::algorithm`,
@@ -212,6 +253,7 @@ function insertOneStatement(db: Queryable) {
           select 1 from ${orders} a where ${inLane('a')} order by a.priority limit ${BACKLOG_COUNT_CAP}) x) c))`,
       renewalOfCertificateId: sql`${p('renewalOf')}::uuid`,
       renewalBatchId: sql`${p('batchId')}::uuid`,
+      renewalReason: sql`${p('reason')}::renewal_reason`,
       nextAttemptAt: sql`coalesce(${p('notBefore')}::timestamptz, now())`,
     })
     .onConflictDoNothing({ target: [orders.tenantId, orders.domainsKey], where: active })
@@ -260,6 +302,7 @@ async function insertRow(
     laneEnd: lane + PRIORITY_LANE_WIDTH,
     renewalOf: r.renewalOfCertificateId ?? null,
     batchId: r.renewalBatchId ?? null,
+    reason: renewalReasonOf(r),
     notBefore: r.notBefore?.toISOString() ?? null,
   })) as unknown as { rows: Record<string, unknown>[] };
   const row = result.rows[0];

@@ -5,6 +5,7 @@ import {
   CERTIFICATE_STATES,
   ORDER_KINDS,
   ORDER_STATUSES,
+  RENEWAL_REASONS,
   type RetiredReason,
 } from '@certq/core';
 import { sql } from 'drizzle-orm';
@@ -13,6 +14,7 @@ import {
   bigserial,
   boolean,
   check,
+  foreignKey,
   index,
   integer,
   jsonb,
@@ -29,6 +31,7 @@ export const orderStatus = pgEnum('order_status', ORDER_STATUSES);
 export const orderKind = pgEnum('order_kind', ORDER_KINDS);
 export const algorithm = pgEnum('algorithm', ALGORITHMS);
 export const certificateAuthority = pgEnum('certificate_authority', CERTIFICATE_AUTHORITIES);
+export const renewalReason = pgEnum('renewal_reason', RENEWAL_REASONS);
 /** The local DNS check of one domain (`pending`: not checked by certq yet). See @certq/dns. */
 export const DNS_STATUSES = [
   'pending',
@@ -142,6 +145,8 @@ export const orders = pgTable(
     certificateId: uuid('certificate_id'),
     renewalOfCertificateId: uuid('renewal_of_certificate_id'),
     renewalBatchId: uuid('renewal_batch_id').references(() => renewalBatches.id),
+    /** Why this renewal was created (@certq/core RENEWAL_REASONS); null for a new order. */
+    renewalReason: renewalReason('renewal_reason'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -232,6 +237,11 @@ export const certificates = pgTable(
     /** Renewal backoff, persisted so a restart neither resets it nor fires every failing renewal at once. */
     renewalFailures: integer('renewal_failures').notNull().default(0),
     renewalNotBefore: timestamp('renewal_not_before', { withTimezone: true }),
+    /**
+     * When the renewal scan takes this certificate (@certq/core renewalTime, written with it). An insert
+     * that gives none gets the lifetime rule's time from a trigger (migration 0011), hence the default.
+     */
+    renewAt: timestamp('renew_at', { withTimezone: true }).notNull().default(sql`null`),
     /** When the `certificate.expiring` webhook was recorded for this certificate: sent once. */
     expiringNotifiedAt: timestamp('expiring_notified_at', { withTimezone: true }),
     state: certificateState('state').notNull().default('active'),
@@ -250,7 +260,7 @@ export const certificates = pgTable(
   (t) => [
     check(
       'certificates_retired_reason_known',
-      sql`${t.retiredReason} is null or ${t.retiredReason} in ('retired', 'tenant_deleted', 'tenant_suspended')`,
+      sql`${t.retiredReason} is null or ${t.retiredReason} in ('retired', 'tenant_deleted', 'tenant_suspended', 'transferred')`,
     ),
     check(
       'certificates_issued_has_order',
@@ -260,6 +270,7 @@ export const certificates = pgTable(
       .on(t.tenantId, t.domainsKey)
       .where(sql`${t.isCurrent}`),
     index('certificates_current_by_expiry').on(t.notAfter, t.id).where(sql`${t.isCurrent}`),
+    index('certificates_current_by_renew_at').on(t.renewAt, t.id).where(sql`${t.isCurrent}`),
     index('certificates_by_tenant_created').on(
       t.tenantId,
       t.createdAt.desc().nullsFirst(),
@@ -423,18 +434,46 @@ export const certificateChanges = pgTable(
   'certificate_changes',
   {
     id: bigint('id', { mode: 'number' }).primaryKey(),
-    certificateId: uuid('certificate_id')
-      .notNull()
-      .references(() => certificates.id),
+    certificateId: uuid('certificate_id').notNull(),
     tenantId: uuid('tenant_id').notNull(),
     domains: text('domains').array().notNull(),
     becameCurrent: boolean('became_current').notNull(),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('certificate_changes_by_tenant').on(t.tenantId, t.id)],
+  (t) => [
+    index('certificate_changes_by_tenant').on(t.tenantId, t.id),
+    // Named as Postgres named it in 0005_delivery.sql.
+    foreignKey({
+      name: 'certificate_changes_certificate_id_fkey',
+      columns: [t.certificateId],
+      foreignColumns: [certificates.id],
+    }),
+  ],
+);
+
+/**
+ * Which tenant a name belongs to (0012_domain_ownership.sql): one row per name a tenant's order named
+ * (`*.example.com` is its own name). `parent` is the name a one-label wildcard of it stands for
+ * (`example.com` for both `a.example.com` and `*.example.com`): overlapping names share it. Written
+ * by `certq_claim_domains` only; see packages/workflow/src/ownership.ts.
+ */
+export const domainClaims = pgTable(
+  'domain_claims',
+  {
+    name: text('name').primaryKey(),
+    parent: text('parent').notNull(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    /** How the tenant got it: `order`, `dns_proof` (a transfer), `operator` (an explicit transfer). */
+    via: text('via').notNull().default('order'),
+    claimedAt: timestamp('claimed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('domain_claims_by_parent').on(t.parent), index('domain_claims_by_tenant').on(t.tenantId)],
 );
 
 export type Tenant = typeof tenants.$inferSelect;
+export type DomainClaim = typeof domainClaims.$inferSelect;
 export type EdgeToken = typeof edgeTokens.$inferSelect;
 export type CertificateChange = typeof certificateChanges.$inferSelect;
 export type Order = typeof orders.$inferSelect;

@@ -12,6 +12,10 @@ export const WEBHOOK_EVENTS = [
   'order.ca_changed',
   'certificate.retired',
   'certificate.moved',
+  /** A name of this tenant's was transferred to another tenant (proven in DNS, or by the operator). */
+  'domain.transferred_out',
+  /** A name another tenant held was transferred to this tenant. */
+  'domain.transferred_in',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

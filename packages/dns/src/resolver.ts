@@ -36,6 +36,8 @@ export interface DnsResolver {
   cname(name: string): Promise<LookupOutcome<string>>;
   /** The CAA RRset of `name` (not climbing: see `caa.ts`). */
   caa(name: string): Promise<LookupOutcome<CaaRecord[]>>;
+  /** The TXT records of `name`, each one's strings joined (ownership records). Never cached. */
+  txt(name: string): Promise<LookupOutcome<string[]>>;
   /** Lookups sent per server (c-ares may retry one lookup up to `tries` times on a timeout). */
   stats(): Record<string, number>;
   /** Cancels queries in flight. */
@@ -176,6 +178,12 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
         caaCache.set(key, { at: now(), outcome });
       }
       return outcome;
+    },
+    async txt(name) {
+      const outcome = await ask((r) => r.resolveTxt(clean(name)));
+      return outcome.kind === 'answer'
+        ? { ...outcome, value: outcome.value.map((chunks) => chunks.join('')) }
+        : outcome;
     },
     stats: () => Object.fromEntries(servers.map((s) => [s.address, s.queries])),
     close() {

@@ -10,10 +10,11 @@ const CALLBACK_SECRET = /^cb_[A-Za-z0-9_-]{20,100}$/;
 export type CallbackResult = { status: 'unknown' } | { status: 'accepted'; orderId: string; nudged: boolean };
 
 /**
- * httpsok's "issued" callback, as the API receives it. The callback is not signed, so its body is
- * never read: the secret in the URL finds the order, and the order's poll is brought forward — its
- * next attempt made due now and its delayed job promoted — so a worker polls the application at
- * once. Nothing here calls httpsok: the worker's poll task does, and the 10 s floor it claims in
+ * httpsok's "issued" callback, as the API receives it. The callback is not signed, so of its body
+ * only the application id is taken, as a hint: the secret in the URL finds the order; an order still
+ * applying records the announced id and its apply task is made due (it re-fetches and checks the
+ * application before adopting it); otherwise the order's poll is brought forward — its next attempt
+ * made due now and its delayed job promoted — so a worker polls the application at once. Nothing here calls httpsok: the worker's poll task does, and the 10 s floor it claims in
  * Postgres still holds (a poll within 10 s of the last one waits out the rest). Replays find the order
  * issued, or already due, and change nothing.
  */

@@ -2,7 +2,9 @@ import type { RetiredReason } from '@certq/core';
 import {
   type Certificate,
   certificates,
+  claimDomains,
   type Database,
+  DomainOwnedError,
   edgeTokens,
   isActiveOrder,
   lockOrder,
@@ -16,6 +18,7 @@ import {
 } from '@certq/db';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { WorkflowError } from './errors';
+import { enqueueWebhookJobs } from './ownership';
 import type { Queues } from './queues';
 
 /**
@@ -113,14 +116,6 @@ async function retireLocked(
     data: { certificateId: row.id, domains: row.domains, reason, cancelledOrderId },
   });
   return { certificate: certificate!, retired: true, cancelledOrderId };
-}
-
-/** Puts webhook deliveries committed by the caller on their queue; the relay catches any it misses. */
-export async function enqueueWebhookJobs(queues: Queues, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await queues.webhooks
-    .addBulk(ids.map((id) => ({ name: 'deliver', data: { deliveryId: id }, opts: { jobId: id } })))
-    .catch(() => {});
 }
 
 async function lockTenant(tx: Transaction, tenantId: string): Promise<Tenant> {
@@ -372,17 +367,17 @@ export async function storeUploadedCertificate(db: Database, args: UploadArgs): 
     const [tenant] = await tx.select().from(tenants).where(eq(tenants.id, args.tenantId)).for('share');
     if (!tenant) throw new WorkflowError('unknown_tenant', `unknown tenant ${args.tenantId}`);
     if (tenant.suspendedAt) throw suspendedError(tenant);
-    const taken = await tx.execute<{ domain: string }>(sql`
-      select distinct d as domain from certificates c, unnest(c.domains) d
-      where c.is_current and c.tenant_id <> ${args.tenantId}
-        and c.domains && ${`{${args.domains.join(',')}}`}::text[] and d = any(${`{${args.domains.join(',')}}`}::text[])
-      order by 1`);
-    if (taken.rows.length)
+    try {
+      // Ownership's one home (domain claims): another tenant using one of these names refuses the upload.
+      await claimDomains(tx, args.tenantId, args.domains);
+    } catch (error) {
+      if (!(error instanceof DomainOwnedError)) throw error;
       throw new WorkflowError(
         'domain_taken',
-        `another tenant holds a current certificate for: ${taken.rows.map((r) => r.domain).join(', ')}`,
-        { domains: taken.rows.map((r) => r.domain) },
+        `another tenant uses ${error.names.join(', ')}: a certificate for it cannot be uploaded here`,
+        { domains: error.names },
       );
+    }
     const [active] = await tx
       .select({ id: orders.id })
       .from(orders)

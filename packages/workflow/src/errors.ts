@@ -14,7 +14,8 @@ export type WorkflowErrorCode =
   | 'dns_check_too_soon'
   | 'tenant_suspended'
   | 'tenant_deleted'
-  | 'domain_taken';
+  | 'domain_taken'
+  | 'domain_owned_by_another_tenant';
 
 export class WorkflowError extends Error {
   constructor(

@@ -3,7 +3,6 @@ export {
   assertTenantWritable,
   type DeleteTenantResult,
   deleteTenant,
-  enqueueWebhookJobs,
   type RetireArgs,
   type RetireResult,
   resumeTenant,
@@ -24,8 +23,24 @@ export {
   createOrder,
   createOrders,
   type OrderDeps,
+  type OrderOptions,
   retryOrder,
 } from './orders';
+export {
+  enqueueWebhookJobs,
+  OWNERSHIP_RECORD_PREFIX,
+  type OwnershipProofs,
+  ownedByAnotherTenant,
+  ownershipKey,
+  ownershipOf,
+  ownershipRecord,
+  provenNames,
+  stopServingCertificates,
+  type TransferActor,
+  type TransferResult,
+  transferClaims,
+  transferDomainByOperator,
+} from './ownership';
 export {
   createQueues,
   enqueueOrders,
@@ -45,5 +60,15 @@ export {
   type RenewalSelection,
   requestRenewals,
 } from './renewals/batch';
+export {
+  dueForRenewal,
+  HAS_ACTIVE_ORDER,
+  RENEWABLE,
+  RENEWABLE_ON_REQUEST,
+  RENEWAL_CANDIDATE_COLUMNS,
+  RENEWAL_CANDIDATES_FROM,
+  type RenewalCandidate,
+  renewalRequest,
+} from './renewals/candidates';
 export { spreadNotBefore } from './renewals/spread';
 export { ANALYZE_EVERY_BATCHES, freshenOrderStatistics, freshenStatisticsAfter } from './renewals/statistics';

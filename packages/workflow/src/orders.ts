@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { domainSetKey, isActive } from '@certq/core';
 import {
+  claimDomains,
   type Database,
+  DomainOwnedError,
   enterStage,
   idempotencyKeys,
   insertOrders,
@@ -20,6 +22,14 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { suspendedError } from './certificate-life';
 import { type EnqueueLogger, enqueueSafely } from './enqueue';
 import { WorkflowError } from './errors';
+import {
+  enqueueWebhookJobs,
+  type OwnershipProofs,
+  ownedByAnotherTenant,
+  provenNames,
+  type TransferActor,
+  transferClaims,
+} from './ownership';
 import type { Queues } from './queues';
 
 /** What order operations need: the database, the queues, and how long to wait for Redis. */
@@ -28,6 +38,14 @@ export interface OrderDeps {
   queues: Queues;
   /** How long a request waits for Redis to take its jobs before answering anyway (default 2000). */
   enqueueTimeoutMs?: number;
+  /** How a tenant proves a name another tenant holds (without it, such an order is simply refused). */
+  ownership?: OwnershipProofs;
+}
+
+/** Who places the order, for the audit row of a transfer its proof causes. */
+export interface OrderOptions {
+  log?: EnqueueLogger;
+  by?: TransferActor;
 }
 
 /** The order created, or the one that already stood for this request (active for the set, or a replay). */
@@ -44,7 +62,7 @@ const ATTEMPTS = 3;
 export async function createOrder(
   deps: OrderDeps,
   request: OrderRequest,
-  options: { idempotencyKey?: string; checkTenant?: boolean; log?: EnqueueLogger } = {},
+  options: OrderOptions & { idempotencyKey?: string; checkTenant?: boolean } = {},
 ): Promise<CreateOrderResult> {
   const key = options.idempotencyKey;
   if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
@@ -53,9 +71,26 @@ export async function createOrder(
       'Idempotency-Key: must be 1–255 printable ASCII characters',
     );
   if (options.checkTenant) await assertTenantsExist(deps.db, [request]);
-  const result = key
-    ? await createWithKey(deps.db, request, key)
-    : await retryRace(async () => (await insertOrders(deps.db, [request])).orders[0]!);
+  const place = (before?: (tx: Transaction) => Promise<void>) =>
+    key
+      ? createWithKey(deps.db, request, key, before)
+      : before
+        ? deps.db.transaction(async (tx) => {
+            await before(tx);
+            return (await insertOrders(tx, [request])).orders[0]!;
+          })
+        : retryRace(async () => (await insertOrders(deps.db, [request])).orders[0]!);
+  let result: KeyedResult;
+  try {
+    result = await place();
+  } catch (error) {
+    if (!(error instanceof DomainOwnedError)) throw error;
+    const outbox: string[] = [];
+    result = await placeByProof(deps, [request], error.names, options.by, outbox, (transfer) =>
+      place(transfer),
+    );
+    await enqueueWebhookJobs(deps.queues, outbox);
+  }
   if ('replayOf' in result) return { created: false, orderId: result.replayOf };
   if (!result.created) return { created: false, orderId: result.order.id };
   await enqueueSafely(deps.queues, [result.order], deps.enqueueTimeoutMs, options.log);
@@ -70,20 +105,31 @@ export async function createOrder(
 export async function createOrders(
   deps: OrderDeps,
   requests: readonly OrderRequest[],
-  options: { checkTenants?: boolean; log?: EnqueueLogger } = {},
+  options: OrderOptions & { checkTenants?: boolean } = {},
 ): Promise<{ order: Order; created: boolean }[]> {
   if (options.checkTenants) await assertTenantsExist(deps.db, requests);
   const bulk = requests.map((r): OrderRequest => ({ lane: 'bulk', ...r }));
-  const result = await retryRace(() => deps.db.transaction((tx) => insertOrders(tx, bulk)));
+  const place = (before?: (tx: Transaction) => Promise<void>) =>
+    retryRace(() =>
+      deps.db.transaction(async (tx) => {
+        await before?.(tx);
+        return insertOrders(tx, bulk);
+      }),
+    );
+  let result: Awaited<ReturnType<typeof place>>;
+  try {
+    result = await place();
+  } catch (error) {
+    if (!(error instanceof DomainOwnedError)) throw error;
+    const outbox: string[] = [];
+    result = await placeByProof(deps, bulk, error.names, options.by, outbox, place);
+    await enqueueWebhookJobs(deps.queues, outbox);
+  }
   const created = result.orders.filter((r) => r.created).map((r) => r.order);
   await enqueueSafely(deps.queues, created, deps.enqueueTimeoutMs, options.log);
   return result.orders;
 }
 
-/**
- * A failed order starts again from verifying as a new run (`attempts` + 1, fresh job ids, no
- * application id), unless another active order now covers its domain set.
- */
 /**
  * Locks an order the caller may act on: one of `tenantScope`'s when given. Another tenant's order is
  * not_found, as an unknown id is, so a tenant cannot learn which ids exist.
@@ -95,6 +141,10 @@ export async function lockOwnedOrder(tx: Transaction, orderId: string, tenantSco
   return order;
 }
 
+/**
+ * A failed order starts again from verifying as a new run (`attempts` + 1, fresh job ids, no
+ * application id), unless another active order now covers its domain set.
+ */
 export async function retryOrder(
   deps: OrderDeps,
   orderId: string,
@@ -109,6 +159,12 @@ export async function retryOrder(
           'not_retryable',
           `only a failed order can be retried; this one is ${order.status}`,
         );
+      // Its names may have gone to another tenant meanwhile: a new run needs them back.
+      await claimDomains(tx, order.tenantId, order.domains).catch((error: unknown) => {
+        throw error instanceof DomainOwnedError
+          ? ownedByAnotherTenant(deps.ownership, order.tenantId, error.names)
+          : error;
+      });
       return transitionOrder(tx, {
         order,
         to: 'verifying',
@@ -171,6 +227,68 @@ export async function cancelOrder(
 }
 
 /**
+ * The requests were refused because another tenant uses `refused` names: each requesting tenant's
+ * ownership records for its names among them are looked up, and when every one is in place the
+ * requests are placed again in one transaction that first transfers the names (transferClaims). Else
+ * 409 domain_owned_by_another_tenant, naming the first request concerned and the records it lacks.
+ */
+async function placeByProof<T>(
+  deps: OrderDeps,
+  requests: readonly OrderRequest[],
+  refused: readonly string[],
+  by: TransferActor | undefined,
+  outbox: string[],
+  place: (before: (tx: Transaction) => Promise<void>) => Promise<T>,
+): Promise<T> {
+  const wanted = new Set(refused);
+  const byTenant = new Map<string, Set<string>>();
+  for (const r of requests) {
+    for (const d of r.domains) {
+      if (!wanted.has(d)) continue;
+      const names = byTenant.get(r.tenantId) ?? new Set<string>();
+      byTenant.set(r.tenantId, names);
+      names.add(d);
+    }
+  }
+  const proven = new Map<string, string[]>();
+  for (const [tenantId, names] of byTenant) {
+    const found = deps.ownership ? await provenNames(deps.ownership, tenantId, [...names]) : [];
+    const missing = [...names].filter((n) => !found.includes(n));
+    if (missing.length > 0) {
+      const index = requests.findIndex(
+        (r) => r.tenantId === tenantId && r.domains.some((d) => missing.includes(d)),
+      );
+      throw ownedByAnotherTenant(deps.ownership, tenantId, missing, requests.length > 1 ? { index } : {});
+    }
+    proven.set(tenantId, found);
+  }
+  try {
+    return await place(async (tx) => {
+      outbox.length = 0;
+      for (const [tenantId, take] of proven) {
+        const names = [...new Set(requests.filter((r) => r.tenantId === tenantId).flatMap((r) => r.domains))];
+        const transfer = await transferClaims(tx, {
+          tenantId,
+          names,
+          take,
+          via: 'dns_proof',
+          by: by ?? { actor: `tenant:${tenantId}` },
+          reason: 'the ownership record was found in DNS',
+        });
+        outbox.push(...transfer.webhookDeliveryIds);
+      }
+    });
+  } catch (error) {
+    // Something else another tenant uses turned up meanwhile: refused like the first time.
+    if (error instanceof DomainOwnedError) {
+      const tenantId = requests.find((r) => r.domains.some((d) => error.names.includes(d)))?.tenantId;
+      if (tenantId) throw ownedByAnotherTenant(deps.ownership, tenantId, error.names);
+    }
+    throw error;
+  }
+}
+
+/**
  * Throws `unknown_tenant` naming the first request (by `details.index`) whose tenant does not exist,
  * `tenant_suspended` when one of them is suspended (or deleted).
  */
@@ -219,7 +337,12 @@ type KeyedResult = { order: Order; created: boolean } | { replayOf: string };
  * advisory lock on (tenant, key) serialises concurrent requests with the same key, so the second
  * waits for the first to commit and then finds its row: one order, never two.
  */
-async function createWithKey(db: Database, request: OrderRequest, key: string): Promise<KeyedResult> {
+async function createWithKey(
+  db: Database,
+  request: OrderRequest,
+  key: string,
+  before?: (tx: Transaction) => Promise<void>,
+): Promise<KeyedResult> {
   const hash = requestHash(request);
   for (let attempt = 1; ; attempt++) {
     try {
@@ -227,6 +350,7 @@ async function createWithKey(db: Database, request: OrderRequest, key: string): 
         await tx.execute(
           sql`select pg_advisory_xact_lock(hashtextextended(${`certq:idempotency:${request.tenantId}:${key}`}, 0))`,
         );
+        await before?.(tx);
         const [existing] = await tx
           .select()
           .from(idempotencyKeys)

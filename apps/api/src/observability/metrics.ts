@@ -1,15 +1,9 @@
 import { ORDER_STATUSES } from '@certq/core';
+import { collectProcessMetrics } from '@certq/core/process-metrics';
 import type { Database } from '@certq/db';
 import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
-import {
-  Counter,
-  collectDefaultMetrics,
-  Gauge,
-  type GaugeConfiguration,
-  Histogram,
-  Registry,
-} from 'prom-client';
+import { Counter, Gauge, type GaugeConfiguration, Histogram, Registry } from 'prom-client';
 import { EXPIRY_BUCKETS, type Stats } from './stats';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed', 'paused'] as const;
@@ -44,7 +38,7 @@ export function createApiMetrics(options: ApiMetricsOptions) {
   const windowDays = options.certificateWindowDays ?? 0;
   const tenantLabels = options.tenantLabels ?? false;
   const collectTimeoutMs = options.collectTimeoutMs ?? 2000;
-  collectDefaultMetrics({ register: registry, prefix: 'certq_api_' });
+  collectProcessMetrics(registry, 'certq_api_');
   const collectFailures = new Counter({
     name: 'certq_metrics_collect_failures_total',
     help: 'Scrapes that served a gauge empty because its source (Postgres, Redis) failed or was too slow.',
@@ -147,7 +141,7 @@ export function createApiMetrics(options: ApiMetricsOptions) {
   });
   gauge({
     name: 'certq_renewals_due',
-    help: 'Current certificates inside the renewal window (RENEW_BEFORE_DAYS) with no active order for their domain set.',
+    help: 'Current certificates past their renewal time (renew_at) with no active order for their domain set.',
     async collect() {
       this.set((await options.stats()).certificates.renewalsDue);
     },

@@ -1,5 +1,6 @@
 import type { Config } from '@certq/core';
 import type { Database } from '@certq/db';
+import { HAS_ACTIVE_ORDER, RENEWABLE } from '@certq/workflow';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 
@@ -16,7 +17,7 @@ export const StatsSchema = z.object({
     byDaysToExpiry: z.record(z.string(), z.number()),
     /** notAfter of the current certificate that expires first; null when there is none. */
     soonestExpiresAt: z.string().nullable(),
-    /** Current certificates inside RENEW_BEFORE_DAYS with no active order for their domain set. */
+    /** Certificates past their renewal time (renew_at) with no active order for their domain set. */
     renewalsDue: z.number(),
   }),
   failures: z.array(z.object({ reason: z.string(), count: z.number() })),
@@ -36,10 +37,7 @@ export const EXPIRY_BUCKETS = ['expired', '0-7', '8-30', '31-60', '61+'] as cons
  * work in JavaScript. At a million orders and certificates this takes about a second (see
  * `pnpm bench scale`), so requests read it through a `StatsSnapshot`, not directly.
  */
-export async function collectStats(
-  db: Database,
-  options: { renewBeforeDays: number; now?: Date },
-): Promise<Stats> {
+export async function collectStats(db: Database, options: { now?: Date } = {}): Promise<Stats> {
   const now = options.now ?? new Date();
   // Grouped by tenant id first (an index-friendly aggregate), names joined to the groups only.
   const byTenant = await db.execute<{ tenant_id: string; name: string; status: string; n: number }>(sql`
@@ -57,9 +55,7 @@ export async function collectStats(
     from certificates where is_current group by 1`);
   const due = await db.execute<{ n: number }>(sql`
     select count(*)::int as n from certificates c
-    where c.is_current and c.not_after <= ${now}::timestamptz + make_interval(days => ${options.renewBeforeDays})
-      and not exists (select 1 from orders o where o.tenant_id = c.tenant_id and o.domains_key = c.domains_key
-                      and o.status in ('verifying', 'applying', 'issuing'))`);
+    where ${RENEWABLE} and c.renew_at <= ${now}::timestamptz and not ${HAS_ACTIVE_ORDER}`);
   // The reason up to its first ':' or ';' drops per-order details (domains, ids), so equal causes group.
   const failures = await db.execute<{ reason: string; n: number }>(sql`
     select regexp_replace(coalesce(last_error, 'unknown'), '[:;].*$', '') as reason, count(*)::int as n
@@ -165,13 +161,13 @@ export interface ApiStats {
 
 export function createApiStats(
   db: Database,
-  config: Pick<Config, 'RENEW_BEFORE_DAYS' | 'STATS_MAX_AGE_MS'>,
+  config: Pick<Config, 'STATS_MAX_AGE_MS'>,
   onError: (error: unknown) => void,
 ): ApiStats {
   const rendered = new WeakMap<Stats, string>();
   const snapshot = new StatsSnapshot(
     async () => {
-      const stats = await collectStats(db, { renewBeforeDays: config.RENEW_BEFORE_DAYS });
+      const stats = await collectStats(db);
       rendered.set(stats, JSON.stringify(StatsSchema.parse(stats)));
       return stats;
     },

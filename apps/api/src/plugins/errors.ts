@@ -115,6 +115,7 @@ export const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
   tenant_suspended: 403,
   tenant_deleted: 409,
   domain_taken: 400,
+  domain_owned_by_another_tenant: 409,
 };
 
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {

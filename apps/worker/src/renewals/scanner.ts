@@ -1,9 +1,13 @@
-import { ACTIVE_STATUS_SQL_LIST } from '@certq/core';
-import { insertOrders, type Order, type OrderRequest, renewedByScan } from '@certq/db';
+import { insertOrders, type Order, type OrderRequest } from '@certq/db';
 import {
+  dueForRenewal,
   enqueueOrders,
   freshenOrderStatistics,
   freshenStatisticsAfter,
+  RENEWAL_CANDIDATE_COLUMNS,
+  RENEWAL_CANDIDATES_FROM,
+  type RenewalCandidate,
+  renewalRequest,
   spreadNotBefore,
 } from '@certq/workflow';
 import { type SQL, sql } from 'drizzle-orm';
@@ -21,7 +25,7 @@ export interface ScanOptions {
 export interface ScanResult {
   /** False when another process was scanning and this run did nothing. */
   ran: boolean;
-  /** Certificates due for renewal when the scan started (in the window, not backed off, no active order). */
+  /** Certificates due for renewal when the scan started (renew_at reached, not backed off, no active order). */
   due: number;
   /** Renewal orders created and enqueued. */
   created: number;
@@ -32,69 +36,42 @@ export interface ScanResult {
 }
 
 export interface ScanCursor {
-  /** not_after with Postgres's full microsecond precision (a JS Date would drop them). */
-  notAfter: string;
+  /** renew_at with Postgres's full microsecond precision (a JS Date would drop them). */
+  renewAt: string;
   id: string;
 }
 
-export interface CandidateRow extends Record<string, unknown> {
-  id: string;
-  tenant_id: string;
-  domains: string[];
-  algorithm: 'ECC' | 'RSA';
-  ca: 'google' | 'letsencrypt' | 'zerossl';
+export interface CandidateRow extends RenewalCandidate {
   cursor_ts: string;
 }
 
-const DAY_MS = 86_400_000;
-
-/** The window: current and renewed by certq, not yet expired, expiring within RENEW_BEFORE_DAYS, backoff passed, no active order. */
-function dueConditions(now: Date, windowEnd: Date): SQL {
-  return sql`c.is_current and ${renewedByScan('c')}
-    and c.not_after > ${now.toISOString()}::timestamptz
-    and c.not_after <= ${windowEnd.toISOString()}::timestamptz
-    and (c.renewal_not_before is null or c.renewal_not_before <= ${now.toISOString()}::timestamptz)
-    and not exists (
-      select 1 from orders o
-      where o.tenant_id = c.tenant_id and o.domains_key = c.domains_key
-        and o.status in (${sql.raw(ACTIVE_STATUS_SQL_LIST)}))`;
-}
-
 /**
- * One page of due certificates in (not_after, id) order, after `cursor`. Served by the partial index
- * certificates_current_by_expiry (not_after, id) WHERE is_current — a range scan that stops after
- * `limit` rows — and, per row, the partial unique index on active orders for the anti-join.
+ * One page of due certificates in (renew_at, id) order, after `cursor`. Served by the partial index
+ * certificates_current_by_renew_at (renew_at, id) WHERE is_current — a range scan that stops after
+ * `limit` rows — and, per row, the issuing order by primary key and the partial unique index on active
+ * orders for the anti-join.
  */
-export function renewalCandidatesQuery(
-  now: Date,
-  windowEnd: Date,
-  cursor: ScanCursor | undefined,
-  limit: number,
-): SQL {
+export function renewalCandidatesQuery(now: Date, cursor: ScanCursor | undefined, limit: number): SQL {
   const after = cursor
-    ? sql`and (c.not_after, c.id) > (${cursor.notAfter}::timestamptz, ${cursor.id}::uuid)`
+    ? sql`and (c.renew_at, c.id) > (${cursor.renewAt}::timestamptz, ${cursor.id}::uuid)`
     : sql``;
   return sql`
-    select c.id, c.tenant_id, c.domains, c.algorithm, c.ca,
-      to_char(c.not_after at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_ts
-    from certificates c
-    where ${dueConditions(now, windowEnd)} ${after}
-    order by c.not_after, c.id
+    select ${RENEWAL_CANDIDATE_COLUMNS},
+      to_char(c.renew_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_ts
+    from ${RENEWAL_CANDIDATES_FROM}
+    where ${dueForRenewal(now)} ${after}
+    order by c.renew_at, c.id
     limit ${limit}`;
 }
 
-export function renewalWindowEnd(ctx: WorkerContext, now: Date): Date {
-  return new Date(now.getTime() + ctx.config.RENEW_BEFORE_DAYS * DAY_MS);
-}
-
 /**
- * The renewal scanner: every current certificate within RENEW_BEFORE_DAYS of expiry (and not yet
- * expired), past its renewal backoff, whose tenant has no active order for its domain set, gets a
- * renewal order — same domains, algorithm and CA — in the renewal lane, interleaved by tenant (see
- * insertOrders), and a first run spread over `due / UPSTREAM_MAX_RPS` seconds.
+ * The renewal scanner: every certificate due for renewal (dueForRenewal in @certq/workflow: its renew_at
+ * reached, not yet expired, past its renewal backoff, no active order for its domain set) gets a renewal
+ * order (`nearing_expiry`, renewalRequest: same domains, algorithm and CA list) in the renewal lane,
+ * interleaved by tenant (see insertOrders), and a first run spread over `due / UPSTREAM_MAX_RPS` seconds.
  *
  * One scan at a time across all workers: the scan holds a transaction-scoped advisory lock on its own
- * connection while it pages through the certificates (keyset on (not_after, id), `batchSize` rows at a
+ * connection while it pages through the certificates (keyset on (renew_at, id), `batchSize` rows at a
  * time, so memory stays flat however many are due). Each page's orders are inserted in their own short
  * transaction and enqueued right after it commits (while the next page is read and inserted), so a
  * crash mid-scan loses nothing: what was committed is queued (or put back by the reconciler) and the
@@ -104,7 +81,6 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
   const started = Date.now();
   const now = options.now ?? ctx.clock.now();
   const batchSize = options.batchSize ?? 1000;
-  const windowEnd = renewalWindowEnd(ctx, now);
   const stopTimer = ctx.metrics.renewalScanDuration.startTimer();
   const result = await ctx.db.transaction(async (lockTx): Promise<ScanResult> => {
     const lock = await lockTx.execute<{ locked: boolean }>(
@@ -115,7 +91,7 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
 
     await freshenOrderStatistics(ctx.db);
     const counted = await lockTx.execute<{ n: number }>(
-      sql`select count(*)::int as n from certificates c where ${dueConditions(now, windowEnd)}`,
+      sql`select count(*)::int as n from certificates c where ${dueForRenewal(now)}`,
     );
     const due = counted.rows[0]?.n ?? 0;
     ctx.metrics.renewalsDue.set(due);
@@ -126,22 +102,17 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
     let enqueuing: Promise<void> = Promise.resolve();
     let cursor: ScanCursor | undefined;
     for (;;) {
-      const page = await lockTx.execute<CandidateRow>(
-        renewalCandidatesQuery(now, windowEnd, cursor, batchSize),
-      );
+      const page = await lockTx.execute<CandidateRow>(renewalCandidatesQuery(now, cursor, batchSize));
       if (page.rows.length === 0) break;
       batches++;
       const last = page.rows[page.rows.length - 1]!;
-      cursor = { notAfter: last.cursor_ts, id: last.id };
-      const requests: OrderRequest[] = page.rows.map((c) => ({
-        tenantId: c.tenant_id,
-        domains: c.domains,
-        algorithm: c.algorithm,
-        ca: c.ca,
-        kind: 'renewal',
-        renewalOfCertificateId: c.id,
-        notBefore: spreadNotBefore(now, due, ctx.config.UPSTREAM_MAX_RPS, ctx.random),
-      }));
+      cursor = { renewAt: last.cursor_ts, id: last.id };
+      const requests: OrderRequest[] = page.rows.map((c) =>
+        renewalRequest(c, {
+          reason: 'nearing_expiry',
+          notBefore: spreadNotBefore(now, due, ctx.config.UPSTREAM_MAX_RPS, ctx.random),
+        }),
+      );
       const inserted = await ctx.db.transaction((tx) => insertOrders(tx, requests));
       const fresh: Order[] = inserted.orders.filter((o) => o.created).map((o) => o.order);
       created += fresh.length;
@@ -179,24 +150,23 @@ export async function scanRenewals(ctx: WorkerContext, options: ScanOptions = {}
 
 /**
  * EXPLAIN of one page of the scan (the first, or after `cursor`), for the benchmark and tests: the
- * plan as text, whether the certificates are read through certificates_current_by_expiry and how
+ * plan as text, whether the certificates are read through certificates_current_by_renew_at and how
  * (an ordered Index Scan that stops after `limit` rows when many are due; a Bitmap Index Scan and a
  * small sort when the whole window fits in one page).
  */
 export async function explainRenewalScan(
   db: WorkerContext['db'],
   now: Date,
-  windowEnd: Date,
   options: { cursor?: ScanCursor; limit?: number; analyze?: boolean } = {},
-): Promise<{ plan: string; usesExpiryIndex: boolean; scan: string }> {
-  const query = renewalCandidatesQuery(now, windowEnd, options.cursor, options.limit ?? 1000);
+): Promise<{ plan: string; usesRenewAtIndex: boolean; scan: string }> {
+  const query = renewalCandidatesQuery(now, options.cursor, options.limit ?? 1000);
   const result = await db.execute<{ 'QUERY PLAN': string }>(
     options.analyze ? sql`explain (analyze, buffers) ${query}` : sql`explain ${query}`,
   );
   const plan = result.rows.map((r) => r['QUERY PLAN']).join('\n');
   const scan =
-    /(Index Only Scan|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) certificates_current_by_expiry/.exec(
+    /(Index Only Scan|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) certificates_current_by_renew_at/.exec(
       plan,
     );
-  return { plan, usesExpiryIndex: scan !== null, scan: scan?.[1] ?? 'no index' };
+  return { plan, usesRenewAtIndex: scan !== null, scan: scan?.[1] ?? 'no index' };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { checkIssuedCertificate, type IssuedApplication } from '@certq/api-client';
+import { renewalTime } from '@certq/core';
 import {
   alsoWritten,
   type Order,
@@ -27,10 +28,10 @@ const DEMOTE_CURRENT = sql`update certificates set is_current = false
  * first, so it is inserted only once the previous current certificate has been demoted.
  */
 const INSERT_CURRENT = sql`insert into certificates (id, tenant_id, order_id, domains, domains_key,
-    apply_id, algorithm, ca, not_before, not_after, fingerprint, certificate_pem, private_key_sealed, is_current)
+    apply_id, algorithm, ca, not_before, not_after, renew_at, fingerprint, certificate_pem, private_key_sealed, is_current)
   select ${sql.placeholder('id')}::uuid, o.tenant_id, o.id, o.domains, o.domains_key, ${sql.placeholder('applyId')},
     o.algorithm, o.ca, ${sql.placeholder('notBefore')}::timestamptz, ${sql.placeholder('notAfter')}::timestamptz,
-    ${sql.placeholder('fingerprint')}, ${sql.placeholder('certificatePem')}, ${sql.placeholder('privateKeySealed')}, true
+    ${sql.placeholder('renewAt')}::timestamptz, ${sql.placeholder('fingerprint')}, ${sql.placeholder('certificatePem')}, ${sql.placeholder('privateKeySealed')}, true
   from ${TRANSITIONED} o where (select count(*) from ${alsoWritten(0)}) >= 0`;
 
 export type IssuanceResult =
@@ -87,6 +88,10 @@ export async function completeIssuance(
     applyId: order.applyId ?? application.id,
     notBefore: check.notBefore.toISOString(),
     notAfter: check.notAfter.toISOString(),
+    renewAt: renewalTime(check, {
+      renewBeforeDays: ctx.config.RENEW_BEFORE_DAYS,
+      random: ctx.random,
+    }).toISOString(),
     fingerprint,
     certificatePem: application.certificate,
     privateKeySealed: ctx.secrets.seal(application.privateKey),

@@ -1,4 +1,4 @@
-/** The payloads of shared/httpsok-openapi.md (and the provider's page), verbatim. */
+/** The payloads of httpsok's OpenAPI documentation (https://openapi.httpsok.com), verbatim. */
 
 export const verifyValidEnvelope = {
   code: 0,

@@ -70,7 +70,7 @@ export interface paths {
         put?: never;
         /**
          * httpsok issued-callback receiver
-         * @description The notifyUrl given to httpsok. Unauthenticated: the unguessable secret in the path is the credential (unknown secret: 404). The posted body is never read: the order's poll is brought forward and a worker fetches the application from httpsok (the 10 s floor still holds) before anything is stored. Body limit 256 KiB.
+         * @description The notifyUrl given to httpsok. Unauthenticated: the unguessable secret in the path is the credential (unknown secret: 404). The body is unsigned: only the application id it names (`id`) is read, as a hint. An order still applying records it, and its apply task re-fetches and checks the application before adopting it; an issuing order's poll is brought forward. Either way a worker fetches the application from httpsok (the 10 s floor still holds) before anything is stored. Body limit 256 KiB.
          */
         post: operations["receiveHttpsokCallback"];
         delete?: never;
@@ -672,6 +672,11 @@ export interface components {
             kind: "new" | "renewal";
             lastError: string | null;
             progress: number;
+            /**
+             * @description why a renewal was created: nearing_expiry (its certificate reached its renewal time), manual (POST /v1/renewals); null for a new order
+             * @enum {string|null}
+             */
+            renewalReason: "nearing_expiry" | "manual" | null;
             /** @enum {string} */
             status: "verifying" | "applying" | "issuing" | "issued" | "failed" | "cancelled";
             tenantId: string;

@@ -1,16 +1,22 @@
-import { ACTIVE_STATUS_SQL_LIST, ACTIVE_STATUSES } from '@certq/core';
+import { ACTIVE_STATUSES } from '@certq/core';
 import {
-  certificates,
   type Database,
   insertOrders,
   type Order,
   type OrderRequest,
   orders,
-  renewableOnRequest,
   renewalBatches,
 } from '@certq/db';
-import { and, arrayOverlaps, asc, count, eq, gt, inArray, lte, type SQL, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, type SQL, sql } from 'drizzle-orm';
 import { enqueueOrders, type Queues } from '../queues';
+import {
+  HAS_ACTIVE_ORDER,
+  RENEWABLE_ON_REQUEST,
+  RENEWAL_CANDIDATE_COLUMNS,
+  RENEWAL_CANDIDATES_FROM,
+  type RenewalCandidate,
+  renewalRequest,
+} from './candidates';
 import { spreadNotBefore } from './spread';
 import { freshenOrderStatistics, freshenStatisticsAfter } from './statistics';
 
@@ -47,34 +53,27 @@ export interface RenewalBatchResult {
   skipped: number;
 }
 
-function selectionConditions(selection: RenewalSelection, now: Date): SQL[] {
-  const conditions: SQL[] = [eq(certificates.isCurrent, true), renewableOnRequest('"certificates"')];
-  if (selection.tenantIds) conditions.push(inArray(certificates.tenantId, selection.tenantIds));
-  if (selection.domains) conditions.push(arrayOverlaps(certificates.domains, selection.domains));
-  if (selection.certificateIds) conditions.push(inArray(certificates.id, selection.certificateIds));
-  if (selection.expiringWithinDays !== undefined)
-    conditions.push(
-      lte(certificates.notAfter, new Date(now.getTime() + selection.expiringWithinDays * 86_400_000)),
-    );
-  return conditions;
+/** The selection as conditions on `certificates c` (all of them apply). */
+function selectionConditions(selection: RenewalSelection, now: Date): SQL {
+  const conditions: SQL[] = [RENEWABLE_ON_REQUEST];
+  if (selection.tenantIds) conditions.push(sql`c.tenant_id = any(${sql.param(selection.tenantIds)}::uuid[])`);
+  if (selection.domains) conditions.push(sql`c.domains && ${sql.param(selection.domains)}::text[]`);
+  if (selection.certificateIds)
+    conditions.push(sql`c.id = any(${sql.param(selection.certificateIds)}::uuid[])`);
+  if (selection.expiringWithinDays !== undefined) {
+    const until = new Date(now.getTime() + selection.expiringWithinDays * 86_400_000);
+    conditions.push(sql`c.not_after <= ${until.toISOString()}::timestamptz`);
+  }
+  return sql.join(conditions, sql` and `);
 }
 
 /**
- * The certificate has an active order for its domain set. The outer columns are spelled out: drizzle
- * renders `${certificates.tenantId}` unqualified in a single-table query, and inside this subquery an
- * unqualified `tenant_id` would mean the order's own column.
- */
-const activeOrderExists = sql<boolean>`exists (
-  select 1 from orders o where o.tenant_id = "certificates"."tenant_id" and o.domains_key = "certificates"."domains_key"
-    and o.status in (${sql.raw(ACTIVE_STATUS_SQL_LIST)}))`;
-
-/**
  * A manual renewal (POST /v1/renewals): records a renewal_batches row, then gives every matching
- * current certificate without an active order a renewal order tagged with the batch — in the renewal
- * lane, interleaved by tenant as the scanner's (see insertOrders), first runs spread at the upstream
- * rate; the certificate's renewal backoff is ignored (someone asked). All in one transaction, paging
- * through the certificates by id so memory stays flat; the orders are enqueued page by page after the
- * commit.
+ * renewable certificate without an active order a renewal order (`manual`, renewalRequest) tagged with
+ * the batch — in the renewal lane, interleaved by tenant as the scanner's (see insertOrders), first runs
+ * spread at the upstream rate; the certificate's renewal time and backoff are ignored (someone asked).
+ * All in one transaction, paging through the certificates by id so memory stays flat; the orders are
+ * enqueued page by page after the commit.
  * Asking again while those orders run creates nothing: they are active, so their certificates are skipped.
  */
 export async function requestRenewals(
@@ -85,7 +84,7 @@ export async function requestRenewals(
   const now = request.now ?? new Date();
   const random = request.random ?? Math.random;
   const batchSize = request.batchSize ?? 1000;
-  const conditions = selectionConditions(request.selection, now);
+  const selected = selectionConditions(request.selection, now);
   await freshenOrderStatistics(db);
   const result = await db.transaction(async (tx) => {
     const [batch] = await tx
@@ -95,49 +94,38 @@ export async function requestRenewals(
         filter: request.selection,
       })
       .returning({ id: renewalBatches.id });
-    const [{ n: matching } = { n: 0 }] = await tx
-      .select({ n: count() })
-      .from(certificates)
-      .where(and(...conditions, sql`not ${activeOrderExists}`));
+    const counted = await tx.execute<{ n: number }>(
+      sql`select count(*)::int as n from certificates c where ${selected} and not ${HAS_ACTIVE_ORDER}`,
+    );
+    const matching = counted.rows[0]?.n ?? 0;
     let enqueued = 0;
     let skipped = 0;
     let after: string | undefined;
     let pages = 0;
     for (;;) {
-      const page = await tx
-        .select({
-          id: certificates.id,
-          tenantId: certificates.tenantId,
-          domains: certificates.domains,
-          algorithm: certificates.algorithm,
-          ca: certificates.ca,
-          busy: activeOrderExists,
-        })
-        .from(certificates)
-        .where(and(...conditions, after ? gt(certificates.id, after) : undefined))
-        .orderBy(asc(certificates.id))
-        .limit(batchSize);
-      if (page.length === 0) break;
-      after = page[page.length - 1]!.id;
-      const free = page.filter((c) => !c.busy);
-      skipped += page.length - free.length;
-      const requests: OrderRequest[] = free.map((c) => ({
-        tenantId: c.tenantId,
-        domains: c.domains,
-        algorithm: c.algorithm,
-        ca: c.ca ?? undefined,
-        kind: 'renewal',
-        renewalOfCertificateId: c.id,
-        renewalBatchId: batch!.id,
-        notBefore: spreadNotBefore(now, matching, request.maxRps, random),
-      }));
+      const page = await tx.execute<RenewalCandidate & { busy: boolean }>(sql`
+        select ${RENEWAL_CANDIDATE_COLUMNS}, ${HAS_ACTIVE_ORDER} as busy
+        from ${RENEWAL_CANDIDATES_FROM}
+        where ${selected} ${after ? sql`and c.id > ${after}::uuid` : sql``}
+        order by c.id limit ${batchSize}`);
+      if (page.rows.length === 0) break;
+      after = page.rows[page.rows.length - 1]!.id;
+      const free = page.rows.filter((c) => !c.busy);
+      skipped += page.rows.length - free.length;
+      const requests: OrderRequest[] = free.map((c) =>
+        renewalRequest(c, {
+          reason: 'manual',
+          batchId: batch!.id,
+          notBefore: spreadNotBefore(now, matching, request.maxRps, random),
+        }),
+      );
       if (requests.length) {
         const inserted = await insertOrders(tx, requests);
         const created = inserted.orders.filter((o) => o.created).length;
         enqueued += created;
         skipped += requests.length - created;
       }
-      if (page.length < batchSize) break;
+      if (page.rows.length < batchSize) break;
       // Statistics that still say "few active orders" make the per-certificate check quadratic (see
       // scanner.ts); inside this transaction ANALYZE also counts the orders inserted so far.
       if (freshenStatisticsAfter(++pages)) await freshenOrderStatistics(tx);

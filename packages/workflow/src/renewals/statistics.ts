@@ -2,18 +2,17 @@ import type { Queryable } from '@certq/db';
 import { sql } from 'drizzle-orm';
 
 /**
- * Re-ANALYZE `orders` first after this many batches that created orders (see freshenOrderStatistics).
- * 1, not 5: the statistics taken when a mass renewal starts say "no active orders", and until the first
- * re-ANALYZE each batch of 1,000 took 400–1,500 ms instead of ~120 (a million-certificate scan: its
- * first five batches 3.8 s, against 2.7 s with two more ANALYZEs of ~0.5 s each).
+ * Re-ANALYZE `orders` first after this many batches that created orders (see freshenOrderStatistics):
+ * the statistics taken when a mass renewal starts say "no active orders", which makes every batch
+ * until the first re-ANALYZE several times slower.
  */
 export const ANALYZE_EVERY_BATCHES = 1;
 
 /**
  * Whether to re-ANALYZE after the `batch`-th batch that created orders: after batch 1, 2, 4, 8…,
  * each time the orders this pass created have doubled. The estimate of active orders is then never
- * off by more than 2×, which is all the plan choice needs; an ANALYZE of a million orders takes about
- * half a second, and one every 5 batches cost a million-certificate scan ~20 of them (7 now).
+ * off by more than 2×, which is all the plan choice needs, and a scan of n batches runs about log2(n)
+ * ANALYZEs (each of a million orders takes about half a second).
  */
 export function freshenStatisticsAfter(batch: number): boolean {
   const times = batch / ANALYZE_EVERY_BATCHES;

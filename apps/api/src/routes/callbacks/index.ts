@@ -32,9 +32,11 @@ export const callbacksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, 
         summary: 'httpsok issued-callback receiver',
         description:
           'The notifyUrl given to httpsok. Unauthenticated: the unguessable secret in the path is the ' +
-          "credential (unknown secret: 404). The posted body is never read: the order's poll is brought " +
-          'forward and a worker fetches the application from httpsok (the 10 s floor still holds) before ' +
-          `anything is stored. Body limit ${CALLBACK_BODY_LIMIT / 1024} KiB.`,
+          'credential (unknown secret: 404). The body is unsigned: only the application id it names (`id`) ' +
+          'is read, as a hint. An order still applying records it, and its apply task re-fetches and checks ' +
+          "the application before adopting it; an issuing order's poll is brought forward. Either way a " +
+          'worker fetches the application from httpsok (the 10 s floor still holds) before anything is ' +
+          `stored. Body limit ${CALLBACK_BODY_LIMIT / 1024} KiB.`,
         security: [],
         params: z.object({ secret: z.string() }),
         body: z.unknown(),

@@ -105,6 +105,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
             idempotencyKey: request.headers['idempotency-key'],
             checkTenant: principal.kind === 'admin',
             log: request.log,
+            by: { actor: actorOf(principal), ip: request.ip, requestId: request.id },
           }),
       );
       if (result.created) return reply.code(202).send(toOrderView(result.order));
@@ -133,7 +134,7 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
           202: z.object({
             orders: z.array(z.object({ id: z.string(), status: z.enum(ORDER_STATUSES) })),
           }),
-          ...errorResponses(400, 401, 413, 415, 429),
+          ...errorResponses(400, 401, 409, 413, 415, 429),
         },
       },
     },
@@ -147,7 +148,11 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
         ...caRequest(item.ca),
       }));
       const result = await withTenantPath(at, () =>
-        createOrders(deps, requests, { checkTenants: principal.kind === 'admin', log: request.log }),
+        createOrders(deps, requests, {
+          checkTenants: principal.kind === 'admin',
+          log: request.log,
+          by: { actor: actorOf(principal), ip: request.ip, requestId: request.id },
+        }),
       );
       return reply
         .code(202)

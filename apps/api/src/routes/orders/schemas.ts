@@ -1,4 +1,10 @@
-import { CERTIFICATE_AUTHORITIES, normalizeDomainList, ORDER_KINDS, ORDER_STATUSES } from '@certq/core';
+import {
+  CERTIFICATE_AUTHORITIES,
+  normalizeDomainList,
+  ORDER_KINDS,
+  ORDER_STATUSES,
+  RENEWAL_REASONS,
+} from '@certq/core';
 import { DNS_STATUSES } from '@certq/db';
 import { z } from 'zod';
 import { ownedListQuery } from '../../pagination';
@@ -23,8 +29,9 @@ export const DomainListSchema = z
     return result.domains;
   })
   .describe(
-    '1–100 distinct domains: lower-cased, IDN to punycode, one trailing dot dropped, duplicates removed; ' +
-      'a wildcard only as the whole leftmost label; no IP addresses',
+    '1–100 distinct domains, each mapped to its A-label form by UTS #46 (nontransitional, every check on), ' +
+      'one trailing dot dropped, duplicates removed; at most 237 characters; not a public suffix; ' +
+      'a wildcard only as the whole leftmost label; no IP addresses, no invisible characters',
   );
 
 /** One CA, or a list in order of preference: the list is kept as given, never reordered or deduplicated. */
@@ -87,6 +94,12 @@ export const OrderSchema = z
     id: z.string(),
     tenantId: z.string(),
     kind: z.enum(ORDER_KINDS),
+    renewalReason: z
+      .enum(RENEWAL_REASONS)
+      .nullable()
+      .describe(
+        'why a renewal was created: nearing_expiry (its certificate reached its renewal time), manual (POST /v1/renewals); null for a new order',
+      ),
     domains: z.array(z.string()),
     algorithm: AlgorithmSchema,
     ca: CaSchema.describe('the CA of the current attempt'),

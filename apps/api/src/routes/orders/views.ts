@@ -7,6 +7,7 @@ export const viewColumns = {
   id: orders.id,
   tenantId: orders.tenantId,
   kind: orders.kind,
+  renewalReason: orders.renewalReason,
   domains: orders.domains,
   algorithm: orders.algorithm,
   ca: orders.ca,
@@ -33,6 +34,7 @@ type ViewRow = Pick<
   | 'id'
   | 'tenantId'
   | 'kind'
+  | 'renewalReason'
   | 'domains'
   | 'algorithm'
   | 'ca'
@@ -52,6 +54,7 @@ export function toOrderView(row: ViewRow, dns: DnsRecord[] = []): OrderView {
     id: row.id,
     tenantId: row.tenantId,
     kind: row.kind,
+    renewalReason: row.renewalReason,
     domains: row.domains,
     algorithm: row.algorithm,
     ca: row.ca,
