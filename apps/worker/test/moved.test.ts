@@ -4,17 +4,18 @@ import { type NamedServer, startNamed, waitFor } from '@certq/testing';
 import { RENEWABLE, requestDnsCheck, requestRenewals } from '@certq/workflow';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyWebhookSignature, type WorkerHandle } from '../src';
+import { notifyExpiring, verifyWebhookSignature, type WorkerHandle } from '../src';
 import { movedReading } from '../src/renewals/moved';
 import { createWorkbench, type Workbench } from './helpers';
-import { DAY_MS, startRenewalWorker } from './renewal-helpers';
+import { DAY_MS, seedCertificates, startRenewalWorker } from './renewal-helpers';
 import { startReceiver } from './webhook-receiver';
 
 /*
  * Moved away, against a real DNS server (bind9 named, asked by certq and by the simulator as httpsok
  * asks public DNS): a renewal whose CNAME is gone for longer than MOVED_GRACE_DAYS (the worker's clock
  * moved forward instead of waiting a week) marks its certificate moved, sends certificate.moved once,
- * stops renewals; the CNAME restored and a DNS check asked → renewed.
+ * stops renewals; the CNAME restored and a DNS check asked → renewed. And certificate.expiring, the one
+ * warning an uploaded certificate gets, relative to its lifetime.
  */
 const SECRET = 'whsec_moved-test-secret';
 let named: NamedServer;
@@ -145,5 +146,37 @@ describe('a domain that moved away', () => {
       .where(eq(certificates.id, renewed!.certificateId!));
     expect(fresh).toMatchObject({ isCurrent: true, state: 'active' });
     expect((await cert()).isCurrent).toBe(false);
+  });
+});
+
+describe('certificate.expiring', () => {
+  it('comes relative to the lifetime: a 6-day certificate hears a day before, not at once', async () => {
+    const now = bench.clock.now();
+    const [id] = await seedCertificates(bench.db.db, [
+      {
+        tenantId: bench.tenantId,
+        domains: ['short.expiring.example'],
+        notAfter: new Date(now.getTime() + 3 * DAY_MS),
+      },
+    ]);
+    await bench.db.db
+      .update(certificates)
+      .set({ notBefore: new Date(now.getTime() - 3 * DAY_MS), state: 'uploaded' })
+      .where(eq(certificates.id, id!));
+    const expiring = () =>
+      bench.db.db
+        .select()
+        .from(webhookDeliveries)
+        .where(
+          and(
+            eq(webhookDeliveries.tenantId, bench.tenantId),
+            eq(webhookDeliveries.event, 'certificate.expiring'),
+          ),
+        );
+    await notifyExpiring(worker.ctx, { now });
+    expect(await expiring()).toHaveLength(0);
+    await notifyExpiring(worker.ctx, { now: new Date(now.getTime() + 2.1 * DAY_MS) });
+    const [hook] = await expiring();
+    expect(hook?.payload).toMatchObject({ data: { certificateId: id } });
   });
 });

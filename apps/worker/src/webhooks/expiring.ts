@@ -2,13 +2,18 @@ import { sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { enqueueWebhooksAfterCommit } from './delivery';
 
-/** `certificate.expiring` is sent for a current certificate this close to expiry. */
+/** `certificate.expiring` is sent for a current certificate this close to expiry… */
 export const EXPIRING_WITHIN_DAYS = 7;
+/**
+ * …and within this share of its lifetime: a 6-day certificate hears one day before, not at issuance.
+ * Uploaded certificates, which certq never renews, rely on it as their only warning.
+ */
+export const LIFETIME_SHARE = 6;
 const BATCH = 1000;
 
 /**
  * Records `certificate.expiring` once per certificate: a current certificate (so no renewal of it has
- * succeeded) that expires within 7 days, of a tenant with a webhook. The certificate is marked
+ * succeeded) that expires within 7 days and within a sixth of its lifetime, of a tenant with a webhook. The certificate is marked
  * (`expiring_notified_at`) in the same statement that writes the outbox row. Certificates of tenants
  * without a webhook are left unmarked: a webhook configured later still hears about them.
  */
@@ -26,6 +31,7 @@ export async function notifyExpiring(
         from certificates c join tenants t on t.id = c.tenant_id
         where c.is_current and c.expiring_notified_at is null and t.webhook_url is not null
           and c.not_after > ${now.toISOString()}::timestamptz and c.not_after <= ${end.toISOString()}::timestamptz
+          and c.not_after <= ${now.toISOString()}::timestamptz + (c.not_after - c.not_before) / ${LIFETIME_SHARE}
         order by c.not_after, c.id
         limit ${BATCH}
         for update of c skip locked
