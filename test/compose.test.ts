@@ -184,6 +184,34 @@ describe('infra/docker/Dockerfile', () => {
   });
 });
 
+describe('the edge: the agent image and its Kubernetes example', () => {
+  it('has a small agent target: Node alone and the bundled file, non-root', () => {
+    const stage = read('infra/docker/Dockerfile')
+      .split(/^FROM /m)
+      .find((s) => s.includes(' AS agent\n'))!;
+    expect(stage).toMatch(/^\$\{AGENT_NODE_IMAGE\} AS agent/);
+    expect(stage).toContain('COPY --from=build --chown=node:node /app/apps/agent/dist/certq-agent.mjs');
+    expect(stage).toMatch(/^USER node$/m);
+    expect(stage).not.toMatch(/pnpm|node_modules/);
+  });
+
+  it('runs the agent image as a sidecar and an init container, with its health probe', () => {
+    const docs = parseAllDocuments(read('infra/k8s/edge/edge-nginx.yaml')).map((d) => {
+      expect(d.errors).toEqual([]);
+      return d.toJS();
+    });
+    const spec = docs.find((d) => d.kind === 'Deployment').spec.template.spec;
+    expect(spec.securityContext.runAsNonRoot).toBe(true);
+    const agents = [...spec.initContainers, ...spec.containers].filter((c: Doc) =>
+      c.image.includes('certq/agent'),
+    );
+    expect(agents.map((c: Doc) => c.name)).toEqual(['first-sync', 'certq-agent']);
+    expect(agents[0].args).toContain('--once');
+    expect(agents[1].livenessProbe.httpGet.path).toBe('/healthz');
+    expect(parse(read('infra/k8s/edge/kustomization.yaml')).resources).toEqual(['edge-nginx.yaml']);
+  });
+});
+
 describe('infra/k8s', () => {
   const dir = join(root, 'infra/k8s');
   const files = readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
