@@ -4,16 +4,8 @@ import { join } from 'node:path';
 import { freePort, waitFor } from '@certq/testing';
 import { startCaddy } from '@certq/testing/servers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AgentProcess,
-  agentArgs,
-  handshake,
-  presented,
-  type Stack,
-  spawnAgent,
-  startStack,
-  uniqueName,
-} from './stack';
+import type { AgentProcess, Stack } from './stack';
+import { agentArgs, handshake, presented, spawnAgent, startStack, uniqueName } from './stack';
 
 // Caddy asks at every handshake; with the agent in between, certq may be down and handshakes go on.
 let stack: Stack;

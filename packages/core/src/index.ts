@@ -1,5 +1,6 @@
 export * from './address-policy';
 export * from './backoff';
+export * from './capacity';
 export * from './clock';
 export * from './config';
 export * from './crypto';

@@ -48,11 +48,13 @@ export {
 } from './renewals/batch';
 export {
   dueForRenewal,
+  expiringAt,
   HAS_ACTIVE_ORDER,
   RENEWABLE,
   RENEWAL_CANDIDATE_COLUMNS,
   RENEWAL_CANDIDATES_FROM,
   type RenewalCandidate,
+  renewalOverdueAt,
   renewalRequest,
 } from './renewals/candidates';
 export { spreadNotBefore } from './renewals/spread';

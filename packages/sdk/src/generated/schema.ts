@@ -725,14 +725,6 @@ export interface components {
             /** @description ISO-8601 timestamp */
             updatedAt: string;
         };
-        OwnershipRecord: {
-            /** @description `_certq-owner.<name>` (the base name for a wildcard) */
-            name: string;
-            /** @enum {string} */
-            type: "TXT";
-            /** @description the value to put in the TXT record: certq gives each tenant its own per name */
-            value: string;
-        };
         RenewalBatch: {
             batchId: string;
             cancelled: number;
@@ -1274,7 +1266,14 @@ export interface operations {
                         holder: "you" | "another_tenant" | "nobody";
                         name: string;
                         /** @description the record that proves the name is yours (tenants, or ?tenantId=) */
-                        record: components["schemas"]["OwnershipRecord"] | null;
+                        record: {
+                            /** @description `_certq-owner.<name>` (the base name for a wildcard) */
+                            name: string;
+                            /** @enum {string} */
+                            type: "TXT";
+                            /** @description the value to put in the TXT record: certq gives each tenant its own per name */
+                            value: string;
+                        } | null;
                         /** @description whether certq’s own DNS lookup finds that record now */
                         recordFound: boolean | null;
                         /** @description operator only: the tenant holding it */
@@ -2248,11 +2247,29 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description renewal demand projected from the current certificates' renewal times and lifetimes */
+                        capacity: {
+                            /** @description UPSTREAM_MAX_RPS: requests per second httpsok takes from certq */
+                            ceilingRps: number;
+                            /** @description peak projected daily calls / (ceilingRps × 86400), over the 30 days */
+                            peakShare: number;
+                            /** @description the next 30 days */
+                            projected: {
+                                /** @description UTC day, YYYY-MM-DD; the first is today from now on */
+                                day: string;
+                                /** @description renewals projected that day (renew_at, then again one lifetime on) */
+                                renewals: number;
+                                /** @description renewals × upstream calls per renewal (3, 2 with callbacks) */
+                                upstreamCalls: number;
+                            }[];
+                        };
                         certificates: {
                             byDaysToExpiry: {
                                 [key: string]: number;
                             };
                             current: number;
+                            expiring: number;
+                            renewalOverdue: number;
                             renewalsDue: number;
                             soonestExpiresAt: string | null;
                         };
@@ -2278,6 +2295,17 @@ export interface operations {
                                 tenantId: string;
                                 tenantName: string;
                             }[];
+                        };
+                        upstream: {
+                            byReason: {
+                                calls: number;
+                                endpoint: string;
+                                reason: string;
+                            }[];
+                            calls: number;
+                            callsPerIssued: number | null;
+                            issued: number;
+                            windowMinutes: number;
                         };
                     };
                 };

@@ -173,7 +173,10 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   app.get('/admin', async (request, reply) => {
     const stats = await app.stats.get();
     const tenants = stats.orders.byTenant.map((t) => ({ id: t.tenantId, name: t.tenantName }));
-    return send(reply, page(request, 'Overview', overviewPage(stats.orders.byStatus, tenants)));
+    return send(
+      reply,
+      page(request, 'Overview', overviewPage(stats.orders.byStatus, tenants, stats.capacity)),
+    );
   });
 
   let chartCache: { at: number; data: ChartData } | undefined;

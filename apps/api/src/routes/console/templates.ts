@@ -45,9 +45,39 @@ export function flash(kind: 'ok' | 'error', message: string): Html {
 
 // ─── overview ─────────────────────────────────────────────────────────────────────────────────────
 
+/** The capacity projection (GET /v1/stats `capacity`), as /admin shows it. */
+export interface CapacityView {
+  ceilingRps: number;
+  projected: { day: string; renewals: number; upstreamCalls: number }[];
+  peakShare: number;
+}
+
+/**
+ * Projected upstream calls per day against the ceiling (UPSTREAM_MAX_RPS × 86400) and its 80 % alert
+ * line, as an SVG drawn on the server: presentation attributes only, so the CSP needs no inline style.
+ */
+export function capacityChart(capacity: CapacityView): Html {
+  const daily = capacity.ceilingRps * 86_400;
+  const top = Math.max(daily, ...capacity.projected.map((d) => d.upstreamCalls)) * 1.05;
+  const width = 600;
+  const height = 160;
+  const slot = width / Math.max(1, capacity.projected.length);
+  const y = (calls: number) => height - (calls / top) * height;
+  const bars = capacity.projected.map((d, i) => {
+    const share = d.upstreamCalls / daily;
+    return html`<rect class="${share > 0.8 ? 'over' : 'under'}" x="${(i * slot + 1).toFixed(1)}" y="${y(d.upstreamCalls).toFixed(1)}" width="${(slot - 2).toFixed(1)}" height="${(height - y(d.upstreamCalls)).toFixed(1)}"><title>${d.day}: ${d.renewals} renewals, ${d.upstreamCalls} upstream calls (${(share * 100).toFixed(1)} % of the ceiling)</title></rect>`;
+  });
+  return html`<figure class="capacity"><figcaption>Renewal demand vs the upstream ceiling, next ${capacity.projected.length} days (peak ${(capacity.peakShare * 100).toFixed(1)} % of ${capacity.ceilingRps} req/s)</figcaption>
+<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="projected upstream calls per day and the ceiling">${bars}
+<line class="ceiling" x1="0" x2="${width}" y1="${y(daily).toFixed(1)}" y2="${y(daily).toFixed(1)}"><title>ceiling: ${daily} calls a day</title></line>
+<line class="alert-line" x1="0" x2="${width}" y1="${y(daily * 0.8).toFixed(1)}" y2="${y(daily * 0.8).toFixed(1)}"><title>80 %: the capacity alert</title></line>
+</svg></figure>`;
+}
+
 export function overviewPage(
   byStatus: Record<string, number>,
   tenants: { id: string; name: string }[],
+  capacity?: CapacityView,
 ): Html {
   return html`<h1>Overview</h1>
 ${searchForms({})}
@@ -60,6 +90,7 @@ ${searchForms({})}
 <figure><figcaption>Orders issued and failed per hour, last 7 days</figcaption><canvas id="chart-outcomes"></canvas></figure>
 <figure><figcaption>Queue depth</figcaption><canvas id="chart-queues"></canvas></figure>
 </section>
+${capacity ? capacityChart(capacity) : html``}
 <h2>Tenants</h2><p class="tenants">${tenants.map(
     (t) => html`<a href="/admin/tenants/${t.id}">${t.name}</a> `,
   )}</p>`;
