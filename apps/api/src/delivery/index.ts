@@ -92,8 +92,8 @@ export function createDelivery(options: {
       const { rows } = await db.execute<Row>(
         sql`select id, tenant_id, fingerprint, certificate_pem, private_key_sealed from certificates
             where is_current and domains && ${`{${names.join(',')}}`}::text[] and ${inScope(scope)}
-              -- Only the tenant holding the name matched (exact, or the wildcard) is served for it.
-              and exists (select 1 from domain_claims dc where dc.tenant_id = certificates.tenant_id
+              -- Never a certificate for a name (exact, or the wildcard matched) another tenant holds.
+              and not exists (select 1 from domain_claims dc where dc.tenant_id <> certificates.tenant_id
                 and dc.name = any(${`{${names.join(',')}}`}::text[]) and dc.name = any(certificates.domains))
             order by (domains @> array[${name}]::text[]) desc, created_at desc, id desc
             limit 1`,
