@@ -33,7 +33,8 @@ describe('GET /v1/certificates', () => {
     });
     const current = await insertCertificate(api, tenantA, { domains: [domain], notAfterDays: 80 });
     const soon = await insertCertificate(api, tenantA, { notAfterDays: 10 });
-    const foreign = await insertCertificate(api, tenantB, { domains: [domain] });
+    // Another tenant's certificate for the same name, as data from before ownership could hold.
+    const foreign = await insertCertificate(api, tenantB, { domains: [domain], unclaimed: true });
 
     const list = await api.tenantRequest(tenantA.token, 'GET', '/v1/certificates');
     expect(list.status).toBe(200);

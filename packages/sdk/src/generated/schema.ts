@@ -723,14 +723,6 @@ export interface components {
             /** @description ISO-8601 timestamp */
             updatedAt: string;
         };
-        OwnershipRecord: {
-            /** @description `_certq-owner.<name>` (the base name for a wildcard) */
-            name: string;
-            /** @enum {string} */
-            type: "TXT";
-            /** @description the value to put in the TXT record: certq gives each tenant its own per name */
-            value: string;
-        };
         RenewalBatch: {
             batchId: string;
             cancelled: number;
@@ -1272,7 +1264,14 @@ export interface operations {
                         holder: "you" | "another_tenant" | "nobody";
                         name: string;
                         /** @description the record that proves the name is yours (tenants, or ?tenantId=) */
-                        record: components["schemas"]["OwnershipRecord"] | null;
+                        record: {
+                            /** @description `_certq-owner.<name>` (the base name for a wildcard) */
+                            name: string;
+                            /** @enum {string} */
+                            type: "TXT";
+                            /** @description the value to put in the TXT record: certq gives each tenant its own per name */
+                            value: string;
+                        } | null;
                         /** @description whether certq’s own DNS lookup finds that record now */
                         recordFound: boolean | null;
                         /** @description operator only: the tenant holding it */
