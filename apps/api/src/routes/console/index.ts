@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUEUE_NAMES } from '@certq/core';
-import { auditLog } from '@certq/db';
+import { auditLog, edgeTokens } from '@certq/db';
 import { cancelOrder, isWorkflowError, retryOrder } from '@certq/workflow';
 import { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
@@ -42,6 +42,7 @@ import {
   certificatePage,
   certificateRows,
   certificatesPage,
+  edgeTokensPage,
   flash,
   layout,
   messagePage,
@@ -202,7 +203,10 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   app.get('/admin', async (request, reply) => {
     const stats = await app.stats.get();
     const tenants = stats.orders.byTenant.map((t) => ({ id: t.tenantId, name: t.tenantName }));
-    return send(reply, page(request, 'Overview', overviewPage(stats.orders.byStatus, tenants)));
+    return send(
+      reply,
+      page(request, 'Overview', overviewPage(stats.orders.byStatus, tenants, stats.capacity)),
+    );
   });
 
   let chartCache: { at: number; data: ChartData } | undefined;
@@ -455,6 +459,15 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         ? flash('ok', `Renewal ordered (batch ${result.batchId}).`)
         : flash('error', 'A renewal or another order for this domain set is already active.'),
     );
+  });
+
+  // ── edges ──
+  app.get('/admin/edge-tokens', async (request, reply) => {
+    const rows = await db
+      .select()
+      .from(edgeTokens)
+      .orderBy(sql`${edgeTokens.revokedAt} is not null`, sql`${edgeTokens.lastSeenAt} asc nulls first`);
+    return send(reply, page(request, 'Edges', edgeTokensPage(rows)));
   });
 
   // ── tenants ──

@@ -2,6 +2,7 @@ import { normalizeDomain } from '@certq/core';
 import { sql } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { CachedBundle } from '../../delivery/tls-cache';
 import type { RouteOptions } from '../../deps';
 import { actorOf, principalOf, tenantsVisibleTo } from '../../plugins/auth';
 import { ApiError, badRequest, errorResponses } from '../../plugins/errors';
@@ -33,11 +34,13 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
           'none. Edge token (limited tokens see only their tenants) or operator token, as ' +
           '`Authorization: Bearer` or a `token` query parameter; tenant tokens get 403.',
         querystring: TlsCertificateQuery,
-        produces: [PEM_TYPE],
         response: {
-          200: z.string().describe('PEM: leaf, intermediates, then the private key'),
+          200: {
+            description: 'PEM: leaf, intermediates, then the private key',
+            content: { [PEM_TYPE]: { schema: z.string() } },
+          },
           204: z.null().describe('certq holds no current certificate for this name'),
-          ...errorResponses(400, 401, 403),
+          ...errorResponses(400, 401, 403, 429),
         },
       },
     },
@@ -47,14 +50,19 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
       const { server_name: serverName, certificate_id: certificateId } = request.query;
       if ((serverName === undefined) === (certificateId === undefined))
         throw badRequest('querystring: give exactly one of server_name and certificate_id');
-      let found: Awaited<ReturnType<typeof app.delivery.bundleForId>>;
+      let found: CachedBundle | null | undefined;
       if (certificateId !== undefined) {
         found = await app.delivery.bundleForId(scope, certificateId);
       } else {
-        const name = normalizeDomain(serverName!);
-        if (!name.ok) throw badRequest(`querystring server_name: ${name.reason}`);
-        if (name.domain.startsWith('*.')) throw badRequest('querystring server_name: must not be a wildcard');
-        found = await app.delivery.bundleForName(scope, name.domain);
+        // A name already answered is served as sent; any other is normalised (and checked) first.
+        found = app.delivery.cachedForName(scope, serverName!);
+        if (found === undefined) {
+          const name = normalizeDomain(serverName!);
+          if (!name.ok) throw badRequest(`querystring server_name: ${name.reason}`);
+          if (name.domain.startsWith('*.'))
+            throw badRequest('querystring server_name: must not be a wildcard');
+          found = await app.delivery.bundleForName(scope, name.domain);
+        }
       }
       reply.header('cache-control', 'no-store');
       if (!found) return reply.code(204).send(null);
