@@ -207,3 +207,84 @@ export function checkIssuedCertificate(input: {
     return { ok: false, reason: `certificate check failed: ${errorText(e)}` };
   }
 }
+
+export type UploadedCertificateCheck =
+  | {
+      ok: true;
+      fingerprint: string;
+      notBefore: Date;
+      notAfter: Date;
+      /** The leaf's DNS names, as written in it (lower-cased). */
+      domains: string[];
+      algorithm: 'ECC' | 'RSA';
+      /** The chain as stored: each block normalised, leaf first. */
+      certificate: string;
+    }
+  | { ok: false; reason: string };
+
+/**
+ * A certificate someone hands certq to serve (not one certq ordered): the checks of
+ * checkIssuedCertificate on the key and the leaf, plus what a CA's answer would not need: the leaf is
+ * not a CA certificate, is valid now (not before its notBefore either), has DNS names, has an EC or RSA
+ * key, and each certificate of the chain is issued and signed by the next. Never throws.
+ */
+export function checkUploadedCertificate(input: {
+  certificate: string;
+  privateKey: string;
+  now?: Date;
+}): UploadedCertificateCheck {
+  const blocks = splitPemChain(input.certificate);
+  if (blocks.length === 0) return { ok: false, reason: 'certificate holds no PEM CERTIFICATE block' };
+  const chain: X509Certificate[] = [];
+  for (const [index, block] of blocks.entries()) {
+    try {
+      chain.push(new X509Certificate(block));
+    } catch (e) {
+      return { ok: false, reason: `certificate #${index + 1} of the chain does not parse: ${errorText(e)}` };
+    }
+  }
+  const leaf = chain[0]!;
+  if (leaf.ca) return { ok: false, reason: 'the first certificate is a CA certificate, not a leaf' };
+  const keyType = leaf.publicKey.asymmetricKeyType;
+  if (keyType !== 'ec' && keyType !== 'rsa')
+    return {
+      ok: false,
+      reason: `the leaf's key is ${keyType ?? 'unknown'}: only EC and RSA keys are served`,
+    };
+  try {
+    if (!keyMatchesLeaf(input.privateKey, leaf))
+      return { ok: false, reason: 'private key does not match the leaf certificate' };
+  } catch {
+    return { ok: false, reason: 'private key does not parse (unencrypted PEM expected)' };
+  }
+  for (let i = 0; i + 1 < chain.length; i++) {
+    const child = chain[i]!;
+    const parent = chain[i + 1]!;
+    if (!child.checkIssued(parent) || !child.verify(parent.publicKey))
+      return {
+        ok: false,
+        reason: `the chain does not link: certificate #${i + 1} is not issued by certificate #${i + 2}`,
+      };
+  }
+  let validity: { notBefore: Date; notAfter: Date };
+  try {
+    validity = validityOf(leaf);
+  } catch (e) {
+    return { ok: false, reason: errorText(e) };
+  }
+  const now = input.now ?? new Date();
+  if (validity.notAfter.getTime() <= now.getTime())
+    return { ok: false, reason: `certificate expired at ${validity.notAfter.toISOString()}` };
+  if (validity.notBefore.getTime() > now.getTime())
+    return { ok: false, reason: `certificate is not valid before ${validity.notBefore.toISOString()}` };
+  const domains = [...new Set(parseDnsNames(leaf.subjectAltName))];
+  if (domains.length === 0) return { ok: false, reason: 'the leaf names no DNS subject alternative name' };
+  return {
+    ok: true,
+    fingerprint: fingerprintOf(leaf),
+    ...validity,
+    domains,
+    algorithm: keyType === 'ec' ? 'ECC' : 'RSA',
+    certificate: blocks.join(''),
+  };
+}

@@ -1,5 +1,6 @@
 import { type AuthThrottle, createAuthThrottle, hashToken, safeEqual } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
+import { suspendedError } from '@certq/workflow';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -150,7 +151,8 @@ export interface AuthOptions extends Record<string, unknown> {
 /**
  * Bearer auth. Tenant tokens are stored only as SHA-256 hashes: a token is hashed, looked up by its
  * hash (the current one, or the previous one within its rotation grace period; none after a
- * revocation) and compared in constant time. Known hashes are cached for at most 30 s and never past
+ * revocation) and compared in constant time. A suspended tenant's token still reads; its writes answer
+ * 403 tenant_suspended (suspension clears the cache like a revocation). Known hashes are cached for at most 30 s and never past
  * a previous token's grace; rotation and revocation clear the cache here and, through Redis pub/sub,
  * in every replica at once (with Redis away, other replicas honour them within 30 s).
  *
@@ -161,7 +163,10 @@ export interface AuthOptions extends Record<string, unknown> {
  */
 export const authPlugin = fp<AuthOptions>(
   async (app: FastifyInstance, options) => {
-    const cache = new Map<string, { tenantId: string; inGrace: boolean; expires: number }>();
+    const cache = new Map<
+      string,
+      { tenantId: string; inGrace: boolean; suspendedAt: Date | null; expires: number }
+    >();
     const prefix = options.redisPrefix ?? 'certq';
     const channel = `${prefix}:auth:invalidate`;
     app.decorate(
@@ -192,7 +197,9 @@ export const authPlugin = fp<AuthOptions>(
       await options.redis?.publish(channel, tenantId).catch(() => {});
     });
 
-    async function tenantFor(tokenHash: string): Promise<{ tenantId: string; inGrace: boolean } | undefined> {
+    async function tenantFor(
+      tokenHash: string,
+    ): Promise<{ tenantId: string; inGrace: boolean; suspendedAt: Date | null } | undefined> {
       const hit = cache.get(tokenHash);
       if (hit && hit.expires > Date.now()) return hit;
       const now = new Date();
@@ -202,6 +209,7 @@ export const authPlugin = fp<AuthOptions>(
           tokenHash: tenants.tokenHash,
           previousTokenHash: tenants.previousTokenHash,
           previousTokenExpiresAt: tenants.previousTokenExpiresAt,
+          suspendedAt: tenants.suspendedAt,
         })
         .from(tenants)
         .where(
@@ -221,7 +229,7 @@ export const authPlugin = fp<AuthOptions>(
       if (!current && row.previousTokenExpiresAt)
         expires = Math.min(expires, row.previousTokenExpiresAt.getTime());
       if (cache.size >= CACHE_MAX) cache.clear();
-      const found = { tenantId: row.id, inGrace: !current, expires };
+      const found = { tenantId: row.id, inGrace: !current, suspendedAt: row.suspendedAt, expires };
       cache.set(tokenHash, found);
       return found;
     }
@@ -266,6 +274,8 @@ export const authPlugin = fp<AuthOptions>(
           tokenId: tokenIdOf(hash),
           ...(found.inGrace ? { inGrace: true } : {}),
         };
+        if (found.suspendedAt && !isReadMethod(request.method))
+          throw suspendedError({ id: found.tenantId, suspendedAt: found.suspendedAt, deletedAt: null });
       }
       const { kind } = request.principal;
       if (mode === 'admin' && kind !== 'admin' && kind !== 'viewer') throw notFound('route');

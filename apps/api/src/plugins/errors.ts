@@ -113,6 +113,9 @@ export const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
   conflict: 409,
   not_verifying: 409,
   dns_check_too_soon: 429,
+  tenant_suspended: 403,
+  tenant_deleted: 409,
+  domain_taken: 400,
   domain_owned_by_another_tenant: 409,
 };
 
