@@ -12,6 +12,7 @@ import {
   presented,
   type Stack,
   spawnAgent,
+  spawnNginxAgent,
   startStack,
   uniqueName,
 } from './stack';
@@ -70,17 +71,7 @@ beforeAll(async () => {
     startCaddy({ certificateUrl: `${stack.apiUrl}/v1/tls/certificate?token=${edge}` }),
     startNginx({ certDir: dir }),
   ]);
-  agent = spawnAgent([
-    ...agentArgs(stack, edge, dir),
-    '--format',
-    'nginx',
-    '--reload',
-    nginx.reloadCommand,
-    '--wait',
-    '20',
-    '--debounce-ms',
-    '100',
-  ]);
+  agent = spawnNginxAgent(stack, edge, dir, nginx.reloadCommand, 100);
 });
 afterAll(async () => {
   agent?.child.kill('SIGKILL');
