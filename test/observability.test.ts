@@ -90,6 +90,7 @@ function fakeApiSources() {
     },
     failures: [],
     dnsWaiting: { byStatus: {} },
+    upstream: { windowMinutes: 60, calls: 3, issued: 1, callsPerIssued: 3, byReason: [] },
     generatedAt: new Date().toISOString(),
   });
   // Every optional family switched on, so the dashboards may reference any of them.
@@ -100,6 +101,7 @@ async function exportedFamilies(): Promise<{ texts: string[]; families: Map<stri
   const worker = createWorkerMetrics();
   worker.jobDuration.observe({ stage: 'verify' }, 0.1);
   worker.upstreamRequests.inc({ endpoint: 'dv', outcome: 'ok' });
+  worker.upstreamCalls.inc({ endpoint: 'dv', reason: 'first' });
   const api = createApiMetrics(fakeApiSources());
   const texts = [await worker.registry.metrics(), await api.registry.metrics()];
   const families = new Map<string, Family>();

@@ -91,7 +91,7 @@ describe('renewals over simulated lifetimes', () => {
     const perCa: Record<string, number[]> = { letsencrypt: [], google: [], zerossl: [] };
     for (const [certificateId, at] of renewedAt) {
       const c = byId.get(certificateId)!;
-      perCa[c.ca]!.push((at - c.notBefore.getTime()) / lifetimeMs(c));
+      perCa[c.ca!]!.push((at - c.notBefore.getTime()) / lifetimeMs(c));
     }
     const within = (shares: number[], from: number, to: number) => shares.every((s) => s >= from && s <= to);
     expect(within(perCa.letsencrypt!, 0.5, 0.56), JSON.stringify(perCa.letsencrypt)).toBe(true);

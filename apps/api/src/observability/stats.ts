@@ -7,7 +7,7 @@ import {
   SHORT_LIFETIME_MS,
   upstreamCallsPerRenewal,
 } from '@certq/core';
-import type { Database } from '@certq/db';
+import { type Database, readUpstreamUsage } from '@certq/db';
 import { expiringAt, HAS_ACTIVE_ORDER, RENEWABLE, renewalOverdueAt } from '@certq/workflow';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
@@ -54,10 +54,25 @@ export const StatsSchema = z.object({
   dnsWaiting: z
     .object({ byStatus: z.record(z.string(), z.number()) })
     .describe("domains of verifying orders by the local DNS check's status"),
+  /**
+   * httpsok calls over the last hour, as the workers counted them: per issued certificate, and by endpoint
+   * (dv, apply, get) and reason (first, confirming, split_horizon, apply, issuing, issued, failed, adoption,
+   * error, retry). callsPerIssued is null while nothing was issued.
+   */
+  upstream: z.object({
+    windowMinutes: z.number(),
+    calls: z.number(),
+    issued: z.number(),
+    callsPerIssued: z.number().nullable(),
+    byReason: z.array(z.object({ endpoint: z.string(), reason: z.string(), calls: z.number() })),
+  }),
   /** When these counts were read from Postgres: they may be up to 2 × STATS_MAX_AGE_MS old. */
   generatedAt: z.string(),
 });
 export type Stats = z.infer<typeof StatsSchema>;
+
+/** The window of `upstream` in /v1/stats. */
+const UPSTREAM_WINDOW_MINUTES = 60;
 
 export const EXPIRY_BUCKETS = ['expired', '0-7', '8-30', '31-60', '61+'] as const;
 
@@ -153,6 +168,9 @@ export async function collectStats(
     from order_dns d join orders o on o.id = d.order_id
     where o.status = 'verifying' group by 1`);
 
+  const usage = await readUpstreamUsage(db, new Date(now.getTime() - UPSTREAM_WINDOW_MINUTES * 60_000));
+  const calls = usage.counts.reduce((n, c) => n + c.calls, 0);
+
   const byStatus: Record<string, number> = {};
   const tenants = new Map<
     string,
@@ -186,6 +204,13 @@ export async function collectStats(
     capacity,
     failures: failures.rows.map((r) => ({ reason: r.reason, count: r.n })),
     dnsWaiting: { byStatus: Object.fromEntries(dns.rows.map((r) => [r.status, r.n])) },
+    upstream: {
+      windowMinutes: UPSTREAM_WINDOW_MINUTES,
+      calls,
+      issued: usage.issued,
+      callsPerIssued: usage.issued > 0 ? calls / usage.issued : null,
+      byReason: usage.counts,
+    },
     generatedAt: now.toISOString(),
   };
 }

@@ -19,8 +19,22 @@ import { type SQL, sql } from 'drizzle-orm';
 /** A certificate with its issuing order: the order's CA list is the renewal's. */
 export const RENEWAL_CANDIDATES_FROM = sql.raw('certificates c left join orders io on io.id = c.order_id');
 
-/** The certificate is one certq renews: the current one of its domain set. */
-export const RENEWABLE = sql.raw('c.is_current');
+const TENANT_NOT_SUSPENDED =
+  'not exists (select 1 from tenants t where t.id = c.tenant_id and t.suspended_at is not null)';
+
+/**
+ * The certificate is one certq renews: the current one of its domain set, issued by certq and not
+ * moved away (state active, see @certq/core certificate-status), its tenant not suspended.
+ */
+export const RENEWABLE = sql.raw(`c.is_current and c.state = 'active' and ${TENANT_NOT_SUSPENDED}`);
+
+/**
+ * Renewed when someone asks (POST /v1/renewals): a moved certificate too (asking is how a tenant says
+ * its CNAME is back), never an uploaded one (an order for its domains takes it over instead).
+ */
+export const RENEWABLE_ON_REQUEST = sql.raw(
+  `c.is_current and c.state <> 'uploaded' and ${TENANT_NOT_SUSPENDED}`,
+);
 
 /** Its tenant has an active order (of any kind) for its domain set: a renewal would be a second one. */
 export const HAS_ACTIVE_ORDER = sql.raw(`exists (

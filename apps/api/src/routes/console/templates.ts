@@ -31,7 +31,7 @@ export function layout(principal: ConsolePrincipal, title: string, body: Html): 
 </head><body>
 <header><a class="brand" href="/admin">certq</a>
 <nav><a href="/admin">Overview</a><a href="/admin/orders">Orders</a><a href="/admin/certificates">Certificates</a>
-<a href="/admin/queues">Queues</a><a href="/docs">API</a><a href="/metrics">Metrics</a></nav>
+<a href="/admin/edge-tokens">Edges</a><a href="/admin/queues">Queues</a><a href="/docs">API</a><a href="/metrics">Metrics</a></nav>
 <span class="who" data-role="${principal.kind}">${
     canAct(principal) ? 'operator' : 'viewer — read only'
   }</span></header>
@@ -372,6 +372,43 @@ ${
 <td>${d.last_status_code ?? ''} <span class="error">${d.last_error ?? ''}</span></td></tr>`,
       )}</tbody></table>`
     : html`<p class="empty">No deliveries.</p>`
+}`;
+}
+
+// ─── edges ────────────────────────────────────────────────────────────────────────────────────────
+
+export interface EdgeTokenRow {
+  id: string;
+  name: string;
+  tenantIds: string[] | null;
+  lastSeenAt: Date | null;
+  useCount: number;
+  revokedAt: Date | null;
+}
+
+/** Each edge token's last contact, oldest first: a stale edge shows at the top. */
+export function edgeTokensPage(rows: EdgeTokenRow[], now = Date.now()): Html {
+  const age = (d: Date | null) => {
+    if (!d) return 'never';
+    const minutes = Math.floor((now - d.getTime()) / 60_000);
+    return minutes < 1 ? 'under a minute ago' : `${minutes} min ago`;
+  };
+  const stale = (r: EdgeTokenRow) =>
+    !r.revokedAt && (!r.lastSeenAt || now - r.lastSeenAt.getTime() > 5 * 60_000);
+  return html`<h1>Edges</h1>
+<p class="note">Last contact of each edge token (a TLS route request or a change-feed poll), to the minute. An agent
+following the feed is seen at least every minute; one unseen for more than 5 minutes is marked stale.</p>
+${
+  rows.length === 0
+    ? html`<p class="empty">No edge tokens (POST /v1/edge-tokens).</p>`
+    : html`<table class="edge-tokens"><thead><tr><th>name</th><th>tenants</th><th>last contact</th><th>requests</th><th>state</th></tr></thead>
+<tbody>${rows.map(
+        (
+          r,
+        ) => html`<tr class="${stale(r) ? 'stale' : ''}"><td>${r.name}</td><td>${r.tenantIds ? r.tenantIds.length : 'all'}</td>
+<td title="${when(r.lastSeenAt)}">${age(r.lastSeenAt)}</td><td>${r.useCount}</td>
+<td>${r.revokedAt ? 'revoked' : stale(r) ? html`<strong>stale</strong>` : 'ok'}</td></tr>`,
+      )}</tbody></table>`
 }`;
 }
 
