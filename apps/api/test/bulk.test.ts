@@ -177,11 +177,12 @@ describe('insertOrders (the one insertion path)', () => {
     const [t1, t2] = [await api.createTenant(), await api.createTenant()];
     const shape = (tenantId: string, ds: string[][]): OrderRequest[] =>
       ds.map((domains) => ({ tenantId, domains }));
-    const [a, b, c] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
-    const plan = [[a], [b, a], [a], [c], [a, b], [b.toLowerCase(), a]];
-    const [d, e, f] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
     const notBefore = new Date(Date.now() + 3600_000);
+    // Each tenant its own names: a name belongs to one tenant at a time.
     const outcome = async (tenantId: string) => {
+      const [a, b, c] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
+      const plan = [[a], [b, a], [a], [c], [a, b], [b.toLowerCase(), a]];
+      const [d, e, f] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
       await insertOrders(env.handle.db, shape(tenantId, [[c]])); // an active order that exists beforehand
       const requests: OrderRequest[] = [
         ...shape(tenantId, plan),
@@ -194,7 +195,8 @@ describe('insertOrders (the one insertion path)', () => {
       return result.orders.map((o, i) => ({
         created: o.created,
         sameAs: ids.indexOf(ids[i]!),
-        domains: o.order.domains,
+        // The names by their place in this tenant's list (each tenant has its own names).
+        domains: o.order.domains.map((x) => [a, b, c, d, e, f].indexOf(x)),
         status: o.order.status,
         tenant: o.order.tenantId === tenantId,
         priority: o.order.priority,

@@ -38,8 +38,8 @@ describe('GET /v1/certificates', () => {
     });
     const current = await insertCertificate(api, tenantA, { domains: [domain], notAfterDays: 80 });
     const soon = await insertCertificate(api, tenantA, { notAfterDays: 10 });
-    // Another tenant cannot use the same name (domain ownership): its own, under the same parent.
-    const foreignDomain = `other.${domain}`;
+    // A name belongs to one tenant at a time: B's certificate is for a name of its own.
+    const foreignDomain = uniqueDomain('theirs');
     const foreign = await insertCertificate(api, tenantB, { domains: [foreignDomain] });
 
     const list = await api.tenantRequest(tenantA.token, 'GET', '/v1/certificates');
@@ -70,10 +70,18 @@ describe('GET /v1/certificates', () => {
     expect(expiringIds).toContain(soon.id);
     expect(expiringIds).not.toContain(current.id);
 
-    const admin = await api.adminRequest('GET', `/v1/certificates?domain=${foreignDomain}`);
-    expect(admin.body.certificates.map((c: { id: string }) => c.id)).toEqual([foreign.id]);
-    const adminB = await api.adminRequest('GET', `/v1/certificates?tenantId=${tenantB.id}`);
+    const admin = await api.adminRequest('GET', `/v1/certificates?domain=${domain}`);
+    expect(admin.body.certificates.map((c: { id: string }) => c.id)).toEqual([current.id]);
+    const adminB = await api.adminRequest(
+      'GET',
+      `/v1/certificates?domain=${foreignDomain}&tenantId=${tenantB.id}`,
+    );
     expect(adminB.body.certificates.map((c: { id: string }) => c.id)).toEqual([foreign.id]);
+    const adminNone = await api.adminRequest(
+      'GET',
+      `/v1/certificates?domain=${domain}&tenantId=${tenantB.id}`,
+    );
+    expect(adminNone.body.certificates).toEqual([]);
   });
 
   it('pages with a cursor without duplicates or omissions', async ({ api }) => {

@@ -1,5 +1,7 @@
 export * from './address-policy';
+export * from './auth-throttle';
 export * from './backoff';
+export * from './capacity';
 export * from './certificate-status';
 export * from './clock';
 export * from './config';

@@ -414,6 +414,8 @@ export const edgeTokens = pgTable('edge_tokens', {
   revokedAt: timestamp('revoked_at', { withTimezone: true }),
   lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
   useCount: bigint('use_count', { mode: 'number' }).notNull().default(0),
+  /** Last contact, written at most once a minute per token (0014). */
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
 });
 
 /** The id the next change takes; its row lock serialises change-writers (see 0005_delivery.sql). */
@@ -471,6 +473,24 @@ export const domainClaims = pgTable(
   },
   (t) => [index('domain_claims_by_parent').on(t.parent), index('domain_claims_by_tenant').on(t.tenantId)],
 );
+
+/** httpsok calls per minute by endpoint and reason, added up by the workers (see 0015_upstream_budget.sql). */
+export const upstreamCalls = pgTable(
+  'upstream_calls',
+  {
+    minute: timestamp('minute', { withTimezone: true }).notNull(),
+    endpoint: text('endpoint').notNull(),
+    reason: text('reason').notNull(),
+    calls: bigint('calls', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'upstream_calls_pk', columns: [t.minute, t.endpoint, t.reason] })],
+);
+
+/** Certificates issued per minute: what upstream_calls is divided by. */
+export const upstreamIssued = pgTable('upstream_issued', {
+  minute: timestamp('minute', { withTimezone: true }).primaryKey(),
+  issued: bigint('issued', { mode: 'number' }).notNull(),
+});
 
 export type Tenant = typeof tenants.$inferSelect;
 export type DomainClaim = typeof domainClaims.$inferSelect;

@@ -62,12 +62,14 @@ export {
 } from './renewals/batch';
 export {
   dueForRenewal,
+  expiringAt,
   HAS_ACTIVE_ORDER,
   RENEWABLE,
   RENEWABLE_ON_REQUEST,
   RENEWAL_CANDIDATE_COLUMNS,
   RENEWAL_CANDIDATES_FROM,
   type RenewalCandidate,
+  renewalOverdueAt,
   renewalRequest,
 } from './renewals/candidates';
 export { spreadNotBefore } from './renewals/spread';

@@ -35,9 +35,20 @@ const NOT_AUDITED = new Set([
   'DELETE /v1/tenants/:id',
   // A transfer writes its own rows (one per previous holder, what moved and why), in its transaction.
   'POST /v1/domains/:name/transfer',
+  // Rotation and revocation name the tokens concerned (ids, never the tokens).
+  'POST /v1/token/rotate',
+  'POST /v1/tenants/:id/token/rotate',
+  'POST /v1/tenants/:id/token/revoke',
 ]);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Private-key reads of the TLS route, written in batches (see audit-buffer.ts). */
+    keyReads: import('./audit-buffer').AuditBuffer;
+  }
+}
 
 export interface AuditOptions extends Record<string, unknown> {
   db: Database;

@@ -92,7 +92,8 @@ function send(reply: FastifyReply, status: number, code: string, message: string
   return reply.code(status).send(body);
 }
 
-function postgresRejectedInput(error: unknown): boolean {
+/** Input Postgres cannot store or compare (a NUL in a string, an invalid byte sequence): the client's. */
+export function postgresRejectedInput(error: unknown): boolean {
   for (
     let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0;
     e && i < 5;

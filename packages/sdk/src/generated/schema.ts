@@ -739,6 +739,8 @@ export interface components {
             /** @description ISO-8601 timestamp */
             createdAt: string;
             id: string;
+            /** @description last contact (TLS route or change feed), to the minute: an edge following the feed is seen at least every minute */
+            lastSeenAt: string | null;
             /** @description updated every few seconds, not per request */
             lastUsedAt: string | null;
             name: string;
@@ -1791,6 +1793,8 @@ export interface operations {
                         /** @description ISO-8601 timestamp */
                         createdAt: string;
                         id: string;
+                        /** @description last contact (TLS route or change feed), to the minute: an edge following the feed is seen at least every minute */
+                        lastSeenAt: string | null;
                         /** @description updated every few seconds, not per request */
                         lastUsedAt: string | null;
                         name: string;

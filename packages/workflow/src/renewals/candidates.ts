@@ -2,6 +2,9 @@ import {
   ACTIVE_STATUS_SQL_LIST,
   type Algorithm,
   type CertificateAuthority,
+  EXPIRING_SHARE_LEFT,
+  RENEWAL_OVERDUE_MARGIN_MS,
+  RENEWAL_OVERDUE_MARGIN_SHARE,
   type RenewalReason,
 } from '@certq/core';
 import type { OrderRequest } from '@certq/db';
@@ -48,6 +51,28 @@ export function dueForRenewal(now: Date): SQL {
     and c.renew_at <= ${at}::timestamptz
     and c.not_after > ${at}::timestamptz
     and (c.renewal_not_before is null or c.renewal_not_before <= ${at}::timestamptz)
+    and not ${HAS_ACTIVE_ORDER}`;
+}
+
+/**
+ * Not yet expired, with less than a sixth of its lifetime left (@certq/core isExpiring, EXPIRING_SHARE_LEFT):
+ * the `certificate.expiring` webhook and the expiring metric and alert.
+ */
+export function expiringAt(now: Date): SQL {
+  const at = now.toISOString();
+  return sql`c.not_after > ${at}::timestamptz
+    and (c.not_after - ${at}::timestamptz) * ${sql.raw(String(1 / EXPIRING_SHARE_LEFT))} < c.not_after - c.not_before`;
+}
+
+/**
+ * Renewable, not expired, past its renewal time by more than the margin (@certq/core
+ * renewalOverdueMarginMs) with no renewal under way: what the "renewal overdue" alert counts.
+ */
+export function renewalOverdueAt(now: Date): SQL {
+  const at = now.toISOString();
+  return sql`${RENEWABLE} and c.not_after > ${at}::timestamptz
+    and c.renew_at + least(${sql.raw(`interval '${RENEWAL_OVERDUE_MARGIN_MS} milliseconds'`)},
+      (c.not_after - c.not_before) * ${sql.raw(String(RENEWAL_OVERDUE_MARGIN_SHARE))}) < ${at}::timestamptz
     and not ${HAS_ACTIVE_ORDER}`;
 }
 

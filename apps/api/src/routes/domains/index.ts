@@ -12,15 +12,11 @@ const NameParams = z.strictObject({
   name: z.string().min(1).max(300).describe('a domain name, or a one-label wildcard (`*.example.com`)'),
 });
 
-const RecordSchema = z
-  .object({
-    type: z.literal('TXT'),
-    name: z.string().describe('`_certq-owner.<name>` (the base name for a wildcard)'),
-    value: z
-      .string()
-      .describe('the value to put in the TXT record: certq gives each tenant its own per name'),
-  })
-  .meta({ id: 'OwnershipRecord' });
+const RecordSchema = z.object({
+  type: z.literal('TXT'),
+  name: z.string().describe('`_certq-owner.<name>` (the base name for a wildcard)'),
+  value: z.string().describe('the value to put in the TXT record: certq gives each tenant its own per name'),
+});
 
 const OwnershipSchema = z.object({
   name: z.string(),
