@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   ACTIVE_STATUS_SQL_LIST,
   type Algorithm,
@@ -10,7 +11,6 @@ import {
   type PriorityLane,
   type RenewalReason,
 } from '@certq/core';
-import { randomUUID } from 'node:crypto';
 import { eq, getTableColumns, lt, type SQL, sql } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type { Database, Queryable } from './client';

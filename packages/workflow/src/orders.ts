@@ -364,7 +364,8 @@ async function createWithKey(
       // Another order took the set between the key's claim and the insert (the key's foreign key refused
       // the statement, nothing was written), or the key vanished: the whole request is tried again.
       const retryable =
-        error instanceof KeyVanished || violatedConstraint(error) === 'idempotency_keys_order_id_orders_id_fk';
+        error instanceof KeyVanished ||
+        violatedConstraint(error) === 'idempotency_keys_order_id_orders_id_fk';
       if (attempt < ATTEMPTS && retryable) continue;
       throw error;
     }
