@@ -2274,6 +2274,17 @@ export interface operations {
                                 tenantName: string;
                             }[];
                         };
+                        upstream: {
+                            byReason: {
+                                calls: number;
+                                endpoint: string;
+                                reason: string;
+                            }[];
+                            calls: number;
+                            callsPerIssued: number | null;
+                            issued: number;
+                            windowMinutes: number;
+                        };
                     };
                 };
             };
