@@ -80,6 +80,13 @@ function fakeApiSources() {
       byDaysToExpiry: { expired: 0, '0-7': 1, '8-30': 0, '31-60': 0, '61+': 0 },
       soonestExpiresAt: new Date(Date.now() + 86_400_000).toISOString(),
       renewalsDue: 1,
+      expiring: 1,
+      renewalOverdue: 0,
+    },
+    capacity: {
+      ceilingRps: 20,
+      projected: [{ day: '2026-01-01', renewals: 10, upstreamCalls: 30 }],
+      peakShare: 0,
     },
     failures: [],
     dnsWaiting: { byStatus: {} },
@@ -196,7 +203,9 @@ describe('dashboards and alerts', () => {
     }[];
     expect(all.map((r) => r.alert)).toEqual(
       expect.arrayContaining([
-        'CertqCertificateExpiringWithoutRenewal',
+        'CertqCertificateExpiring',
+        'CertqRenewalOverdue',
+        'CertqCapacityProjectedHigh',
         'CertqOrdersFailing',
         'CertqQueueBacklogGrowing',
         'CertqUpstreamErrors',
@@ -242,6 +251,15 @@ describe('dashboards and alerts', () => {
   it('pass promtool check rules', () => {
     const promtool = requireBinary('promtool', 'prometheus');
     const result = spawnSync(promtool, ['check', 'rules', join(root, 'infra/prometheus/alerts.yml')], {
+      encoding: 'utf8',
+    });
+    expect(result.status, result.stdout + result.stderr).toBe(0);
+  });
+
+  it('pass their promtool unit tests (infra/prometheus/alerts.test.yml)', () => {
+    const promtool = requireBinary('promtool', 'prometheus');
+    const result = spawnSync(promtool, ['test', 'rules', 'alerts.test.yml'], {
+      cwd: join(root, 'infra/prometheus'),
       encoding: 'utf8',
     });
     expect(result.status, result.stdout + result.stderr).toBe(0);

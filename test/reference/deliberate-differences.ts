@@ -1,4 +1,5 @@
 import { type DomainResult, findHiddenCharacter, MAX_DOMAIN_LENGTH } from '@certq/core';
+import type { CaaRecord } from '@certq/dns';
 
 /**
  * The one table of deliberate differences between certq and the reference test suites vendored under
@@ -85,5 +86,86 @@ export const NAME_DIFFERENCES: Difference<NameCase>[] = [
     rule: 'Bidi rule for a digit-only label',
     why: "the vector is newer than UTS #46 17.0 (tr46's version, whose IdnaTestV2 certq passes whole): RFC 5893 rule 1 still refuses a label starting with a digit in a Bidi domain name",
     matches: (c) => c.suite === 'toascii' && c.source === '1.\u064A' && refusedFor(c.certq, '(CheckBidi)'),
+  },
+];
+
+/** A CAA vector (Boulder's va/caa_test.go): may Let's Encrypt issue for the name, by Boulder and by certq. */
+export interface CaaCase {
+  table: string;
+  name: string;
+  /** The relevant record set certq read. */
+  records: readonly CaaRecord[];
+  boulder: boolean;
+  certq: boolean;
+}
+
+const reservedBitOnly = (r: CaaRecord) => (r.flags & 128) === 0 && (r.flags & 1) !== 0;
+
+export const CAA_DIFFERENCES: Difference<CaaCase>[] = [
+  {
+    rule: 'reserved flag bits ignored',
+    why: 'RFC 8659 §4.1: only bit 128 is Issuer Critical, the other flag bits are reserved and MUST be ignored; Boulder also reads bit 1 as critical',
+    matches: (c) =>
+      !c.boulder &&
+      c.certq &&
+      c.records.some(
+        (r) =>
+          reservedBitOnly(r) && !['issue', 'issuewild', 'iodef', 'issuemail', 'issuevmc'].includes(r.tag),
+      ),
+  },
+  {
+    rule: '"-" inside a parameter tag',
+    why: 'RFC 8659 §4.2: tag = (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT)) allows a hyphen inside a tag; Boulder allows letters and digits only',
+    matches: (c) =>
+      !c.boulder &&
+      c.certq &&
+      c.records.some((r) => /;[ \t]*[A-Za-z0-9]+-+[A-Za-z0-9-]*[ \t]*=/.test(r.value)),
+  },
+  {
+    rule: 'accounturi cannot be checked',
+    why: "RFC 8657 §3: the CA issues only for the named ACME account; certq does not know httpsok's account with the CA, so one well-formed accounturi does not count against the record (the policy lists it in accountUris)",
+    matches: (c) =>
+      !c.boulder &&
+      c.certq &&
+      c.records.some((r) => (r.value.match(/;[ \t]*accounturi[ \t]*=/g) ?? []).length === 1),
+  },
+  {
+    rule: 'one parameter judged alone',
+    why: "Boulder's TestValidationMethodMatches and TestAccountURIMatches judge one parameter alone; served as a record, the other parameter of the vector forbids a dns-01 order by itself (accounturi=ph1LwuzHere is not a URI no account can match; validationmethods=tls-alpn-01 leaves dns-01 out)",
+    matches: (c) =>
+      c.boulder &&
+      !c.certq &&
+      ((c.table === 'validationmethods' &&
+        c.records.some((r) => r.value.includes('accounturi=ph1LwuzHere'))) ||
+        (c.table === 'accounturi' &&
+          c.records.some((r) => r.value.includes('validationmethods=tls-alpn-01')))),
+  },
+];
+
+/** An address sampled from a special-purpose registry row, and whether certq's webhook policy allows it. */
+export interface AddressCase {
+  address: string;
+  /** The most specific registry row holding the address. */
+  row: { block: string; name: string; globallyReachable: string };
+  /** The registry rows holding the address, most specific first. */
+  enclosing: readonly { block: string; globallyReachable: string }[];
+  certq: boolean;
+}
+
+const reachable = (value: string) => value === 'True';
+
+export const ADDRESS_DIFFERENCES: Difference<AddressCase>[] = [
+  {
+    rule: 'globally reachable inside a block that is not',
+    why: 'certq refuses a whole block the registry marks not globally reachable (192.0.0.0/24, 2001::/23), the few globally reachable entries inside it (PCP/TURN anycast, AMT, AS112-v6, ORCHIDv2, DETs) included: no webhook lives there',
+    matches: (c) =>
+      reachable(c.row.globallyReachable) &&
+      !c.certq &&
+      c.enclosing.slice(1).some((e) => !reachable(e.globallyReachable)),
+  },
+  {
+    rule: 'IPv4 carried in IPv6 judged by the IPv4 address',
+    why: 'an IPv4-mapped address (::ffff:0:0/96) is how a dual-stack socket writes an IPv4 destination, and the NAT64 well-known prefix (64:ff9b::/96) translates to one: certq judges both by the IPv4 address they carry (a public one is allowed, a private one refused)',
+    matches: (c) => c.row.block === '::ffff:0:0/96' || c.row.block === '64:ff9b::/96',
   },
 ];

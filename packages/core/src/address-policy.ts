@@ -2,49 +2,75 @@ import { lookup as dnsLookup } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 
 /**
- * Where a tenant-configured URL (a webhook) may make certq connect: public unicast addresses only.
- * Refused: loopback, private (RFC 1918), link-local, CGNAT, multicast, unspecified, broadcast,
- * documentation/benchmark/reserved ranges, IPv6 ULA and link-local, and the IPv6 forms that embed an
- * IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4) — checked on the embedded address.
+ * Where a tenant-configured URL (a webhook) may make certq connect: globally reachable unicast addresses
+ * only, by IANA's special-purpose address registries, plus certq's own stricter rules below.
  *
  * The API checks a URL when it is set (resolving its name); the worker checks again at connect time,
  * on the addresses the name resolves to then (see `filteredLookup`), so DNS rebinding gains nothing.
  */
-const v4 = new BlockList();
-const v4Ranges: [string, number][] = [
-  ['0.0.0.0', 8], // "this network", unspecified
-  ['10.0.0.0', 8], // private
-  ['100.64.0.0', 10], // CGNAT
-  ['127.0.0.0', 8], // loopback
-  ['169.254.0.0', 16], // link-local (cloud metadata lives here)
-  ['172.16.0.0', 12], // private
-  ['192.0.0.0', 24], // IETF protocol assignments
-  ['192.0.2.0', 24], // documentation
-  ['192.88.99.0', 24], // 6to4 relay anycast
-  ['192.168.0.0', 16], // private
-  ['198.18.0.0', 15], // benchmarking
-  ['198.51.100.0', 24], // documentation
-  ['203.0.113.0', 24], // documentation
-  ['224.0.0.0', 4], // multicast
-  ['240.0.0.0', 4], // reserved, and 255.255.255.255 broadcast
-];
-for (const [net, prefix] of v4Ranges) v4.addSubnet(net, prefix, 'ipv4');
 
-const v6 = new BlockList();
-const v6Ranges: [string, number][] = [
+/**
+ * The snapshot of IANA's IPv4 and IPv6 Special-Purpose Address Registries the tables below are derived
+ * from (iana-ipv4-special-registry, iana-ipv6-special-registry; vendored as CSV in test/reference/iana,
+ * whose test checks these tables against them). Update the CSVs and the tables together.
+ */
+export const SPECIAL_PURPOSE_REGISTRY_SNAPSHOT = '2026-07-18';
+
+/**
+ * Every registry block whose "Globally Reachable" is not True (False, N/A, or a terminated entry).
+ * A more specific True entry inside one of them (192.0.0.9/32 PCP anycast, 2001:1::1/128, AMT, ORCHIDv2…)
+ * stays refused with its block: no webhook lives there, and one rule per block is easier to trust.
+ */
+const REGISTRY_NOT_GLOBAL: readonly (readonly [string, number])[] = [
+  ['0.0.0.0', 8], // "this network"
+  ['10.0.0.0', 8], // private-use
+  ['100.64.0.0', 10], // shared address space (CGNAT)
+  ['127.0.0.0', 8], // loopback
+  ['169.254.0.0', 16], // link local (cloud metadata lives here)
+  ['172.16.0.0', 12], // private-use
+  ['192.0.0.0', 24], // IETF protocol assignments
+  ['192.0.2.0', 24], // documentation (TEST-NET-1)
+  ['192.88.99.0', 24], // deprecated 6to4 relay anycast, and 6a44-relay 192.88.99.2
+  ['192.168.0.0', 16], // private-use
+  ['198.18.0.0', 15], // benchmarking
+  ['198.51.100.0', 24], // documentation (TEST-NET-2)
+  ['203.0.113.0', 24], // documentation (TEST-NET-3)
+  ['240.0.0.0', 4], // reserved, and 255.255.255.255 limited broadcast
   ['::', 128], // unspecified
   ['::1', 128], // loopback
+  ['64:ff9b:1::', 48], // IPv4-IPv6 translation, local use (RFC 8215): a local translator into internal IPv4
   ['100::', 64], // discard-only
+  ['100:0:0:1::', 64], // dummy IPv6 prefix (RFC 9780)
+  ['2001::', 23], // IETF protocol assignments (Teredo N/A, benchmarking, deprecated ORCHID…)
   ['2001:db8::', 32], // documentation
-  ['2001::', 23], // IETF protocol assignments (Teredo and friends)
-  ['fc00::', 7], // unique local
-  ['fe80::', 10], // link-local
-  ['fec0::', 10], // site-local (deprecated)
-  ['ff00::', 8], // multicast
+  ['2002::', 16], // 6to4: N/A, it reaches whatever relay and IPv4 host it encodes
+  ['3fff::', 20], // documentation (RFC 9637)
+  ['5f00::', 16], // segment routing (SRv6) SIDs (RFC 9602)
+  ['fc00::', 7], // unique-local
+  ['fe80::', 10], // link-local unicast
 ];
-for (const [net, prefix] of v6Ranges) v6.addSubnet(net, prefix, 'ipv6');
 
-/** The IPv4 address an IPv6 address carries, for the forms that route to it. */
+/**
+ * certq's rules on top of the registries: multicast is in neither special-purpose registry (it has its
+ * own) and is never a webhook; the deprecated site-local block still routes inside some networks.
+ * IPv4-mapped (`::ffff:0:0/96`, registry: not globally reachable) and IPv4-compatible addresses are how a
+ * dual-stack socket writes an IPv4 destination, and the NAT64 well-known prefix `64:ff9b::/96` (registry:
+ * globally reachable) translates to one: all three are judged by the IPv4 address they carry.
+ */
+const CERTQ_NOT_GLOBAL: readonly (readonly [string, number])[] = [
+  ['224.0.0.0', 4], // multicast
+  ['ff00::', 8], // multicast
+  ['fec0::', 10], // site-local (deprecated)
+];
+
+const v4 = new BlockList();
+const v6 = new BlockList();
+for (const [net, prefix] of [...REGISTRY_NOT_GLOBAL, ...CERTQ_NOT_GLOBAL]) {
+  if (isIP(net) === 4) v4.addSubnet(net, prefix, 'ipv4');
+  else v6.addSubnet(net, prefix, 'ipv6');
+}
+
+/** The IPv4 address an IPv6 address carries, for the forms judged by it (see `CERTQ_NOT_GLOBAL`). */
 function embeddedIPv4(address: string): string | undefined {
   const lower = address.toLowerCase();
   // Dotted tail: ::ffff:1.2.3.4, ::1.2.3.4, 64:ff9b::1.2.3.4
@@ -57,7 +83,6 @@ function embeddedIPv4(address: string): string | undefined {
   if (zeros(0, 5) && groups[5] === 0xffff) return toV4(groups[6]!, groups[7]!); // IPv4-mapped
   if (zeros(0, 6) && (groups[6] !== 0 || groups[7]! > 1)) return toV4(groups[6]!, groups[7]!); // IPv4-compatible
   if (groups[0] === 0x64 && groups[1] === 0xff9b && zeros(2, 6)) return toV4(groups[6]!, groups[7]!); // NAT64
-  if (groups[0] === 0x2002) return toV4(groups[1]!, groups[2]!); // 6to4
   return undefined;
 }
 

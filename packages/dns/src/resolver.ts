@@ -1,6 +1,7 @@
 import { getServers } from 'node:dns';
 import { Resolver } from 'node:dns/promises';
 import { parseResolvers } from '@certq/core';
+import { queryCaa } from './caa-query';
 
 /**
  * certq's own DNS lookups: one node `dns.promises.Resolver` per configured server (so each has its own
@@ -14,6 +15,7 @@ import { parseResolvers } from '@certq/core';
  * - `ETIMEOUT`: no answer within the timeout and tries. `EREFUSED`, `ECONNREFUSED`, `ENOTIMP`, `EFORMERR`,
  *   `EBADRESP`, `ECANCELLED` are failures of the resolver too.
  * The first two say something about the tenant's DNS; every other one is "could not tell".
+ * CAA is not asked through node: see `caa-query.ts`.
  */
 
 export type LookupOutcome<T> =
@@ -136,14 +138,14 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
   const caaCacheMs = options.caaCacheMs ?? 30_000;
   const caaCache = new Map<string, { at: number; outcome: LookupOutcome<CaaRecord[]> }>();
 
-  async function ask<T>(run: (r: Resolver) => Promise<T>): Promise<LookupOutcome<T>> {
+  async function ask<T>(run: (server: Server) => Promise<T>): Promise<LookupOutcome<T>> {
     let last: LookupOutcome<T> | undefined;
     // A server that cannot answer hands over to the next one; an answer (NXDOMAIN included) is final.
     for (const server of servers) {
       await server.bucket.take();
       server.queries++;
       try {
-        return { kind: 'answer', value: await run(server.resolver), server: server.address };
+        return { kind: 'answer', value: await run(server), server: server.address };
       } catch (error) {
         const code = String((error as NodeJS.ErrnoException).code ?? 'EUNKNOWN');
         if (NOT_FOUND_CODES.has(code)) return { kind: 'nxdomain', server: server.address };
@@ -157,7 +159,7 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
   return {
     servers: addresses,
     async cname(name) {
-      const outcome = await ask((r) => r.resolveCname(clean(name)));
+      const outcome = await ask((server) => server.resolver.resolveCname(clean(name)));
       if (outcome.kind !== 'answer') return outcome;
       const target = outcome.value[0];
       return target === undefined
@@ -168,11 +170,7 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
       const key = clean(name);
       const cached = caaCache.get(key);
       if (cached && now() - cached.at < caaCacheMs) return cached.outcome;
-      const raw = await ask((r) => r.resolveCaa(key));
-      const outcome: LookupOutcome<CaaRecord[]> =
-        raw.kind === 'answer'
-          ? { ...raw, value: (raw.value as unknown as Record<string, unknown>[]).map(toCaaRecord) }
-          : raw;
+      const outcome = await ask((server) => queryCaa(server.address, key, { timeoutMs: timeout, tries }));
       if (caaCacheMs > 0 && outcome.kind !== 'failed') {
         if (caaCache.size >= 10_000) caaCache.clear();
         caaCache.set(key, { at: now(), outcome });
@@ -180,7 +178,7 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
       return outcome;
     },
     async txt(name) {
-      const outcome = await ask((r) => r.resolveTxt(clean(name)));
+      const outcome = await ask((server) => server.resolver.resolveTxt(clean(name)));
       return outcome.kind === 'answer'
         ? { ...outcome, value: outcome.value.map((chunks) => chunks.join('')) }
         : outcome;
@@ -190,11 +188,4 @@ export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver
       for (const s of servers) s.resolver.cancel();
     },
   };
-}
-
-/** node answers `{critical, <tag>: value}`; `critical` is the raw flags octet. */
-function toCaaRecord(record: Record<string, unknown>): CaaRecord {
-  const flags = Number(record.critical ?? 0);
-  const tag = Object.keys(record).find((k) => k !== 'critical') ?? '';
-  return { flags, tag: tag.toLowerCase(), value: String(record[tag] ?? '') };
 }

@@ -11,6 +11,7 @@ import {
   parseResolvers,
   pickCa,
   recordName,
+  recordRefusal,
   TokenBucket,
   upstreamReason,
 } from '../src';
@@ -180,6 +181,60 @@ describe('CAA (RFC 8659)', () => {
       'letsencrypt',
       'zerossl',
     ]);
+  });
+
+  it("reads a record set Node's resolver cannot parse: an empty issuer value forbids, it is no lookup failure", async () => {
+    await named.setCaa('empty-issuer.com', ['0 issue ""', '0 issue "letsencrypt.org"']);
+    await named.setCaa('only-empty.com', ['0 issue ""']);
+    expect(await caaPolicy(resolver, 'www.empty-issuer.com')).toMatchObject({
+      kind: 'policy',
+      recordName: 'empty-issuer.com',
+      allowed: ['letsencrypt'],
+    });
+    const { diagnosis } = await checkCaa(resolver, 'only-empty.com', 'letsencrypt');
+    expect(diagnosis).toMatchObject({ status: 'caa_forbidden' });
+    expect(diagnosis!.reason).toContain('names no issuer');
+  });
+
+  it.each([
+    ['letsencrypt.org; a_b=123', 'grammar'],
+    ['letsencrypt.org; foo=a\u2615b', 'grammar'],
+    ['letsencrypt.org; ab=1 2 3', 'grammar'],
+    ['letsencrypt.org.', 'grammar'],
+    ['letsencrypt.org\r\n', 'grammar'],
+    ['letsencrypt.org; validationmethods=http-01', 'does not include dns-01'],
+    [
+      'letsencrypt.org; validationmethods=dns-01; validationmethods=dns-01',
+      'more than one validationmethods',
+    ],
+    ['letsencrypt.org; accounturi=a; accounturi=b', 'more than one accounturi'],
+  ])('an issue value %j allows no CA (%s)', (value, why) => {
+    const record = { flags: 0, tag: 'issue', value };
+    expect(allowedCas([record], false)).toEqual([]);
+    expect(recordRefusal(record, 'letsencrypt')).toContain(why);
+  });
+
+  it.each([
+    ['letsencrypt.org; validationmethods=http-01,dns-01'],
+    ['  letsencrypt.org\t;foo=bar;baz=bar'],
+    ['LetsEncrypt.org'],
+    ['letsencrypt.org; a-b=c'],
+    ['letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1'],
+  ])("an issue value %j allows Let's Encrypt", (value) => {
+    expect(allowedCas([{ flags: 0, tag: 'issue', value }], false)).toEqual(['letsencrypt']);
+  });
+
+  it('lists the accounturi it cannot check, and forbids on a critical contactemail (not an issuance tag)', async () => {
+    await named.setCaa('account.com', ['0 issue "letsencrypt.org; accounturi=https://acme.example/acct/7"']);
+    expect(await caaPolicy(resolver, 'account.com')).toMatchObject({
+      allowed: ['letsencrypt'],
+      accountUris: ['https://acme.example/acct/7'],
+    });
+    await named.setCaa('contact.com', ['128 contactemail "ops@contact.com"', '0 issue "letsencrypt.org"']);
+    const { diagnosis } = await checkCaa(resolver, 'contact.com', 'letsencrypt');
+    expect(diagnosis!.reason).toContain('unknown property flagged critical');
+    // Reserved flag bits other than 128 are ignored (RFC 8659 §4.1).
+    expect(allowedCas([{ flags: 1, tag: 'foo', value: 'bar' }], false)).toHaveLength(3);
   });
 
   it('reports a failed lookup as lookup_failed, never as an open policy', async () => {

@@ -20,6 +20,7 @@ import {
   violatedConstraint,
 } from '@certq/db';
 import { and, eq, inArray } from 'drizzle-orm';
+import { suspendedError } from './certificate-life';
 import { type EnqueueLogger, enqueueSafely } from './enqueue';
 import { WorkflowError } from './errors';
 import {
@@ -288,12 +289,19 @@ async function placeByProof<T>(
   }
 }
 
-/** Throws `unknown_tenant` naming the first request (by `details.index`) whose tenant does not exist. */
+/**
+ * Throws `unknown_tenant` naming the first request (by `details.index`) whose tenant does not exist,
+ * `tenant_suspended` when one of them is suspended (or deleted).
+ */
 export async function assertTenantsExist(db: Database, requests: readonly Pick<OrderRequest, 'tenantId'>[]) {
   const ids = [...new Set(requests.map((r) => r.tenantId))];
-  const found = new Set(
-    (await db.select({ id: tenants.id }).from(tenants).where(inArray(tenants.id, ids))).map((t) => t.id),
-  );
+  const rows = await db
+    .select({ id: tenants.id, suspendedAt: tenants.suspendedAt, deletedAt: tenants.deletedAt })
+    .from(tenants)
+    .where(inArray(tenants.id, ids));
+  const suspended = rows.find((t) => t.suspendedAt);
+  if (suspended) throw suspendedError(suspended);
+  const found = new Set(rows.map((t) => t.id));
   const index = requests.findIndex((r) => !found.has(r.tenantId));
   if (index >= 0)
     throw new WorkflowError('unknown_tenant', `unknown tenant ${requests[index]!.tenantId}`, {

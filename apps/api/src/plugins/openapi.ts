@@ -3,6 +3,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { createJsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import type { AuthMode } from './auth';
+import { errorResponses } from './errors';
 
 const DESCRIPTION = `certq takes certificate orders for many tenants and drives them through httpsok
 (verify → apply → poll) with durable BullMQ jobs; PostgreSQL is the source of truth.
@@ -16,6 +18,27 @@ Ordering a domain set that already has an active (verifying/applying/issuing) or
 tenant returns that existing order with HTTP 200 instead of creating a second one (202).`;
 
 type OpenApiDocument = ReturnType<typeof jsonSchemaTransformObject>;
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * The answers every route of a kind can give, whatever its handler does, added to its documented
+ * responses (a route's own description of a status wins): the auth hook's 401, 403 (an edge token
+ * outside the delivery routes, a viewer token writing) and 429 (failed authentications) on every
+ * authenticated route; the body parser's 400 (malformed JSON), 413 (body limit) and 415 (not JSON)
+ * on every method that takes a body.
+ */
+function documentSharedAnswers(route: { method: string | string[]; schema?: unknown; config?: unknown }) {
+  const schema = route.schema as { response?: Record<string, unknown>; hide?: boolean } | undefined;
+  if (!schema?.response || schema.hide) return;
+  const auth = (route.config as { auth?: AuthMode } | undefined)?.auth ?? 'any';
+  const methods = [route.method].flat();
+  const shared = {
+    ...(auth !== 'none' ? errorResponses(401, 403, 429) : {}),
+    ...(methods.some((m) => BODY_METHODS.has(m)) ? errorResponses(400, 413, 415) : {}),
+  };
+  schema.response = { ...shared, ...schema.response };
+}
 
 /**
  * The zod registry yields an input and an output variant of every named schema (`Order`,
@@ -38,6 +61,7 @@ function dropUnusedComponents(document: OpenApiDocument): OpenApiDocument {
  */
 export const openapiPlugin = fp(
   async (app: FastifyInstance) => {
+    app.addHook('onRoute', (route) => documentSharedAnswers(route));
     await app.register(swagger, {
       openapi: {
         openapi: '3.0.3',

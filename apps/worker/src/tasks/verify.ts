@@ -5,6 +5,7 @@ import { type DnsDiagnosis, upstreamReason } from '@certq/dns';
 import { type SQL, sql } from 'drizzle-orm';
 import { dvReason } from '../budget/reasons';
 import type { WorkerContext } from '../context';
+import { noteRenewalDns } from '../renewals/moved';
 import {
   type CaaVerdict,
   changeCa,
@@ -37,6 +38,7 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
   const rows = order.lastDvAt ? await loadDnsRows(ctx, order.id) : [];
   const known = order.domains.every((d) => rows.some((r) => r.domain === d));
   let diagnoses: DnsDiagnosis[] = known ? await checkCnames(ctx, rows) : [];
+  if (order.kind === 'renewal' && known) await noteRenewalDns(ctx, order, diagnoses);
   const why = known
     ? upstreamReason({
         statuses: diagnoses.map((d) => d.status),
