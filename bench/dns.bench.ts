@@ -10,7 +10,7 @@ import { type BenchRow, benchConfig, createBenchEnvironment, percentile } from '
 import { ordersFailedRow } from './worker-runs';
 
 /*
- * `pnpm bench dns` (issue 9): orders whose CNAME appears at a random moment within two minutes, in a real DNS
+ * `pnpm bench dns`: orders whose CNAME appears at a random moment within two minutes, in a real DNS
  * server (bind9 `named`) that certq and the simulator (SIM_VERIFY=dns) both ask. Time is scaled down by
  * SCALE, in proportion everywhere: the two minutes, DNS_CHECK_INTERVAL_MS (15 s) and its cap (5 min), and, for
  * today's behaviour, its upstream retry delay (10 s growing to VERIFY_MAX_DELAY_MS, 15 min).

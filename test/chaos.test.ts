@@ -9,6 +9,7 @@ import {
   hostPort,
   type PrivatePostgres,
   type PrivateRedis,
+  requestJson,
   spawnApp,
   startFaultProxy,
   startPrivatePostgres,
@@ -20,7 +21,7 @@ import { describe, type ExpectStatic, inject, it } from 'vitest';
 import { spawnWorker } from '../apps/worker/test/process';
 
 /**
- * Issue 11's chaos run. The whole system as operators run it — the API and the worker as their own
+ * The chaos run. The whole system as operators run it — the API and the worker as their own
  * processes, a private Postgres and a private Redis (AOF), the simulator — each connection through a
  * fault proxy, while a client posts 200 orders (then reads them) and counts every answer. In turn:
  * 30 s of an upstream that accepts connections and never answers, Postgres down for 10 s (a crash
@@ -141,16 +142,8 @@ async function startSystem(callbacks: boolean) {
     for (const { child } of workers) child.kill('SIGKILL');
     throw error;
   }
-  const request = async (method: string, path: string, token: string, body?: unknown) => {
-    const response = await fetch(`${apiUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await response.text();
-    return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
-  };
+  const request = (method: string, path: string, token: string, body?: unknown) =>
+    requestJson(method, `${apiUrl}${path}`, { token, body, signal: AbortSignal.timeout(10_000) });
   const tenant = await request('POST', '/v1/tenants', env.ADMIN_TOKEN!, { name: 'chaos' });
   if (tenant.status !== 201) throw new Error(`tenant: ${tenant.status}`);
   return {

@@ -73,10 +73,17 @@ describe('docker-compose.yml', () => {
     expect(services.simulator.environment.SIM_HOST).toBe('0.0.0.0');
   });
 
-  it('builds the certq services from the one Dockerfile, one target each', () => {
-    for (const name of ['simulator', 'migrate', 'api', 'worker']) {
+  it('builds the certq services from the one Dockerfile, one target each, pruned to its app', () => {
+    const apps = {
+      simulator: '@certq/simulator',
+      migrate: '@certq/db',
+      api: '@certq/api',
+      worker: '@certq/worker',
+    };
+    for (const [name, app] of Object.entries(apps)) {
       expect(services[name].build.dockerfile).toBe('infra/docker/Dockerfile');
       expect(services[name].build.target).toBe(name);
+      expect(services[name].build.args.APP).toBe(app);
     }
   });
 
@@ -140,31 +147,68 @@ describe('infra/docker/Dockerfile', () => {
 
   it('maps every target of the entrypoint to an existing source file', () => {
     expect(entrypoint).toMatch(/^\s+healthz\)\s+exec node -e ".*\/healthz'\)/m);
-    const files = [...entrypoint.matchAll(/exec node "\$TSX" (\S+)/g)].map((m) => m[1]!);
-    expect(files.length).toBe(4); // api, worker, simulator, migrate
-    for (const file of files) expect(existsSync(join(root, file)), file).toBe(true);
+    // Each process runs with the tsx of its own package, a production dependency of it.
+    const runs = [...entrypoint.matchAll(/exec node "\$\(tsx (\S+)\)" (\S+)/g)].map(
+      (m) => [m[1]!, m[2]!] as const,
+    );
+    expect(runs.length).toBe(4); // api, worker, simulator, migrate
+    for (const [pkg, file] of runs) {
+      expect(file.startsWith(`${pkg}/`), file).toBe(true);
+      expect(existsSync(join(root, file)), file).toBe(true);
+      expect(Object.keys(JSON.parse(read(`${pkg}/package.json`)).dependencies), pkg).toContain('tsx');
+    }
+    expect(entrypoint).toContain('tsx() { echo "$1/node_modules/tsx/dist/cli.mjs"; }');
     // The agent is the standalone bundle `pnpm build` writes (the build stage runs it).
     expect(entrypoint).toMatch(/^\s+agent\)\s+exec node apps\/agent\/dist\/certq-agent\.mjs "\$@"/m);
-    expect(JSON.parse(read('package.json')).scripts.build).toContain('@certq/agent build');
-    expect(dockerfile).toContain('TSX=/app/apps/worker/node_modules/tsx/dist/cli.mjs');
-    const worker = JSON.parse(read('apps/worker/package.json'));
-    expect(Object.keys(worker.dependencies)).toContain('tsx');
+    expect(JSON.parse(read('package.json')).scripts.build).toMatch(/turbo run .*\bbuild\b/);
+    expect(JSON.parse(read('apps/agent/package.json')).scripts.build).toBeDefined();
+    expect(dockerfile).toMatch(/pnpm --filter "\$app" run --if-present build/);
   });
 
-  it('copies the patched dependencies into every stage that installs', () => {
+  it('installs every stage from the pruned manifests, which carry the patched dependencies', () => {
     const patches = Object.values(
       JSON.parse(read('package.json')).pnpm.patchedDependencies as Record<string, string>,
     );
     expect(patches.length).toBeGreaterThan(0);
     for (const file of patches) expect(existsSync(join(root, file)), file).toBe(true);
+    // `turbo prune --docker` copies package.json#pnpm.patchedDependencies' files into out/json.
+    expect(dockerfile).toMatch(/^ && pnpm dlx "turbo@\$\{TURBO\}" prune \$\{APP\} --docker$/m);
     const installing = dockerfile.split(/^FROM /m).filter((stage) => /pnpm install/.test(stage));
     expect(installing.length).toBe(2);
-    for (const stage of installing) expect(stage).toMatch(/^COPY patches \.\/patches$/m);
+    for (const stage of installing) expect(stage).toMatch(/^COPY --from=prune \/app\/out\/json\/ \.\/$/m);
   });
 
   it('keeps secrets, local data and node_modules out of the build context', () => {
     const ignored = read('.dockerignore');
     for (const entry of ['**/node_modules', '.certq', '.env', '.git']) expect(ignored).toContain(entry);
+  });
+});
+
+describe('the edge: the agent image and its Kubernetes example', () => {
+  it('has a small agent target: Node alone and the bundled file, non-root', () => {
+    const stage = read('infra/docker/Dockerfile')
+      .split(/^FROM /m)
+      .find((s) => s.includes(' AS agent\n'))!;
+    expect(stage).toMatch(/^\$\{AGENT_NODE_IMAGE\} AS agent/);
+    expect(stage).toContain('COPY --from=build --chown=node:node /app/apps/agent/dist/certq-agent.mjs');
+    expect(stage).toMatch(/^USER node$/m);
+    expect(stage).not.toMatch(/pnpm|node_modules/);
+  });
+
+  it('runs the agent image as a sidecar and an init container, with its health probe', () => {
+    const docs = parseAllDocuments(read('infra/k8s/edge/edge-nginx.yaml')).map((d) => {
+      expect(d.errors).toEqual([]);
+      return d.toJS();
+    });
+    const spec = docs.find((d) => d.kind === 'Deployment').spec.template.spec;
+    expect(spec.securityContext.runAsNonRoot).toBe(true);
+    const agents = [...spec.initContainers, ...spec.containers].filter((c: Doc) =>
+      c.image.includes('certq/agent'),
+    );
+    expect(agents.map((c: Doc) => c.name)).toEqual(['first-sync', 'certq-agent']);
+    expect(agents[0].args).toContain('--once');
+    expect(agents[1].livenessProbe.httpGet.path).toBe('/healthz');
+    expect(parse(read('infra/k8s/edge/kustomization.yaml')).resources).toEqual(['edge-nginx.yaml']);
   });
 });
 

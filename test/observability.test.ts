@@ -80,9 +80,17 @@ function fakeApiSources() {
       byDaysToExpiry: { expired: 0, '0-7': 1, '8-30': 0, '31-60': 0, '61+': 0 },
       soonestExpiresAt: new Date(Date.now() + 86_400_000).toISOString(),
       renewalsDue: 1,
+      expiring: 1,
+      renewalOverdue: 0,
+    },
+    capacity: {
+      ceilingRps: 20,
+      projected: [{ day: '2026-01-01', renewals: 10, upstreamCalls: 30 }],
+      peakShare: 0,
     },
     failures: [],
     dnsWaiting: { byStatus: {} },
+    upstream: { windowMinutes: 60, calls: 3, issued: 1, callsPerIssued: 3, byReason: [] },
     generatedAt: new Date().toISOString(),
   });
   // Every optional family switched on, so the dashboards may reference any of them.
@@ -93,6 +101,7 @@ async function exportedFamilies(): Promise<{ texts: string[]; families: Map<stri
   const worker = createWorkerMetrics();
   worker.jobDuration.observe({ stage: 'verify' }, 0.1);
   worker.upstreamRequests.inc({ endpoint: 'dv', outcome: 'ok' });
+  worker.upstreamCalls.inc({ endpoint: 'dv', reason: 'first' });
   const api = createApiMetrics(fakeApiSources());
   const texts = [await worker.registry.metrics(), await api.registry.metrics()];
   const families = new Map<string, Family>();
@@ -194,7 +203,9 @@ describe('dashboards and alerts', () => {
     }[];
     expect(all.map((r) => r.alert)).toEqual(
       expect.arrayContaining([
-        'CertqCertificateExpiringWithoutRenewal',
+        'CertqCertificateExpiring',
+        'CertqRenewalOverdue',
+        'CertqCapacityProjectedHigh',
         'CertqOrdersFailing',
         'CertqQueueBacklogGrowing',
         'CertqUpstreamErrors',
@@ -240,6 +251,15 @@ describe('dashboards and alerts', () => {
   it('pass promtool check rules', () => {
     const promtool = requireBinary('promtool', 'prometheus');
     const result = spawnSync(promtool, ['check', 'rules', join(root, 'infra/prometheus/alerts.yml')], {
+      encoding: 'utf8',
+    });
+    expect(result.status, result.stdout + result.stderr).toBe(0);
+  });
+
+  it('pass their promtool unit tests (infra/prometheus/alerts.test.yml)', () => {
+    const promtool = requireBinary('promtool', 'prometheus');
+    const result = spawnSync(promtool, ['test', 'rules', 'alerts.test.yml'], {
+      cwd: join(root, 'infra/prometheus'),
       encoding: 'utf8',
     });
     expect(result.status, result.stdout + result.stderr).toBe(0);

@@ -6,6 +6,7 @@ import {
   createTestDatabase,
   createTestRedis,
   type NamedServer,
+  requestJson,
   startNamed,
   type TestDatabase,
   waitFor,
@@ -38,22 +39,8 @@ let worker: WorkerHandle;
 let adminToken: string;
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
 
-async function call(token: string, method: string, path: string, body?: unknown) {
-  const response = await fetch(`${api.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let parsed: Body;
-  try {
-    parsed = JSON.parse(text);
-  } catch {}
-  return { status: response.status, body: parsed as Body, text, headers: response.headers };
-}
+const call = (token: string, method: string, path: string, body?: unknown) =>
+  requestJson(method, `${api.url}${path}`, { token, body });
 
 async function createTenant(): Promise<Tenant> {
   const res = await call(adminToken, 'POST', '/v1/tenants', {

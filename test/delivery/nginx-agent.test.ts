@@ -14,16 +14,8 @@ import { join } from 'node:path';
 import { waitFor } from '@certq/testing';
 import { startNginx } from '@certq/testing/servers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AgentProcess,
-  agentArgs,
-  handshake,
-  presented,
-  type Stack,
-  spawnAgent,
-  startStack,
-  uniqueName,
-} from './stack';
+import type { AgentProcess, Stack } from './stack';
+import { agentArgs, handshake, presented, spawnAgent, startStack, uniqueName } from './stack';
 
 let stack: Stack;
 let nginx: Awaited<ReturnType<typeof startNginx>>;

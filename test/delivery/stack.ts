@@ -4,7 +4,7 @@ import { connect } from 'node:tls';
 import { type RunningApi, startApi } from '@certq/api';
 import { type Config, loadConfig } from '@certq/core';
 import { createSimulator, type Simulator } from '@certq/simulator';
-import { createTestDatabase, createTestRedis, waitFor } from '@certq/testing';
+import { createTestDatabase, createTestRedis, type HttpResult, requestJson, waitFor } from '@certq/testing';
 import { startWorker, type WorkerHandle } from '@certq/worker';
 import { pino } from 'pino';
 
@@ -18,13 +18,6 @@ export function buildAgentBundle(): string {
     execFileSync(process.execPath, [new URL('../../apps/agent/scripts/build.mjs', import.meta.url).pathname]);
   bundled = true;
   return AGENT_BUNDLE;
-}
-
-export interface HttpResult {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: test responses are inspected field by field
-  body: any;
-  text: string;
 }
 
 /**
@@ -83,21 +76,8 @@ export async function startStack(): Promise<Stack> {
     rootPem,
     apiUrl: '',
     api: undefined,
-    async request(token, method, path, body, base = stack.apiUrl) {
-      const response = await fetch(`${base}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await response.text();
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {}
-      return { status: response.status, body: parsed, text };
+    request(token, method, path, body, base = stack.apiUrl) {
+      return requestJson(method, `${base}${path}`, { token, body });
     },
     admin: (method, path, body) => stack.request(config.ADMIN_TOKEN!, method, path, body),
     async createTenant() {

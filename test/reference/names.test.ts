@@ -10,22 +10,36 @@ const here = new URL('.', import.meta.url).pathname;
 const agrees = (c: NameCase) =>
   c.expected === null ? !c.certq.ok : c.certq.ok && c.certq.domain === c.expected;
 
+/** One vector of a suite, with certq's verdict on its source. */
+const nameCase = (
+  suite: NameCase['suite'],
+  source: string,
+  expected: string | null,
+  ascii: string,
+  errors: string[],
+): NameCase => ({
+  suite,
+  source,
+  expected,
+  ascii,
+  errors,
+  certq: normalizeDomain(source),
+  normalize: normalizeDomain,
+});
+
+/** Every disagreement is one of the listed differences, and the counts are these. */
+function expectJudged(cases: NameCase[], counts: Record<string, unknown>): void {
+  const result = judge(cases, agrees, NAME_DIFFERENCES);
+  expect(result.unexplained).toEqual([]);
+  expect(result).toMatchObject(counts);
+}
+
 describe('domain names against the reference suites', () => {
   it('agrees with Unicode IdnaTestV2 17.0.0 (UTS #46 ToASCII, nontransitional) but for the listed differences', () => {
-    const cases = readIdnaTestV2(`${here}unicode/IdnaTestV2.txt`).map(
-      (v): NameCase => ({
-        suite: 'IdnaTestV2',
-        source: v.source,
-        expected: v.errors.length === 0 ? v.ascii : null,
-        ascii: v.ascii,
-        errors: v.errors,
-        certq: normalizeDomain(v.source),
-        normalize: normalizeDomain,
-      }),
+    const cases = readIdnaTestV2(`${here}unicode/IdnaTestV2.txt`).map((v) =>
+      nameCase('IdnaTestV2', v.source, v.errors.length === 0 ? v.ascii : null, v.ascii, v.errors),
     );
-    const result = judge(cases, agrees, NAME_DIFFERENCES);
-    expect(result.unexplained).toEqual([]);
-    expect(result).toMatchObject({
+    expectJudged(cases, {
       applied: 6391,
       agreed: 6203,
       byRule: {
@@ -44,20 +58,10 @@ describe('domain names against the reference suites', () => {
     )[];
     const cases = vectors
       .filter((v) => typeof v !== 'string')
-      .map(
-        (v): NameCase => ({
-          suite: 'toascii',
-          source: v.input,
-          expected: v.output,
-          ascii: v.output ?? '',
-          errors: v.output === null ? ['refused'] : [],
-          certq: normalizeDomain(v.input),
-          normalize: normalizeDomain,
-        }),
+      .map((v) =>
+        nameCase('toascii', v.input, v.output, v.output ?? '', v.output === null ? ['refused'] : []),
       );
-    const result = judge(cases, agrees, NAME_DIFFERENCES);
-    expect(result.unexplained).toEqual([]);
-    expect(result).toMatchObject({
+    expectJudged(cases, {
       applied: 43,
       agreed: 15,
       byRule: {

@@ -23,7 +23,23 @@ export const HAPROXY_CRT_LIST = 'crt-list.txt';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Retries while certq is away stop growing here: a returning certq is seen within seconds. */
-const MAX_BACKOFF_MS = 10_000;
+const MAX_BACKOFF_MS = 5_000;
+const FETCH_CONCURRENCY = 8;
+const FETCH_CHUNK = 64;
+
+/** `fn` over `items`, at most `limit` at a time; answers in order, rejects with the first failure. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
+}
 
 /** The files of one name, relative to the directory. */
 export function filesOf(format: AgentOptions['format'], name: string): string[] {
@@ -112,8 +128,8 @@ export async function runAgent(
       log.info('no --runtime-api: applying changes to HAProxy with the reload command');
     else log.warn('no --runtime-api and no --reload: HAProxy sees changes only at its next reload');
   }
-  /** Names whose new files HAProxy has not been given yet (a Runtime API batch failed). */
-  const runtimePending = new Set<string>();
+  // Through the Runtime API the first pass always compares HAProxy with the files (two reads).
+  if (runtime) reloadPending = true;
 
   /** Reads the feed until it is drained; returns how many changes it applied to `state.current`. */
   async function drain(waitSeconds: number): Promise<number> {
@@ -160,31 +176,34 @@ export async function runAgent(
             savedAt = Date.now();
           };
           const batch = await writeFiles(dir, options, state, client, log, metrics, checkpoint);
+          // Saved with the files: a restart between the files and HAProxy still hands them over.
+          if (runtime)
+            state.runtimePending = [...new Set([...(state.runtimePending ?? []), ...batch.written])];
           state.cursor = cursor;
           saveState(dir, state);
           metrics.cursor = Number(cursor);
           metrics.certificates = Object.keys(state.written).length;
           server?.update(state);
           if (batch.changed) reloadPending = true;
-          if (runtime) for (const name of batch.written) runtimePending.add(name);
           dirty = false;
         }
         if (reloadPending) {
           if (runtime) {
             const applied = await runtime
-              .apply(runtimePending, indexOf(state), dir)
+              .apply(new Set(state.runtimePending), indexOf(state), dir)
               .then(() => true)
               .catch((error: Error) => {
                 metrics.runtimeFailuresTotal++;
                 log.warn(`HAProxy Runtime API: ${error.message}`, { error: error.message });
                 return false;
               });
-            if (applied) runtimePending.clear();
-            else if (options.reload) {
+            if (!applied && !options.reload) throw new Error('HAProxy did not take the changes; retrying');
+            if (!applied) {
               log.warn('falling back to the reload command');
-              await runReload(options.reload, log, metrics);
-              runtimePending.clear();
-            } else throw new Error('HAProxy did not take the changes; retrying');
+              await runReload(options.reload!, log, metrics);
+            }
+            state.runtimePending = [];
+            saveState(dir, state);
           } else if (options.reload) await runReload(options.reload, log, metrics);
           reloadPending = false;
         }
@@ -245,36 +264,41 @@ async function writeFiles(
     if (!held || held.since < cert.since) desired.set(name, { id, ...cert });
   }
   const written = new Set<string>();
-  for (const [name, cert] of desired) {
-    if (state.written[name]?.certificateId === cert.id) continue;
-    const bundle = await client.bundle(cert.id);
-    if (bundle === null) continue; // replaced meanwhile: the feed's next change says by what
-    const files = filesOf(options.format, name);
-    try {
-      const { chain, key } = splitBundle(bundle);
-      if (options.format === 'nginx') {
-        writeFilesAtomic([
-          { path: join(dir, name, 'fullchain.pem'), content: chain, mode: 0o644 },
-          { path: join(dir, name, 'privkey.pem'), content: key, mode: 0o600 },
-        ]);
-      } else {
-        writeFileAtomic(join(dir, `${name}.pem`), `${chain}${key}`, 0o600);
+  const todo = [...desired].filter(([name, cert]) => state.written[name]?.certificateId !== cert.id);
+  // Bundles are fetched a few at a time (a first sync of a big fleet), written in chunks.
+  for (let start = 0; start < todo.length; start += FETCH_CHUNK) {
+    const chunk = todo.slice(start, start + FETCH_CHUNK);
+    const bundles = await mapLimit(chunk, FETCH_CONCURRENCY, ([, cert]) => client.bundle(cert.id));
+    for (const [i, [name, cert]] of chunk.entries()) {
+      const bundle = bundles[i];
+      if (bundle === null || bundle === undefined) continue; // replaced meanwhile: the feed's next change says by what
+      const files = filesOf(options.format, name);
+      try {
+        const { chain, key } = splitBundle(bundle);
+        if (options.format === 'nginx') {
+          writeFilesAtomic([
+            { path: join(dir, name, 'fullchain.pem'), content: chain, mode: 0o644 },
+            { path: join(dir, name, 'privkey.pem'), content: key, mode: 0o600 },
+          ]);
+        } else {
+          writeFileAtomic(join(dir, `${name}.pem`), `${chain}${key}`, 0o600);
+        }
+        for (const old of state.written[name]?.files ?? [])
+          if (!files.includes(old)) removeFile(join(dir, old));
+      } catch (error) {
+        skip(cert.id, cert.domains[0], (error as Error).message);
+        continue;
       }
-      for (const old of state.written[name]?.files ?? [])
-        if (!files.includes(old)) removeFile(join(dir, old));
-    } catch (error) {
-      skip(cert.id, cert.domains[0], (error as Error).message);
-      continue;
+      state.written[name] = {
+        certificateId: cert.id,
+        fingerprint: cert.fingerprint,
+        domains: cert.domains,
+        files,
+      };
+      written.add(name);
+      log.info(`wrote ${files.join(', ')} (certificate ${cert.id})`);
+      checkpoint();
     }
-    state.written[name] = {
-      certificateId: cert.id,
-      fingerprint: cert.fingerprint,
-      domains: cert.domains,
-      files,
-    };
-    written.add(name);
-    log.info(`wrote ${files.join(', ')} (certificate ${cert.id})`);
-    checkpoint();
   }
   let removed = 0;
   for (const [name, old] of Object.entries(state.written)) {

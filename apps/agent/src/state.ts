@@ -32,6 +32,8 @@ export interface AgentState {
   written: Record<string, WrittenName>;
   /** Index files (crt-list.txt, certq-names.map) written by the agent. */
   indexFiles: string[];
+  /** haproxy --runtime-api: names whose new files HAProxy has not taken yet (kept across restarts). */
+  runtimePending?: string[];
 }
 
 export function emptyState(format: Format): AgentState {

@@ -15,6 +15,7 @@ import { createDelivery, type Delivery } from './delivery/index';
 import type { ApiDeps } from './deps';
 import { type ApiStats, createApiStats } from './observability/stats';
 import { auditPlugin } from './plugins/audit';
+import { AuditBuffer } from './plugins/audit-buffer';
 import { authPlugin } from './plugins/auth';
 import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './plugins/errors';
 import { safeRequestUrl } from './plugins/log-safety';
@@ -133,6 +134,10 @@ export async function buildApp(given: ApiDeps): Promise<FastifyInstance> {
     ratePerMinute: config.RATE_LIMIT_PER_MINUTE,
   });
   await app.register(auditPlugin, { db: deps.db });
+  const keyReads = new AuditBuffer(deps.db, logger || undefined);
+  app.decorate('keyReads', keyReads);
+  // After in-flight requests: their reads are in the buffer, written before the pool closes.
+  app.addHook('onClose', async () => keyReads.close());
   await app.register(openapiPlugin);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -178,12 +178,11 @@ describe('insertOrders (the one insertion path)', () => {
     const shape = (tenantId: string, ds: string[][]): OrderRequest[] =>
       ds.map((domains) => ({ tenantId, domains }));
     const notBefore = new Date(Date.now() + 3600_000);
+    // Each tenant its own names: a name belongs to one tenant at a time.
     const outcome = async (tenantId: string) => {
-      // Each tenant its own names: a name belongs to one tenant at a time.
       const [a, b, c] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
-      const [d, e, f] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
-      const letters = new Map([a, b, c, d, e, f].map((name, i) => [name, 'abcdef'[i]!]));
       const plan = [[a], [b, a], [a], [c], [a, b], [b.toLowerCase(), a]];
+      const [d, e, f] = [uniqueDomain(), uniqueDomain(), uniqueDomain()];
       await insertOrders(env.handle.db, shape(tenantId, [[c]])); // an active order that exists beforehand
       const requests: OrderRequest[] = [
         ...shape(tenantId, plan),
@@ -196,7 +195,8 @@ describe('insertOrders (the one insertion path)', () => {
       return result.orders.map((o, i) => ({
         created: o.created,
         sameAs: ids.indexOf(ids[i]!),
-        domains: o.order.domains.map((name) => letters.get(name)),
+        // The names by their place in this tenant's list (each tenant has its own names).
+        domains: o.order.domains.map((x) => [a, b, c, d, e, f].indexOf(x)),
         status: o.order.status,
         tenant: o.order.tenantId === tenantId,
         priority: o.order.priority,

@@ -13,10 +13,15 @@ const METADATA_KEYS = [
   'fingerprint',
   'id',
   'isCurrent',
+  'movedAt',
   'notAfter',
   'notBefore',
   'orderId',
+  'retiredAt',
+  'status',
+  'statusReason',
   'tenantId',
+  'uploaded',
 ];
 
 describe('GET /v1/certificates', () => {

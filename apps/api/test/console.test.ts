@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lockOrder, orderEvents, transitionOrder } from '@certq/db';
+import { edgeTokens, lockOrder, orderEvents, transitionOrder } from '@certq/db';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, startTestApi, type TestApi, type TestEnv } from './helpers';
@@ -149,5 +149,30 @@ describe('console actions', () => {
         .where(eq(orderEvents.orderId, ids[name]!));
       expect(events.find((e) => e.type === 'retried')?.detail).toMatchObject({ by: 'admin:console' });
     }
+  });
+});
+
+describe('console edges', () => {
+  it('lists each edge token’s last contact, the stale ones first and marked', async () => {
+    const make = async (name: string) => (await api.adminRequest('POST', '/v1/edge-tokens', { name })).body;
+    const fresh = await make(`edge-fresh-${zone}`);
+    const stale = await make(`edge-stale-${zone}`);
+    await env.handle.db
+      .update(edgeTokens)
+      .set({ lastSeenAt: new Date(Date.now() - 10 * 60_000) })
+      .where(eq(edgeTokens.id, stale.id));
+    await env.handle.db.update(edgeTokens).set({ lastSeenAt: new Date() }).where(eq(edgeTokens.id, fresh.id));
+    const res = await get('/admin/edge-tokens', viewerToken);
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('href="/admin/edge-tokens"');
+    const staleAt = res.text.indexOf(`edge-stale-${zone}`);
+    expect(staleAt).toBeGreaterThan(0);
+    expect(staleAt).toBeLessThan(res.text.indexOf(`edge-fresh-${zone}`));
+    expect(res.text.slice(staleAt).split('</tr>')[0]).toMatch(/10 min ago.*<strong>stale<\/strong>/s);
+    expect(res.text.slice(res.text.indexOf(`edge-fresh-${zone}`)).split('</tr>')[0]).toMatch(
+      /under a minute ago.*<td>ok<\/td>/s,
+    );
+    const listed = (await api.adminRequest('GET', '/v1/edge-tokens')).body.edgeTokens;
+    expect(listed.find((t: { id: string }) => t.id === stale.id).lastSeenAt).toMatch(/^\d{4}-/);
   });
 });

@@ -13,6 +13,9 @@ import {
   test as baseTest,
   createTestDatabase,
   createTestRedis,
+  type HttpResult,
+  type RequestOptions,
+  requestJson,
   type TestDatabase,
   type TestRedis,
 } from '@certq/testing';
@@ -48,22 +51,7 @@ export async function createTestEnv(): Promise<TestEnv> {
   };
 }
 
-export interface HttpResult {
-  status: number;
-  headers: Headers;
-  // biome-ignore lint/suspicious/noExplicitAny: test responses are inspected field by field
-  body: any;
-  text: string;
-}
-
-export interface RequestOptions {
-  token?: string;
-  /** Sent as JSON. */
-  body?: unknown;
-  /** Sent as is (with content-type application/json unless headers say otherwise). */
-  raw?: string | Buffer;
-  headers?: Record<string, string>;
-}
+export type { HttpResult, RequestOptions };
 
 export interface TestApi {
   url: string;
@@ -167,24 +155,8 @@ export async function startTestApi(env: TestEnv, options: StartOptions = {}): Pr
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
 
-  async function request(method: string, path: string, opts: RequestOptions = {}): Promise<HttpResult> {
-    const headers: Record<string, string> = { ...opts.headers };
-    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-    let body: string | Buffer | undefined;
-    if (opts.raw !== undefined) body = opts.raw;
-    else if (opts.body !== undefined) body = JSON.stringify(opts.body);
-    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
-      headers['content-type'] = 'application/json';
-    const response = await fetch(`${url}${path}`, { method, headers, body });
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: response.status, headers: response.headers, body: parsed, text };
-  }
+  const request = (method: string, path: string, opts: RequestOptions = {}) =>
+    requestJson(method, `${url}${path}`, opts);
 
   const api: TestApi = {
     url,

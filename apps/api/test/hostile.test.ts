@@ -18,7 +18,7 @@ import {
 } from './helpers';
 
 /**
- * The hostile review of issue 11, item by item: each attack answered with certq's error shape,
+ * A hostile review, item by item: each attack answered with certq's error shape,
  * nothing changed, nothing leaked to the log.
  */
 let env: TestEnv;

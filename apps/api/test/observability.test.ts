@@ -295,6 +295,8 @@ describe('operator views', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(page.text).toContain('id="chart-expiring"');
+    // Renewal demand vs the upstream ceiling, drawn on the server.
+    expect(page.text).toMatch(/<figure class="capacity">[\s\S]*<line class="ceiling"/);
     expect(page.text).toContain('href="/admin/queues"');
     const board = await api.request('GET', '/admin/queues', { headers: { authorization: basic } });
     expect(board.status).toBe(200);

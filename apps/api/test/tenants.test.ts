@@ -68,6 +68,10 @@ describe('GET /v1/tenants', () => {
       name: 'listed-with-key',
       hasOwnApiKey: true,
       caChoices: null,
+      status: 'active',
+      suspendedAt: null,
+      stopServing: false,
+      deletedAt: null,
       createdAt: expect.any(String),
     });
     expect(byName.get('listed-without-key')).toMatchObject({ id: without.id, hasOwnApiKey: false });

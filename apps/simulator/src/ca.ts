@@ -32,6 +32,8 @@ export interface IssueParams {
   algorithm: KeyAlgorithm;
   /** Issue time, ms since epoch. */
   issuedAt: number;
+  /** notAfter − notBefore, backdating included (default LEAF_VALIDITY_MS). */
+  lifetimeMs?: number;
 }
 
 export interface CertificateAuthority {
@@ -42,6 +44,7 @@ export interface CertificateAuthority {
 
 const DAY = 86_400_000;
 export const LEAF_VALIDITY_MS = 90 * DAY;
+/** notBefore is backdated a minute for clock skew, or a tenth of a short lifetime. */
 const SKEW_MS = 60_000;
 
 const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
@@ -216,7 +219,7 @@ function commonName(domains: string[]): x509.JsonName {
 /**
  * A root and an intermediate CA (ECDSA P-256 when generated) that issue TLS server certificates:
  * SANs = the domains, CN = the first domain, serverAuth, CA:false, valid from issue time minus a
- * minute to issue time plus 90 days.
+ * minute (a tenth of a short lifetime), for the given lifetime (default 90 days) counted from then.
  */
 export async function createCertificateAuthority(
   options: { dir?: string | undefined } = {},
@@ -226,14 +229,19 @@ export async function createCertificateAuthority(
   const signer = await signerFrom(files.intermediatePem, files.intermediateKeyPem);
   const intermediatePem = signer.pem + '\n';
 
-  async function issue({ domains, algorithm, issuedAt }: IssueParams): Promise<IssuedCertificate> {
+  async function issue({
+    domains,
+    algorithm,
+    issuedAt,
+    lifetimeMs = LEAF_VALIDITY_MS,
+  }: IssueParams): Promise<IssuedCertificate> {
     if (domains.length === 0) throw new Error('a certificate needs at least one domain');
     const keys = (await subtle.generateKey(algorithm === 'RSA' ? RSA_ALG : EC_ALG, true, [
       'sign',
       'verify',
     ])) as KeyPair;
-    const notBefore = wholeSeconds(issuedAt - SKEW_MS);
-    const notAfter = wholeSeconds(issuedAt + LEAF_VALIDITY_MS);
+    const notBefore = wholeSeconds(issuedAt - Math.min(SKEW_MS, lifetimeMs / 10));
+    const notAfter = wholeSeconds(notBefore.getTime() + lifetimeMs);
     const sans = [...new Set(domains)].map((value) => ({ type: 'dns' as const, value }));
     const usage =
       algorithm === 'RSA'

@@ -34,7 +34,12 @@ export function createIssuance(
   function certificateOf(app: Application): Promise<IssuedCertificate> {
     if (!app.cert) {
       const pending = caReady.then((authority) =>
-        authority.issue({ domains: app.domains, algorithm: app.algorithm, issuedAt: app.dueAt }),
+        authority.issue({
+          domains: app.domains,
+          algorithm: app.algorithm,
+          issuedAt: app.dueAt,
+          lifetimeMs: options.certLifetimeMs[app.ca],
+        }),
       );
       app.cert = pending;
       pending.catch(() => {

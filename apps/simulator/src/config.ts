@@ -24,6 +24,11 @@ export interface SimulatorOptions {
   dnsResolver?: string | undefined;
   /** CAs whose applications end with status 3 (a CA that refuses). [SIM_CA_FAILURES] */
   caFailures: CaName[];
+  /**
+   * Lifetime of issued leaf certificates per CA, in ms, measured as notAfter − notBefore (the
+   * backdating of notBefore included). [SIM_CERT_LIFETIME: `90d`, or `google:90d,letsencrypt:6d`]
+   */
+  certLifetimeMs: Record<CaName, number>;
   /** Seconds from apply to issued (or failed); 0 allowed. [SIM_ISSUE_SECONDS] */
   issueSeconds: number;
   /** Fraction (0..1) of upstream requests answered with a bare HTTP 500. [SIM_FAIL_RATE] */
@@ -49,15 +54,20 @@ export interface SimulatorOptions {
 }
 
 /** What `createSimulator` accepts: any subset of the options, `callbackRetry` may be partial too. */
-export type SimulatorInit = Partial<Omit<SimulatorOptions, 'callbackRetry'>> & {
+export type SimulatorInit = Partial<Omit<SimulatorOptions, 'callbackRetry' | 'certLifetimeMs'>> & {
   callbackRetry?: Partial<CallbackRetryOptions>;
+  /** Per CA; CAs not given keep 90 days. */
+  certLifetimeMs?: Partial<Record<CaName, number>>;
 };
+
+const DAY_MS = 86_400_000;
 
 export const DEFAULT_OPTIONS: Readonly<SimulatorOptions> = Object.freeze({
   apiKeys: [],
   verify: 'auto',
   dnsResolver: undefined,
   caFailures: [],
+  certLifetimeMs: Object.freeze({ google: 90 * DAY_MS, letsencrypt: 90 * DAY_MS, zerossl: 90 * DAY_MS }),
   issueSeconds: 30,
   failRate: 0,
   latencyMs: 0,
@@ -70,6 +80,42 @@ export const DEFAULT_OPTIONS: Readonly<SimulatorOptions> = Object.freeze({
   logger: false,
   caDir: undefined,
 });
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS } as const;
+
+/** `90d`, `6d`, `45m`, `90s`, `12h`: a whole number of seconds, minutes, hours or days, at least 1 s. */
+export function parseDuration(raw: string): number | undefined {
+  const match = /^(\d+)([smhd])$/.exec(raw.trim());
+  if (!match) return undefined;
+  const ms = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+  return ms > 0 && Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+/**
+ * SIM_CERT_LIFETIME: one duration for every CA (`90d`), or `ca:duration` entries (`google:90d,letsencrypt:6d`);
+ * an entry without a CA sets the others (`6d,google:90d`). CAs not named keep 90 days.
+ */
+export function parseCertLifetime(raw: string): Record<CaName, number> | undefined {
+  const entries = listOf(raw);
+  if (entries.length === 0) return undefined;
+  let fallback = DEFAULT_OPTIONS.certLifetimeMs.google;
+  const named: Partial<Record<CaName, number>> = {};
+  for (const entry of entries) {
+    const [first, second, ...rest] = entry.split(':');
+    if (rest.length > 0) return undefined;
+    if (second === undefined) {
+      const ms = parseDuration(first!);
+      if (ms === undefined) return undefined;
+      fallback = ms;
+      continue;
+    }
+    const ca = first!.trim();
+    const ms = parseDuration(second);
+    if (!(CAS as readonly string[]).includes(ca) || ms === undefined) return undefined;
+    named[ca as CaName] = ms;
+  }
+  return Object.fromEntries(CAS.map((ca) => [ca, named[ca] ?? fallback])) as Record<CaName, number>;
+}
 
 const decimal = /^\d+(\.\d+)?$/;
 const integer = /^\d+$/;
@@ -126,6 +172,10 @@ const rules = {
     },
     expected: 'a comma-separated list of google, letsencrypt, zerossl',
   } satisfies EnvRule<CaName[]>,
+  SIM_CERT_LIFETIME: {
+    parse: parseCertLifetime,
+    expected: 'a duration such as 90d, 6d, 45m or 90s, or per CA as google:90d,letsencrypt:6d',
+  } satisfies EnvRule<Record<CaName, number>>,
   SIM_ISSUE_SECONDS: numberRule(decimal, Number.POSITIVE_INFINITY, 'a number of seconds >= 0'),
   SIM_FAIL_RATE: numberRule(decimal, 1, 'a number between 0 and 1'),
   SIM_LATENCY_MS: numberRule(integer, Number.POSITIVE_INFINITY, 'an integer number of milliseconds >= 0'),
@@ -160,6 +210,8 @@ export function loadSimulatorOptions(env: NodeJS.ProcessEnv = process.env): Simu
     verify: readEnv(env, 'SIM_VERIFY', rules.SIM_VERIFY) ?? DEFAULT_OPTIONS.verify,
     dnsResolver: readEnv(env, 'SIM_DNS_RESOLVER', rules.SIM_DNS_RESOLVER),
     caFailures: readEnv(env, 'SIM_CA_FAILURES', rules.SIM_CA_FAILURES) ?? [],
+    certLifetimeMs:
+      readEnv(env, 'SIM_CERT_LIFETIME', rules.SIM_CERT_LIFETIME) ?? DEFAULT_OPTIONS.certLifetimeMs,
     issueSeconds: readEnv(env, 'SIM_ISSUE_SECONDS', rules.SIM_ISSUE_SECONDS) ?? DEFAULT_OPTIONS.issueSeconds,
     failRate: readEnv(env, 'SIM_FAIL_RATE', rules.SIM_FAIL_RATE) ?? DEFAULT_OPTIONS.failRate,
     latencyMs: readEnv(env, 'SIM_LATENCY_MS', rules.SIM_LATENCY_MS) ?? DEFAULT_OPTIONS.latencyMs,
@@ -189,6 +241,9 @@ const optionsSchema = z.object({
     }, 'must be one resolver address, ip or ip:port')
     .optional(),
   caFailures: z.array(z.enum(CAS)),
+  certLifetimeMs: z.object(
+    Object.fromEntries(CAS.map((ca) => [ca, z.number().int().min(1000)])) as Record<CaName, z.ZodNumber>,
+  ),
   issueSeconds: nonNegative,
   failRate: nonNegative.max(1),
   latencyMs: nonNegative,
@@ -209,6 +264,7 @@ export function resolveOptions(init: SimulatorInit = {}): SimulatorOptions {
     ...DEFAULT_OPTIONS,
     ...defined,
     callbackRetry: { ...DEFAULT_OPTIONS.callbackRetry, ...init.callbackRetry },
+    certLifetimeMs: { ...DEFAULT_OPTIONS.certLifetimeMs, ...init.certLifetimeMs },
   };
   const result = optionsSchema
     .refine((o) => o.verify !== 'dns' || o.dnsResolver !== undefined, {

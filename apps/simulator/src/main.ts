@@ -18,6 +18,7 @@ sim.app.log.info(
     dnsResolver: options.dnsResolver,
     caFailures: options.caFailures,
     issueSeconds: options.issueSeconds,
+    certLifetimeMs: options.certLifetimeMs,
     failRate: options.failRate,
     latencyMs: options.latencyMs,
     apiKeys: options.apiKeys.length === 0 ? 'any' : `${options.apiKeys.length} configured`,

@@ -135,7 +135,7 @@ describe('issued certificates', () => {
     expect(data.fingerprints).toBe(createHash('sha256').update(leaf.raw).digest('hex'));
   });
 
-  it('is valid from the issue time (minus a minute) for 90 days; notBefore/notAfter are UTC+8 strings of the same instants', async () => {
+  it('is valid from the issue time (minus a minute) for 90 days in all; notBefore/notAfter are UTC+8 strings of the same instants', async () => {
     const { data, clock } = await issue(['dates.example.com']);
     const [leafPem] = splitPem(data.certificate) as [string];
     const leaf = new X509Certificate(leafPem);
@@ -143,10 +143,27 @@ describe('issued certificates', () => {
     const to = Date.parse(leaf.validTo);
     expect(clock.t - from).toBeGreaterThanOrEqual(59_000);
     expect(clock.t - from).toBeLessThanOrEqual(61_000);
-    expect(Math.abs(to - (clock.t + 90 * DAY))).toBeLessThan(2_000);
+    expect(to - from).toBe(90 * DAY);
     expect(parseChinaTime(data.notBefore)).toBe(from);
     expect(parseChinaTime(data.notAfter)).toBe(to);
     expect(formatChinaTime(new Date(Date.UTC(2024, 11, 10, 16, 24, 32)))).toBe('2024-12-11 00:24:32');
+  });
+
+  it('issues the lifetime SIM_CERT_LIFETIME gives its CA, measured as notAfter - notBefore', async () => {
+    const running = await start({ certLifetimeMs: { letsencrypt: 6 * DAY, zerossl: 90_000 } });
+    const lifetimeOf = async (ca: string) => {
+      const domainList = [`${ca}.life.example.com`];
+      const id = (await running.call<string>('POST', '/v1/cert/apply', { domainList, ca })).json.data;
+      const res = await running.call<IssuedData>('GET', `/v1/cert/apply/${id}`);
+      const leaf = new X509Certificate(splitPem(res.json.data.certificate)[0]!);
+      expect(parseChinaTime(res.json.data.notAfter) - parseChinaTime(res.json.data.notBefore)).toBe(
+        Date.parse(leaf.validTo) - Date.parse(leaf.validFrom),
+      );
+      return Date.parse(leaf.validTo) - Date.parse(leaf.validFrom);
+    };
+    expect(await lifetimeOf('google')).toBe(90 * DAY);
+    expect(await lifetimeOf('letsencrypt')).toBe(6 * DAY);
+    expect(await lifetimeOf('zerossl')).toBe(90_000);
   });
 
   for (const algorithm of ['ECC', 'RSA'] as const) {

@@ -50,8 +50,40 @@ describe('loadSimulatorOptions', () => {
     ['SIM_LATENCY_MS', '1.5'],
     ['SIM_PORT', '70000'],
     ['SIM_PORT', 'http'],
+    ['SIM_CERT_LIFETIME', '90'],
+    ['SIM_CERT_LIFETIME', '6w'],
+    ['SIM_CERT_LIFETIME', '0d'],
+    ['SIM_CERT_LIFETIME', 'acme:6d'],
+    ['SIM_CERT_LIFETIME', 'google:'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => loadSimulatorOptions({ [name]: value })).toThrow(new RegExp(name));
+  });
+
+  it('SIM_CERT_LIFETIME: one duration for every CA, or per CA (the others 90 days)', () => {
+    const DAY = 86_400_000;
+    expect(loadSimulatorOptions({}).certLifetimeMs).toEqual({
+      google: 90 * DAY,
+      letsencrypt: 90 * DAY,
+      zerossl: 90 * DAY,
+    });
+    expect(loadSimulatorOptions({ SIM_CERT_LIFETIME: '45m' }).certLifetimeMs).toEqual({
+      google: 45 * 60_000,
+      letsencrypt: 45 * 60_000,
+      zerossl: 45 * 60_000,
+    });
+    expect(loadSimulatorOptions({ SIM_CERT_LIFETIME: 'google:90d, letsencrypt:6d' }).certLifetimeMs).toEqual({
+      google: 90 * DAY,
+      letsencrypt: 6 * DAY,
+      zerossl: 90 * DAY,
+    });
+    expect(loadSimulatorOptions({ SIM_CERT_LIFETIME: '90s,zerossl:12h' }).certLifetimeMs).toEqual({
+      google: 90_000,
+      letsencrypt: 90_000,
+      zerossl: 12 * 3_600_000,
+    });
+    expect(() => loadSimulatorOptions({ SIM_CERT_LIFETIME: 'letsencrypt:6' })).toThrow(
+      /SIM_CERT_LIFETIME: expected a duration such as 90d/,
+    );
   });
 
   it('never echoes the API keys in an error', () => {

@@ -1,4 +1,10 @@
-import { createHttpsokDispatcher, HttpsokClient, HttpsokError } from '@certq/api-client';
+import {
+  createHttpsokDispatcher,
+  HttpsokClient,
+  type HttpsokEndpoint,
+  HttpsokError,
+  type ResponseInfo,
+} from '@certq/api-client';
 import { type Clock, type Config, type SecretBox, systemClock } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
 import { createDnsResolver, type DnsResolver } from '@certq/dns';
@@ -7,11 +13,19 @@ import { eq } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
+import { UpstreamLedger } from './budget/ledger';
+import { FirstPollDelays } from './budget/poll-timing';
+import type { UpstreamEndpoint } from './budget/reasons';
 import { createUpstreamLimiter, type UpstreamLimiter } from './limiter';
 import { createLogger } from './logger';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics';
 
 const KEY_CACHE_MS = 30_000;
+const LEDGER_ENDPOINTS: Record<HttpsokEndpoint, UpstreamEndpoint> = {
+  verify: 'dv',
+  apply: 'apply',
+  getApply: 'get',
+};
 
 /** Everything a task needs, built once per process and passed explicitly (no globals). */
 export interface WorkerContext {
@@ -23,6 +37,10 @@ export interface WorkerContext {
   logger: Logger;
   metrics: WorkerMetrics;
   limiter: UpstreamLimiter;
+  /** Where the upstream budget goes: every httpsok call by endpoint and reason, and each issued certificate. */
+  upstream: UpstreamLedger;
+  /** When to poll an application first, learned per CA from how recent first polls went. */
+  firstPolls: FirstPollDelays;
   /** certq's own DNS lookups (DNS_RESOLVERS), rate-limited per resolver. */
   dns: DnsResolver;
   random: () => number;
@@ -65,12 +83,22 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
     });
   const clients = new Map<string, HttpsokClient>();
   const sealedKeys = new Map<string, { sealed: string | null; at: number }>();
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  const upstream = new UpstreamLedger(
+    db,
+    metrics.upstreamCalls,
+    () => clock.now(),
+    (error) => logger.warn({ err: error }, 'could not record upstream calls; kept for the next flush'),
+  );
   const hooks = {
     // Polls take their rate-limit token before claiming the poll slot in Postgres (see tasks/poll.ts),
     // so the request leaves right after the claim; every other call waits here, an apply before a verify.
     beforeRequest: (endpoint: string) =>
       endpoint === 'getApply' ? undefined : limiter.acquire(endpoint === 'apply' ? 'apply' : 'verify'),
-    onResponse: (info: { endpoint: string; outcome: string; errorKind?: string; durationMs: number }) => {
+    onResponse: (info: ResponseInfo) => {
+      // A task counts each call once, by its reason; a call's automatic retries are counted here.
+      if (info.attempt > 1) upstream.call(LEDGER_ENDPOINTS[info.endpoint], 'retry');
       metrics.upstreamRequests.inc({
         endpoint: info.endpoint,
         outcome: info.outcome === 'ok' ? 'ok' : (info.errorKind ?? 'error'),
@@ -97,10 +125,12 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
     queues: options.queues,
     secrets: options.secrets,
     config,
-    clock: options.clock ?? systemClock,
-    logger: options.logger ?? createLogger(config.LOG_LEVEL),
+    clock,
+    logger,
     metrics,
     limiter,
+    upstream,
+    firstPolls: new FirstPollDelays(Boolean(config.PUBLIC_BASE_URL)),
     dns,
     random: options.random ?? Math.random,
     async httpsokFor(tenantId) {
@@ -128,6 +158,7 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
       return clientFor(apiKey);
     },
     async close() {
+      await upstream.close();
       if (ownDns) dns.close();
       clients.clear();
       sealedKeys.clear();

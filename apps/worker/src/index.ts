@@ -25,6 +25,6 @@ export {
   enqueueWebhookDeliveries,
   WEBHOOK_TIMEOUT_MS,
 } from './webhooks/delivery';
-export { EXPIRING_WITHIN_DAYS, notifyExpiring } from './webhooks/expiring';
+export { notifyExpiring } from './webhooks/expiring';
 export { signWebhook, type VerifyWebhookArgs, verifyWebhookSignature } from './webhooks/signing';
 export { createStageWorkers } from './workers';

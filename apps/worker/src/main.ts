@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '@certq/core';
+import { ConfigError, createAuthThrottle, createRedisConnection, loadConfig } from '@certq/core';
 import { createLogger } from './logger';
 import { createWorkerMetrics } from './metrics';
 import { startMetricsServer } from './metrics-server';
@@ -23,9 +23,26 @@ const server =
         port: config.WORKER_METRICS_PORT,
         host: config.HOST,
         config,
+        // The same failed-login count as the API's doors: one Redis key per client address.
+        throttle: createAuthThrottle({
+          redis: throttleRedis(),
+          prefix: config.REDIS_PREFIX,
+          failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
+        }),
       })
     : undefined;
 if (server) logger.info({ url: server.url }, 'worker metrics listening');
+
+/** Its own connection that fails fast: a metrics scrape never waits on Redis. */
+function throttleRedis() {
+  const redis = createRedisConnection(config.REDIS_URL!, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: 1000,
+  });
+  redis.on('error', () => {});
+  return redis;
+}
 
 let stopping = false;
 const stop = (signal: string) => {

@@ -1,11 +1,13 @@
 import { QUEUE_NAMES } from '@certq/core';
-import { purgeExpiredRows, purgeIdempotencyKeys } from '@certq/db';
+import { purgeExpiredRows, purgeIdempotencyKeys, purgeUpstreamUsage } from '@certq/db';
 import { type ConnectionOptions, Queue, Worker } from 'bullmq';
 import type { WorkerContext } from './context';
 import { scanRenewals } from './renewals/scanner';
 import { notifyExpiring } from './webhooks/expiring';
 
 export const RENEWAL_SCAN_SCHEDULER = 'renewal-scan';
+/** How long the upstream budget's per-minute counts are kept (/v1/stats reads the last hour). */
+const UPSTREAM_USAGE_KEPT_MS = 7 * 24 * 3600_000;
 
 export interface MaintenanceOptions {
   connection: ConnectionOptions;
@@ -25,7 +27,8 @@ export interface Maintenance {
  * Periodic housekeeping on the maintenance queue: a BullMQ job scheduler adds a `renewal-scan` job
  * every RENEW_SCAN_INTERVAL_MS (every worker upserts the same scheduler, so there is one schedule
  * however many run), and a Worker of concurrency 1 runs it: the renewal scan, then the
- * certificate.expiring notifications, then deleting idempotency keys older than a day, then the
+ * certificate.expiring notifications, then deleting idempotency keys older than a day and upstream call
+ * counts older than a week, then the
  * retention sweep (RETENTION_DAYS, CERTIFICATE_RETENTION_DAYS; see `purgeExpiredRows`). The scan's own advisory lock keeps two workers from scanning
  * at once even if jobs overlap (a manual trigger, a slow scan).
  */
@@ -54,6 +57,7 @@ export async function startMaintenance(
       const scan = await scanRenewals(ctx);
       const expiring = await notifyExpiring(ctx);
       const idempotencyKeysPurged = await purgeIdempotencyKeys(ctx.db, ctx.clock.now());
+      await purgeUpstreamUsage(ctx.db, new Date(ctx.clock.now().getTime() - UPSTREAM_USAGE_KEPT_MS));
       const purged = await purgeExpiredRows(ctx.db, ctx.clock.now(), {
         retentionDays: ctx.config.RETENTION_DAYS,
         certificateRetentionDays: ctx.config.CERTIFICATE_RETENTION_DAYS,

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Config, metricsAuthorized } from '@certq/core';
+import { type AuthThrottle, type Config, metricsAuthorized } from '@certq/core';
 
 /** What the server needs of a prom-client Registry. */
 export interface MetricsRegistry {
@@ -22,12 +22,28 @@ export async function startMetricsServer(options: {
   port: number;
   host: string;
   config: Pick<Config, 'METRICS_TOKEN' | 'ADMIN_TOKEN'>;
+  /** The failed-login throttle the API's doors share (per client address, in Redis). */
+  throttle?: AuthThrottle;
 }): Promise<MetricsServer> {
   const { registry, config } = options;
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/metrics') {
+      const ip = req.socket.remoteAddress ?? '';
+      const retryAfter = await options.throttle?.retryAfter(ip);
+      if (retryAfter !== undefined) {
+        res.statusCode = 429;
+        res.setHeader('content-type', 'application/json');
+        res.setHeader('retry-after', String(retryAfter));
+        res.end(
+          JSON.stringify({
+            error: { code: 'rate_limited', message: 'too many failed authentications from this address' },
+          }),
+        );
+        return;
+      }
       if (!metricsAuthorized(req.headers.authorization, config)) {
+        if (req.headers.authorization !== undefined) await options.throttle?.fail(ip);
         res.statusCode = 401;
         res.setHeader('content-type', 'application/json');
         res.setHeader('www-authenticate', 'Bearer realm="certq metrics"');

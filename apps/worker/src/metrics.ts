@@ -34,6 +34,11 @@ export function createWorkerMetrics(registry = new Registry()) {
       help: 'Requests to httpsok by endpoint and outcome (ok, or the error kind).',
       labelNames: ['endpoint', 'outcome'] as const,
     }),
+    upstreamCalls: counter({
+      name: 'certq_upstream_calls_total',
+      help: 'Calls to httpsok by endpoint (dv, apply, get) and reason: first, confirming, split_horizon (dv); apply; issuing, issued, failed, adoption (get); error (no answer), retry (sent again after a 5xx). Divided by issued certificates, the budget per certificate.',
+      labelNames: ['endpoint', 'reason'] as const,
+    }),
     upstreamDuration: histogram({
       name: 'certq_upstream_request_duration_seconds',
       help: 'Latency of requests to httpsok by endpoint.',

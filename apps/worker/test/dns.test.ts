@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkbench, type Workbench } from './helpers';
 
 /*
- * Issue 9 against a real DNS server: one bind9 `named` that certq (DNS_RESOLVERS) and the simulator
- * (SIM_VERIFY=dns, as httpsok checks public DNS) both ask. Local checks start at 300 ms here (15 s in
+ * certq's own DNS checks against a real DNS server: one bind9 `named` that certq (DNS_RESOLVERS) and
+ * the simulator (SIM_VERIFY=dns, as httpsok checks public DNS) both ask. Local checks start at 300 ms here (15 s in
  * production) and grow to their cap of 20 × that.
  */
 let named: NamedServer;

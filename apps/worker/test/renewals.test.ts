@@ -138,7 +138,7 @@ describe('renewal scanner', () => {
     await b.db.db
       .update(orders)
       .set({ caChoices: ['google', 'letsencrypt'] })
-      .where(eq(orders.id, cert!.orderId));
+      .where(eq(orders.id, cert!.orderId!));
     expect(await scanRenewals(c)).toMatchObject({ created: 1 });
     const [renewal] = await renewalsOf(b, [certificateId!]);
     expect(renewal).toMatchObject({ caChoices: ['google', 'letsencrypt'], ca: 'google' });

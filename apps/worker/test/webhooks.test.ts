@@ -150,19 +150,22 @@ describe('tenant webhooks', () => {
     expect(current!.isCurrent).toBe(true);
   });
 
-  it('certificate.expiring: once per current certificate expiring within 7 days, only with a webhook', async () => {
+  it('certificate.expiring: once per current certificate with a sixth of its lifetime left, only with a webhook', async () => {
     const now = hooked.bench.clock.now().getTime();
     const quiet = await createTenant(hooked.bench.db.db);
     const [soon, later, noHook] = await seedCertificates(hooked.bench.db.db, [
+      // 90 days with 14 left: under a sixth (15 days), although more than a week.
       {
         tenantId: hooked.bench.tenantId,
         domains: ['soon.example.com'],
-        notAfter: new Date(now + 5 * DAY_MS),
+        notAfter: new Date(now + 14 * DAY_MS),
       },
+      // 6 days with 5 left: fresh, although within a week.
       {
         tenantId: hooked.bench.tenantId,
         domains: ['later.example.com'],
-        notAfter: new Date(now + 10 * DAY_MS),
+        notBefore: new Date(now - DAY_MS),
+        notAfter: new Date(now + 5 * DAY_MS),
       },
       { tenantId: quiet.id, domains: ['quiet.example.com'], notAfter: new Date(now + 5 * DAY_MS) },
     ]);

@@ -32,11 +32,13 @@ export {
   certificateDomains,
   certificateValidity,
   checkIssuedCertificate,
+  checkUploadedCertificate,
   coversDomains,
   type IssuedCertificateCheck,
   keyMatchesCertificate,
   leafFingerprint,
   splitPemChain,
+  type UploadedCertificateCheck,
 } from './pem';
 export {
   type ApplicationData,

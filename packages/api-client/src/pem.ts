@@ -3,9 +3,8 @@ import { createECDH, createHash, createPrivateKey, type KeyObject, X509Certifica
 /*
  * Checks on what the upstream (or anyone who knows a callback URL) hands us as
  * an issued certificate. Only node:crypto: the chain is parsed with
- * X509Certificate; a SEC1 "EC PRIVATE KEY" on P-256 or P-384 is checked through
- * createECDH (see sec1KeyOf), every other key (PKCS#1 "RSA PRIVATE KEY", PKCS#8
- * "PRIVATE KEY", other curves) is parsed with createPrivateKey.
+ * X509Certificate, the key with createPrivateKey (SEC1 "EC PRIVATE KEY", PKCS#1
+ * "RSA PRIVATE KEY", PKCS#8 "PRIVATE KEY").
  *
  * The single-purpose helpers throw on unparsable input; checkIssuedCertificate
  * never throws and reports a reason instead. No message includes key material.
@@ -37,118 +36,41 @@ export function keyMatchesCertificate(chainPem: string, keyPem: string): boolean
 }
 
 /**
- * Whether `keyPem` is the leaf's private key; throws when the key does not parse. A SEC1 key on a
- * named curve goes the fast way (ecKeyMatchesLeaf); every other key is parsed by OpenSSL and compared
- * with X509_check_private_key.
+ * Whether `keyPem` (unencrypted PEM: SEC1, PKCS#1 or PKCS#8) is the leaf's private key; throws when it
+ * does not parse. An EC key is compared by the public point its scalar derives (ecKeyMatchesLeaf); any
+ * other by OpenSSL's X509_check_private_key.
  */
 function keyMatchesLeaf(keyPem: string, leaf: X509Certificate): boolean {
-  const ecKey = sec1KeyOf(keyPem);
-  if (ecKey) return ecKeyMatchesLeaf(ecKey, leaf);
-  return leaf.checkPrivateKey(parsePrivateKey(keyPem));
+  const key = createPrivateKey({ key: keyPem, format: 'pem' });
+  return key.asymmetricKeyType === 'ec' ? ecKeyMatchesLeaf(key, leaf) : leaf.checkPrivateKey(key);
 }
 
-/** The DER encodings a PEM label names; PKCS#8 ("PRIVATE KEY") gains nothing from DER, so it stays PEM. */
-const keyDerTypes = { 'EC PRIVATE KEY': 'sec1', 'RSA PRIVATE KEY': 'pkcs1' } as const;
-const singleKeyBlock =
-  /^\s*-----BEGIN (EC|RSA) PRIVATE KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END \1 PRIVATE KEY-----\s*$/;
+/** JWK curve names as createECDH names them. */
+const ECDH_CURVES: Record<string, string> = {
+  'P-256': 'prime256v1',
+  'P-384': 'secp384r1',
+  'P-521': 'secp521r1',
+  secp256k1: 'secp256k1',
+};
 
 /**
- * Parses an unencrypted private key PEM (SEC1, PKCS#1 or PKCS#8). OpenSSL 3 tries decoder after decoder
- * on PEM input (~360 µs here); a lone SEC1 or PKCS#1 block is handed over as DER of the type its label
- * names (~120 µs). Anything else (PKCS#8, headers, several blocks) goes
- * to the PEM parser as it is, so the same inputs are accepted and refused as before.
+ * OpenSSL's check, and createPublicKey, trust the public point a SEC1 file carries: another key's
+ * scalar filed with the leaf's point would pass. So the point is derived from the scalar itself
+ * (createECDH, which also refuses a scalar outside [1, n-1]) and compared with the leaf's key.
  */
-function parsePrivateKey(pem: string): KeyObject {
-  const block = singleKeyBlock.exec(pem);
-  if (block) {
-    const type = keyDerTypes[`${block[1] as 'EC' | 'RSA'} PRIVATE KEY`];
-    return createPrivateKey({ key: Buffer.from(block[2]!, 'base64'), format: 'der', type });
-  }
-  return createPrivateKey({ key: pem, format: 'pem' });
-}
-
-/*
- * The common key — what every CA hands out by default — is a SEC1 "EC PRIVATE KEY" on P-256. Decoding
- * it through OpenSSL 3's decoder framework costs ~190 µs; it was the largest single cost of an issued
- * order in the worker. Instead its DER is read here, strictly, and the private scalar is checked by
- * deriving its public point (createECDH: the scalar must lie in [1, n-1]; ~40 µs): that point must equal
- * the leaf's public key and, when the key carries one, its own public key. This is stricter than
- * OpenSSL's check, which compares the leaf with the public key the file carries and never looks at the
- * scalar. A key of any other shape (other curves, explicit parameters, a compressed or absent point
- * encoding we would not read the same way) returns null from sec1KeyOf and goes to OpenSSL.
- */
-const EC_CURVES = new Map([
-  // OID contents (hex) of prime256v1 and secp384r1, as SEC1's [0] parameters name them.
-  ['2a8648ce3d030107', { ecdh: 'prime256v1', jwk: 'P-256', size: 32 }],
-  ['2b81040022', { ecdh: 'secp384r1', jwk: 'P-384', size: 48 }],
-]);
-type EcCurve = { ecdh: string; jwk: string; size: number };
-interface Sec1Key {
-  curve: EcCurve;
-  scalar: Buffer;
-  /** The uncompressed point the key carries (04 ‖ X ‖ Y), or null when it carries none. */
-  publicPoint: Buffer | null;
-}
-
-/** The DER element at `at` if its tag is `tag`: where its contents start and end; null otherwise. */
-function derElement(der: Buffer, at: number, tag: number): { start: number; end: number } | null {
-  if (at + 2 > der.length || der[at] !== tag) return null;
-  let length = der[at + 1]!;
-  let start = at + 2;
-  if (length & 0x80) {
-    const bytes = length & 0x7f;
-    if (bytes === 0 || bytes > 2 || start + bytes > der.length) return null;
-    length = bytes === 1 ? der[start]! : (der[start]! << 8) | der[start + 1]!;
-    start += bytes;
-    // DER: the shortest length form only.
-    if (length < 0x80 || (bytes === 2 && length < 0x100)) return null;
-  }
-  const end = start + length;
-  return end <= der.length ? { start, end } : null;
-}
-
-/**
- * RFC 5915: ECPrivateKey ::= SEQUENCE { version INTEGER (1), privateKey OCTET STRING,
- * parameters [0] namedCurve OID, publicKey [1] BIT STRING OPTIONAL }, nothing else, nothing after.
- */
-function sec1KeyOf(pem: string): Sec1Key | null {
-  const block = singleKeyBlock.exec(pem);
-  if (block?.[1] !== 'EC') return null;
-  const der = Buffer.from(block[2]!, 'base64');
-  const key = derElement(der, 0, 0x30);
-  if (key?.end !== der.length) return null;
-  const version = derElement(der, key.start, 0x02);
-  // The INTEGER 1, in one byte.
-  if (version === null || version.end - version.start !== 1 || der[version.start] !== 1) return null;
-  const scalar = derElement(der, version.end, 0x04);
-  const parameters = scalar && derElement(der, scalar.end, 0xa0);
-  const oid = parameters && derElement(der, parameters.start, 0x06);
-  if (!scalar || !parameters || oid?.end !== parameters.end) return null;
-  const curve = EC_CURVES.get(der.toString('hex', oid.start, oid.end));
-  if (!curve || scalar.end - scalar.start !== curve.size) return null;
-  if (parameters.end === key.end)
-    return { curve, scalar: der.subarray(scalar.start, scalar.end), publicPoint: null };
-  const publicKey = derElement(der, parameters.end, 0xa1);
-  const bits = publicKey && derElement(der, publicKey.start, 0x03);
-  if (publicKey?.end !== key.end || bits?.end !== publicKey.end) return null;
-  // No unused bits, then an uncompressed point (04 ‖ X ‖ Y).
-  const point = der.subarray(bits.start + 1, bits.end);
-  if (der[bits.start] !== 0 || point.length !== 1 + 2 * curve.size || point[0] !== 4) return null;
-  return { curve, scalar: der.subarray(scalar.start, scalar.end), publicPoint: point };
-}
-
-/** Throws when the scalar is not a private key of its curve; false when its point is not the leaf's. */
-function ecKeyMatchesLeaf(key: Sec1Key, leaf: X509Certificate): boolean {
-  const ecdh = createECDH(key.curve.ecdh);
-  ecdh.setPrivateKey(key.scalar);
+function ecKeyMatchesLeaf(key: KeyObject, leaf: X509Certificate): boolean {
+  const { crv, d } = key.export({ format: 'jwk' });
+  const curve = crv && ECDH_CURVES[crv];
+  if (!curve || !d) return leaf.checkPrivateKey(key);
+  const ecdh = createECDH(curve);
+  ecdh.setPrivateKey(Buffer.from(d, 'base64url'));
   const point = ecdh.getPublicKey();
-  if (key.publicPoint && !point.equals(key.publicPoint)) return false;
+  const size = (point.length - 1) / 2;
   const leafKey = leaf.publicKey.export({ format: 'jwk' });
-  if (leafKey.kty !== 'EC' || leafKey.crv !== key.curve.jwk) return false;
-  const size = key.curve.size;
   return (
-    Buffer.from(leafKey.x ?? '', 'base64url').equals(point.subarray(1, 1 + size)) &&
-    Buffer.from(leafKey.y ?? '', 'base64url').equals(point.subarray(1 + size))
+    leafKey.crv === crv &&
+    leafKey.x === point.subarray(1, 1 + size).toString('base64url') &&
+    leafKey.y === point.subarray(1 + size).toString('base64url')
   );
 }
 
@@ -284,4 +206,85 @@ export function checkIssuedCertificate(input: {
   } catch (e) {
     return { ok: false, reason: `certificate check failed: ${errorText(e)}` };
   }
+}
+
+export type UploadedCertificateCheck =
+  | {
+      ok: true;
+      fingerprint: string;
+      notBefore: Date;
+      notAfter: Date;
+      /** The leaf's DNS names, as written in it (lower-cased). */
+      domains: string[];
+      algorithm: 'ECC' | 'RSA';
+      /** The chain as stored: each block normalised, leaf first. */
+      certificate: string;
+    }
+  | { ok: false; reason: string };
+
+/**
+ * A certificate someone hands certq to serve (not one certq ordered): the checks of
+ * checkIssuedCertificate on the key and the leaf, plus what a CA's answer would not need: the leaf is
+ * not a CA certificate, is valid now (not before its notBefore either), has DNS names, has an EC or RSA
+ * key, and each certificate of the chain is issued and signed by the next. Never throws.
+ */
+export function checkUploadedCertificate(input: {
+  certificate: string;
+  privateKey: string;
+  now?: Date;
+}): UploadedCertificateCheck {
+  const blocks = splitPemChain(input.certificate);
+  if (blocks.length === 0) return { ok: false, reason: 'certificate holds no PEM CERTIFICATE block' };
+  const chain: X509Certificate[] = [];
+  for (const [index, block] of blocks.entries()) {
+    try {
+      chain.push(new X509Certificate(block));
+    } catch (e) {
+      return { ok: false, reason: `certificate #${index + 1} of the chain does not parse: ${errorText(e)}` };
+    }
+  }
+  const leaf = chain[0]!;
+  if (leaf.ca) return { ok: false, reason: 'the first certificate is a CA certificate, not a leaf' };
+  const keyType = leaf.publicKey.asymmetricKeyType;
+  if (keyType !== 'ec' && keyType !== 'rsa')
+    return {
+      ok: false,
+      reason: `the leaf's key is ${keyType ?? 'unknown'}: only EC and RSA keys are served`,
+    };
+  try {
+    if (!keyMatchesLeaf(input.privateKey, leaf))
+      return { ok: false, reason: 'private key does not match the leaf certificate' };
+  } catch {
+    return { ok: false, reason: 'private key does not parse (unencrypted PEM expected)' };
+  }
+  for (let i = 0; i + 1 < chain.length; i++) {
+    const child = chain[i]!;
+    const parent = chain[i + 1]!;
+    if (!child.checkIssued(parent) || !child.verify(parent.publicKey))
+      return {
+        ok: false,
+        reason: `the chain does not link: certificate #${i + 1} is not issued by certificate #${i + 2}`,
+      };
+  }
+  let validity: { notBefore: Date; notAfter: Date };
+  try {
+    validity = validityOf(leaf);
+  } catch (e) {
+    return { ok: false, reason: errorText(e) };
+  }
+  const now = input.now ?? new Date();
+  if (validity.notAfter.getTime() <= now.getTime())
+    return { ok: false, reason: `certificate expired at ${validity.notAfter.toISOString()}` };
+  if (validity.notBefore.getTime() > now.getTime())
+    return { ok: false, reason: `certificate is not valid before ${validity.notBefore.toISOString()}` };
+  const domains = [...new Set(parseDnsNames(leaf.subjectAltName))];
+  if (domains.length === 0) return { ok: false, reason: 'the leaf names no DNS subject alternative name' };
+  return {
+    ok: true,
+    fingerprint: fingerprintOf(leaf),
+    ...validity,
+    domains,
+    algorithm: keyType === 'ec' ? 'ECC' : 'RSA',
+    certificate: blocks.join(''),
+  };
 }

@@ -89,7 +89,7 @@ const pemOf = (label: string, der: Buffer) =>
   `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${label}-----\n`;
 const derOf = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
 
-describe('SEC1 keys: the scalar itself is checked, not only the point the file carries', () => {
+describe('EC keys: the scalar itself is checked, not only the point the file carries', () => {
   it('accepts a SEC1 key without its public point (openssl ec -no_public)', () => {
     writeFileSync(join(pki.dir, 'ec-nopub.in'), pki.ecKeySec1);
     const noPublic = pki.openssl(['ec', '-in', 'ec-nopub.in', '-no_public']);
@@ -158,7 +158,7 @@ describe('SEC1 keys: the scalar itself is checked, not only the point the file c
     }
   });
 
-  it('a shape the fast path does not read gets the verdict OpenSSL gives it', () => {
+  it('a malformed or unusual SEC1 key gets the verdict OpenSSL gives it', () => {
     const der = derOf(pki.ecKeySec1);
     const leaf = new X509Certificate(pki.ecLeaf);
     const opensslSays = (key: Buffer) => {

@@ -108,6 +108,10 @@ export const configSchema = z.object({
    * expiry, never before half the lifetime. Unset: a third of each certificate's lifetime left alone.
    */
   RENEW_BEFORE_DAYS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(365).optional()),
+  /** How long a renewal's DNS must keep reading missing/wrong_target before its certificate is `moved`. */
+  MOVED_GRACE_DAYS: z
+    .preprocess(emptyAsUndefined, z.coerce.number().default(7))
+    .pipe(z.number().positive().max(365)),
   RENEW_SCAN_INTERVAL_MS: int(10 * 60_000).pipe(z.number().min(1000)),
   UPSTREAM_TIMEOUT_MS: int(15_000).pipe(z.number().min(1000).max(120_000)),
   UPSTREAM_MAX_RPS: int(20).pipe(z.number().min(1)),

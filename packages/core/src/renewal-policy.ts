@@ -21,6 +21,13 @@ export const RENEWAL_SPREAD_MAX_MS = 2 * DAY_MS;
 /** A certificate with less than this share of its lifetime left is "expiring" (alert, webhook). */
 export const EXPIRING_SHARE_LEFT = 1 / 6;
 
+/**
+ * A renewal is overdue once its renewal time has passed by this much with none under way: an hour, or
+ * a twentieth of a lifetime shorter than 20 hours (a scan or two late is not yet a problem).
+ */
+export const RENEWAL_OVERDUE_MARGIN_MS = 3_600_000;
+export const RENEWAL_OVERDUE_MARGIN_SHARE = 0.05;
+
 /** Why a renewal order was created: a closed list, stored as `orders.renewal_reason`. */
 export const RENEWAL_REASONS = [
   /** The renewal scan: the certificate reached its renewal time. */
@@ -83,6 +90,19 @@ export function lifetimeShareLeft(cert: Lifetime, now: Date): number {
   const lifetime = lifetimeMs(cert);
   if (lifetime === 0) return 0;
   return (cert.notAfter.getTime() - now.getTime()) / lifetime;
+}
+
+/**
+ * Time from one renewal to the next of the same domain set, assuming the new certificate lasts as long:
+ * it is renewed again at the same share of its lifetime (two thirds in, half for short lifetimes).
+ */
+export function renewalPeriodMs(lifetime: number): number {
+  return lifetime * (1 - renewShareLeft(lifetime));
+}
+
+/** How long past its renewal time a certificate with no renewal under way counts as overdue. */
+export function renewalOverdueMarginMs(cert: Lifetime): number {
+  return Math.min(RENEWAL_OVERDUE_MARGIN_MS, lifetimeMs(cert) * RENEWAL_OVERDUE_MARGIN_SHARE);
 }
 
 /** Less than EXPIRING_SHARE_LEFT of the lifetime left (expired ones included). */

@@ -9,4 +9,5 @@ export * from './schema';
 export { updateOrders } from './statement';
 export * from './timestamps';
 export * from './transitions';
+export * from './upstream-usage';
 export * from './webhooks';

@@ -2,9 +2,11 @@ import {
   ACTIVE_STATUS_SQL_LIST,
   ALGORITHMS,
   CERTIFICATE_AUTHORITIES,
+  CERTIFICATE_STATES,
   ORDER_KINDS,
   ORDER_STATUSES,
   RENEWAL_REASONS,
+  type RetiredReason,
 } from '@certq/core';
 import { sql } from 'drizzle-orm';
 import {
@@ -40,6 +42,8 @@ export const DNS_STATUSES = [
   'lookup_failed',
 ] as const;
 export const dnsStatus = pgEnum('dns_status', DNS_STATUSES);
+/** A certificate's stored state; its status adds what is derived (see @certq/core certificate-status). */
+export const certificateState = pgEnum('certificate_state', CERTIFICATE_STATES);
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
@@ -62,6 +66,12 @@ export const tenants = pgTable(
     previousTokenExpiresAt: timestamp('previous_token_expires_at', { withTimezone: true }),
     /** Set by revocation: neither token is accepted until a rotation issues a new one. */
     tokenRevokedAt: timestamp('token_revoked_at', { withTimezone: true }),
+    /** Suspended: writes refused, renewals stopped; reversible until deletedAt is set. */
+    suspendedAt: timestamp('suspended_at', { withTimezone: true }),
+    /** Suspended with stopServing: its certificates were taken out of delivery until it is resumed. */
+    stopServing: boolean('stop_serving').notNull().default(false),
+    /** Deleted: every certificate retired, tokens revoked; the row stays for the audit trail. */
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -207,15 +217,15 @@ export const certificates = pgTable(
     tenantId: uuid('tenant_id')
       .notNull()
       .references(() => tenants.id),
+    /** Null for an uploaded certificate (as are applyId and ca). */
     orderId: uuid('order_id')
-      .notNull()
       .unique()
       .references(() => orders.id),
     domains: text('domains').array().notNull(),
     domainsKey: text('domains_key').notNull(),
-    applyId: text('apply_id').notNull(),
+    applyId: text('apply_id'),
     algorithm: algorithm('algorithm').notNull(),
-    ca: certificateAuthority('ca').notNull(),
+    ca: certificateAuthority('ca'),
     notBefore: timestamp('not_before', { withTimezone: true }).notNull(),
     notAfter: timestamp('not_after', { withTimezone: true }).notNull(),
     fingerprint: text('fingerprint').notNull(),
@@ -234,9 +244,28 @@ export const certificates = pgTable(
     renewAt: timestamp('renew_at', { withTimezone: true }).notNull().default(sql`null`),
     /** When the `certificate.expiring` webhook was recorded for this certificate: sent once. */
     expiringNotifiedAt: timestamp('expiring_notified_at', { withTimezone: true }),
+    state: certificateState('state').notNull().default('active'),
+    /** Set when it stopped being current for a reason other than a replacement (retiredReason says which). */
+    retiredAt: timestamp('retired_at', { withTimezone: true }),
+    retiredReason: text('retired_reason').$type<RetiredReason>(),
+    /** The audit actor who retired it. */
+    retiredBy: text('retired_by'),
+    /** The first of an unbroken run of renewal DNS checks reading missing or wrong_target. */
+    dnsLostSince: timestamp('dns_lost_since', { withTimezone: true }),
+    movedAt: timestamp('moved_at', { withTimezone: true }),
+    /** The DNS diagnosis that marked it moved. */
+    movedDiagnosis: jsonb('moved_diagnosis'),
     createdAt: createdAt(),
   },
   (t) => [
+    check(
+      'certificates_retired_reason_known',
+      sql`${t.retiredReason} is null or ${t.retiredReason} in ('retired', 'tenant_deleted', 'tenant_suspended', 'transferred')`,
+    ),
+    check(
+      'certificates_issued_has_order',
+      sql`${t.state} = 'uploaded' or (${t.orderId} is not null and ${t.applyId} is not null and ${t.ca} is not null)`,
+    ),
     uniqueIndex('certificates_one_current_per_domain_set')
       .on(t.tenantId, t.domainsKey)
       .where(sql`${t.isCurrent}`),
@@ -385,6 +414,8 @@ export const edgeTokens = pgTable('edge_tokens', {
   revokedAt: timestamp('revoked_at', { withTimezone: true }),
   lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
   useCount: bigint('use_count', { mode: 'number' }).notNull().default(0),
+  /** Last contact, written at most once a minute per token (0014). */
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
 });
 
 /** The id the next change takes; its row lock serialises change-writers (see 0005_delivery.sql). */
@@ -442,6 +473,24 @@ export const domainClaims = pgTable(
   },
   (t) => [index('domain_claims_by_parent').on(t.parent), index('domain_claims_by_tenant').on(t.tenantId)],
 );
+
+/** httpsok calls per minute by endpoint and reason, added up by the workers (see 0015_upstream_budget.sql). */
+export const upstreamCalls = pgTable(
+  'upstream_calls',
+  {
+    minute: timestamp('minute', { withTimezone: true }).notNull(),
+    endpoint: text('endpoint').notNull(),
+    reason: text('reason').notNull(),
+    calls: bigint('calls', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'upstream_calls_pk', columns: [t.minute, t.endpoint, t.reason] })],
+);
+
+/** Certificates issued per minute: what upstream_calls is divided by. */
+export const upstreamIssued = pgTable('upstream_issued', {
+  minute: timestamp('minute', { withTimezone: true }).primaryKey(),
+  issued: bigint('issued', { mode: 'number' }).notNull(),
+});
 
 export type Tenant = typeof tenants.$inferSelect;
 export type DomainClaim = typeof domainClaims.$inferSelect;

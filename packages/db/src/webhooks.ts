@@ -2,20 +2,109 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Queryable } from './client';
 
-/** The events a tenant's webhook receives. */
-export const WEBHOOK_EVENTS = [
-  'certificate.issued',
-  'certificate.renewed',
-  'order.failed',
-  'certificate.expiring',
-  /** The order moved to its next CA (CAA forbids the current one, or its application ended with status 3). */
-  'order.ca_changed',
-  /** A name of this tenant's was transferred to another tenant (proven in DNS, or by the operator). */
-  'domain.transferred_out',
-  /** A name another tenant held was transferred to this tenant. */
-  'domain.transferred_in',
-] as const;
-export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+/**
+ * Every event a tenant's webhook receives: when it is sent and what its `data` holds. The one list:
+ * WEBHOOK_EVENTS is read from it, and docs/webhooks.md is generated from it (`pnpm webhooks:doc`; a
+ * test checks the file matches).
+ */
+export const WEBHOOK_CATALOGUE = [
+  {
+    event: 'certificate.issued',
+    when: 'A new order was issued: its certificate is current and served.',
+    data: {
+      orderId: 'the order',
+      kind: '`new`',
+      domains: "the certificate's names",
+      certificateId: 'the new certificate',
+      notAfter: 'its expiry (ISO-8601)',
+      fingerprint: "SHA-256 of the leaf's DER, hex",
+    },
+  },
+  {
+    event: 'certificate.renewed',
+    when: 'A renewal order was issued: the new certificate replaced the one it renews.',
+    data: {
+      orderId: 'the renewal order',
+      kind: '`renewal`',
+      domains: "the certificate's names",
+      certificateId: 'the new certificate',
+      notAfter: 'its expiry (ISO-8601)',
+      fingerprint: "SHA-256 of the leaf's DER, hex",
+      previousCertificateId: 'the certificate it replaced',
+    },
+  },
+  {
+    event: 'order.failed',
+    when: 'An order failed (DNS window over, every CA refused, API key refused, …).',
+    data: {
+      orderId: 'the order',
+      kind: '`new` or `renewal`',
+      domains: "the order's names",
+      error: 'why, one sentence',
+      renewalOfCertificateId: 'the certificate a renewal was for, else null',
+    },
+  },
+  {
+    event: 'order.ca_changed',
+    when: 'The order moved to its next CA (CAA forbids the current one, or its application ended with status 3).',
+    data: {
+      orderId: 'the order',
+      domains: "the order's names",
+      from: 'the CA given up',
+      to: 'the CA tried next',
+      reason: 'why the previous one gave up',
+      caChoices: "the order's CA list",
+    },
+  },
+  {
+    event: 'certificate.expiring',
+    when: 'Once per current certificate, within 7 days and a sixth of its lifetime of expiry (no renewal replaced it; uploaded certificates get it too).',
+    data: { certificateId: 'the certificate', domains: 'its names', notAfter: 'its expiry (ISO-8601)' },
+  },
+  {
+    event: 'certificate.retired',
+    when: 'A certificate was retired (DELETE /v1/certificates/{id}, or its tenant deleted): no longer renewed or served.',
+    data: {
+      certificateId: 'the certificate',
+      domains: 'its names',
+      reason: '`retired` or `tenant_deleted`',
+      cancelledOrderId: 'the active order for the same names, cancelled with it, else null',
+    },
+  },
+  {
+    event: 'certificate.moved',
+    when: "Once per move: a renewal's DNS check kept reading missing or wrong_target for longer than MOVED_GRACE_DAYS. Renewals stopped; still served until it expires or is retired.",
+    data: {
+      certificateId: 'the certificate',
+      domains: 'its names',
+      dnsLostSince: 'the first reading of the run (ISO-8601)',
+      graceDays: 'MOVED_GRACE_DAYS',
+      renewalOrderId:
+        'the renewal order whose check decided it (POST /v1/orders/{id}/dns-check brings it back)',
+      dns: 'each domain: `{domain, status, found, reason}`',
+    },
+  },
+  {
+    event: 'domain.transferred_out',
+    when: "A name of this tenant's was transferred to another tenant (proven in DNS, or by the operator).",
+    data: {
+      domains: 'the names transferred',
+      via: '`dns_proof` or `operator`',
+      reason: 'why',
+      stoppedCertificateIds: 'certificates of this tenant no longer served',
+      cancelledOrderIds: 'orders of this tenant cancelled',
+    },
+  },
+  {
+    event: 'domain.transferred_in',
+    when: 'A name another tenant held was transferred to this tenant.',
+    data: { domains: 'the names transferred', via: '`dns_proof` or `operator`', reason: 'why' },
+  },
+] as const satisfies readonly { event: string; when: string; data: Record<string, string> }[];
+
+/** The events a tenant's webhook receives (see WEBHOOK_CATALOGUE). */
+export const WEBHOOK_EVENTS = WEBHOOK_CATALOGUE.map((e) => e.event);
+export type WebhookEvent = (typeof WEBHOOK_CATALOGUE)[number]['event'];
 
 /** The JSON body of every webhook POST. */
 export interface WebhookPayload {
@@ -87,4 +176,29 @@ export function takeRecordedWebhookDeliveries(db: Queryable): string[] {
   const list = recorded.get(db) ?? [];
   recorded.delete(db);
   return list;
+}
+
+/** docs/webhooks.md: the catalogue as a page (generated; a test compares the file with this). */
+export function webhookCatalogueMarkdown(): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const lines = [
+    '# Webhook events',
+    '',
+    '<!-- Generated from WEBHOOK_CATALOGUE in packages/db/src/webhooks.ts by `pnpm webhooks:doc`; do not edit. -->',
+    '',
+    'Every POST carries `{id, event, tenantId, createdAt, data}` as JSON, signed: `x-certq-signature:',
+    'sha256=<hex HMAC-SHA256(secret, "<x-certq-timestamp>.<body>")>`; `x-certq-delivery` is `id` (deduplicate on',
+    'it), `x-certq-event` the event. Deliveries are retried with backoff until answered 2xx.',
+    '',
+    '| event | sent when | `data` |',
+    '| --- | --- | --- |',
+    ...WEBHOOK_CATALOGUE.map(
+      (e) =>
+        `| \`${e.event}\` | ${cell(e.when)} | ${Object.entries(e.data)
+          .map(([field, what]) => `\`${field}\`: ${cell(what)}`)
+          .join('<br>')} |`,
+    ),
+    '',
+  ];
+  return lines.join('\n');
 }

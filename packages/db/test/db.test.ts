@@ -37,6 +37,15 @@ async function newTenant(handle: DbHandle, name = `t-${Math.random()}`) {
   return tenant!;
 }
 
+/** An order of one domain, inserted directly (no state machine involved). */
+async function newOrder(handle: DbHandle, tenantId: string, domain: string) {
+  const [order] = await handle.db
+    .insert(orders)
+    .values({ tenantId, domains: [domain], domainsKey: domain })
+    .returning();
+  return order!;
+}
+
 describe('@certq/db', () => {
   it('migrating an up-to-date database again changes nothing', async ({ database }) => {
     await expect(migrate(database.url)).resolves.toBeUndefined();
@@ -93,10 +102,7 @@ describe('@certq/db', () => {
 
   it('changes status only along the state machine, logging each transition', async ({ db: handle }) => {
     const tenant = await newTenant(handle);
-    const [order] = await handle.db
-      .insert(orders)
-      .values({ tenantId: tenant.id, domains: ['s.com'], domainsKey: 's.com' })
-      .returning();
+    const order = await newOrder(handle, tenant.id, 's.com');
     await handle.db.transaction(async (tx) => {
       const locked = await lockOrder(tx, order!.id);
       const next = await transitionOrder(tx, {
@@ -125,10 +131,7 @@ describe('@certq/db', () => {
     db: handle,
   }) => {
     const tenant = await newTenant(handle);
-    const [read] = await handle.db
-      .insert(orders)
-      .values({ tenantId: tenant.id, domains: ['u.com'], domainsKey: 'u.com' })
-      .returning();
+    const read = await newOrder(handle, tenant.id, 'u.com');
     // Someone else moves the order on (a new run) after it was read.
     await handle.db.update(orders).set({ attempts: 2 }).where(eq(orders.id, read!.id));
     expect(await transitionOrderIfUnchanged(handle.db, { order: read!, to: 'applying' })).toBeUndefined();
@@ -352,10 +355,7 @@ describe('insertOrders', () => {
 describe('idempotency keys', () => {
   it('are purged after a day, and only then', async ({ db: handle }) => {
     const tenant = await newTenant(handle);
-    const [order] = await handle.db
-      .insert(orders)
-      .values({ tenantId: tenant.id, domains: ['idem.example.com'], domainsKey: 'idem.example.com' })
-      .returning();
+    const order = await newOrder(handle, tenant.id, 'idem.example.com');
     const now = new Date();
     await handle.db.insert(idempotencyKeys).values([
       {

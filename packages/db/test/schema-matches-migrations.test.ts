@@ -28,6 +28,17 @@ interface Described {
   indexes: Record<string, string>;
 }
 
+const emptyDescription = (): Described => ({
+  tables: [],
+  enums: {},
+  columns: {},
+  primaryKeys: {},
+  uniques: {},
+  checks: [],
+  foreignKeys: {},
+  indexes: {},
+});
+
 const SERIAL_TYPES: Record<string, string> = {
   bigserial: 'bigint',
   serial: 'integer',
@@ -56,16 +67,7 @@ function describeColumn(type: string, notNull: boolean, byDefault: string | unde
 }
 
 function fromSchema(): Described {
-  const described: Described = {
-    tables: [],
-    enums: {},
-    columns: {},
-    primaryKeys: {},
-    uniques: {},
-    checks: [],
-    foreignKeys: {},
-    indexes: {},
-  };
+  const described = emptyDescription();
   for (const value of Object.values(schema)) {
     if (isPgEnum(value)) described.enums[value.enumName] = [...value.enumValues];
     if (!is(value, PgTable)) continue;
@@ -134,16 +136,7 @@ async function fromDatabase(url: string): Promise<Described> {
   await client.connect();
   try {
     const query = async <Row>(text: string) => (await client.query(text)).rows as Row[];
-    const described: Described = {
-      tables: [],
-      enums: {},
-      columns: {},
-      primaryKeys: {},
-      uniques: {},
-      checks: [],
-      foreignKeys: {},
-      indexes: {},
-    };
+    const described = emptyDescription();
     const tables = await query<{ name: string }>(
       `select relname as name from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r'`,
     );

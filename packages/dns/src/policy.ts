@@ -2,7 +2,7 @@ import type { CaaCa } from './caa';
 import type { DnsStatus } from './diagnose';
 
 /**
- * When certq asks httpsok, and when it looks at DNS again (the upstream economy of issue 9):
+ * When certq asks httpsok, and when it looks at DNS again (spending the upstream's budget sparingly):
  * - while a local check says a domain is not ready, httpsok is not asked again;
  * - when every domain reads `ok`, one `dv` call confirms;
  * - split-horizon DNS (certq's resolvers see something else than the public internet) exists, so if httpsok

@@ -4,6 +4,7 @@
  */
 export * from './app-process';
 export * from './fault-proxy';
+export * from './http';
 export * from './isolation';
 export type { NamedServer, SilentResolver, StartNamedOptions } from './named';
 export { startNamed, startSilentResolver } from './named';

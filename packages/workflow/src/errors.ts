@@ -12,6 +12,9 @@ export type WorkflowErrorCode =
   | 'conflict'
   | 'not_verifying'
   | 'dns_check_too_soon'
+  | 'tenant_suspended'
+  | 'tenant_deleted'
+  | 'domain_taken'
   | 'domain_owned_by_another_tenant';
 
 export class WorkflowError extends Error {

@@ -1,4 +1,18 @@
 export { type CallbackResult, nudgeFromCallback } from './callbacks';
+export {
+  assertTenantWritable,
+  type DeleteTenantResult,
+  deleteTenant,
+  type RetireArgs,
+  type RetireResult,
+  resumeTenant,
+  retireCertificate,
+  type SuspendResult,
+  storeUploadedCertificate,
+  suspendedError,
+  suspendTenant,
+  type UploadArgs,
+} from './certificate-life';
 export { DNS_CHECK_MIN_SPACING_MS, requestDnsCheck } from './dns-check';
 export { DEFAULT_ENQUEUE_TIMEOUT_MS, type EnqueueLogger, enqueueSafely, withTimeout } from './enqueue';
 export { isWorkflowError, WorkflowError, type WorkflowErrorCode } from './errors';
@@ -48,11 +62,14 @@ export {
 } from './renewals/batch';
 export {
   dueForRenewal,
+  expiringAt,
   HAS_ACTIVE_ORDER,
   RENEWABLE,
+  RENEWABLE_ON_REQUEST,
   RENEWAL_CANDIDATE_COLUMNS,
   RENEWAL_CANDIDATES_FROM,
   type RenewalCandidate,
+  renewalOverdueAt,
   renewalRequest,
 } from './renewals/candidates';
 export { spreadNotBefore } from './renewals/spread';

@@ -7,6 +7,7 @@ import {
   enterStage,
   idempotencyKeys,
   insertOrders,
+  insertOrderWithKey,
   isActiveOrder,
   lockOrder,
   type Order,
@@ -19,6 +20,7 @@ import {
   violatedConstraint,
 } from '@certq/db';
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import { suspendedError } from './certificate-life';
 import { type EnqueueLogger, enqueueSafely } from './enqueue';
 import { WorkflowError } from './errors';
 import {
@@ -55,7 +57,7 @@ const IDEMPOTENCY_KEY = /^[!-~]{1,255}$/;
 const ATTEMPTS = 3;
 
 /**
- * One order: stored (with its idempotency row, if a key is given, in the same transaction), then
+ * One order: stored (with its idempotency row, if a key is given, in the same statement), then
  * queued. A tenant that already has an active order for the same domain set gets that order back.
  */
 export async function createOrder(
@@ -287,12 +289,19 @@ async function placeByProof<T>(
   }
 }
 
-/** Throws `unknown_tenant` naming the first request (by `details.index`) whose tenant does not exist. */
+/**
+ * Throws `unknown_tenant` naming the first request (by `details.index`) whose tenant does not exist,
+ * `tenant_suspended` when one of them is suspended (or deleted).
+ */
 export async function assertTenantsExist(db: Database, requests: readonly Pick<OrderRequest, 'tenantId'>[]) {
   const ids = [...new Set(requests.map((r) => r.tenantId))];
-  const found = new Set(
-    (await db.select({ id: tenants.id }).from(tenants).where(inArray(tenants.id, ids))).map((t) => t.id),
-  );
+  const rows = await db
+    .select({ id: tenants.id, suspendedAt: tenants.suspendedAt, deletedAt: tenants.deletedAt })
+    .from(tenants)
+    .where(inArray(tenants.id, ids));
+  const suspended = rows.find((t) => t.suspendedAt);
+  if (suspended) throw suspendedError(suspended);
+  const found = new Set(rows.map((t) => t.id));
   const index = requests.findIndex((r) => !found.has(r.tenantId));
   if (index >= 0)
     throw new WorkflowError('unknown_tenant', `unknown tenant ${requests[index]!.tenantId}`, {
@@ -301,7 +310,7 @@ export async function assertTenantsExist(db: Database, requests: readonly Pick<O
     });
 }
 
-function requestHash(request: OrderRequest): string {
+function requestHashOf(request: OrderRequest): string {
   const canonical = JSON.stringify({
     tenantId: request.tenantId,
     domains: domainSetKey(request.domains),
@@ -325,9 +334,9 @@ async function retryRace<T>(work: () => Promise<T>): Promise<T> {
 type KeyedResult = { order: Order; created: boolean } | { replayOf: string };
 
 /**
- * One order under an Idempotency-Key, in one transaction with the key's row. A transaction-scoped
- * advisory lock on (tenant, key) serialises concurrent requests with the same key, so the second
- * waits for the first to commit and then finds its row: one order, never two.
+ * One order under an Idempotency-Key: the key's row and the order in one statement (insertOrderWithKey),
+ * as fast as a plain POST; a key already taken is read back: same body, the same order; another body, 409.
+ * With `before` (a transfer of names the request proved) both run in one transaction with it.
  */
 async function createWithKey(
   db: Database,
@@ -335,40 +344,40 @@ async function createWithKey(
   key: string,
   before?: (tx: Transaction) => Promise<void>,
 ): Promise<KeyedResult> {
-  const hash = requestHash(request);
+  const requestHash = requestHashOf(request);
+  const insert = (q: Database | Transaction) => insertOrderWithKey(q, request, { key, requestHash });
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.transaction(async (tx) => {
-        await tx.execute(
-          sql`select pg_advisory_xact_lock(hashtextextended(${`certq:idempotency:${request.tenantId}:${key}`}, 0))`,
+      const result = before
+        ? await db.transaction(async (tx) => {
+            await before(tx);
+            return insert(tx);
+          })
+        : await insert(db);
+      if (result.claimed && result.created) return { order: result.order, created: true };
+      if (result.claimed) return { replayOf: result.orderId };
+      const [existing] = await db
+        .select({ orderId: idempotencyKeys.orderId, requestHash: idempotencyKeys.requestHash })
+        .from(idempotencyKeys)
+        .where(and(eq(idempotencyKeys.tenantId, request.tenantId), eq(idempotencyKeys.key, key)));
+      // Taken, then purged before we looked (a day-old key): claim it again.
+      if (!existing) throw new KeyVanished();
+      if (existing.requestHash !== requestHash)
+        throw new WorkflowError(
+          'idempotency_key_reused',
+          'this Idempotency-Key was already used with a different request body',
         );
-        await before?.(tx);
-        const [existing] = await tx
-          .select()
-          .from(idempotencyKeys)
-          .where(and(eq(idempotencyKeys.tenantId, request.tenantId), eq(idempotencyKeys.key, key)));
-        if (existing) {
-          if (existing.requestHash !== hash)
-            throw new WorkflowError(
-              'idempotency_key_reused',
-              'this Idempotency-Key was already used with a different request body',
-            );
-          return { replayOf: existing.orderId };
-        }
-        const [result] = (await insertOrders(tx, [request])).orders;
-        await tx
-          .insert(idempotencyKeys)
-          .values({ tenantId: request.tenantId, key, requestHash: hash, orderId: result!.order.id });
-        return result!;
-      });
+      return { replayOf: existing.orderId };
     } catch (error) {
-      // Belt and braces: should anything bypass the lock, the primary key still refuses a second
-      // row; the whole request (order included) rolled back, so trying again finds the winner's row.
+      // Another order took the set between the key's claim and the insert (the key's foreign key refused
+      // the statement, nothing was written), or the key vanished: the whole request is tried again.
       const retryable =
-        violatedConstraint(error) === 'idempotency_keys_tenant_id_key_pk' ||
-        error instanceof OrderInsertRaceError;
+        error instanceof KeyVanished ||
+        violatedConstraint(error) === 'idempotency_keys_order_id_orders_id_fk';
       if (attempt < ATTEMPTS && retryable) continue;
       throw error;
     }
   }
 }
+
+class KeyVanished extends Error {}

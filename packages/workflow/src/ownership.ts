@@ -113,7 +113,7 @@ export interface TransferResult {
 }
 
 /**
- * Stops a certificate being delivered and renewed: it is no longer current, so the TLS route answers
+ * Stops a certificate being delivered and renewed (retired, reason `transferred`): it is no longer current, so the TLS route answers
  * 204 for it, the change feed carries its removal (agents delete its files) and the renewal scan skips it.
  * The one place a transfer takes a certificate out of service.
  */
@@ -124,7 +124,7 @@ export async function stopServingCertificates(
   if (certificateIds.length === 0) return;
   await db
     .update(certificates)
-    .set({ isCurrent: false })
+    .set({ isCurrent: false, retiredAt: sql`now()`, retiredReason: 'transferred' })
     .where(
       sql`${certificates.id} = any(${sql.param([...certificateIds])}::uuid[]) and ${certificates.isCurrent}`,
     );

@@ -18,6 +18,8 @@ const CACHE_TTL_MS = 10_000;
 const REFRESH_AFTER_MS = 5_000;
 const CACHE_MAX = 10_000;
 const FLUSH_INTERVAL_MS = 5_000;
+/** `last_seen_at` moves at most this often per token. */
+const SEEN_INTERVAL_MS = 60_000;
 
 /**
  * Edge token lookups and use counting. A TLS server may ask for a certificate on every handshake, so
@@ -40,6 +42,8 @@ export class EdgeTokenStore {
     registers: [this.registry],
   });
   private timer: NodeJS.Timeout | undefined;
+  /** When each token's `last_seen_at` was last written by this replica. */
+  private readonly seenWrittenAt = new Map<string, number>();
 
   constructor(private readonly db: Database) {}
 
@@ -117,14 +121,21 @@ export class EdgeTokenStore {
     const batch = [...this.pending.entries()];
     this.pending.clear();
     for (const [id, { uses, lastUsedAt }] of batch) {
+      const seenDue = lastUsedAt.getTime() - (this.seenWrittenAt.get(id) ?? 0) >= SEEN_INTERVAL_MS;
+      const at = sql`${lastUsedAt.toISOString()}::timestamptz`;
       try {
         await this.db
           .update(edgeTokens)
           .set({
             useCount: sql`${edgeTokens.useCount} + ${uses}`,
-            lastUsedAt: sql`greatest(${edgeTokens.lastUsedAt}, ${lastUsedAt.toISOString()}::timestamptz)`,
+            lastUsedAt: sql`greatest(${edgeTokens.lastUsedAt}, ${at})`,
+            ...(seenDue ? { lastSeenAt: sql`greatest(${edgeTokens.lastSeenAt}, ${at})` } : {}),
           })
           .where(eq(edgeTokens.id, id));
+        if (seenDue) {
+          if (this.seenWrittenAt.size >= CACHE_MAX) this.seenWrittenAt.clear();
+          this.seenWrittenAt.set(id, lastUsedAt.getTime());
+        }
       } catch (error) {
         const again = this.pending.get(id);
         if (again) again.uses += uses;

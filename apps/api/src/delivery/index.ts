@@ -20,6 +20,12 @@ export interface Delivery {
   cache: TlsCache;
   /** The current certificate covering `name` (exact before wildcard, then newest), or null. */
   bundleForName(scope: TenantScope, name: string): Promise<CachedBundle | null>;
+  /**
+   * The cached answer for a server name exactly as a client sent it, or undefined when none is
+   * cached. Only normalised names are ever cached, so a hit is a valid name's answer: the handshake
+   * path can skip normalising (IDNA mapping) every known name.
+   */
+  cachedForName(scope: TenantScope, name: string): CachedBundle | null | undefined;
   /** The certificate `id` if it is current and in scope, else null. */
   bundleForId(scope: TenantScope, id: string): Promise<CachedBundle | null>;
   start(): Promise<void>;
@@ -75,6 +81,7 @@ export function createDelivery(options: {
     edgeTokens,
     follower,
     cache,
+    cachedForName: (scope, name) => cache.getByName(scopeKey(scope), name),
     async bundleForName(scope, name) {
       const key = scopeKey(scope);
       const hit = cache.getByName(key, name);
@@ -85,8 +92,8 @@ export function createDelivery(options: {
       const { rows } = await db.execute<Row>(
         sql`select id, tenant_id, fingerprint, certificate_pem, private_key_sealed from certificates
             where is_current and domains && ${`{${names.join(',')}}`}::text[] and ${inScope(scope)}
-              -- Only the tenant holding the name matched (exact, or the wildcard) is served for it.
-              and exists (select 1 from domain_claims dc where dc.tenant_id = certificates.tenant_id
+              -- Never a certificate for a name (exact, or the wildcard matched) another tenant holds.
+              and not exists (select 1 from domain_claims dc where dc.tenant_id <> certificates.tenant_id
                 and dc.name = any(${`{${names.join(',')}}`}::text[]) and dc.name = any(certificates.domains))
             order by (domains @> array[${name}]::text[]) desc, created_at desc, id desc
             limit 1`,

@@ -1,4 +1,4 @@
-import { ORDER_STATUSES } from '@certq/core';
+import { CAPACITY_ALERT_DAYS, ORDER_STATUSES, peakShare } from '@certq/core';
 import { collectProcessMetrics } from '@certq/core/process-metrics';
 import type { Database } from '@certq/db';
 import type { Queue } from 'bullmq';
@@ -144,6 +144,28 @@ export function createApiMetrics(options: ApiMetricsOptions) {
     help: 'Current certificates past their renewal time (renew_at) with no active order for their domain set.',
     async collect() {
       this.set((await options.stats()).certificates.renewalsDue);
+    },
+  });
+  gauge({
+    name: 'certq_certificates_expiring',
+    help: 'Current certificates, not expired, with less than a sixth of their own lifetime (notAfter - notBefore) left.',
+    async collect() {
+      this.set((await options.stats()).certificates.expiring);
+    },
+  });
+  gauge({
+    name: 'certq_certificates_renewal_overdue',
+    help: 'Current certificates past their renewal time by more than an hour (a twentieth of a shorter lifetime) with no renewal under way.',
+    async collect() {
+      this.set((await options.stats()).certificates.renewalOverdue);
+    },
+  });
+  gauge({
+    name: 'certq_capacity_projected_share',
+    help: 'Peak projected daily renewal demand over the next 7 days as a share of the upstream ceiling (UPSTREAM_MAX_RPS × 86400 requests a day).',
+    async collect() {
+      const { capacity } = await options.stats();
+      this.set(peakShare(capacity.projected, capacity.ceilingRps, CAPACITY_ALERT_DAYS));
     },
   });
   if (tenantLabels) {

@@ -1,6 +1,14 @@
-import type { Config } from '@certq/core';
-import type { Database } from '@certq/db';
-import { HAS_ACTIVE_ORDER, RENEWABLE } from '@certq/workflow';
+import {
+  CAPACITY_HORIZON_DAYS,
+  type Config,
+  peakShare,
+  RENEW_SHARE_LEFT,
+  RENEW_SHARE_LEFT_SHORT,
+  SHORT_LIFETIME_MS,
+  upstreamCallsPerRenewal,
+} from '@certq/core';
+import { type Database, readUpstreamUsage } from '@certq/db';
+import { expiringAt, HAS_ACTIVE_ORDER, RENEWABLE, renewalOverdueAt } from '@certq/workflow';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 
@@ -19,25 +27,113 @@ export const StatsSchema = z.object({
     soonestExpiresAt: z.string().nullable(),
     /** Certificates past their renewal time (renew_at) with no active order for their domain set. */
     renewalsDue: z.number(),
+    /** Current certificates, not expired, with less than a sixth of their own lifetime left. */
+    expiring: z.number(),
+    /** Renewable certificates past their renewal time by more than the margin, no renewal under way. */
+    renewalOverdue: z.number(),
   }),
+  capacity: z
+    .object({
+      ceilingRps: z.number().describe('UPSTREAM_MAX_RPS: requests per second httpsok takes from certq'),
+      projected: z
+        .array(
+          z.object({
+            day: z.string().describe('UTC day, YYYY-MM-DD; the first is today from now on'),
+            renewals: z
+              .number()
+              .describe('renewals projected that day (renew_at, then again one lifetime on)'),
+            upstreamCalls: z.number().describe('renewals × upstream calls per renewal (3, 2 with callbacks)'),
+          }),
+        )
+        .describe('the next 30 days'),
+      peakShare: z.number().describe('peak projected daily calls / (ceilingRps × 86400), over the 30 days'),
+    })
+    .describe("renewal demand projected from the current certificates' renewal times and lifetimes"),
   failures: z.array(z.object({ reason: z.string(), count: z.number() })),
   /** Domains of verifying orders by certq's own DNS check: pending, missing, wrong_target, caa_forbidden, lookup_failed, ok. */
   dnsWaiting: z
     .object({ byStatus: z.record(z.string(), z.number()) })
     .describe("domains of verifying orders by the local DNS check's status"),
+  /**
+   * httpsok calls over the last hour, as the workers counted them: per issued certificate, and by endpoint
+   * (dv, apply, get) and reason (first, confirming, split_horizon, apply, issuing, issued, failed, adoption,
+   * error, retry). callsPerIssued is null while nothing was issued.
+   */
+  upstream: z.object({
+    windowMinutes: z.number(),
+    calls: z.number(),
+    issued: z.number(),
+    callsPerIssued: z.number().nullable(),
+    byReason: z.array(z.object({ endpoint: z.string(), reason: z.string(), calls: z.number() })),
+  }),
   /** When these counts were read from Postgres: they may be up to 2 × STATS_MAX_AGE_MS old. */
   generatedAt: z.string(),
 });
 export type Stats = z.infer<typeof StatsSchema>;
 
+/** The window of `upstream` in /v1/stats. */
+const UPSTREAM_WINDOW_MINUTES = 60;
+
 export const EXPIRY_BUCKETS = ['expired', '0-7', '8-30', '31-60', '61+'] as const;
+
+export interface CapacityOptions {
+  /** UPSTREAM_MAX_RPS. */
+  ceilingRps: number;
+  /** Upstream calls one renewal costs (@certq/core upstreamCallsPerRenewal). */
+  callsPerRenewal: number;
+}
+
+/**
+ * Renewals of the next CAPACITY_HORIZON_DAYS UTC days: each renewable certificate at its renew_at (today
+ * if passed), then again every renewal period (@certq/core renewalPeriodMs: the renewed certificate is
+ * taken to last as long), so short lifetimes recur within the horizon. Certificates are grouped by
+ * renewal minute and period first, so the expansion is per group, not per certificate; periods under a
+ * minute are counted as a minute.
+ */
+export async function projectRenewals(
+  db: Database,
+  now: Date,
+  options: CapacityOptions,
+): Promise<Stats['capacity']> {
+  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  const horizon = new Date(today + CAPACITY_HORIZON_DAYS * 86_400_000).toISOString();
+  const at = now.toISOString();
+  const { rows } = await db.execute<{ day: string; renewals: number }>(sql`
+    with groups as (
+      select date_trunc('minute', greatest(c.renew_at, ${at}::timestamptz)) as first,
+        greatest(date_trunc('second', (c.not_after - c.not_before) * case
+          when c.not_after - c.not_before < ${sql.raw(`interval '${SHORT_LIFETIME_MS} milliseconds'`)}
+          then ${sql.raw(String(1 - RENEW_SHARE_LEFT_SHORT))} else ${sql.raw(String(1 - RENEW_SHARE_LEFT))} end),
+          interval '1 minute') as period,
+        count(*)::int as n
+      from certificates c
+      where ${RENEWABLE} and c.not_after > ${at}::timestamptz and c.renew_at < ${horizon}::timestamptz
+      group by 1, 2
+    ), occurrences as (
+      select g.first + k * g.period as at, g.n from groups g
+      cross join lateral generate_series(0,
+        floor(extract(epoch from ${horizon}::timestamptz - g.first) / extract(epoch from g.period))::int) k
+    )
+    select to_char(at at time zone 'UTC', 'YYYY-MM-DD') as day, sum(n)::int as renewals
+    from occurrences where at < ${horizon}::timestamptz group by 1`);
+  const byDay = new Map(rows.map((r) => [r.day, r.renewals]));
+  const projected = Array.from({ length: CAPACITY_HORIZON_DAYS }, (_, i) => {
+    const day = new Date(today + i * 86_400_000).toISOString().slice(0, 10);
+    const renewals = byDay.get(day) ?? 0;
+    return { day, renewals, upstreamCalls: renewals * options.callsPerRenewal };
+  });
+  return { ceilingRps: options.ceilingRps, projected, peakShare: peakShare(projected, options.ceilingRps) };
+}
 
 /**
  * The operator's view of the orders themselves, straight from Postgres: grouped scans, no per-row
  * work in JavaScript. At a million orders and certificates this takes about a second (see
  * `pnpm bench scale`), so requests read it through a `StatsSnapshot`, not directly.
  */
-export async function collectStats(db: Database, options: { now?: Date } = {}): Promise<Stats> {
+export async function collectStats(
+  db: Database,
+  options: { now?: Date; capacity?: CapacityOptions } = {},
+): Promise<Stats> {
   const now = options.now ?? new Date();
   // Grouped by tenant id first (an index-friendly aggregate), names joined to the groups only.
   const byTenant = await db.execute<{ tenant_id: string; name: string; status: string; n: number }>(sql`
@@ -53,9 +149,16 @@ export async function collectStats(db: Database, options: { now?: Date } = {}): 
       else '61+' end as bucket, count(*)::int as n,
       to_char(min(not_after) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as soonest
     from certificates where is_current group by 1`);
-  const due = await db.execute<{ n: number }>(sql`
-    select count(*)::int as n from certificates c
-    where ${RENEWABLE} and c.renew_at <= ${now}::timestamptz and not ${HAS_ACTIVE_ORDER}`);
+  const due = await db.execute<{ due: number; expiring: number; overdue: number }>(sql`
+    select count(*) filter (where c.renew_at <= ${now}::timestamptz and not ${HAS_ACTIVE_ORDER})::int as due,
+      count(*) filter (where ${expiringAt(now)})::int as expiring,
+      count(*) filter (where ${renewalOverdueAt(now)})::int as overdue
+    from certificates c where ${RENEWABLE}`);
+  const capacity = await projectRenewals(
+    db,
+    now,
+    options.capacity ?? { ceilingRps: 20, callsPerRenewal: upstreamCallsPerRenewal(false) },
+  );
   // The reason up to its first ':' or ';' drops per-order details (domains, ids), so equal causes group.
   const failures = await db.execute<{ reason: string; n: number }>(sql`
     select regexp_replace(coalesce(last_error, 'unknown'), '[:;].*$', '') as reason, count(*)::int as n
@@ -64,6 +167,9 @@ export async function collectStats(db: Database, options: { now?: Date } = {}): 
     select d.status, count(*)::int as n
     from order_dns d join orders o on o.id = d.order_id
     where o.status = 'verifying' group by 1`);
+
+  const usage = await readUpstreamUsage(db, new Date(now.getTime() - UPSTREAM_WINDOW_MINUTES * 60_000));
+  const calls = usage.counts.reduce((n, c) => n + c.calls, 0);
 
   const byStatus: Record<string, number> = {};
   const tenants = new Map<
@@ -91,10 +197,20 @@ export async function collectStats(db: Database, options: { now?: Date } = {}): 
       current: Object.values(byDaysToExpiry).reduce((a, b) => a + b, 0),
       byDaysToExpiry,
       soonestExpiresAt: soonest,
-      renewalsDue: due.rows[0]?.n ?? 0,
+      renewalsDue: due.rows[0]?.due ?? 0,
+      expiring: due.rows[0]?.expiring ?? 0,
+      renewalOverdue: due.rows[0]?.overdue ?? 0,
     },
+    capacity,
     failures: failures.rows.map((r) => ({ reason: r.reason, count: r.n })),
     dnsWaiting: { byStatus: Object.fromEntries(dns.rows.map((r) => [r.status, r.n])) },
+    upstream: {
+      windowMinutes: UPSTREAM_WINDOW_MINUTES,
+      calls,
+      issued: usage.issued,
+      callsPerIssued: usage.issued > 0 ? calls / usage.issued : null,
+      byReason: usage.counts,
+    },
     generatedAt: now.toISOString(),
   };
 }
@@ -161,13 +277,18 @@ export interface ApiStats {
 
 export function createApiStats(
   db: Database,
-  config: Pick<Config, 'STATS_MAX_AGE_MS'>,
+  config: Pick<Config, 'STATS_MAX_AGE_MS' | 'UPSTREAM_MAX_RPS' | 'PUBLIC_BASE_URL'>,
   onError: (error: unknown) => void,
 ): ApiStats {
   const rendered = new WeakMap<Stats, string>();
   const snapshot = new StatsSnapshot(
     async () => {
-      const stats = await collectStats(db);
+      const stats = await collectStats(db, {
+        capacity: {
+          ceilingRps: config.UPSTREAM_MAX_RPS,
+          callsPerRenewal: upstreamCallsPerRenewal(config.PUBLIC_BASE_URL !== undefined),
+        },
+      });
       rendered.set(stats, JSON.stringify(StatsSchema.parse(stats)));
       return stats;
     },

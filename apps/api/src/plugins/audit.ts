@@ -22,17 +22,33 @@ const ACTIONS: Record<string, string> = {
  * Not audited here: order creation (each order row is its own record, with its tenant and time, and
  * auditing the hot path would double its writes) and the routes that audit themselves
  * (private-key reads, which write their row before the key is handed out; tenant creation, which
- * knows the new tenant's id).
+ * knows the new tenant's id; the life-cycle routes, which record what they changed and how much).
  */
 const NOT_AUDITED = new Set([
   'POST /v1/orders',
   'POST /v1/orders/bulk',
   'POST /v1/tenants',
+  'DELETE /v1/certificates/:id',
+  'POST /v1/certificates',
+  'POST /v1/tenants/:id/suspend',
+  'POST /v1/tenants/:id/resume',
+  'DELETE /v1/tenants/:id',
   // A transfer writes its own rows (one per previous holder, what moved and why), in its transaction.
   'POST /v1/domains/:name/transfer',
+  // Rotation and revocation name the tokens concerned (ids, never the tokens).
+  'POST /v1/token/rotate',
+  'POST /v1/tenants/:id/token/rotate',
+  'POST /v1/tenants/:id/token/revoke',
 ]);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Private-key reads of the TLS route, written in batches (see audit-buffer.ts). */
+    keyReads: import('./audit-buffer').AuditBuffer;
+  }
+}
 
 export interface AuditOptions extends Record<string, unknown> {
   db: Database;

@@ -1,7 +1,8 @@
-import { hashToken, safeEqual } from '@certq/core';
+import { type AuthThrottle, createAuthThrottle, hashToken, safeEqual } from '@certq/core';
 import { type Database, tenants } from '@certq/db';
+import { suspendedError } from '@certq/workflow';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { EDGE_TOKEN_PREFIX, type EdgeTokenStore } from '../delivery/edge-tokens';
@@ -16,7 +17,14 @@ import { ApiError, notFound } from './errors';
 export type Principal =
   | { kind: 'admin' }
   | { kind: 'viewer' }
-  | { kind: 'tenant'; tenantId: string }
+  | {
+      kind: 'tenant';
+      tenantId: string;
+      /** The token is the rotated-out one, in its grace period: it works, but cannot rotate again. */
+      inGrace?: boolean;
+      /** An id of the token used (a prefix of its hash): audit rows of rotations name both tokens. */
+      tokenId: string;
+    }
   | { kind: 'edge'; tokenId: string; tenantIds: string[] | null };
 
 /**
@@ -44,8 +52,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Forget cached tokens of a tenant here and in every API replica (after rotation or revocation). */
     invalidateTenantTokens(tenantId: string): Promise<void>;
+    /** The failed-login throttle every door shares (see @certq/core auth-throttle). */
+    authThrottle: AuthThrottle;
   }
 }
+
+/** The id audit rows give a tenant token: the first 16 hex digits of its SHA-256 (never the token). */
+export const tokenIdOf = (tokenHash: string) => tokenHash.slice(0, 16);
 
 /** The audit-log actor: `admin`, `viewer` or `tenant:<id>`. */
 export function actorOf(principal: Principal): string {
@@ -106,9 +119,22 @@ export function operatorTokenRequired(reply: FastifyReply): ApiError {
 
 const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 10_000;
-const FAILURE_WINDOW_MS = 60_000;
-/** How long an address's failure count read from Redis is trusted before it is read again. */
-export const FAILURE_COUNT_TTL_MS = 1000;
+
+export { FAILURE_COUNT_TTL_MS } from '@certq/core';
+
+/** 429 for an address past the failed-login limit (every door calls this before looking at a token). */
+export async function refuseThrottled(
+  throttle: AuthThrottle,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  const retryAfter = await throttle.retryAfter(request.ip);
+  if (retryAfter === undefined) return;
+  reply.header('retry-after', String(retryAfter));
+  throw new ApiError(429, 'rate_limited', 'too many failed authentications from this address', {
+    retryAfterSeconds: retryAfter,
+  });
+}
 
 export interface AuthOptions extends Record<string, unknown> {
   db: Database;
@@ -125,7 +151,8 @@ export interface AuthOptions extends Record<string, unknown> {
 /**
  * Bearer auth. Tenant tokens are stored only as SHA-256 hashes: a token is hashed, looked up by its
  * hash (the current one, or the previous one within its rotation grace period; none after a
- * revocation) and compared in constant time. Known hashes are cached for at most 30 s and never past
+ * revocation) and compared in constant time. A suspended tenant's token still reads; its writes answer
+ * 403 tenant_suspended (suspension clears the cache like a revocation). Known hashes are cached for at most 30 s and never past
  * a previous token's grace; rotation and revocation clear the cache here and, through Redis pub/sub,
  * in every replica at once (with Redis away, other replicas honour them within 30 s).
  *
@@ -136,10 +163,20 @@ export interface AuthOptions extends Record<string, unknown> {
  */
 export const authPlugin = fp<AuthOptions>(
   async (app: FastifyInstance, options) => {
-    const cache = new Map<string, { tenantId: string; expires: number }>();
+    const cache = new Map<
+      string,
+      { tenantId: string; inGrace: boolean; suspendedAt: Date | null; expires: number }
+    >();
     const prefix = options.redisPrefix ?? 'certq';
     const channel = `${prefix}:auth:invalidate`;
-    const failureLimit = options.failuresPerMinute ?? 30;
+    app.decorate(
+      'authThrottle',
+      createAuthThrottle({
+        redis: options.redis,
+        prefix,
+        failuresPerMinute: options.failuresPerMinute ?? 30,
+      }),
+    );
 
     const forget = (tenantId: string) => {
       for (const [hash, entry] of cache) if (entry.tenantId === tenantId) cache.delete(hash);
@@ -160,9 +197,11 @@ export const authPlugin = fp<AuthOptions>(
       await options.redis?.publish(channel, tenantId).catch(() => {});
     });
 
-    async function tenantFor(tokenHash: string): Promise<string | undefined> {
+    async function tenantFor(
+      tokenHash: string,
+    ): Promise<{ tenantId: string; inGrace: boolean; suspendedAt: Date | null } | undefined> {
       const hit = cache.get(tokenHash);
-      if (hit && hit.expires > Date.now()) return hit.tenantId;
+      if (hit && hit.expires > Date.now()) return hit;
       const now = new Date();
       const [row] = await options.db
         .select({
@@ -170,6 +209,7 @@ export const authPlugin = fp<AuthOptions>(
           tokenHash: tenants.tokenHash,
           previousTokenHash: tenants.previousTokenHash,
           previousTokenExpiresAt: tenants.previousTokenExpiresAt,
+          suspendedAt: tenants.suspendedAt,
         })
         .from(tenants)
         .where(
@@ -189,54 +229,13 @@ export const authPlugin = fp<AuthOptions>(
       if (!current && row.previousTokenExpiresAt)
         expires = Math.min(expires, row.previousTokenExpiresAt.getTime());
       if (cache.size >= CACHE_MAX) cache.clear();
-      cache.set(tokenHash, { tenantId: row.id, expires });
-      return row.id;
-    }
-
-    const failureKey = (ip: string) => `${prefix}:authfail:${ip}`;
-    const failureCounts = new Map<string, { count: number; expires: number }>();
-    const rememberFailures = (ip: string, count: number) => {
-      if (failureCounts.size >= CACHE_MAX) failureCounts.clear();
-      failureCounts.set(ip, { count, expires: Date.now() + FAILURE_COUNT_TTL_MS });
-    };
-
-    async function failuresOf(redis: Redis, ip: string): Promise<number> {
-      const known = failureCounts.get(ip);
-      if (known && known.expires > Date.now()) return known.count;
-      const count = Number((await redis.get(failureKey(ip))) ?? 0);
-      rememberFailures(ip, count);
-      return count;
-    }
-
-    async function throttled(ip: string): Promise<number | undefined> {
-      if (!options.redis) return undefined;
-      try {
-        if ((await failuresOf(options.redis, ip)) < failureLimit) return undefined;
-        // Only a throttled request needs the window's end.
-        const ttl = await options.redis.pttl(failureKey(ip));
-        return Math.max(1, Math.ceil(ttl / 1000));
-      } catch {
-        return undefined; // Redis away: authentication still works, unthrottled
-      }
-    }
-
-    async function countFailure(ip: string): Promise<void> {
-      if (!options.redis) return;
-      try {
-        const counted = await options.redis
-          .multi()
-          .incr(failureKey(ip))
-          .pexpire(failureKey(ip), FAILURE_WINDOW_MS, 'NX')
-          .exec();
-        const count = counted?.[0]?.[1];
-        if (typeof count === 'number') rememberFailures(ip, count);
-      } catch {
-        // not counted while Redis is away
-      }
+      const found = { tenantId: row.id, inGrace: !current, suspendedAt: row.suspendedAt, expires };
+      cache.set(tokenHash, found);
+      return found;
     }
 
     const fail = async (ip: string) => {
-      await countFailure(ip);
+      await app.authThrottle.fail(ip);
       return unauthorized();
     };
 
@@ -245,13 +244,7 @@ export const authPlugin = fp<AuthOptions>(
       if (request.is404) return;
       const mode = request.routeOptions.config.auth ?? 'any';
       if (mode === 'none') return;
-      const retryAfter = await throttled(request.ip);
-      if (retryAfter !== undefined) {
-        reply.header('retry-after', String(retryAfter));
-        throw new ApiError(429, 'rate_limited', 'too many failed authentications from this address', {
-          retryAfterSeconds: retryAfter,
-        });
-      }
+      await refuseThrottled(app.authThrottle, request, reply);
       const { config } = request.routeOptions;
       const header = request.headers.authorization;
       const match = typeof header === 'string' ? /^Bearer +([!-~]{1,512})\s*$/i.exec(header) : null;
@@ -272,9 +265,17 @@ export const authPlugin = fp<AuthOptions>(
         request.principal = { kind: 'edge', tokenId: edge.tokenId, tenantIds: edge.tenantIds };
         options.edgeTokens.recordUse(edge.tokenId, request.routeOptions.url ?? 'unmatched');
       } else {
-        const tenantId = await tenantFor(hashToken(token));
-        if (!tenantId) throw await fail(request.ip);
-        request.principal = { kind: 'tenant', tenantId };
+        const hash = hashToken(token);
+        const found = await tenantFor(hash);
+        if (!found) throw await fail(request.ip);
+        request.principal = {
+          kind: 'tenant',
+          tenantId: found.tenantId,
+          tokenId: tokenIdOf(hash),
+          ...(found.inGrace ? { inGrace: true } : {}),
+        };
+        if (found.suspendedAt && !isReadMethod(request.method))
+          throw suspendedError({ id: found.tenantId, suspendedAt: found.suspendedAt, deletedAt: null });
       }
       const { kind } = request.principal;
       if (mode === 'admin' && kind !== 'admin' && kind !== 'viewer') throw notFound('route');

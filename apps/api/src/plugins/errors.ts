@@ -92,7 +92,8 @@ function send(reply: FastifyReply, status: number, code: string, message: string
   return reply.code(status).send(body);
 }
 
-function postgresRejectedInput(error: unknown): boolean {
+/** Input Postgres cannot store or compare (a NUL in a string, an invalid byte sequence): the client's. */
+export function postgresRejectedInput(error: unknown): boolean {
   for (
     let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0;
     e && i < 5;
@@ -112,6 +113,9 @@ export const WORKFLOW_STATUS: Readonly<Record<WorkflowErrorCode, number>> = {
   conflict: 409,
   not_verifying: 409,
   dns_check_too_soon: 429,
+  tenant_suspended: 403,
+  tenant_deleted: 409,
+  domain_taken: 400,
   domain_owned_by_another_tenant: 409,
 };
 

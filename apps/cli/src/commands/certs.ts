@@ -1,4 +1,4 @@
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Certificate, unwrap } from '@certq/sdk';
 import type { Command } from 'commander';
@@ -19,12 +19,14 @@ export function certificateRows(list: Certificate[]) {
     c.domains.join(' '),
     shortTime(c.notAfter),
     daysLeft(c.notAfter),
-    c.ca,
-    c.isCurrent ? 'yes' : 'no',
+    c.ca ?? 'uploaded',
+    c.status,
   ]);
 }
 
-const CERT_HEAD = ['id', 'domains', 'not after', 'days left', 'ca', 'current'];
+const CERT_HEAD = ['id', 'domains', 'not after', 'days left', 'ca', 'status'];
+
+const STATUSES = ['active', 'renewing', 'moved', 'retired', 'expired', 'uploaded'] as const;
 
 /** Written next to each other and renamed into place, so a reader never sees half a file. */
 async function writeAtomically(path: string, content: string, mode: number) {
@@ -47,7 +49,8 @@ export function registerCerts(program: Command, run: RunAction) {
       nonNegativeInt('--expiring-within', 3650),
     )
     .option('--tenant <id>', 'operator: one tenant')
-    .option('--history', 'include certificates replaced by a renewal')
+    .option('--history', 'include retired certificates and those replaced by a renewal')
+    .option('--status <status>', `only this status: ${STATUSES.join(', ')}`)
     .option('--limit <n>', 'at most this many (pages through the API)', positiveInt('--limit'), 100)
     .action(
       run(
@@ -57,11 +60,13 @@ export function registerCerts(program: Command, run: RunAction) {
             expiringWithin?: number;
             tenant?: string;
             history?: boolean;
+            status?: string;
             limit: number;
           },
           command: Command,
         ) => {
           const { client, out } = contextOf(command);
+          const status = options.status as (typeof STATUSES)[number] | undefined;
           const list = await collectPages(options.limit, async (cursor, limit) => {
             const page = await unwrap(
               client.listCertificates({
@@ -74,6 +79,7 @@ export function registerCerts(program: Command, run: RunAction) {
                     expiringWithinDays: options.expiringWithin,
                     tenantId: options.tenant,
                     includeHistory: options.history ? 'true' : undefined,
+                    status,
                   },
                 },
               }),
@@ -117,6 +123,45 @@ export function registerCerts(program: Command, run: RunAction) {
         out.line(`fingerprint (SHA-256): ${cert.fingerprint}`);
         for (const path of Object.values(written)) out.line(`wrote ${path}`);
         if (!options.out) out.line(cert.certificatePem.trimEnd());
+      }),
+    );
+
+  certs
+    .command('retire')
+    .description(
+      'retire a certificate: renewals stop, TLS servers stop presenting it (an active order for its domains is cancelled)',
+    )
+    .argument('<id>', 'certificate id')
+    .action(
+      run(async (id: string, _options: unknown, command: Command) => {
+        const { client, out } = contextOf(command);
+        const cert = await unwrap(client.retireCertificate({ params: { path: { id } } }));
+        out.data(cert);
+        out.line(table(CERT_HEAD, certificateRows([cert])));
+        if (cert.cancelledOrderId) out.line(`cancelled the active order ${cert.cancelledOrderId}`);
+      }),
+    );
+
+  certs
+    .command('upload')
+    .description('bring your own certificate: served like an issued one, never renewed by certq')
+    .requiredOption('--cert <file>', 'PEM chain: the leaf, then its intermediates')
+    .requiredOption('--key <file>', 'the private key, PEM (unencrypted)')
+    .option('--tenant <id>', 'operator: the tenant it is for')
+    .action(
+      run(async (options: { cert: string; key: string; tenant?: string }, command: Command) => {
+        const { client, out } = contextOf(command);
+        const [certificate, privateKey] = await Promise.all([
+          readFile(options.cert, 'utf8'),
+          readFile(options.key, 'utf8'),
+        ]);
+        const cert = await unwrap(
+          client.uploadCertificate({
+            body: { certificate, privateKey, ...(options.tenant ? { tenantId: options.tenant } : {}) },
+          }),
+        );
+        out.data(cert);
+        out.line(table(CERT_HEAD, certificateRows([cert])));
       }),
     );
 }

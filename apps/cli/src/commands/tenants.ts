@@ -34,10 +34,64 @@ export function registerTenants(program: Command, run: RunAction) {
         out.data(list);
         out.line(
           table(
-            ['id', 'name', 'own httpsok key', 'created'],
-            list.map((t) => [t.id, t.name, t.hasOwnApiKey ? 'yes' : 'no', shortTime(t.createdAt)]),
+            ['id', 'name', 'status', 'own httpsok key', 'created'],
+            list.map((t) => [t.id, t.name, t.status, t.hasOwnApiKey ? 'yes' : 'no', shortTime(t.createdAt)]),
           ),
         );
+      }),
+    );
+  /** What a life-cycle command changed, as one line: `suspended (ordersCancelled 2, certificatesServed 5)`. */
+  const summary = (what: string, result: { changed: boolean; affected: Record<string, number> }) =>
+    result.changed
+      ? `${what} (${Object.entries(result.affected)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')})`
+      : `unchanged: it was ${what} already`;
+
+  tenants
+    .command('suspend')
+    .description(
+      'suspend a tenant: its writes are refused and renewals stop; its certificates are still served unless --stop-serving',
+    )
+    .argument('<id>', 'tenant id')
+    .option('--stop-serving', 'also stop serving its certificates until it is resumed')
+    .action(
+      run(async (id: string, options: { stopServing?: boolean }, command: Command) => {
+        const { client, out } = contextOf(command);
+        const result = await unwrap(
+          client.suspendTenant({
+            params: { path: { id } },
+            body: options.stopServing ? { stopServing: true } : {},
+          }),
+        );
+        out.data(result);
+        out.line(summary('suspended', result));
+      }),
+    );
+
+  tenants
+    .command('resume')
+    .description('resume a suspended tenant')
+    .argument('<id>', 'tenant id')
+    .action(
+      run(async (id: string, _options: unknown, command: Command) => {
+        const { client, out } = contextOf(command);
+        const result = await unwrap(client.resumeTenant({ params: { path: { id } } }));
+        out.data(result);
+        out.line(summary('resumed', result));
+      }),
+    );
+
+  tenants
+    .command('delete')
+    .description('delete a tenant for good: every certificate retired, its tokens revoked (audit trail kept)')
+    .argument('<id>', 'tenant id')
+    .action(
+      run(async (id: string, _options: unknown, command: Command) => {
+        const { client, out } = contextOf(command);
+        const result = await unwrap(client.deleteTenant({ params: { path: { id } } }));
+        out.data(result);
+        out.line(summary('deleted', result));
       }),
     );
 }

@@ -200,7 +200,14 @@ export async function importOrders(
       try {
         answer = await post(pending);
       } catch (error) {
-        if (error instanceof CertqApiError && error.status === 413 && pending.length > 1) {
+        if (error instanceof CertqApiError && error.status === 413) {
+          if (pending.length === 1) {
+            // One line alone is larger than the API takes: that line is refused (and journalled, so a
+            // resume skips it), the import goes on.
+            refuse(pending[0]!.line, 'the line is larger than the API accepts in one request (413)');
+            if (interactive) bar.update(done(), counters());
+            return;
+          }
           // Too large a body (many domains per line): the same lines in two smaller requests.
           const half = Math.ceil(pending.length / 2);
           await send(pending.slice(0, half));

@@ -55,10 +55,8 @@ async function pass<Row>(ctx: WorkerContext, spec: Sweep<Row>): Promise<SweepRes
       if (page.length === 0) break;
       last = page[page.length - 1];
       checked += page.length;
-      const jobs = page.map((row) => spec.jobOf(row));
-      const live = await jobsLive(jobs);
-      // Only the few not found live are asked about one by one (BullMQ's own view decides the repair).
-      const lost = await Promise.all(jobs.map((job, i) => !live[i] && jobIsMissing(job)));
+      // BullMQ's own view of each job decides; a page's lookups go out together (ioredis pipelines them).
+      const lost = await Promise.all(page.map((row) => jobIsMissing(spec.jobOf(row))));
       const missing = page.filter((_, i) => lost[i]);
       if (missing.length) {
         await spec.repair(tx, missing);
@@ -77,50 +75,3 @@ async function jobIsMissing({ queue, jobId }: { queue: Queue; jobId: string }): 
   if (missing) await queue.remove(jobId);
   return missing;
 }
-
-/**
- * Whether each job is live — delayed, prioritized, waiting for children, active or waiting — in one
- * round trip per queue (a pipeline of one small script per job, so Redis serves other clients between
- * them) instead of one getJobState call per row: a pass over every active order costs a page's worth of
- * network writes, not one per order. A job not found live here is then asked about through BullMQ itself
- * (jobIsMissing) before anything is repaired, so this can only save calls, never decide a repair.
- */
-export async function jobsLive(jobs: readonly { queue: Queue; jobId: string }[]): Promise<boolean[]> {
-  const live: boolean[] = new Array(jobs.length).fill(false);
-  const byQueue = new Map<Queue, number[]>();
-  for (const [i, job] of jobs.entries()) {
-    const indexes = byQueue.get(job.queue);
-    if (indexes) indexes.push(i);
-    else byQueue.set(job.queue, [i]);
-  }
-  for (const [queue, indexes] of byQueue) {
-    const client = (await queue.client) as LiveCheckClient;
-    if (!(LIVE_COMMAND in client)) client.defineCommand(LIVE_COMMAND, { numberOfKeys: 6, lua: JOB_LIVE });
-    const keys = ['delayed', 'prioritized', 'waiting-children', 'active', 'wait', 'paused'].map((k) =>
-      queue.toKey(k),
-    );
-    const pipeline = client.pipeline() as unknown as Record<
-      typeof LIVE_COMMAND,
-      (...args: string[]) => void
-    > & {
-      exec(): Promise<[Error | null, unknown][] | null>;
-    };
-    for (const i of indexes) pipeline[LIVE_COMMAND](...keys, jobs[i]!.jobId);
-    const results = (await pipeline.exec()) ?? [];
-    for (const [n, i] of indexes.entries()) live[i] = results[n]?.[0] === null && results[n]?.[1] === 1;
-  }
-  return live;
-}
-
-const LIVE_COMMAND = 'certqJobLive';
-type LiveCheckClient = Awaited<Queue['client']>;
-/** The live states of BullMQ's getState script, sorted sets (O(log n)) before lists (LPOS). */
-const JOB_LIVE = `
-for i = 1, 3 do
-  if redis.call('ZSCORE', KEYS[i], ARGV[1]) then return 1 end
-end
-for i = 4, 6 do
-  if redis.call('LPOS', KEYS[i], ARGV[1]) then return 1 end
-end
-return 0
-`;

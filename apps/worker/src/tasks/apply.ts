@@ -68,7 +68,9 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
       ca: order.ca,
       notifyUrl,
     });
+    ctx.upstream.call('apply', 'apply');
   } catch (error) {
+    ctx.upstream.call('apply', 'error');
     // Only a definite refusal — an error envelope, or a non-2xx status — proves no application was made.
     // A timeout, a broken connection, or a 200 whose body timed out or did not parse may well have created
     // one: the outcome is unknown, so the intent stays for the next run to see.
@@ -118,9 +120,9 @@ export async function applyTask(ctx: WorkerContext, job: StageJob): Promise<Outc
     set: {
       applyId: result.applyId,
       applyRequestedAt: null,
-      // First poll right away (enterStage: due now): it confirms the application exists and may
-      // already find it issued.
       ...enterStage(now),
+      // When the CA is usually done (a poll before that finds it still issuing: a call wasted).
+      nextAttemptAt: ctx.firstPolls.firstPollAt(order.ca, now),
       lastPolledAt: null,
     },
     event: { detail: { applyId: result.applyId, traceId: result.traceId } },
@@ -221,8 +223,10 @@ async function adoptAnnounced(ctx: WorkerContext, job: StageJob, order: Order): 
   try {
     const client = await ctx.httpsokFor(order.tenantId);
     const application = await client.getApply(applyId);
+    ctx.upstream.call('get', 'adoption');
     domains = application.status === 'failed' ? [] : application.domains;
   } catch (error) {
+    ctx.upstream.call('get', 'error');
     log.warn(
       { err: isHttpsokError(error) ? error.toJSON() : describeError(error) },
       're-fetching an announced application failed',

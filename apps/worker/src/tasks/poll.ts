@@ -2,6 +2,8 @@ import { type Application, isHttpsokError } from '@certq/api-client';
 import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { orders, updateOrders } from '@certq/db';
 import { lte, sql } from 'drizzle-orm';
+import { nextPollDelay } from '../budget/poll-timing';
+import { pollReason } from '../budget/reasons';
 import type { WorkerContext } from '../context';
 import { changeCa, exhaustedError, nextCa } from './dns';
 import { completeIssuance } from './issuance';
@@ -63,6 +65,9 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
   } catch (error) {
     failure = error;
   }
+  ctx.upstream.call('get', pollReason(application));
+  const elapsedMs = ctx.clock.now().getTime() - claimed.stageStartedAt.getTime();
+  if (application) ctx.firstPolls.learn(claimed.ca, elapsedMs, application.status);
   const polledAt = ANSWERED_NOW;
 
   // The two common answers need no row lock: the claimed row is the order as read, and each write's
@@ -79,7 +84,9 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
       : done('failed', `certificate rejected: ${issued.reason}`);
   }
   if (application?.status === 'issuing') {
-    const nextAttemptAt = new Date(ctx.clock.now().getTime() + intervalMs);
+    const nextAttemptAt = new Date(
+      ctx.clock.now().getTime() + nextPollDelay(elapsedMs, application.progress, intervalMs),
+    );
     const [waiting] = await updateOrders(
       ctx.db,
       {

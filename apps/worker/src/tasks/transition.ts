@@ -29,6 +29,7 @@ export async function transitionIfUnchanged(
 function counted(ctx: WorkerContext, args: TransitionArgs, updated: Order): Order {
   if (args.order.status !== updated.status && (updated.status === 'issued' || updated.status === 'failed')) {
     ctx.metrics.ordersFinished.inc({ status: updated.status, kind: updated.kind });
+    if (updated.status === 'issued') ctx.upstream.certificateIssued();
   }
   return updated;
 }

@@ -3,7 +3,9 @@ import { type StageJob, UPSTREAM_FLOOR_MS } from '@certq/core';
 import { enterStage, type Order, TRANSITIONED, type Transaction } from '@certq/db';
 import { type DnsDiagnosis, upstreamReason } from '@certq/dns';
 import { type SQL, sql } from 'drizzle-orm';
+import { dvReason } from '../budget/reasons';
 import type { WorkerContext } from '../context';
+import { noteRenewalDns } from '../renewals/moved';
 import {
   type CaaVerdict,
   changeCa,
@@ -36,6 +38,7 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
   const rows = order.lastDvAt ? await loadDnsRows(ctx, order.id) : [];
   const known = order.domains.every((d) => rows.some((r) => r.domain === d));
   let diagnoses: DnsDiagnosis[] = known ? await checkCnames(ctx, rows) : [];
+  if (order.kind === 'renewal' && known) await noteRenewalDns(ctx, order, diagnoses);
   const why = known
     ? upstreamReason({
         statuses: diagnoses.map((d) => d.status),
@@ -60,7 +63,9 @@ export async function verifyTask(ctx: WorkerContext, job: StageJob): Promise<Out
   try {
     const client = await ctx.httpsokFor(order.tenantId);
     result = await client.verify(order.domains);
+    ctx.upstream.call('dv', dvReason(why));
   } catch (error) {
+    ctx.upstream.call('dv', 'error');
     if (isHttpsokError(error) && error.rateLimited) return rateLimited(UPSTREAM_FLOOR_MS);
     return (
       (await withLockedOrder(ctx, job, 'verifying', async (tx, locked) => {

@@ -1,14 +1,13 @@
+import { expiringAt } from '@certq/workflow';
 import { sql } from 'drizzle-orm';
 import type { WorkerContext } from '../context';
 import { enqueueWebhooksAfterCommit } from './delivery';
 
-/** `certificate.expiring` is sent for a current certificate this close to expiry. */
-export const EXPIRING_WITHIN_DAYS = 7;
 const BATCH = 1000;
 
 /**
  * Records `certificate.expiring` once per certificate: a current certificate (so no renewal of it has
- * succeeded) that expires within 7 days, of a tenant with a webhook. The certificate is marked
+ * succeeded) with less than a sixth of its lifetime left (expiringAt), of a tenant with a webhook. The certificate is marked
  * (`expiring_notified_at`) in the same statement that writes the outbox row. Certificates of tenants
  * without a webhook are left unmarked: a webhook configured later still hears about them.
  */
@@ -17,7 +16,6 @@ export async function notifyExpiring(
   options: { now?: Date } = {},
 ): Promise<{ recorded: number }> {
   const now = options.now ?? ctx.clock.now();
-  const end = new Date(now.getTime() + EXPIRING_WITHIN_DAYS * 86_400_000);
   let recorded = 0;
   for (;;) {
     const result = await ctx.db.execute<{ id: string }>(sql`
@@ -25,7 +23,7 @@ export async function notifyExpiring(
         select c.id, c.tenant_id, c.domains, c.not_after, gen_random_uuid() as delivery_id
         from certificates c join tenants t on t.id = c.tenant_id
         where c.is_current and c.expiring_notified_at is null and t.webhook_url is not null
-          and c.not_after > ${now.toISOString()}::timestamptz and c.not_after <= ${end.toISOString()}::timestamptz
+          and ${expiringAt(now)}
         order by c.not_after, c.id
         limit ${BATCH}
         for update of c skip locked

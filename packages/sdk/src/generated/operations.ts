@@ -12,6 +12,7 @@ export const OPERATIONS = {
   createOrder: { method: 'POST', path: '/v1/orders' },
   createOrdersBulk: { method: 'POST', path: '/v1/orders/bulk' },
   createTenant: { method: 'POST', path: '/v1/tenants' },
+  deleteTenant: { method: 'DELETE', path: '/v1/tenants/{id}' },
   deleteTenantWebhook: { method: 'DELETE', path: '/v1/tenants/{id}/webhook' },
   deleteWebhook: { method: 'DELETE', path: '/v1/webhook' },
   getCertificate: { method: 'GET', path: '/v1/certificates/{id}' },
@@ -32,6 +33,8 @@ export const OPERATIONS = {
   listWebhookDeliveries: { method: 'GET', path: '/v1/webhook-deliveries' },
   receiveHttpsokCallback: { method: 'POST', path: '/v1/callbacks/httpsok/{secret}' },
   requestRenewals: { method: 'POST', path: '/v1/renewals' },
+  resumeTenant: { method: 'POST', path: '/v1/tenants/{id}/resume' },
+  retireCertificate: { method: 'DELETE', path: '/v1/certificates/{id}' },
   retryOrder: { method: 'POST', path: '/v1/orders/{id}/retry' },
   revokeEdgeToken: { method: 'DELETE', path: '/v1/edge-tokens/{id}' },
   revokeTenantToken: { method: 'POST', path: '/v1/tenants/{id}/token/revoke' },
@@ -40,7 +43,9 @@ export const OPERATIONS = {
   setTenantCaChoices: { method: 'PUT', path: '/v1/tenants/{id}/ca-choices' },
   setTenantWebhook: { method: 'PUT', path: '/v1/tenants/{id}/webhook' },
   setWebhook: { method: 'PUT', path: '/v1/webhook' },
+  suspendTenant: { method: 'POST', path: '/v1/tenants/{id}/suspend' },
   transferDomain: { method: 'POST', path: '/v1/domains/{name}/transfer' },
+  uploadCertificate: { method: 'POST', path: '/v1/certificates' },
 } as const;
 
 export type OperationId = keyof typeof OPERATIONS;
@@ -61,6 +66,8 @@ export function bindOperations(client: Client<paths>) {
     createOrdersBulk: byPath['/v1/orders/bulk'].POST,
     /** Create a tenant (operator) — `POST /v1/tenants` */
     createTenant: byPath['/v1/tenants'].POST,
+    /** Delete a tenant (operator), for good — `DELETE /v1/tenants/{id}` */
+    deleteTenant: byPath['/v1/tenants/{id}'].DELETE,
     /** Remove a tenant’s webhook (operator) — `DELETE /v1/tenants/{id}/webhook` */
     deleteTenantWebhook: byPath['/v1/tenants/{id}/webhook'].DELETE,
     /** Remove your webhook (tenant) — `DELETE /v1/webhook` */
@@ -101,6 +108,10 @@ export function bindOperations(client: Client<paths>) {
     receiveHttpsokCallback: byPath['/v1/callbacks/httpsok/{secret}'].POST,
     /** Renew matching certificates now — `POST /v1/renewals` */
     requestRenewals: byPath['/v1/renewals'].POST,
+    /** Resume a suspended tenant (operator) — `POST /v1/tenants/{id}/resume` */
+    resumeTenant: byPath['/v1/tenants/{id}/resume'].POST,
+    /** Retire a certificate: stop renewing and serving it — `DELETE /v1/certificates/{id}` */
+    retireCertificate: byPath['/v1/certificates/{id}'].DELETE,
     /** Start a failed order again — `POST /v1/orders/{id}/retry` */
     retryOrder: byPath['/v1/orders/{id}/retry'].POST,
     /** Revoke an edge token (operator) — `DELETE /v1/edge-tokens/{id}` */
@@ -117,7 +128,11 @@ export function bindOperations(client: Client<paths>) {
     setTenantWebhook: byPath['/v1/tenants/{id}/webhook'].PUT,
     /** Set your webhook (tenant) — `PUT /v1/webhook` */
     setWebhook: byPath['/v1/webhook'].PUT,
+    /** Suspend a tenant (operator) — `POST /v1/tenants/{id}/suspend` */
+    suspendTenant: byPath['/v1/tenants/{id}/suspend'].POST,
     /** Give a domain to a tenant (operator) — `POST /v1/domains/{name}/transfer` */
     transferDomain: byPath['/v1/domains/{name}/transfer'].POST,
+    /** Upload a certificate certq did not issue (bring your own) — `POST /v1/certificates` */
+    uploadCertificate: byPath['/v1/certificates'].POST,
   };
 }

@@ -88,11 +88,15 @@ export interface paths {
         };
         /**
          * List certificate metadata, newest first
-         * @description Current certificates only unless includeHistory=true. Keyset pagination as for orders.
+         * @description Current certificates only unless includeHistory=true or a status is asked for. Keyset pagination as for orders.
          */
         get: operations["listCertificates"];
         put?: never;
-        post?: never;
+        /**
+         * Upload a certificate certq did not issue (bring your own)
+         * @description Checked as an issued one: the key matches the leaf, the chain links, the leaf is not a CA certificate and is valid now, its names are valid domains and no other tenant holds a current certificate for them. Stored with status `uploaded`: served like an issued certificate, never renewed by certq. A later order for the same domains replaces it once issued. Never answers the key. Bodies over 278528 bytes answer 413. Audited.
+         */
+        post: operations["uploadCertificate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -110,7 +114,11 @@ export interface paths {
         get: operations["getCertificate"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Retire a certificate: stop renewing and serving it
+         * @description The certificate stops being current: renewals stop, the TLS route answers 204 for its names, the change feed carries its removal (agents delete its files). An active order for the same domain set is cancelled first (`cancelledOrderId`). History stays. Retiring again answers 200 with the certificate unchanged. A new order for the same domains later starts again. Sends `certificate.retired`. Audited.
+         */
+        delete: operations["retireCertificate"];
         options?: never;
         head?: never;
         patch?: never;
@@ -426,6 +434,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a tenant (operator), for good
+         * @description Every current certificate is retired (no longer served, `certificate.retired` sent), active orders cancelled, its tokens revoked, and edge tokens scoped to it alone revoked. Its orders, certificates and audit trail stay. Not reversible; deleting again changes nothing. Audited.
+         */
+        delete: operations["deleteTenant"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{id}/ca-choices": {
         parameters: {
             query?: never;
@@ -440,6 +468,46 @@ export interface paths {
          */
         put: operations["setTenantCaChoices"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a suspended tenant (operator)
+         * @description Writes and renewals again; certificates withdrawn by stopServing are served again. Orders cancelled by the suspension are not restarted (renewals come back with the next scan). A deleted tenant answers 409. Audited.
+         */
+        post: operations["resumeTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a tenant (operator)
+         * @description Its writes answer 403 tenant_suspended, its active orders are cancelled and its certificates are no longer renewed. They are still served until they expire, so that suspending an account does not take its customers' sites down; `stopServing: true` takes them out of delivery too until it is resumed. Reversible with /resume until the tenant is deleted. Suspending again changes nothing. Audited.
+         */
+        post: operations["suspendTenant"];
         delete?: never;
         options?: never;
         head?: never;
@@ -496,7 +564,7 @@ export interface paths {
         get?: never;
         /**
          * Set a tenant’s webhook (operator)
-         * @description Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), order.failed, order.ca_changed (the order moved to its next CA), certificate.expiring (once per current certificate within 7 days of expiry). Each POST carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.
+         * @description Events (each one's data and when it is sent: docs/webhooks.md): certificate.issued, certificate.renewed, order.failed, order.ca_changed, certificate.expiring, certificate.retired, certificate.moved, domain.transferred_out, domain.transferred_in. Each POST carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.
          */
         put: operations["setTenantWebhook"];
         post?: never;
@@ -557,7 +625,7 @@ export interface paths {
         get?: never;
         /**
          * Set your webhook (tenant)
-         * @description Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), order.failed, order.ca_changed (the order moved to its next CA), certificate.expiring (once per current certificate within 7 days of expiry). Each POST carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.
+         * @description Events (each one's data and when it is sent: docs/webhooks.md): certificate.issued, certificate.renewed, order.failed, order.ca_changed, certificate.expiring, certificate.retired, certificate.moved, domain.transferred_out, domain.transferred_in. Each POST carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with exponential backoff (8 attempts), then given up. Every PUT makes a new secret, shown once.
          */
         put: operations["setWebhook"];
         post?: never;
@@ -614,22 +682,39 @@ export interface components {
         Certificate: {
             /** @enum {string} */
             algorithm: "ECC" | "RSA";
-            /** @enum {string} */
-            ca: "google" | "letsencrypt" | "zerossl";
+            /**
+             * @description null for an uploaded certificate
+             * @enum {string|null}
+             */
+            ca: "google" | "letsencrypt" | "zerossl" | null;
             /** @description ISO-8601 timestamp */
             createdAt: string;
             domains: string[];
             /** @description SHA-256 of the leaf certificate (DER), lowercase hex */
             fingerprint: string;
             id: string;
-            /** @description false: replaced by a renewal, kept as history */
+            /** @description false: retired or replaced by a newer certificate, kept as history */
             isCurrent: boolean;
+            /** @description when its renewal found the CNAME gone for longer than MOVED_GRACE_DAYS */
+            movedAt: string | null;
             /** @description ISO-8601 timestamp */
             notAfter: string;
             /** @description ISO-8601 timestamp */
             notBefore: string;
-            orderId: string;
+            /** @description the order that issued it; null for an uploaded certificate */
+            orderId: string | null;
+            /** @description ISO-8601 timestamp */
+            retiredAt: string | null;
+            /**
+             * @description active, renewing (an order for the same domains is under way), moved (the CNAME left: renewals stopped), retired (not served: retired, tenant deleted, or replaced), expired, uploaded (brought by the tenant, never renewed)
+             * @enum {string}
+             */
+            status: "active" | "renewing" | "moved" | "retired" | "expired" | "uploaded";
+            /** @description one sentence: why it has this status */
+            statusReason: string;
             tenantId: string;
+            /** @description brought by the tenant (POST /v1/certificates), not issued by certq */
+            uploaded: boolean;
         };
         CertificateChange: {
             /** @description ISO-8601 timestamp */
@@ -654,6 +739,8 @@ export interface components {
             /** @description ISO-8601 timestamp */
             createdAt: string;
             id: string;
+            /** @description last contact (TLS route or change feed), to the minute: an edge following the feed is seen at least every minute */
+            lastSeenAt: string | null;
             /** @description updated every few seconds, not per request */
             lastUsedAt: string | null;
             name: string;
@@ -722,6 +809,14 @@ export interface components {
             tenantId: string;
             /** @description ISO-8601 timestamp */
             updatedAt: string;
+        };
+        OwnershipRecord: {
+            /** @description `_certq-owner.<name>` (the base name for a wildcard) */
+            name: string;
+            /** @enum {string} */
+            type: "TXT";
+            /** @description the value to put in the TXT record: certq gives each tenant its own per name */
+            value: string;
         };
         RenewalBatch: {
             batchId: string;
@@ -895,15 +990,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
                 headers: {
@@ -998,10 +1084,12 @@ export interface operations {
                 domain?: string;
                 /** @description only those whose notAfter is within this many days (expired ones included) */
                 expiringWithinDays?: number;
-                /** @description also replaced certificates (default false) */
+                /** @description also retired and replaced certificates (default false; implied by status=retired) */
                 includeHistory?: "true" | "false";
                 /** @description page size, 1–100 (default 50) */
                 limit?: number;
+                /** @description only certificates with this status */
+                status?: "active" | "renewing" | "moved" | "retired" | "expired" | "uploaded";
                 /** @description operator only: one tenant */
                 tenantId?: string;
             };
@@ -1041,8 +1129,96 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    uploadCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description PEM: the leaf, then its intermediates */
+                    certificate: string;
+                    /** @description PEM, unencrypted (SEC1, PKCS#1 or PKCS#8) */
+                    privateKey: string;
+                    /**
+                     * Format: uuid
+                     * @description the operator uploads for this tenant; a tenant for itself
+                     */
+                    tenantId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Certificate"];
+                };
+            };
+            /** @description Invalid request (see error.details) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1082,8 +1258,11 @@ export interface operations {
                     "application/json": {
                         /** @enum {string} */
                         algorithm: "ECC" | "RSA";
-                        /** @enum {string} */
-                        ca: "google" | "letsencrypt" | "zerossl";
+                        /**
+                         * @description null for an uploaded certificate
+                         * @enum {string|null}
+                         */
+                        ca: "google" | "letsencrypt" | "zerossl" | null;
                         /** @description the leaf followed by the intermediates, PEM */
                         certificatePem: string;
                         /** @description ISO-8601 timestamp */
@@ -1092,14 +1271,116 @@ export interface operations {
                         /** @description SHA-256 of the leaf certificate (DER), lowercase hex */
                         fingerprint: string;
                         id: string;
-                        /** @description false: replaced by a renewal, kept as history */
+                        /** @description false: retired or replaced by a newer certificate, kept as history */
                         isCurrent: boolean;
+                        /** @description when its renewal found the CNAME gone for longer than MOVED_GRACE_DAYS */
+                        movedAt: string | null;
                         /** @description ISO-8601 timestamp */
                         notAfter: string;
                         /** @description ISO-8601 timestamp */
                         notBefore: string;
-                        orderId: string;
+                        /** @description the order that issued it; null for an uploaded certificate */
+                        orderId: string | null;
+                        /** @description ISO-8601 timestamp */
+                        retiredAt: string | null;
+                        /**
+                         * @description active, renewing (an order for the same domains is under way), moved (the CNAME left: renewals stopped), retired (not served: retired, tenant deleted, or replaced), expired, uploaded (brought by the tenant, never renewed)
+                         * @enum {string}
+                         */
+                        status: "active" | "renewing" | "moved" | "retired" | "expired" | "uploaded";
+                        /** @description one sentence: why it has this status */
+                        statusReason: string;
                         tenantId: string;
+                        /** @description brought by the tenant (POST /v1/certificates), not issued by certq */
+                        uploaded: boolean;
+                    };
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retireCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        algorithm: "ECC" | "RSA";
+                        /**
+                         * @description null for an uploaded certificate
+                         * @enum {string|null}
+                         */
+                        ca: "google" | "letsencrypt" | "zerossl" | null;
+                        /** @description the active order for the same domains, cancelled */
+                        cancelledOrderId: string | null;
+                        /** @description ISO-8601 timestamp */
+                        createdAt: string;
+                        domains: string[];
+                        /** @description SHA-256 of the leaf certificate (DER), lowercase hex */
+                        fingerprint: string;
+                        id: string;
+                        /** @description false: retired or replaced by a newer certificate, kept as history */
+                        isCurrent: boolean;
+                        /** @description when its renewal found the CNAME gone for longer than MOVED_GRACE_DAYS */
+                        movedAt: string | null;
+                        /** @description ISO-8601 timestamp */
+                        notAfter: string;
+                        /** @description ISO-8601 timestamp */
+                        notBefore: string;
+                        /** @description the order that issued it; null for an uploaded certificate */
+                        orderId: string | null;
+                        /** @description ISO-8601 timestamp */
+                        retiredAt: string | null;
+                        /**
+                         * @description active, renewing (an order for the same domains is under way), moved (the CNAME left: renewals stopped), retired (not served: retired, tenant deleted, or replaced), expired, uploaded (brought by the tenant, never renewed)
+                         * @enum {string}
+                         */
+                        status: "active" | "renewing" | "moved" | "retired" | "expired" | "uploaded";
+                        /** @description one sentence: why it has this status */
+                        statusReason: string;
+                        tenantId: string;
+                        /** @description brought by the tenant (POST /v1/certificates), not issued by certq */
+                        uploaded: boolean;
                     };
                 };
             };
@@ -1168,15 +1449,6 @@ export interface operations {
             };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1300,14 +1572,7 @@ export interface operations {
                         holder: "you" | "another_tenant" | "nobody";
                         name: string;
                         /** @description the record that proves the name is yours (tenants, or ?tenantId=) */
-                        record: {
-                            /** @description `_certq-owner.<name>` (the base name for a wildcard) */
-                            name: string;
-                            /** @enum {string} */
-                            type: "TXT";
-                            /** @description the value to put in the TXT record: certq gives each tenant its own per name */
-                            value: string;
-                        } | null;
+                        record: components["schemas"]["OwnershipRecord"] | null;
                         /** @description whether certq’s own DNS lookup finds that record now */
                         recordFound: boolean | null;
                         /** @description operator only: the tenant holding it */
@@ -1431,15 +1696,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Unsupported content type */
             415: {
                 headers: {
@@ -1482,15 +1738,6 @@ export interface operations {
             };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1546,6 +1793,8 @@ export interface operations {
                         /** @description ISO-8601 timestamp */
                         createdAt: string;
                         id: string;
+                        /** @description last contact (TLS route or change feed), to the minute: an edge following the feed is seen at least every minute */
+                        lastSeenAt: string | null;
                         /** @description updated every few seconds, not per request */
                         lastUsedAt: string | null;
                         name: string;
@@ -1577,35 +1826,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unsupported content type */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1645,15 +1867,6 @@ export interface operations {
                     "application/json": components["schemas"]["EdgeToken"];
                 };
             };
-            /** @description Invalid request (see error.details) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
@@ -1663,35 +1876,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unsupported content type */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1752,15 +1938,6 @@ export interface operations {
             };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1846,15 +2023,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Conflicts with the current state */
             409: {
                 headers: {
@@ -1923,15 +2091,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
                 headers: {
@@ -1973,26 +2132,8 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Invalid request (see error.details) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2011,24 +2152,6 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unsupported content type */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2068,26 +2191,8 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Invalid request (see error.details) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2106,24 +2211,6 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unsupported content type */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2163,26 +2250,8 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Invalid request (see error.details) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2201,24 +2270,6 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unsupported content type */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2293,15 +2344,6 @@ export interface operations {
             };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2400,15 +2442,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
                 headers: {
@@ -2470,15 +2503,6 @@ export interface operations {
             };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2565,26 +2589,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Rate limited */
-            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2615,24 +2621,26 @@ export interface operations {
                             caChoices: ("google" | "letsencrypt" | "zerossl")[] | null;
                             /** @description ISO-8601 timestamp */
                             createdAt: string;
+                            /** @description ISO-8601 timestamp */
+                            deletedAt: string | null;
                             hasOwnApiKey: boolean;
                             id: string;
                             name: string;
+                            /**
+                             * @description suspended: writes refused, renewals stopped (reversible); deleted: for good
+                             * @enum {string}
+                             */
+                            status: "active" | "suspended" | "deleted";
+                            /** @description suspended with stopServing: its certificates are not served meanwhile */
+                            stopServing: boolean;
+                            /** @description ISO-8601 timestamp */
+                            suspendedAt: string | null;
                         }[];
                     };
                 };
             };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2710,15 +2718,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
                 headers: {
@@ -2737,8 +2736,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body too large */
-            413: {
+            /** @description Rate limited */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2746,8 +2745,79 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Unsupported content type */
-            415: {
+        };
+    };
+    deleteTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        affected: {
+                            /** @description current certificates retired */
+                            certificatesRetired: number;
+                            /** @description edge tokens scoped to this tenant alone, revoked */
+                            edgeTokensRevoked: number;
+                            /** @description active orders cancelled */
+                            ordersCancelled: number;
+                        };
+                        changed: boolean;
+                        tenant: {
+                            /** @description default CA list; null: google */
+                            caChoices: ("google" | "letsencrypt" | "zerossl")[] | null;
+                            /** @description ISO-8601 timestamp */
+                            createdAt: string;
+                            /** @description ISO-8601 timestamp */
+                            deletedAt: string | null;
+                            hasOwnApiKey: boolean;
+                            id: string;
+                            name: string;
+                            /**
+                             * @description suspended: writes refused, renewals stopped (reversible); deleted: for good
+                             * @enum {string}
+                             */
+                            status: "active" | "suspended" | "deleted";
+                            /** @description suspended with stopServing: its certificates are not served meanwhile */
+                            stopServing: boolean;
+                            /** @description ISO-8601 timestamp */
+                            suspendedAt: string | null;
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2815,6 +2885,82 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Not found (or owned by another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    resumeTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        affected: {
+                            /** @description certificates served again */
+                            certificatesRestored: number;
+                        };
+                        changed: boolean;
+                        tenant: {
+                            /** @description default CA list; null: google */
+                            caChoices: ("google" | "letsencrypt" | "zerossl")[] | null;
+                            /** @description ISO-8601 timestamp */
+                            createdAt: string;
+                            /** @description ISO-8601 timestamp */
+                            deletedAt: string | null;
+                            hasOwnApiKey: boolean;
+                            id: string;
+                            name: string;
+                            /**
+                             * @description suspended: writes refused, renewals stopped (reversible); deleted: for good
+                             * @enum {string}
+                             */
+                            status: "active" | "suspended" | "deleted";
+                            /** @description suspended with stopServing: its certificates are not served meanwhile */
+                            stopServing: boolean;
+                            /** @description ISO-8601 timestamp */
+                            suspendedAt: string | null;
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
             403: {
                 headers: {
@@ -2833,8 +2979,122 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body too large */
-            413: {
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    suspendTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description also stop serving its certificates until it is resumed (default false: served until they expire) */
+                    stopServing?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        affected: {
+                            /** @description current certificates still served */
+                            certificatesServed: number;
+                            /** @description certificates taken out of delivery (stopServing) */
+                            certificatesWithdrawn: number;
+                            /** @description active orders cancelled */
+                            ordersCancelled: number;
+                        };
+                        changed: boolean;
+                        tenant: {
+                            /** @description default CA list; null: google */
+                            caChoices: ("google" | "letsencrypt" | "zerossl")[] | null;
+                            /** @description ISO-8601 timestamp */
+                            createdAt: string;
+                            /** @description ISO-8601 timestamp */
+                            deletedAt: string | null;
+                            hasOwnApiKey: boolean;
+                            id: string;
+                            name: string;
+                            /**
+                             * @description suspended: writes refused, renewals stopped (reversible); deleted: for good
+                             * @enum {string}
+                             */
+                            status: "active" | "suspended" | "deleted";
+                            /** @description suspended with stopServing: its certificates are not served meanwhile */
+                            stopServing: boolean;
+                            /** @description ISO-8601 timestamp */
+                            suspendedAt: string | null;
+                        };
+                    };
+                };
+            };
+            /** @description Invalid request (see error.details) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or owned by another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2883,15 +3143,6 @@ export interface operations {
                     "application/json": null;
                 };
             };
-            /** @description Invalid request (see error.details) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
@@ -2912,24 +3163,6 @@ export interface operations {
             };
             /** @description Not found (or owned by another tenant) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unsupported content type */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3015,15 +3248,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Unsupported content type */
             415: {
                 headers: {
@@ -3097,26 +3321,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3165,15 +3371,6 @@ export interface operations {
                     "application/json": null;
                 };
             };
-            /** @description Invalid request (see error.details) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
@@ -3183,35 +3380,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Not found (or owned by another tenant) */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unsupported content type */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3265,7 +3435,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": null;
+                    "application/x-pem-file": null;
                 };
             };
             /** @description Invalid request (see error.details) */
@@ -3274,7 +3444,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/x-pem-file": components["schemas"]["Error"];
                 };
             };
             /** @description Missing or unknown bearer token */
@@ -3283,7 +3453,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/x-pem-file": components["schemas"]["Error"];
                 };
             };
             /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
@@ -3292,16 +3462,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Rate limited */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
+                    "application/x-pem-file": components["schemas"]["Error"];
                 };
             };
         };
@@ -3354,15 +3515,6 @@ export interface operations {
             };
             /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3440,24 +3592,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description Unsupported content type */
             415: {
                 headers: {
@@ -3507,33 +3641,6 @@ export interface operations {
             };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Body too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unsupported content type */
-            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3592,15 +3699,6 @@ export interface operations {
             };
             /** @description Missing or unknown bearer token */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not allowed for this token (the viewer token is read-only; edge tokens: delivery routes only) */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };

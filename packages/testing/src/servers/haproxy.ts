@@ -8,13 +8,18 @@ import { launchServer, requireBinary, type TlsServer, tempDir } from './common';
  * (`--format haproxy`) in `certDir` (the frontend docs/delivery.md shows). HAProxy needs at least one
  * certificate when it starts: start it after the agent's first sync.
  */
-export async function startHaproxy(options: { certDir: string }): Promise<TlsServer> {
+export async function startHaproxy(options: {
+  certDir: string;
+  /** Also open the Runtime API (`stats socket … level admin`) at `runtimeSocket`. */
+  runtimeApi?: boolean;
+}): Promise<TlsServer & { runtimeSocket: string; pid(): number }> {
   const binary = requireBinary('haproxy', 'haproxy');
   const dir = tempDir('haproxy');
   const port = await freePort();
+  const runtimeSocket = join(dir, 'admin.sock');
   const conf = `global
 	pidfile ${join(dir, 'haproxy.pid')}
-
+${options.runtimeApi ? `\tstats socket ${runtimeSocket} level admin\n` : ''}
 defaults
 	mode http
 	timeout connect 5s
@@ -28,5 +33,12 @@ frontend tls
   const confPath = join(dir, 'haproxy.cfg');
   writeFileSync(confPath, conf);
   // -db: stay in the foreground; -W: master-worker, so a later reload needs no new process from us.
-  return launchServer({ binary, args: ['-W', '-db', '-f', confPath], port, dir, what: 'haproxy' });
+  const { child, ...server } = await launchServer({
+    binary,
+    args: ['-W', '-db', '-f', confPath],
+    port,
+    dir,
+    what: 'haproxy',
+  });
+  return { ...server, runtimeSocket, pid: () => child.pid! };
 }

@@ -11,7 +11,7 @@ import { and, asc, count, eq, gt, inArray, type SQL, sql } from 'drizzle-orm';
 import { enqueueOrders, type Queues } from '../queues';
 import {
   HAS_ACTIVE_ORDER,
-  RENEWABLE,
+  RENEWABLE_ON_REQUEST,
   RENEWAL_CANDIDATE_COLUMNS,
   RENEWAL_CANDIDATES_FROM,
   type RenewalCandidate,
@@ -55,7 +55,7 @@ export interface RenewalBatchResult {
 
 /** The selection as conditions on `certificates c` (all of them apply). */
 function selectionConditions(selection: RenewalSelection, now: Date): SQL {
-  const conditions: SQL[] = [RENEWABLE];
+  const conditions: SQL[] = [RENEWABLE_ON_REQUEST];
   if (selection.tenantIds) conditions.push(sql`c.tenant_id = any(${sql.param(selection.tenantIds)}::uuid[])`);
   if (selection.domains) conditions.push(sql`c.domains && ${sql.param(selection.domains)}::text[]`);
   if (selection.certificateIds)

@@ -2,6 +2,9 @@ import {
   ACTIVE_STATUS_SQL_LIST,
   type Algorithm,
   type CertificateAuthority,
+  EXPIRING_SHARE_LEFT,
+  RENEWAL_OVERDUE_MARGIN_MS,
+  RENEWAL_OVERDUE_MARGIN_SHARE,
   type RenewalReason,
 } from '@certq/core';
 import type { OrderRequest } from '@certq/db';
@@ -16,8 +19,22 @@ import { type SQL, sql } from 'drizzle-orm';
 /** A certificate with its issuing order: the order's CA list is the renewal's. */
 export const RENEWAL_CANDIDATES_FROM = sql.raw('certificates c left join orders io on io.id = c.order_id');
 
-/** The certificate is one certq renews: the current one of its domain set. */
-export const RENEWABLE = sql.raw('c.is_current');
+const TENANT_NOT_SUSPENDED =
+  'not exists (select 1 from tenants t where t.id = c.tenant_id and t.suspended_at is not null)';
+
+/**
+ * The certificate is one certq renews: the current one of its domain set, issued by certq and not
+ * moved away (state active, see @certq/core certificate-status), its tenant not suspended.
+ */
+export const RENEWABLE = sql.raw(`c.is_current and c.state = 'active' and ${TENANT_NOT_SUSPENDED}`);
+
+/**
+ * Renewed when someone asks (POST /v1/renewals): a moved certificate too (asking is how a tenant says
+ * its CNAME is back), never an uploaded one (an order for its domains takes it over instead).
+ */
+export const RENEWABLE_ON_REQUEST = sql.raw(
+  `c.is_current and c.state <> 'uploaded' and ${TENANT_NOT_SUSPENDED}`,
+);
 
 /** Its tenant has an active order (of any kind) for its domain set: a renewal would be a second one. */
 export const HAS_ACTIVE_ORDER = sql.raw(`exists (
@@ -34,6 +51,28 @@ export function dueForRenewal(now: Date): SQL {
     and c.renew_at <= ${at}::timestamptz
     and c.not_after > ${at}::timestamptz
     and (c.renewal_not_before is null or c.renewal_not_before <= ${at}::timestamptz)
+    and not ${HAS_ACTIVE_ORDER}`;
+}
+
+/**
+ * Not yet expired, with less than a sixth of its lifetime left (@certq/core isExpiring, EXPIRING_SHARE_LEFT):
+ * the `certificate.expiring` webhook and the expiring metric and alert.
+ */
+export function expiringAt(now: Date): SQL {
+  const at = now.toISOString();
+  return sql`c.not_after > ${at}::timestamptz
+    and (c.not_after - ${at}::timestamptz) * ${sql.raw(String(1 / EXPIRING_SHARE_LEFT))} < c.not_after - c.not_before`;
+}
+
+/**
+ * Renewable, not expired, past its renewal time by more than the margin (@certq/core
+ * renewalOverdueMarginMs) with no renewal under way: what the "renewal overdue" alert counts.
+ */
+export function renewalOverdueAt(now: Date): SQL {
+  const at = now.toISOString();
+  return sql`${RENEWABLE} and c.not_after > ${at}::timestamptz
+    and c.renew_at + least(${sql.raw(`interval '${RENEWAL_OVERDUE_MARGIN_MS} milliseconds'`)},
+      (c.not_after - c.not_before) * ${sql.raw(String(RENEWAL_OVERDUE_MARGIN_SHARE))}) < ${at}::timestamptz
     and not ${HAS_ACTIVE_ORDER}`;
 }
 

@@ -24,6 +24,7 @@ export const AuditQuery = z.strictObject({
   limit: LimitSchema,
   cursor: z
     .string()
-    .regex(/^\d{1,18}$/, 'pass nextCursor from the previous page')
+    .regex(/^\d{1,16}$/, 'pass nextCursor from the previous page')
+    .refine((c) => Number.isSafeInteger(Number(c)), 'pass nextCursor from the previous page')
     .optional(),
 });

@@ -3,14 +3,15 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QUEUE_NAMES } from '@certq/core';
+import { auditLog, edgeTokens } from '@certq/db';
 import { cancelOrder, isWorkflowError, retryOrder } from '@certq/workflow';
 import { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
-import { operatorTokenRequired } from '../../plugins/auth';
-import { ApiError, WORKFLOW_STATUS } from '../../plugins/errors';
+import { operatorTokenRequired, refuseThrottled } from '../../plugins/auth';
+import { ApiError, postgresRejectedInput, WORKFLOW_STATUS } from '../../plugins/errors';
 import { CONSOLE_ACTOR, type ConsolePrincipal, canAct, consolePrincipal } from './auth';
 import { BulkJobs, bulkPreview } from './bulk';
 import { type Html, html, queryString } from './html';
@@ -41,6 +42,7 @@ import {
   certificatePage,
   certificateRows,
   certificatesPage,
+  edgeTokensPage,
   flash,
   layout,
   messagePage,
@@ -64,6 +66,8 @@ import {
 declare module 'fastify' {
   interface FastifyRequest {
     consolePrincipal?: ConsolePrincipal;
+    /** What a console action did, for its audit row (written once it answered 2xx). */
+    consoleAudit?: { action: string; subjectId?: string | null; tenantId?: string | null; detail: object };
   }
 }
 
@@ -112,8 +116,11 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   });
   app.addHook('onRequest', async (request, reply) => {
     if (request.url.startsWith('/admin/assets/')) return;
+    await refuseThrottled(app.authThrottle, request, reply);
     const principal = consolePrincipal(request, config);
     if (!principal) {
+      // A browser's first visit sends no credentials: only a token presented and wrong is a failure.
+      if (request.headers.authorization !== undefined) await app.authThrottle.fail(request.ip);
       throw operatorTokenRequired(reply);
     }
     request.consolePrincipal = principal;
@@ -125,6 +132,24 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
       if (!canAct(principal)) throw new ApiError(403, 'forbidden', 'the viewer token can look but not act');
     }
   });
+  // Every console action leaves an audit row (actor `admin`, via the console), with what it did.
+  app.addHook('onResponse', async (request, reply) => {
+    const entry = request.consoleAudit;
+    if (!entry || reply.statusCode >= 300) return;
+    try {
+      await db.insert(auditLog).values({
+        tenantId: entry.tenantId ?? null,
+        actor: 'admin',
+        action: entry.action,
+        subjectId: entry.subjectId ?? null,
+        detail: { ...entry.detail, via: 'console' },
+        ip: request.ip,
+        requestId: request.id,
+      });
+    } catch (error) {
+      request.log.warn({ err: error, action: entry.action }, 'could not write the audit row');
+    }
+  });
   // Action errors come back as a message htmx swaps into the page (console.js lets 4xx swap).
   app.setErrorHandler(async (error, request, reply) => {
     const status =
@@ -132,9 +157,16 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         ? error.statusCode
         : isWorkflowError(error)
           ? WORKFLOW_STATUS[error.code]
-          : ((error as { statusCode?: number }).statusCode ?? 500);
+          : postgresRejectedInput(error) || error instanceof BadFilter
+            ? 400
+            : ((error as { statusCode?: number }).statusCode ?? 500);
     if (status >= 500) request.log.error({ err: error }, 'console error');
-    const message = status >= 500 ? 'something went wrong; see the API log' : (error as Error).message;
+    const message =
+      status >= 500
+        ? 'something went wrong; see the API log'
+        : postgresRejectedInput(error)
+          ? 'the request contains characters that cannot be used (e.g. a NUL)'
+          : (error as Error).message;
     if (status === 401) reply.header('www-authenticate', 'Basic realm="certq admin", charset="UTF-8"');
     reply.code(status).header('cache-control', 'no-store');
     if (request.headers['hx-request'] === 'true' || !request.consolePrincipal)
@@ -171,7 +203,10 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
   app.get('/admin', async (request, reply) => {
     const stats = await app.stats.get();
     const tenants = stats.orders.byTenant.map((t) => ({ id: t.tenantId, name: t.tenantName }));
-    return send(reply, page(request, 'Overview', overviewPage(stats.orders.byStatus, tenants)));
+    return send(
+      reply,
+      page(request, 'Overview', overviewPage(stats.orders.byStatus, tenants, stats.capacity)),
+    );
   });
 
   let chartCache: { at: number; data: ChartData } | undefined;
@@ -262,10 +297,22 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         id,
         { actor: CONSOLE_ACTOR, log: request.log },
       );
+      request.consoleAudit = {
+        action: 'order.retry',
+        subjectId: id,
+        tenantId: order.tenantId,
+        detail: { from: 'failed', to: order.status, attempts: order.attempts },
+      };
       return send(reply, flash('ok', `Retried: the order is ${order.status} again (run ${order.attempts}).`));
     }
     if (action === 'cancel') {
-      await cancelOrder({ db }, id, { actor: CONSOLE_ACTOR });
+      const order = await cancelOrder({ db }, id, { actor: CONSOLE_ACTOR });
+      request.consoleAudit = {
+        action: 'order.cancel',
+        subjectId: id,
+        tenantId: order.tenantId,
+        detail: { to: order.status },
+      };
       return send(reply, flash('ok', 'Cancelled.'));
     }
     if (action === 'renew') {
@@ -283,6 +330,12 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
           'this order’s domain set has no current certificate to renew',
         );
       const result = await bulk.renew([certificateId]);
+      request.consoleAudit = {
+        action: 'certificate.renew',
+        subjectId: certificateId,
+        tenantId: detail.order.tenant_id,
+        detail: { orderId: id, enqueued: result.enqueued, batchId: result.batchId ?? null },
+      };
       return send(
         reply,
         result.enqueued
@@ -311,6 +364,11 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     const { action, expected, ...params } = parsed.data;
     const filter = await filterOrThrow(params);
     const job = await bulk.start(action, filter);
+    request.consoleAudit = {
+      action: `bulk.${action}`,
+      subjectId: job.id,
+      detail: { count: job.total, expected: expected ?? null, filter: params },
+    };
     if (expected !== undefined && job.total !== expected)
       request.log.info(
         { expected, total: job.total },
@@ -389,12 +447,27 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     if (!detail.certificate.is_current)
       throw new ApiError(409, 'not_current', 'only the current certificate of a domain set is renewed');
     const result = await bulk.renew([detail.certificate.id]);
+    request.consoleAudit = {
+      action: 'certificate.renew',
+      subjectId: detail.certificate.id,
+      tenantId: detail.certificate.tenant_id,
+      detail: { enqueued: result.enqueued, batchId: result.batchId ?? null },
+    };
     return send(
       reply,
       result.enqueued
         ? flash('ok', `Renewal ordered (batch ${result.batchId}).`)
         : flash('error', 'A renewal or another order for this domain set is already active.'),
     );
+  });
+
+  // ── edges ──
+  app.get('/admin/edge-tokens', async (request, reply) => {
+    const rows = await db
+      .select()
+      .from(edgeTokens)
+      .orderBy(sql`${edgeTokens.revokedAt} is not null`, sql`${edgeTokens.lastSeenAt} asc nulls first`);
+    return send(reply, page(request, 'Edges', edgeTokensPage(rows)));
   });
 
   // ── tenants ──

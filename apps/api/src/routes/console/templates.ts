@@ -31,7 +31,7 @@ export function layout(principal: ConsolePrincipal, title: string, body: Html): 
 </head><body>
 <header><a class="brand" href="/admin">certq</a>
 <nav><a href="/admin">Overview</a><a href="/admin/orders">Orders</a><a href="/admin/certificates">Certificates</a>
-<a href="/admin/queues">Queues</a><a href="/docs">API</a><a href="/metrics">Metrics</a></nav>
+<a href="/admin/edge-tokens">Edges</a><a href="/admin/queues">Queues</a><a href="/docs">API</a><a href="/metrics">Metrics</a></nav>
 <span class="who" data-role="${principal.kind}">${
     canAct(principal) ? 'operator' : 'viewer — read only'
   }</span></header>
@@ -45,9 +45,39 @@ export function flash(kind: 'ok' | 'error', message: string): Html {
 
 // ─── overview ─────────────────────────────────────────────────────────────────────────────────────
 
+/** The capacity projection (GET /v1/stats `capacity`), as /admin shows it. */
+export interface CapacityView {
+  ceilingRps: number;
+  projected: { day: string; renewals: number; upstreamCalls: number }[];
+  peakShare: number;
+}
+
+/**
+ * Projected upstream calls per day against the ceiling (UPSTREAM_MAX_RPS × 86400) and its 80 % alert
+ * line, as an SVG drawn on the server: presentation attributes only, so the CSP needs no inline style.
+ */
+export function capacityChart(capacity: CapacityView): Html {
+  const daily = capacity.ceilingRps * 86_400;
+  const top = Math.max(daily, ...capacity.projected.map((d) => d.upstreamCalls)) * 1.05;
+  const width = 600;
+  const height = 160;
+  const slot = width / Math.max(1, capacity.projected.length);
+  const y = (calls: number) => height - (calls / top) * height;
+  const bars = capacity.projected.map((d, i) => {
+    const share = d.upstreamCalls / daily;
+    return html`<rect class="${share > 0.8 ? 'over' : 'under'}" x="${(i * slot + 1).toFixed(1)}" y="${y(d.upstreamCalls).toFixed(1)}" width="${(slot - 2).toFixed(1)}" height="${(height - y(d.upstreamCalls)).toFixed(1)}"><title>${d.day}: ${d.renewals} renewals, ${d.upstreamCalls} upstream calls (${(share * 100).toFixed(1)} % of the ceiling)</title></rect>`;
+  });
+  return html`<figure class="capacity"><figcaption>Renewal demand vs the upstream ceiling, next ${capacity.projected.length} days (peak ${(capacity.peakShare * 100).toFixed(1)} % of ${capacity.ceilingRps} req/s)</figcaption>
+<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="projected upstream calls per day and the ceiling">${bars}
+<line class="ceiling" x1="0" x2="${width}" y1="${y(daily).toFixed(1)}" y2="${y(daily).toFixed(1)}"><title>ceiling: ${daily} calls a day</title></line>
+<line class="alert-line" x1="0" x2="${width}" y1="${y(daily * 0.8).toFixed(1)}" y2="${y(daily * 0.8).toFixed(1)}"><title>80 %: the capacity alert</title></line>
+</svg></figure>`;
+}
+
 export function overviewPage(
   byStatus: Record<string, number>,
   tenants: { id: string; name: string }[],
+  capacity?: CapacityView,
 ): Html {
   return html`<h1>Overview</h1>
 ${searchForms({})}
@@ -60,6 +90,7 @@ ${searchForms({})}
 <figure><figcaption>Orders issued and failed per hour, last 7 days</figcaption><canvas id="chart-outcomes"></canvas></figure>
 <figure><figcaption>Queue depth</figcaption><canvas id="chart-queues"></canvas></figure>
 </section>
+${capacity ? capacityChart(capacity) : html``}
 <h2>Tenants</h2><p class="tenants">${tenants.map(
     (t) => html`<a href="/admin/tenants/${t.id}">${t.name}</a> `,
   )}</p>`;
@@ -341,6 +372,43 @@ ${
 <td>${d.last_status_code ?? ''} <span class="error">${d.last_error ?? ''}</span></td></tr>`,
       )}</tbody></table>`
     : html`<p class="empty">No deliveries.</p>`
+}`;
+}
+
+// ─── edges ────────────────────────────────────────────────────────────────────────────────────────
+
+export interface EdgeTokenRow {
+  id: string;
+  name: string;
+  tenantIds: string[] | null;
+  lastSeenAt: Date | null;
+  useCount: number;
+  revokedAt: Date | null;
+}
+
+/** Each edge token's last contact, oldest first: a stale edge shows at the top. */
+export function edgeTokensPage(rows: EdgeTokenRow[], now = Date.now()): Html {
+  const age = (d: Date | null) => {
+    if (!d) return 'never';
+    const minutes = Math.floor((now - d.getTime()) / 60_000);
+    return minutes < 1 ? 'under a minute ago' : `${minutes} min ago`;
+  };
+  const stale = (r: EdgeTokenRow) =>
+    !r.revokedAt && (!r.lastSeenAt || now - r.lastSeenAt.getTime() > 5 * 60_000);
+  return html`<h1>Edges</h1>
+<p class="note">Last contact of each edge token (a TLS route request or a change-feed poll), to the minute. An agent
+following the feed is seen at least every minute; one unseen for more than 5 minutes is marked stale.</p>
+${
+  rows.length === 0
+    ? html`<p class="empty">No edge tokens (POST /v1/edge-tokens).</p>`
+    : html`<table class="edge-tokens"><thead><tr><th>name</th><th>tenants</th><th>last contact</th><th>requests</th><th>state</th></tr></thead>
+<tbody>${rows.map(
+        (
+          r,
+        ) => html`<tr class="${stale(r) ? 'stale' : ''}"><td>${r.name}</td><td>${r.tenantIds ? r.tenantIds.length : 'all'}</td>
+<td title="${when(r.lastSeenAt)}">${age(r.lastSeenAt)}</td><td>${r.useCount}</td>
+<td>${r.revokedAt ? 'revoked' : stale(r) ? html`<strong>stale</strong>` : 'ok'}</td></tr>`,
+      )}</tbody></table>`
 }`;
 }
 

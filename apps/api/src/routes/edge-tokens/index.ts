@@ -17,6 +17,7 @@ function toView(row: EdgeToken) {
     revokedAt: row.revokedAt?.toISOString() ?? null,
     lastUsedAt: row.lastUsedAt?.toISOString() ?? null,
     useCount: row.useCount,
+    lastSeenAt: row.lastSeenAt?.toISOString() ?? null,
   };
 }
 

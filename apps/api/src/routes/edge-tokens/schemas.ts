@@ -20,6 +20,9 @@ export const EdgeTokenSchema = z
     revokedAt: Timestamp.nullable(),
     lastUsedAt: Timestamp.nullable().describe('updated every few seconds, not per request'),
     useCount: z.number().int(),
+    lastSeenAt: Timestamp.nullable().describe(
+      'last contact (TLS route or change feed), to the minute: an edge following the feed is seen at least every minute',
+    ),
   })
   .meta({ id: 'EdgeToken' });
 

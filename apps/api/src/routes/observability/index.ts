@@ -9,7 +9,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
 import { createApiMetrics } from '../../observability/metrics';
 import { type Stats, StatsSchema } from '../../observability/stats';
-import { isReadMethod, operatorTokenRequired, readOnly } from '../../plugins/auth';
+import { isReadMethod, operatorTokenRequired, readOnly, refuseThrottled } from '../../plugins/auth';
 import { ApiError, errorResponses } from '../../plugins/errors';
 
 /**
@@ -56,7 +56,9 @@ export const observabilityRoutes = fp<RouteOptions>(
       { config: { auth: 'none', rateLimit: false }, schema: { hide: true } },
       async (request, reply) => {
         // Never anonymous: the metrics describe every tenant's workload (METRICS_TOKEN, or the operator).
+        await refuseThrottled(app.authThrottle, request, reply);
         if (!metricsAuthorized(request.headers.authorization, config)) {
+          if (request.headers.authorization !== undefined) await app.authThrottle.fail(request.ip);
           reply.header('www-authenticate', 'Bearer realm="certq metrics"');
           throw new ApiError(401, 'unauthorized', 'METRICS_TOKEN or the operator token is required');
         }
@@ -103,8 +105,10 @@ export const observabilityRoutes = fp<RouteOptions>(
         (route as { helmet?: unknown }).helmet = { contentSecurityPolicy: false };
       });
       admin.addHook('onRequest', async (request, reply) => {
+        await refuseThrottled(app.authThrottle, request, reply);
         const kind = operatorKind(request, config.ADMIN_TOKEN, config.VIEWER_TOKEN);
         if (!kind) {
+          if (request.headers.authorization !== undefined) await app.authThrottle.fail(request.ip);
           throw operatorTokenRequired(reply);
         }
         request.principal = { kind };

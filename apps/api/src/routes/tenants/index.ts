@@ -1,11 +1,12 @@
 import { generateToken, hashToken } from '@certq/core';
 import { tenants, violatedConstraint } from '@certq/db';
+import { deleteTenant, resumeTenant, suspendTenant } from '@certq/workflow';
 import { asc, eq } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
 import { writeAudit } from '../../plugins/audit';
-import { principalOf } from '../../plugins/auth';
+import { actorOf, principalOf } from '../../plugins/auth';
 import { ApiError, errorResponses, notFound } from '../../plugins/errors';
 import { CaSchema, DisplayName, IdParams, operatorListResponse, Timestamp } from '../../schemas';
 
@@ -34,8 +35,41 @@ export const TenantSchema = z.object({
   name: z.string(),
   hasOwnApiKey: z.boolean(),
   caChoices: z.array(CaSchema).nullable().describe('default CA list; null: google'),
+  status: z
+    .enum(['active', 'suspended', 'deleted'])
+    .describe('suspended: writes refused, renewals stopped (reversible); deleted: for good'),
+  suspendedAt: Timestamp.nullable(),
+  stopServing: z.boolean().describe('suspended with stopServing: its certificates are not served meanwhile'),
+  deletedAt: Timestamp.nullable(),
   createdAt: Timestamp,
 });
+
+type TenantRow = typeof tenants.$inferSelect;
+
+function tenantView(t: TenantRow) {
+  return {
+    id: t.id,
+    name: t.name,
+    hasOwnApiKey: t.httpsokApiKeySealed !== null,
+    caChoices: t.defaultCaChoices,
+    status: t.deletedAt ? ('deleted' as const) : t.suspendedAt ? ('suspended' as const) : ('active' as const),
+    suspendedAt: t.suspendedAt?.toISOString() ?? null,
+    stopServing: t.stopServing,
+    deletedAt: t.deletedAt?.toISOString() ?? null,
+    createdAt: t.createdAt.toISOString(),
+  };
+}
+
+const SuspendInputSchema = z
+  .strictObject({
+    stopServing: z
+      .boolean()
+      .optional()
+      .describe(
+        'also stop serving its certificates until it is resumed (default false: served until they expire)',
+      ),
+  })
+  .optional();
 
 export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps }) => {
   const { db, secrets } = deps;
@@ -98,25 +132,8 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
       },
     },
     async () => {
-      const rows = await db
-        .select({
-          id: tenants.id,
-          name: tenants.name,
-          sealed: tenants.httpsokApiKeySealed,
-          caChoices: tenants.defaultCaChoices,
-          createdAt: tenants.createdAt,
-        })
-        .from(tenants)
-        .orderBy(asc(tenants.createdAt), asc(tenants.id));
-      return {
-        tenants: rows.map((t) => ({
-          id: t.id,
-          name: t.name,
-          hasOwnApiKey: t.sealed !== null,
-          caChoices: t.caChoices,
-          createdAt: t.createdAt.toISOString(),
-        })),
-      };
+      const rows = await db.select().from(tenants).orderBy(asc(tenants.createdAt), asc(tenants.id));
+      return { tenants: rows.map(tenantView) };
     },
   );
 
@@ -151,4 +168,143 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
       return updated;
     },
   );
+
+  const counts = (fields: Record<string, string>) =>
+    z.object(Object.fromEntries(Object.entries(fields).map(([k, d]) => [k, z.number().int().describe(d)])));
+
+  app.post(
+    '/v1/tenants/:id/suspend',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        operationId: 'suspendTenant',
+        tags: ['tenants'],
+        summary: 'Suspend a tenant (operator)',
+        description:
+          'Its writes answer 403 tenant_suspended, its active orders are cancelled and its certificates are no longer ' +
+          'renewed. They are still served until they expire, so that suspending an account does not take its ' +
+          "customers' sites down; `stopServing: true` takes them out of delivery too until it is resumed. " +
+          'Reversible with /resume until the tenant is deleted. Suspending again changes nothing. Audited.',
+        params: IdParams,
+        body: SuspendInputSchema,
+        response: {
+          200: z.object({
+            tenant: TenantSchema,
+            changed: z.boolean(),
+            affected: counts({
+              ordersCancelled: 'active orders cancelled',
+              certificatesServed: 'current certificates still served',
+              certificatesWithdrawn: 'certificates taken out of delivery (stopServing)',
+            }),
+          }),
+          ...errorResponses(400, 401, 403, 404, 409, 415, 429),
+        },
+      },
+    },
+    async (request) => {
+      const actor = actorOf(principalOf(request));
+      const result = await suspendTenant(db, {
+        tenantId: request.params.id,
+        actor,
+        stopServing: request.body?.stopServing,
+      });
+      await app.invalidateTenantTokens(result.tenant.id);
+      const affected = {
+        ordersCancelled: result.ordersCancelled,
+        certificatesServed: result.certificatesServed,
+        certificatesWithdrawn: result.certificatesWithdrawn,
+      };
+      if (result.changed) await auditTenant(request, 'tenant.suspend', result.tenant.id, affected);
+      return { tenant: tenantView(result.tenant), changed: result.changed, affected };
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:id/resume',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        operationId: 'resumeTenant',
+        tags: ['tenants'],
+        summary: 'Resume a suspended tenant (operator)',
+        description:
+          'Writes and renewals again; certificates withdrawn by stopServing are served again. Orders cancelled by ' +
+          'the suspension are not restarted (renewals come back with the next scan). A deleted tenant answers 409. Audited.',
+        params: IdParams,
+        response: {
+          200: z.object({
+            tenant: TenantSchema,
+            changed: z.boolean(),
+            affected: counts({ certificatesRestored: 'certificates served again' }),
+          }),
+          ...errorResponses(401, 403, 404, 409, 429),
+        },
+      },
+    },
+    async (request) => {
+      const result = await resumeTenant(db, {
+        tenantId: request.params.id,
+        actor: actorOf(principalOf(request)),
+      });
+      await app.invalidateTenantTokens(result.tenant.id);
+      const affected = { certificatesRestored: result.certificatesRestored };
+      if (result.changed) await auditTenant(request, 'tenant.resume', result.tenant.id, affected);
+      return { tenant: tenantView(result.tenant), changed: result.changed, affected };
+    },
+  );
+
+  app.delete(
+    '/v1/tenants/:id',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        operationId: 'deleteTenant',
+        tags: ['tenants'],
+        summary: 'Delete a tenant (operator), for good',
+        description:
+          'Every current certificate is retired (no longer served, `certificate.retired` sent), active orders ' +
+          'cancelled, its tokens revoked, and edge tokens scoped to it alone revoked. Its orders, certificates and ' +
+          'audit trail stay. Not reversible; deleting again changes nothing. Audited.',
+        params: IdParams,
+        response: {
+          200: z.object({
+            tenant: TenantSchema,
+            changed: z.boolean(),
+            affected: counts({
+              certificatesRetired: 'current certificates retired',
+              ordersCancelled: 'active orders cancelled',
+              edgeTokensRevoked: 'edge tokens scoped to this tenant alone, revoked',
+            }),
+          }),
+          ...errorResponses(401, 403, 404, 429),
+        },
+      },
+    },
+    async (request) => {
+      const result = await deleteTenant(db, deps.queues, {
+        tenantId: request.params.id,
+        actor: actorOf(principalOf(request)),
+      });
+      await app.invalidateTenantTokens(result.tenant.id);
+      if (result.edgeTokensRevoked) app.delivery.edgeTokens.forgetAll();
+      const affected = {
+        certificatesRetired: result.certificatesRetired,
+        ordersCancelled: result.ordersCancelled,
+        edgeTokensRevoked: result.edgeTokensRevoked,
+      };
+      if (result.changed) await auditTenant(request, 'tenant.delete', result.tenant.id, affected);
+      return { tenant: tenantView(result.tenant), changed: result.changed, affected };
+    },
+  );
+
+  async function auditTenant(
+    request: Parameters<typeof writeAudit>[1],
+    action: string,
+    tenantId: string,
+    detail: Record<string, unknown>,
+  ) {
+    await writeAudit(db, request, { action, tenantId, subjectId: tenantId, detail }).catch((error: unknown) =>
+      request.log.warn({ err: error }, 'could not write the audit row'),
+    );
+  }
 };

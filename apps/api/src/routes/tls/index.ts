@@ -2,9 +2,10 @@ import { normalizeDomain } from '@certq/core';
 import { sql } from 'drizzle-orm';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { CachedBundle } from '../../delivery/tls-cache';
 import type { RouteOptions } from '../../deps';
-import { principalOf, tenantsVisibleTo } from '../../plugins/auth';
-import { badRequest, errorResponses } from '../../plugins/errors';
+import { actorOf, principalOf, tenantsVisibleTo } from '../../plugins/auth';
+import { ApiError, badRequest, errorResponses } from '../../plugins/errors';
 import { ChangesPageSchema, ChangesQuery, TlsCertificateQuery } from './schemas';
 
 const PEM_TYPE = 'application/x-pem-file';
@@ -49,17 +50,35 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
       const { server_name: serverName, certificate_id: certificateId } = request.query;
       if ((serverName === undefined) === (certificateId === undefined))
         throw badRequest('querystring: give exactly one of server_name and certificate_id');
-      let found: Awaited<ReturnType<typeof app.delivery.bundleForId>>;
+      let found: CachedBundle | null | undefined;
       if (certificateId !== undefined) {
         found = await app.delivery.bundleForId(scope, certificateId);
       } else {
-        const name = normalizeDomain(serverName!);
-        if (!name.ok) throw badRequest(`querystring server_name: ${name.reason}`);
-        if (name.domain.startsWith('*.')) throw badRequest('querystring server_name: must not be a wildcard');
-        found = await app.delivery.bundleForName(scope, name.domain);
+        // A name already answered is served as sent; any other is normalised (and checked) first.
+        found = app.delivery.cachedForName(scope, serverName!);
+        if (found === undefined) {
+          const name = normalizeDomain(serverName!);
+          if (!name.ok) throw badRequest(`querystring server_name: ${name.reason}`);
+          if (name.domain.startsWith('*.'))
+            throw badRequest('querystring server_name: must not be a wildcard');
+          found = await app.delivery.bundleForName(scope, name.domain);
+        }
       }
       reply.header('cache-control', 'no-store');
       if (!found) return reply.code(204).send(null);
+      // A private key handed out: audited like every key read, off the handshake path (AuditBuffer).
+      app.keyReads.add({
+        tenantId: found.tenantId,
+        actor: actorOf(principal),
+        action: 'private_key.read',
+        subjectId: found.certificateId,
+        ip: request.ip,
+        requestId: request.id,
+        detail:
+          certificateId !== undefined
+            ? { route: 'GET /v1/tls/certificate', by: 'certificate_id' }
+            : { route: 'GET /v1/tls/certificate', by: 'server_name', serverName: serverName!.toLowerCase() },
+      });
       return reply
         .type(PEM_TYPE)
         .header('x-certq-certificate-id', found.certificateId)
@@ -85,7 +104,8 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
       },
     },
     async (request) => {
-      const scope = tenantsVisibleTo(principalOf(request));
+      const principal = principalOf(request);
+      const scope = tenantsVisibleTo(principal);
       if (request.query.token !== undefined)
         throw badRequest('querystring token: send the token as Authorization: Bearer on this route');
       const cursor = Number(request.query.cursor ?? '0');
@@ -94,19 +114,29 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
       const closed = new AbortController();
       request.raw.once('close', () => closed.abort());
       let after = cursor;
-      for (;;) {
-        const page = await readChanges(db, scope, after, limit);
+      for (let first = true; ; first = false) {
+        // An edge token revoked while its poll waited gets nothing more: the poll ends with a 401.
+        if (!first && principal.kind === 'edge' && !(await edgeTokenLive(db, principal.tokenId)))
+          throw new ApiError(401, 'unauthorized', 'this edge token was revoked');
+        const { head, ...page } = await readChanges(db, scope, after, limit);
         if (
           page.changes.length > 0 ||
           Date.now() >= deadline ||
           closed.signal.aborted ||
           app.delivery.follower.stopping
-        )
+        ) {
+          if (
+            page.changes.length > 0 &&
+            principal.kind === 'edge' &&
+            !(await edgeTokenLive(db, principal.tokenId))
+          )
+            throw new ApiError(401, 'unauthorized', 'this edge token was revoked');
           return page;
-        // Nothing visible to this caller yet: skip what others' changes it passed, then wait.
+        }
+        // Nothing visible to this caller yet: wait for the feed to move past what it has read.
         after = Number(page.nextCursor);
         await app.delivery.follower.waitForChange(
-          after,
+          head,
           Math.min(deadline - Date.now(), 5_000),
           closed.signal,
         );
@@ -114,6 +144,13 @@ export const tlsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps
     },
   );
 };
+
+async function edgeTokenLive(db: RouteOptions['deps']['db'], tokenId: string): Promise<boolean> {
+  const { rows } = await db.execute<{ live: boolean }>(
+    sql`select revoked_at is null as live from edge_tokens where id = ${tokenId}`,
+  );
+  return rows[0]?.live === true;
+}
 
 async function readChanges(
   db: RouteOptions['deps']['db'],
@@ -155,7 +192,9 @@ async function readChanges(
     notAfter: new Date(r.not_after).toISOString(),
     at: new Date(r.at).toISOString(),
   }));
-  const nextCursor =
-    changes.length === limit ? changes[changes.length - 1]!.cursor : String(Math.max(head, after));
-  return { changes, nextCursor };
+  // A caller limited to some tenants gets positions of its own changes only (never the feed's head,
+  // which counts every tenant's changes); its next read skips others' changes through the tenant index.
+  const lastSeen = changes.length > 0 ? changes[changes.length - 1]!.cursor : String(after);
+  const nextCursor = changes.length === limit || scope !== null ? lastSeen : String(Math.max(head, after));
+  return { changes, nextCursor, head: Math.max(head, after) };
 }

@@ -19,7 +19,8 @@ export const TlsCertificateQuery = z.object({
 export const ChangesQuery = z.strictObject({
   cursor: z
     .string()
-    .regex(/^\d{1,18}$/, 'must be a cursor from a previous answer, or 0')
+    .regex(/^\d{1,16}$/, 'must be a cursor from a previous answer, or 0')
+    .refine((c) => Number.isSafeInteger(Number(c)), 'must be a cursor from a previous answer, or 0')
     .optional()
     .describe('the nextCursor of a previous answer; absent or 0: from the beginning'),
   wait: z.coerce

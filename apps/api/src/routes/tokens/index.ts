@@ -1,11 +1,13 @@
 import { generateToken, hashToken } from '@certq/core';
 import { tenants } from '@certq/db';
 import { eq, sql } from 'drizzle-orm';
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { RouteOptions } from '../../deps';
-import { principalOf, tenantScope } from '../../plugins/auth';
-import { badRequest, errorResponses, notFound } from '../../plugins/errors';
+import { writeAudit } from '../../plugins/audit';
+import { principalOf, tenantScope, tokenIdOf } from '../../plugins/auth';
+import { ApiError, badRequest, errorResponses, notFound } from '../../plugins/errors';
 import { IdParams } from '../../schemas';
 import { DEFAULT_GRACE_SECONDS, RotatedTokenSchema, RotateInputSchema } from './schemas';
 
@@ -18,15 +20,21 @@ import { DEFAULT_GRACE_SECONDS, RotatedTokenSchema, RotateInputSchema } from './
 export const tokensRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { deps }) => {
   const { db } = deps;
 
-  async function rotate(tenantId: string, graceSeconds: number) {
+  async function rotate(request: FastifyRequest, tenantId: string, graceSeconds: number) {
     const token = generateToken('cq');
+    const newHash = hashToken(token);
+    const [before] = await db
+      .select({ tokenHash: tenants.tokenHash, revokedAt: tenants.tokenRevokedAt })
+      .from(tenants)
+      .where(eq(tenants.id, tenantId));
+    if (!before) throw notFound('tenant');
     const [row] = await db
       .update(tenants)
       .set({
         // A revoked token gets no grace: it is already refused.
         previousTokenHash: sql`case when ${tenants.tokenRevokedAt} is null and ${graceSeconds} > 0 then ${tenants.tokenHash} end`,
         previousTokenExpiresAt: sql`case when ${tenants.tokenRevokedAt} is null and ${graceSeconds} > 0 then now() + make_interval(secs => ${graceSeconds}) end`,
-        tokenHash: hashToken(token),
+        tokenHash: newHash,
         tokenRevokedAt: null,
         updatedAt: new Date(),
       })
@@ -34,7 +42,20 @@ export const tokensRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
       .returning({ until: tenants.previousTokenExpiresAt });
     if (!row) throw notFound('tenant');
     await app.invalidateTenantTokens(tenantId);
-    return { token, previousTokenValidUntil: row.until?.toISOString() ?? null };
+    const previousTokenValidUntil = row.until?.toISOString() ?? null;
+    await writeAudit(db, request, {
+      action: 'token.rotate',
+      tenantId,
+      subjectId: tenantId,
+      detail: {
+        previousTokenId: tokenIdOf(before.tokenHash),
+        newTokenId: tokenIdOf(newHash),
+        graceSeconds,
+        previousTokenValidUntil,
+        wasRevoked: before.revokedAt !== null,
+      },
+    });
+    return { token, previousTokenValidUntil };
   }
 
   app.post(
@@ -50,10 +71,18 @@ export const tokensRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
       },
     },
     async (request) => {
-      const scope = tenantScope(principalOf(request));
+      const principal = principalOf(request);
+      const scope = tenantScope(principal);
       if (!scope)
         throw badRequest('the operator rotates a tenant’s token with POST /v1/tenants/{id}/token/rotate');
-      return rotate(scope, request.body?.graceSeconds ?? DEFAULT_GRACE_SECONDS);
+      // A rotated-out token must not mint a successor (and end the owner's new token's grace with it).
+      if (principal.kind === 'tenant' && principal.inGrace)
+        throw new ApiError(
+          403,
+          'forbidden',
+          'this token was rotated out and only works until its grace period ends: rotate with the current token',
+        );
+      return rotate(request, scope, request.body?.graceSeconds ?? DEFAULT_GRACE_SECONDS);
     },
   );
 
@@ -71,7 +100,8 @@ export const tokensRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
         response: { 200: RotatedTokenSchema, ...errorResponses(400, 401, 403, 404, 415, 429) },
       },
     },
-    async (request) => rotate(request.params.id, request.body?.graceSeconds ?? DEFAULT_GRACE_SECONDS),
+    async (request) =>
+      rotate(request, request.params.id, request.body?.graceSeconds ?? DEFAULT_GRACE_SECONDS),
   );
 
   app.post(
@@ -88,6 +118,10 @@ export const tokensRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
       },
     },
     async (request, reply) => {
+      const [prior] = await db
+        .select({ previous: tenants.previousTokenHash })
+        .from(tenants)
+        .where(eq(tenants.id, request.params.id));
       const [row] = await db
         .update(tenants)
         .set({
@@ -97,9 +131,20 @@ export const tokensRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
           updatedAt: new Date(),
         })
         .where(eq(tenants.id, request.params.id))
-        .returning({ id: tenants.id });
+        .returning({ id: tenants.id, tokenHash: tenants.tokenHash });
       if (!row) throw notFound('tenant');
       await app.invalidateTenantTokens(row.id);
+      await writeAudit(db, request, {
+        action: 'token.revoke',
+        tenantId: row.id,
+        subjectId: row.id,
+        detail: {
+          revokedTokenIds: [
+            tokenIdOf(row.tokenHash),
+            ...(prior?.previous ? [tokenIdOf(prior.previous)] : []),
+          ],
+        },
+      });
       return reply.code(204).send(null);
     },
   );

@@ -2,6 +2,7 @@ import { generateToken, webhookUrlProblem } from '@certq/core';
 import {
   tenants,
   WEBHOOK_DELIVERY_STATUSES,
+  WEBHOOK_EVENTS,
   type WebhookDelivery,
   webhookDeliveries,
   webhookDeliveryFields,
@@ -121,8 +122,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
   };
 
   const putDescription =
-    'Events: certificate.issued, certificate.renewed (data.previousCertificateId and data.certificateId), ' +
-    'order.failed, order.ca_changed (the order moved to its next CA), certificate.expiring (once per current certificate within 7 days of expiry). Each POST ' +
+    `Events (each one's data and when it is sent: docs/webhooks.md): ${WEBHOOK_EVENTS.join(', ')}. Each POST ` +
     'carries x-certq-event, x-certq-delivery, x-certq-timestamp (unix seconds) and x-certq-signature: ' +
     // biome-ignore lint/suspicious/noTemplateCurlyInString: documents the signed string literally
     'sha256=<hex HMAC-SHA256(secret, `${timestamp}.${body}`)>. Non-2xx answers are retried with ' +

@@ -1,12 +1,22 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from '@certq/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentArgs, type Stack, spawnAgent, startStack, uniqueName } from './stack';
+import { agentArgs, buildAgentBundle, type Stack, spawnAgent, startStack, uniqueName } from './stack';
 
-// One tenant's unwritable certificate must never hold back the others (nor the exit code).
+// certq-agent's own promises: one tenant's unwritable certificate never holds back the others (nor the
+// exit code), its health endpoint, and the standalone file.
 let stack: Stack;
 const tmp = mkdtempSync(join(tmpdir(), 'certq-agent-isolation-'));
 const tag = randomBytes(3).toString('hex');
@@ -91,5 +101,43 @@ describe('certq-agent isolates failures per certificate', () => {
       agent.child.kill('SIGTERM');
       expect(await agent.exited).toBe(0);
     }
+  });
+});
+
+describe('the standalone agent', () => {
+  it('is one file: copied alone into an empty directory, plain node runs --once and writes the nginx layout', async () => {
+    const alone = join(tmp, 'alone');
+    mkdirSync(alone);
+    copyFileSync(buildAgentBundle(), join(alone, 'certq-agent.mjs'));
+    expect(readdirSync(alone)).toEqual(['certq-agent.mjs']);
+    // Nothing but Node: no workspace, no node_modules on the way up, a bare environment.
+    const env = { PATH: process.env.PATH!, CERTQ_TOKEN: token };
+    const version = spawnSync(process.execPath, ['certq-agent.mjs', '--version'], { cwd: alone, env });
+    const { version: expected } = JSON.parse(
+      readFileSync(new URL('../../apps/agent/package.json', import.meta.url), 'utf8'),
+    );
+    expect(version.stdout.toString()).toBe(`certq-agent ${expected}\n`);
+    expect(spawnSync(process.execPath, ['certq-agent.mjs', '--help'], { cwd: alone, env }).status).toBe(0);
+    const child = spawn(
+      process.execPath,
+      ['certq-agent.mjs', '--api', stack.apiUrl, '--dir', 'certs', '--once'],
+      { cwd: alone, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => {
+      output += c;
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      output += c;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code, output).toBe(0);
+    for (const line of output.trim().split('\n')) expect(() => JSON.parse(line), line).not.toThrow();
+    expect(readFileSync(join(alone, 'certs', ordinary, 'fullchain.pem'), 'utf8')).toContain(
+      'BEGIN CERTIFICATE',
+    );
+    expect(readFileSync(join(alone, 'certs', 'certq-names.map'), 'utf8')).toContain(
+      `${ordinary} ${ordinary};`,
+    );
   });
 });
