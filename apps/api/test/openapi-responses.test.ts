@@ -72,6 +72,11 @@ const COVERED: Record<string, ((c: Ctx) => Call) | null> = {
   listAuditEntries: () => ({}),
   getDomainOwnership: () => ({ token: 'tenant', path: `/v1/domains/${uniqueDomain()}/ownership` }),
   transferDomain: null,
+  suspendTenant: null,
+  resumeTenant: null,
+  deleteTenant: null,
+  uploadCertificate: null,
+  retireCertificate: null,
 };
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
