@@ -263,28 +263,26 @@ export async function run(): Promise<BenchRow[]> {
       },
     );
     const agentBin = fileURLToPath(new URL('../apps/agent/dist/certq-agent.mjs', import.meta.url));
-    const agent = spawn(
-      process.execPath,
-      [
-        agentBin,
-        '--api',
-        api.url,
-        '--token',
-        agentToken,
-        '--dir',
-        join(tmp, 'agent'),
-        '--reload',
-        `date +%s%N >> ${reloads}`,
-        '--debounce-ms',
-        String(DEBOUNCE_MS),
-        '--wait',
-        '30',
-      ],
-      { stdio: 'ignore' },
-    );
-    stops.push(async () => {
-      agent.kill('SIGTERM');
-    });
+    /** certq-agent on this API, its files in `tmp/<dir>`, stopped with the bench. */
+    const spawnAgent = (dir: string, args: string[]) => {
+      const child = spawn(
+        process.execPath,
+        [agentBin, '--api', api.url, '--token', agentToken, '--dir', join(tmp, dir), ...args],
+        { stdio: 'ignore' },
+      );
+      stops.push(async () => {
+        child.kill('SIGTERM');
+      });
+      return child;
+    };
+    spawnAgent('agent', [
+      '--reload',
+      `date +%s%N >> ${reloads}`,
+      '--debounce-ms',
+      String(DEBOUNCE_MS),
+      '--wait',
+      '30',
+    ]);
     const reloadTimes = () => {
       try {
         return readFileSync(reloads, 'utf8')
@@ -316,26 +314,7 @@ export async function run(): Promise<BenchRow[]> {
 
     // 3. Caddy's full handshake, asking certq directly vs asking certq-agent --format caddy.
     const caddyAgentPort = await freePort();
-    const caddyAgent = spawn(
-      process.execPath,
-      [
-        agentBin,
-        '--api',
-        api.url,
-        '--token',
-        agentToken,
-        '--dir',
-        join(tmp, 'caddy-agent'),
-        '--format',
-        'caddy',
-        '--listen',
-        `127.0.0.1:${caddyAgentPort}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    stops.push(async () => {
-      caddyAgent.kill('SIGTERM');
-    });
+    spawnAgent('caddy-agent', ['--format', 'caddy', '--listen', `127.0.0.1:${caddyAgentPort}`]);
     await waitFor(
       async () =>
         (

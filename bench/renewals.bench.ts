@@ -149,7 +149,7 @@ export async function run(): Promise<BenchRow[]> {
       },
       {
         suite: SUITE,
-        metric: `scan query uses expiry index (${explained.scan})`,
+        metric: `scan query uses the renew_at index (${explained.scan})`,
         value: indexScan ? 1 : 0,
         unit: 'bool',
         goal: '= 1',

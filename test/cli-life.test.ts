@@ -1,7 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { selfSigned } from '@certq/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestEnv,
@@ -35,31 +35,7 @@ describe('certq for a certificate’s and a tenant’s end of life', () => {
   it('certs upload, certs list --status, certs retire', async () => {
     const tenant = await api.createTenant();
     const domain = uniqueDomain('cli-upload');
-    execFileSync(
-      '/usr/bin/openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '10',
-        '-subj',
-        `/CN=${domain}`,
-        '-addext',
-        'basicConstraints=critical,CA:FALSE',
-        '-addext',
-        `subjectAltName=DNS:${domain}`,
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSigned(domain, { dir });
     const asTenant = { api: api.url, token: tenant.token };
     const up = await runCli(
       ['--json', 'certs', 'upload', '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem')],

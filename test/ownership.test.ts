@@ -179,6 +179,11 @@ describe('a name belongs to one tenant at a time', () => {
     expect(attempts[2]!.body.error.details.domains.map((d: Body) => d.name)).toEqual([shared]);
     expect(attempts[1]!.body.error.details.domains[0].record.name).toBe(`_certq-owner.${base}`);
     expect(attempts[3]!.body.error.details.index).toBe(1);
+    // A public suffix, or a wildcard directly under one, is no one's: refused as input before ownership.
+    for (const domains of [['co.uk'], ['*.co.uk']]) {
+      const suffix = await call(b.token, 'POST', '/v1/orders', { domains });
+      expect(suffix.status, suffix.text).toBe(400);
+    }
     // Nothing was stored for B: not even the bulk's free item.
     expect((await call(b.token, 'GET', '/v1/orders')).body.orders).toEqual([]);
 

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -25,10 +26,12 @@ const indexName = 'certq-names.map'; // a valid name (.map is a top-level domain
 const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${tag}${'d'.repeat(30)}.example.com`;
 const blocked = uniqueName('iso-blocked'); // someone else's file sits where its directory would go
 let token: string;
+let tenantToken: string;
 
 beforeAll(async () => {
   stack = await startStack();
   const tenant = await stack.createTenant();
+  tenantToken = tenant.token;
   for (const domains of [[indexName], [long], [blocked], [ordinary]])
     await stack.issue(tenant.token, domains);
   token = await stack.edgeToken();
@@ -101,6 +104,24 @@ describe('certq-agent isolates failures per certificate', () => {
       agent.child.kill('SIGTERM');
       expect(await agent.exited).toBe(0);
     }
+  });
+});
+
+describe('a retired certificate', () => {
+  it('has its files deleted and its names dropped from the index at the next sync', async () => {
+    const retiring = uniqueName('iso-retired');
+    const cert = await stack.issue(tenantToken, [retiring]);
+    const dir = join(tmp, 'retire');
+    const first = spawnAgent([...agentArgs(stack, token, dir), '--once']);
+    expect(await first.exited, first.output()).toBe(0);
+    expect(existsSync(join(dir, retiring, 'fullchain.pem'))).toBe(true);
+    const retired = await stack.request(tenantToken, 'DELETE', `/v1/certificates/${cert.id}`);
+    expect(retired.status, retired.text).toBe(200);
+    const again = spawnAgent([...agentArgs(stack, token, dir), '--once']);
+    expect(await again.exited, again.output()).toBe(0);
+    expect(existsSync(join(dir, retiring))).toBe(false);
+    expect(readFileSync(join(dir, 'certq-names.map'), 'utf8')).not.toContain(retiring);
+    expect(readFileSync(join(dir, 'certq-names.map'), 'utf8')).toContain(`${ordinary} ${ordinary};`);
   });
 });
 

@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CertificateAuthority, createCertificateAuthority } from '@certq/simulator';
-import { waitFor } from '@certq/testing';
+import { selfSigned, waitFor } from '@certq/testing';
 import { startCaddy, startHaproxy, startNginx } from '@certq/testing/servers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -13,6 +12,7 @@ import {
   presented,
   type Stack,
   spawnAgent,
+  spawnNginxAgent,
   startStack,
   uniqueName,
 } from './stack';
@@ -71,17 +71,7 @@ beforeAll(async () => {
     startCaddy({ certificateUrl: `${stack.apiUrl}/v1/tls/certificate?token=${edge}` }),
     startNginx({ certDir: dir }),
   ]);
-  agent = spawnAgent([
-    ...agentArgs(stack, edge, dir),
-    '--format',
-    'nginx',
-    '--reload',
-    nginx.reloadCommand,
-    '--wait',
-    '20',
-    '--debounce-ms',
-    '100',
-  ]);
+  agent = spawnNginxAgent(stack, edge, dir, nginx.reloadCommand, 100);
 });
 afterAll(async () => {
   agent?.child.kill('SIGKILL');
@@ -233,11 +223,11 @@ describe('the end of a certificate’s life on real TLS servers', () => {
       issuedAt: Date.now() - 100 * 86_400_000,
     });
     const foreign = await own.issue({ domains: [names.other], algorithm: 'ECC', issuedAt: Date.now() });
-    const selfSigned = makeSelfSignedCa(uniqueName('life-ca'));
+    const selfSignedCa = selfSigned(uniqueName('life-ca'), { ca: true, days: 30 });
     const cases: [string, unknown, RegExp][] = [
       ['another key', { certificate: good.certificate, privateKey: another.privateKey }, /does not match/],
       ['expired', { certificate: expired.certificate, privateKey: expired.privateKey }, /expired/],
-      ['self-signed CA', selfSigned, /CA certificate/],
+      ['self-signed CA', selfSignedCa, /CA certificate/],
       [
         'another tenant’s domain',
         { certificate: foreign.certificate, privateKey: foreign.privateKey },
@@ -264,36 +254,3 @@ describe('the end of a certificate’s life on real TLS servers', () => {
     expect(await countCertificates()).toBe(before);
   });
 });
-
-function makeSelfSignedCa(name: string): { certificate: string; privateKey: string } {
-  const caDir = mkdtempSync(join(tmp, 'ca-'));
-  execFileSync(
-    '/usr/bin/openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      join(caDir, 'ca.key'),
-      '-out',
-      join(caDir, 'ca.pem'),
-      '-days',
-      '30',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      `subjectAltName=DNS:${name}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return {
-    certificate: readFileSync(join(caDir, 'ca.pem'), 'utf8'),
-    privateKey: readFileSync(join(caDir, 'ca.key'), 'utf8'),
-  };
-}

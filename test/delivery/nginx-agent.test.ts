@@ -15,7 +15,15 @@ import { waitFor } from '@certq/testing';
 import { startNginx } from '@certq/testing/servers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentProcess, Stack } from './stack';
-import { agentArgs, handshake, presented, spawnAgent, startStack, uniqueName } from './stack';
+import {
+  agentArgs,
+  handshake,
+  presented,
+  spawnAgent,
+  spawnNginxAgent,
+  startStack,
+  uniqueName,
+} from './stack';
 
 let stack: Stack;
 let nginx: Awaited<ReturnType<typeof startNginx>>;
@@ -59,17 +67,7 @@ beforeAll(async () => {
   const once = spawnAgent([...agentArgs(stack, token, dir), '--once']);
   expect(await once.exited, once.output()).toBe(0);
   nginx = await startNginx({ certDir: dir });
-  agent = spawnAgent([
-    ...agentArgs(stack, token, dir),
-    '--format',
-    'nginx',
-    '--reload',
-    nginx.reloadCommand,
-    '--wait',
-    '20',
-    '--debounce-ms',
-    '200',
-  ]);
+  agent = spawnNginxAgent(stack, token, dir, nginx.reloadCommand, 200);
 });
 afterAll(async () => {
   agent?.child.kill('SIGKILL');

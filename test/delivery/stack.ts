@@ -204,6 +204,27 @@ export function agentArgs(stack: { apiUrl: string }, token: string, dir: string)
   return ['--api', stack.apiUrl, '--token', token, '--dir', dir];
 }
 
+/** certq-agent keeping nginx's files in `dir` current, nginx reloaded after each debounced change. */
+export function spawnNginxAgent(
+  stack: { apiUrl: string },
+  token: string,
+  dir: string,
+  reloadCommand: string,
+  debounceMs: number,
+): AgentProcess {
+  return spawnAgent([
+    ...agentArgs(stack, token, dir),
+    '--format',
+    'nginx',
+    '--reload',
+    reloadCommand,
+    '--wait',
+    '20',
+    '--debounce-ms',
+    String(debounceMs),
+  ]);
+}
+
 export function spawnAgent(args: string[]): AgentProcess {
   let output = '';
   const child = spawn(process.execPath, [buildAgentBundle(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,8 +1,4 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   auditLog,
   certificateChanges,
@@ -12,6 +8,7 @@ import {
   tenants,
   webhookDeliveries,
 } from '@certq/db';
+import { selfSigned } from '@certq/testing';
 import { and, eq } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
 import { apiTest, insertCertificate, uniqueDomain } from './helpers';
@@ -275,7 +272,7 @@ describe('POST /v1/certificates', () => {
     tenant,
   }) => {
     const domain = uniqueDomain('upload');
-    const { certificate, privateKey } = selfSignedLeaf(domain);
+    const { certificate, privateKey } = selfSigned(domain);
     const up = await api.tenantRequest(tenant.token, 'POST', '/v1/certificates', { certificate, privateKey });
     expect(up.status, up.text).toBe(201);
     expect(up.body).toMatchObject({ status: 'uploaded', domains: [domain], orderId: null, ca: null });
@@ -302,41 +299,3 @@ describe('POST /v1/certificates', () => {
     expect(noTenant.body.error.message).toMatch(/tenantId/);
   });
 });
-
-/** A self-signed leaf (CA:FALSE) and its key, made by the openssl CLI. */
-function selfSignedLeaf(name: string): { certificate: string; privateKey: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'certq-upload-'));
-  try {
-    execFileSync(
-      '/usr/bin/openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '10',
-        '-subj',
-        `/CN=${name}`,
-        '-addext',
-        'basicConstraints=critical,CA:FALSE',
-        '-addext',
-        `subjectAltName=DNS:${name}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    return {
-      certificate: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-      privateKey: readFileSync(join(dir, 'key.pem'), 'utf8'),
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}

@@ -263,11 +263,25 @@ export async function insertCertificate(
     isCurrent?: boolean;
     /** Cancel the order through the API first (default), freeing its domain set; an audited action. */
     cancelOrder?: boolean;
+    /**
+     * Write a cancelled order row directly instead of ordering through the API, so no domain claim is
+     * made: data as it stood before ownership existed (two tenants with the same name).
+     */
+    unclaimed?: boolean;
   } = {},
 ) {
   const domains = options.domains ?? [uniqueDomain('cert')];
-  const order = await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains });
-  if (options.cancelOrder ?? true)
+  const order = options.unclaimed
+    ? {
+        body: (
+          await api.env.handle.db
+            .insert(orders)
+            .values({ tenantId: tenant.id, domains, domainsKey: domainSetKey(domains), status: 'cancelled' })
+            .returning({ id: orders.id })
+        )[0]!,
+      }
+    : await api.tenantRequest(tenant.token, 'POST', '/v1/orders', { domains });
+  if ((options.cancelOrder ?? true) && !options.unclaimed)
     await api.tenantRequest(tenant.token, 'DELETE', `/v1/orders/${order.body.id}`);
   const privateKey = `-----BEGIN EC PRIVATE KEY-----\n${randomBytes(24).toString('base64')}\n-----END EC PRIVATE KEY-----\n`;
   const now = Date.now();

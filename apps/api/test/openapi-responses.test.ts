@@ -72,6 +72,13 @@ const COVERED: Record<string, ((c: Ctx) => Call) | null> = {
   listAuditEntries: () => ({}),
   getDomainOwnership: () => ({ token: 'tenant', path: `/v1/domains/${uniqueDomain()}/ownership` }),
   transferDomain: null,
+  // Resuming a tenant that is not suspended changes nothing (200, changed false); the others would
+  // end the shared tenant's life or need a real certificate (apps/api/test/certificate-life.test.ts).
+  resumeTenant: (c) => ({ path: `/v1/tenants/${c.tenant.id}/resume` }),
+  suspendTenant: null,
+  deleteTenant: null,
+  retireCertificate: null,
+  uploadCertificate: null,
 };
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;

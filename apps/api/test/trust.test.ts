@@ -138,6 +138,37 @@ describe('audit', () => {
   });
 });
 
+describe('operator changes', () => {
+  it('name their subject and what changed, old and new, never a secret', async () => {
+    const tenant = await api.createTenant();
+    const first = await api.adminRequest('PUT', `/v1/tenants/${tenant.id}/webhook`, {
+      url: 'https://one.example.com/hook',
+    });
+    expect(first.status).toBe(200);
+    await api.adminRequest('PUT', `/v1/tenants/${tenant.id}/webhook`, {
+      url: 'https://two.example.com/hook',
+    });
+    await api.adminRequest('PUT', `/v1/tenants/${tenant.id}/ca-choices`, {
+      caChoices: ['letsencrypt', 'google'],
+    });
+    const rows = await auditOf(`tenantId=${tenant.id}`);
+    const webhook = rows.filter((r) => r.action === 'webhook.set');
+    expect(webhook[0]).toMatchObject({
+      subjectId: tenant.id,
+      detail: {
+        changes: {
+          webhookUrl: { old: 'https://one.example.com/hook', new: 'https://two.example.com/hook' },
+          webhookSecret: { old: '[set]', new: '[changed]' },
+        },
+      },
+    });
+    expect(rows.find((r) => r.action === 'tenant.ca_choices')?.detail).toMatchObject({
+      changes: { caChoices: { old: null, new: ['letsencrypt', 'google'] } },
+    });
+    expect(JSON.stringify(rows)).not.toContain(first.body.secret);
+  });
+});
+
 describe('one failed-login throttle for every door', () => {
   it('60 wrong tokens on /admin: 429 there and at every other door, the right token included', async () => {
     const ip = { 'x-forwarded-for': '198.51.100.77' };

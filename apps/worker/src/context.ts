@@ -130,7 +130,7 @@ export function createWorkerContext(options: WorkerContextOptions): WorkerContex
     metrics,
     limiter,
     upstream,
-    firstPolls: new FirstPollDelays(Boolean(config.PUBLIC_BASE_URL)),
+    firstPolls: new FirstPollDelays(Boolean(config.PUBLIC_BASE_URL), config.POLL_INTERVAL_MS),
     dns,
     random: options.random ?? Math.random,
     async httpsokFor(tenantId) {

@@ -45,6 +45,7 @@ describe('the first poll delay', () => {
   it('is a safety net with callbacks on, learning the issuance time from the polls callbacks bring forward', () => {
     expect(firstPollDelay(5000, false)).toBe(5000);
     expect(firstPollDelay(5000, true)).toBe(5000 * CALLBACK_SAFETY_FACTOR);
+    expect(firstPollDelay(1000, true, 10_000)).toBe(10_000);
     // Brought forward 3 s after apply: the average moves towards 3 s.
     expect(learnIssuanceTime(5000, 3000, 'done')).toBe(4600);
     // The safety net's own poll finding it done says nothing about when it was done.
@@ -55,7 +56,7 @@ describe('the first poll delay', () => {
   it('learns only from an order first poll, per CA', () => {
     expect(isFirstPoll(1000, 1000)).toBe(true);
     expect(isFirstPoll(11_000, 1000)).toBe(false);
-    const delays = new FirstPollDelays(false);
+    const delays = new FirstPollDelays(false, 10_000);
     delays.learn('google', 1000, 'issuing');
     expect(delays.of('google')).toBe(2000);
     expect(delays.of('letsencrypt')).toBe(INITIAL_FIRST_POLL_MS);

@@ -46,6 +46,22 @@ const UTS46_CHECKS = [
   ],
 ] as const;
 
+/**
+ * UTS #46 of a plain LDH name (ASCII letters, digits, hyphens, dots; no `xn--` label), which is most
+ * of them: its mapping is lower-casing alone and of its checks only CheckHyphens can fail (no Bidi, no
+ * joiners, no Punycode), so tr46's table walk is skipped. Undefined for any other name. The reference
+ * suites run both paths.
+ */
+function plainLdh(name: string): string | null | undefined {
+  if (!/^[A-Za-z0-9.-]*$/.test(name)) return undefined;
+  const lower = name.toLowerCase();
+  const labels = lower.split('.');
+  if (labels.some((label) => label.startsWith('xn--'))) return undefined;
+  const hyphens = (label: string) =>
+    label.startsWith('-') || label.endsWith('-') || label.slice(2, 4) === '--';
+  return labels.some(hyphens) ? null : lower;
+}
+
 function uts46Refusal(name: string): string {
   for (const [check, rule] of UTS46_CHECKS) {
     if (toASCII(name, { ...UTS46, [check]: false }) !== null) return rule;
@@ -87,7 +103,8 @@ export function normalizeDomain(input: string): DomainResult {
   }
   if (name.includes('*'))
     return { ok: false, reason: `a wildcard is allowed only as the whole leftmost label: ${input}` };
-  let ascii = toASCII(name, UTS46);
+  const plain = plainLdh(name);
+  let ascii = plain === undefined ? toASCII(name, UTS46) : plain;
   if (ascii === null)
     return { ok: false, reason: `not a valid domain name: ${uts46Refusal(name)}: ${input}` };
   if (ascii.endsWith('.')) ascii = ascii.slice(0, -1);

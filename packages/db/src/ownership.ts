@@ -60,7 +60,5 @@ export async function claimDomains(
  * tenants one after the other (a bulk insert): two such calls can then never wait on each other in a cycle.
  */
 export async function lockDomainNames(db: Queryable, names: readonly string[]): Promise<void> {
-  await db.execute(sql`select pg_advisory_xact_lock(k) from (
-    select distinct hashtextextended('certq:domain:' || certq_domain_parent(n), 0) as k
-    from unnest(${sql.param([...names])}::text[]) n order by k) l`);
+  await db.execute(sql`select certq_lock_domain_names(${sql.param([...names])}::text[])`);
 }

@@ -58,7 +58,7 @@ export const WEBHOOK_CATALOGUE = [
   },
   {
     event: 'certificate.expiring',
-    when: 'Once per current certificate, within 7 days and a sixth of its lifetime of expiry (no renewal replaced it; uploaded certificates get it too).',
+    when: 'Once per current certificate with less than a sixth of its lifetime left (no renewal replaced it; uploaded certificates get it too).',
     data: { certificateId: 'the certificate', domains: 'its names', notAfter: 'its expiry (ISO-8601)' },
   },
   {

@@ -9,6 +9,7 @@ export * from './isolation';
 export type { NamedServer, SilentResolver, StartNamedOptions } from './named';
 export { startNamed, startSilentResolver } from './named';
 export * from './restartable';
+export * from './self-signed';
 export { freePort } from './services';
 export * from './settings';
 

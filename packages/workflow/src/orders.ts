@@ -19,7 +19,7 @@ import {
   transitionOrder,
   violatedConstraint,
 } from '@certq/db';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { suspendedError } from './certificate-life';
 import { type EnqueueLogger, enqueueSafely } from './enqueue';
 import { WorkflowError } from './errors';

@@ -1,33 +1,14 @@
 import { generateToken, hashToken, stageJobId } from '@certq/core';
-import { createDb, type DbHandle, insertOrders, orders, tenants } from '@certq/db';
-import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@certq/testing';
+import { insertOrders, orders, tenants } from '@certq/db';
 import { eq } from 'drizzle-orm';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createQueues, enqueueOrders, nudgeFromCallback, type Queues } from '../src';
+import { describe, expect, it } from 'vitest';
+import { enqueueOrders, nudgeFromCallback } from '../src';
+import { handle, queues, useWorkflowEnv } from './helpers';
 
-let database: TestDatabase;
-let testRedis: TestRedis;
-let handle: DbHandle;
-let redis: Redis;
-let queues: Queues;
 /** A job a worker may take now (stage jobs carry a priority, so BullMQ files them as prioritized). */
 const RUNNABLE = ['waiting', 'prioritized'];
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  testRedis = createTestRedis();
-  handle = createDb(database.url);
-  redis = new Redis(testRedis.url, { maxRetriesPerRequest: null });
-  queues = createQueues(redis, testRedis.prefix);
-});
-afterAll(async () => {
-  await queues.close();
-  redis.disconnect();
-  await handle.close();
-  await testRedis.flush();
-  await database.drop();
-});
+useWorkflowEnv();
 
 /** An issuing order whose next scheduled poll is an hour away, with its callback secret. */
 async function issuingOrder(name: string) {

@@ -1,31 +1,11 @@
-import { createDb, type DbHandle, idempotencyKeys, orders, tenants } from '@certq/db';
-import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '@certq/testing';
+import { createDb, idempotencyKeys, orders, tenants } from '@certq/db';
 import { and, eq, sql } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import type { PoolClient } from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrder, createQueues, type Queues } from '../src';
+import { describe, expect, it } from 'vitest';
+import { createOrder } from '../src';
+import { database, handle, queues, useWorkflowEnv } from './helpers';
 
-let database: TestDatabase;
-let testRedis: TestRedis;
-let handle: DbHandle;
-let redis: Redis;
-let queues: Queues;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  testRedis = createTestRedis();
-  handle = createDb(database.url);
-  redis = new Redis(testRedis.url, { maxRetriesPerRequest: null });
-  queues = createQueues(redis, testRedis.prefix);
-});
-afterAll(async () => {
-  await queues.close();
-  redis.disconnect();
-  await handle.close();
-  await testRedis.flush();
-  await database.drop();
-});
+useWorkflowEnv();
 
 describe('createOrder with an Idempotency-Key', () => {
   it('tries again when another order takes the set between the key claim and the insert', async () => {

@@ -100,6 +100,15 @@ export function createApiMetrics(options: ApiMetricsOptions) {
       }
     },
   });
+  // The gauges of one scrape are collected together: they share one read of the snapshot (with
+  // STATS_MAX_AGE_MS=0 each would otherwise aggregate the tables on its own).
+  let reading: Promise<Stats> | undefined;
+  const snapshot = () => {
+    reading ??= options.stats().finally(() => {
+      reading = undefined;
+    });
+    return reading;
+  };
   /** A gauge read from the stats snapshot at scrape time, one series per value of its one label. */
   const statsGauge = (
     name: string,
@@ -112,7 +121,7 @@ export function createApiMetrics(options: ApiMetricsOptions) {
       help,
       labelNames: [label],
       async collect() {
-        const series = read(await options.stats());
+        const series = read(await snapshot());
         this.reset();
         for (const [value, count] of series) this.set({ [label]: value }, count);
       },
@@ -133,7 +142,7 @@ export function createApiMetrics(options: ApiMetricsOptions) {
     name: 'certq_certificate_soonest_expiration_timestamp_seconds',
     help: 'notAfter of the current certificate that expires first, as a Unix timestamp (absent when none).',
     async collect() {
-      const stats = await options.stats();
+      const stats = await snapshot();
       this.reset();
       if (stats.certificates.soonestExpiresAt)
         this.set(Date.parse(stats.certificates.soonestExpiresAt) / 1000);
@@ -143,28 +152,28 @@ export function createApiMetrics(options: ApiMetricsOptions) {
     name: 'certq_renewals_due',
     help: 'Current certificates past their renewal time (renew_at) with no active order for their domain set.',
     async collect() {
-      this.set((await options.stats()).certificates.renewalsDue);
+      this.set((await snapshot()).certificates.renewalsDue);
     },
   });
   gauge({
     name: 'certq_certificates_expiring',
     help: 'Current certificates, not expired, with less than a sixth of their own lifetime (notAfter - notBefore) left.',
     async collect() {
-      this.set((await options.stats()).certificates.expiring);
+      this.set((await snapshot()).certificates.expiring);
     },
   });
   gauge({
     name: 'certq_certificates_renewal_overdue',
     help: 'Current certificates past their renewal time by more than an hour (a twentieth of a shorter lifetime) with no renewal under way.',
     async collect() {
-      this.set((await options.stats()).certificates.renewalOverdue);
+      this.set((await snapshot()).certificates.renewalOverdue);
     },
   });
   gauge({
     name: 'certq_capacity_projected_share',
     help: 'Peak projected daily renewal demand over the next 7 days as a share of the upstream ceiling (UPSTREAM_MAX_RPS × 86400 requests a day).',
     async collect() {
-      const { capacity } = await options.stats();
+      const { capacity } = await snapshot();
       this.set(peakShare(capacity.projected, capacity.ceilingRps, CAPACITY_ALERT_DAYS));
     },
   });

@@ -12,6 +12,10 @@ const ACTIONS: Record<string, string> = {
   'DELETE /v1/tenants/:id/webhook': 'webhook.remove',
   'POST /v1/orders/:id/retry': 'order.retry',
   'DELETE /v1/orders/:id': 'order.cancel',
+  'POST /v1/orders/:id/dns-check': 'order.dns_check',
+  'PUT /v1/tenants/:id/ca-choices': 'tenant.ca_choices',
+  'POST /v1/edge-tokens': 'edge_token.create',
+  'DELETE /v1/edge-tokens/:id': 'edge_token.revoke',
   'POST /v1/renewals': 'renewals.request',
   'POST /v1/token/rotate': 'token.rotate',
   'POST /v1/tenants/:id/token/rotate': 'token.rotate',
@@ -44,6 +48,10 @@ const NOT_AUDITED = new Set([
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** What a state-changing route changed, for its audit row: subject and old/new values, no secrets. */
+    auditChange?: AuditChange;
+  }
   interface FastifyInstance {
     /** Private-key reads of the TLS route, written in batches (see audit-buffer.ts). */
     keyReads: import('./audit-buffer').AuditBuffer;
@@ -52,6 +60,15 @@ declare module 'fastify' {
 
 export interface AuditOptions extends Record<string, unknown> {
   db: Database;
+}
+
+export interface AuditChange {
+  subjectId?: string | null;
+  tenantId?: string | null;
+  /** Field → `{ old, new }` (a secret appears as `'[changed]'` or `'[removed]'`, never its value). */
+  changes?: Record<string, { old: unknown; new: unknown }>;
+  /** Anything else worth keeping (counts, a filter). */
+  detail?: Record<string, unknown>;
 }
 
 export interface AuditEntry {
@@ -90,11 +107,16 @@ export const auditPlugin = fp<AuditOptions>(
       const id = typeof params.id === 'string' && UUID.test(params.id) ? params.id : null;
       const tenantRoute = (request.routeOptions.url ?? '').startsWith('/v1/tenants/:id');
       try {
+        const change = request.auditChange;
         await writeAudit(options.db, request, {
           action: ACTIONS[route] ?? route,
-          tenantId: tenantRoute ? id : undefined,
-          subjectId: id,
-          detail: { statusCode: reply.statusCode },
+          tenantId: change?.tenantId ?? (tenantRoute ? id : undefined),
+          subjectId: change?.subjectId ?? id,
+          detail: {
+            statusCode: reply.statusCode,
+            ...(change?.changes ? { changes: change.changes } : {}),
+            ...change?.detail,
+          },
         });
       } catch (error) {
         request.log.warn({ err: error, route }, 'could not write the audit row');

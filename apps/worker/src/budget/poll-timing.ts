@@ -21,7 +21,7 @@ const MIN_FIRST_POLL_MS = 250;
 const MAX_FIRST_POLL_MS = 15 * 60_000;
 /**
  * With callbacks on, the issued callback brings the poll forward: the scheduled one is only a safety net
- * for a lost callback, this many times the learned delay. A poll the callback brought forward comes right
+ * for a lost callback, this many times the learned delay and at least POLL_INTERVAL_MS. A poll the callback brought forward comes right
  * after issuance, so there the delay learned is the issuance time itself (a moving average of them).
  */
 export const CALLBACK_SAFETY_FACTOR = 4;
@@ -48,8 +48,8 @@ const bounded = (ms: number) => Math.min(MAX_FIRST_POLL_MS, Math.max(MIN_FIRST_P
 const MAX_WAIT_INTERVALS = 6;
 
 /** How long after apply the first poll is due. */
-export function firstPollDelay(learnedMs: number, callbacks: boolean): number {
-  return callbacks ? learnedMs * CALLBACK_SAFETY_FACTOR : learnedMs;
+export function firstPollDelay(learnedMs: number, callbacks: boolean, intervalMs = 0): number {
+  return callbacks ? Math.max(intervalMs, learnedMs * CALLBACK_SAFETY_FACTOR) : learnedMs;
 }
 
 /**
@@ -82,7 +82,11 @@ export function nextPollDelay(elapsedMs: number, progress: number, intervalMs: n
 export class FirstPollDelays {
   private readonly delays = new Map<string, number>();
 
-  constructor(private readonly callbacks: boolean) {}
+  constructor(
+    private readonly callbacks: boolean,
+    /** POLL_INTERVAL_MS: the least a safety-net poll waits. */
+    private readonly intervalMs: number,
+  ) {}
 
   of(ca: string): number {
     return this.delays.get(ca) ?? INITIAL_FIRST_POLL_MS;
@@ -90,7 +94,7 @@ export class FirstPollDelays {
 
   /** When the first poll of an application of `ca` applied for at `appliedAt` is due. */
   firstPollAt(ca: string, appliedAt: Date): Date {
-    return new Date(appliedAt.getTime() + firstPollDelay(this.of(ca), this.callbacks));
+    return new Date(appliedAt.getTime() + firstPollDelay(this.of(ca), this.callbacks, this.intervalMs));
   }
 
   /** What a poll `elapsedMs` after apply found: learned from when it was the order's first. */

@@ -3,11 +3,20 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { auditLog, edgeTokens } from '@certq/db';
-import { cancelOrder, isWorkflowError, retryOrder } from '@certq/workflow';
+import {
+  cancelOrder,
+  deleteTenant,
+  isWorkflowError,
+  resumeTenant,
+  retireCertificate,
+  retryOrder,
+  suspendTenant,
+} from '@certq/workflow';
 import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../../deps';
+import { writeAudit } from '../../plugins/audit';
 import { operatorTokenRequired, refuseThrottled } from '../../plugins/auth';
 import { ApiError, postgresRejectedInput, WORKFLOW_STATUS } from '../../plugins/errors';
 import { CONSOLE_ACTOR, type ConsolePrincipal, canAct, consolePrincipal } from './auth';
@@ -405,7 +414,7 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
       const result = await searchCertificates(db, filter, params.cursor);
       const { cursor: _c, ...keep } = params;
       const next = result.nextCursor
-        ? `/admin/certificates${queryString({ ...keep, cursor: result.nextCursor })}`
+        ? `/admin/certificates${queryString({ ...keep, moved: keep.moved ? 'true' : undefined, cursor: result.nextCursor })}`
         : null;
       return send(
         reply,
@@ -429,6 +438,29 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         request,
         `Certificate ${detail.certificate.domains[0]}`,
         certificatePage(principalOf(request), detail),
+      ),
+    );
+  });
+
+  app.post('/admin/certificates/:id/retire', { schema: { params: IdParams } }, async (request, reply) => {
+    const result = await retireCertificate(db, deps.queues, {
+      certificateId: request.params.id,
+      actor: CONSOLE_ACTOR,
+    });
+    if (result.retired)
+      await writeAudit(db, request, {
+        action: 'certificate.retire',
+        tenantId: result.certificate.tenantId,
+        subjectId: result.certificate.id,
+        detail: { cancelledOrderId: result.cancelledOrderId },
+      }).catch((error: unknown) => request.log.warn({ err: error }, 'could not write the audit row'));
+    return send(
+      reply,
+      flash(
+        'ok',
+        result.retired
+          ? `Retired${result.cancelledOrderId ? `; its active order ${result.cancelledOrderId} was cancelled` : ''}.`
+          : 'Already retired.',
       ),
     );
   });
@@ -467,6 +499,46 @@ export const consoleRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     const tenant = await tenantByIdOrName(db, (request.params as { id: string }).id);
     if (!tenant) throw new ApiError(404, 'not_found', 'no such tenant');
     const detail = await tenantDetail(db, tenant.id);
-    return send(reply, page(request, `Tenant ${tenant.name}`, tenantPage(tenant, detail)));
+    return send(
+      reply,
+      page(request, `Tenant ${tenant.name}`, tenantPage(principalOf(request), tenant, detail)),
+    );
+  });
+
+  app.post('/admin/tenants/:id/:action', async (request, reply) => {
+    const { id, action } = request.params as { id: string; action: string };
+    if (!IdParams.safeParse({ id }).success) throw new ApiError(404, 'not_found', 'no such tenant');
+    const counts = (affected: Record<string, number>) =>
+      Object.entries(affected)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+    let message: string;
+    if (action === 'suspend' || action === 'suspend-stop-serving') {
+      const r = await suspendTenant(db, {
+        tenantId: id,
+        actor: CONSOLE_ACTOR,
+        stopServing: action !== 'suspend',
+      });
+      message = r.changed
+        ? `Suspended: ${counts({ ordersCancelled: r.ordersCancelled, certificatesServed: r.certificatesServed, certificatesWithdrawn: r.certificatesWithdrawn })}.`
+        : 'Already suspended.';
+    } else if (action === 'resume') {
+      const r = await resumeTenant(db, { tenantId: id, actor: CONSOLE_ACTOR });
+      message = r.changed ? `Resumed: certificatesRestored ${r.certificatesRestored}.` : 'Not suspended.';
+    } else if (action === 'delete') {
+      const r = await deleteTenant(db, deps.queues, { tenantId: id, actor: CONSOLE_ACTOR });
+      if (r.edgeTokensRevoked) app.delivery.edgeTokens.forgetAll();
+      message = r.changed
+        ? `Deleted: ${counts({ certificatesRetired: r.certificatesRetired, ordersCancelled: r.ordersCancelled, edgeTokensRevoked: r.edgeTokensRevoked })}.`
+        : 'Already deleted.';
+    } else throw new ApiError(404, 'not_found', 'no such action');
+    await app.invalidateTenantTokens(id);
+    await writeAudit(db, request, {
+      action: `tenant.${action === 'suspend-stop-serving' ? 'suspend' : action}`,
+      tenantId: id,
+      subjectId: id,
+      detail: { message },
+    }).catch((error: unknown) => request.log.warn({ err: error }, 'could not write the audit row'));
+    return send(reply, flash('ok', message));
   });
 };

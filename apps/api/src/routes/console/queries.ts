@@ -1,5 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { ACTIVE_STATUSES, normalizeDomain, type OrderStatus } from '@certq/core';
+import {
+  ACTIVE_STATUSES,
+  type CertificateState,
+  normalizeDomain,
+  type OrderStatus,
+  type RetiredReason,
+} from '@certq/core';
 import { cursorTimestamp, type Database } from '@certq/db';
 import { type SQL, sql } from 'drizzle-orm';
 import { type Cursor, decodeCursor, encodeCursor } from '../../pagination';
@@ -30,6 +36,8 @@ export interface CertificateFilter {
   tenantId?: string;
   /** notAfter within this many days from now (expired ones included). */
   expiringWithinDays?: number;
+  /** Only moved certificates (their renewal found the CNAME gone). */
+  moved?: boolean;
 }
 
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -185,10 +193,20 @@ export type CertificateRow = {
   not_after: Date;
   fingerprint: string;
   is_current: boolean;
-  order_id: string;
+  /** Null for an uploaded certificate. */
+  order_id: string | null;
   created_at: Date;
   cursor_ts: string;
+  /** What certificateStatus (@certq/core) derives the status from. */
+  state: CertificateState;
+  retired_reason: RetiredReason | null;
+  order_active: boolean;
 };
+
+/** The columns of `certificates c` a CertificateRow needs besides the plain ones. */
+const LIFE_COLUMNS = sql.raw(`c.state, c.retired_reason, exists (select 1 from orders a
+  where a.tenant_id = c.tenant_id and a.domains_key = c.domains_key
+    and a.status in (${ACTIVE_STATUSES.map((s) => `'${s}'`).join(', ')})) as order_active`);
 
 /** One page of current certificates, soonest expiry first (keyset on not_after, id). */
 export async function searchCertificates(
@@ -200,6 +218,7 @@ export async function searchCertificates(
   const conditions: SQL[] = [sql`c.is_current`];
   if (filter.q) conditions.push(domainCondition('c', filter.q));
   if (filter.tenantId) conditions.push(sql`c.tenant_id = ${filter.tenantId}`);
+  if (filter.moved) conditions.push(sql`c.state = 'moved'`);
   if (filter.expiringWithinDays !== undefined)
     conditions.push(
       sql`c.not_after <= ${new Date(now.getTime() + filter.expiringWithinDays * 86_400_000).toISOString()}::timestamptz`,
@@ -211,7 +230,8 @@ export async function searchCertificates(
   const result = await db.execute<CertificateRow>(sql`
     select c.*, t.name as tenant_name from (
       select c.id, c.tenant_id, c.domains, c.ca, c.algorithm, c.not_before, c.not_after,
-             c.fingerprint, c.is_current, c.order_id, c.created_at, ${cursorTs('c.not_after')} as cursor_ts
+             c.fingerprint, c.is_current, c.order_id, c.created_at, ${cursorTs('c.not_after')} as cursor_ts,
+             ${LIFE_COLUMNS}
       from certificates c ${where(conditions)}
       order by c.not_after, c.id
       limit ${PAGE_SIZE + 1}) c
@@ -303,7 +323,7 @@ async function certificateRow(db: Database, id: string): Promise<CertificateRow 
 // ─── one certificate ──────────────────────────────────────────────────────────────────────────────
 
 export interface CertificateDetail {
-  certificate: CertificateRow & { domains_key: string };
+  certificate: CertificateRow & { domains_key: string; moved_at: Date | null };
   /** Parsed from the leaf of the stored chain; the private key is never read. */
   leaf: {
     subject: string;
@@ -316,14 +336,15 @@ export interface CertificateDetail {
   } | null;
   chainLength: number;
   /** Every certificate of this domain set, newest first, with the order that produced it. */
-  history: (CertificateRow & { order_kind: string })[];
+  history: (CertificateRow & { order_kind: string | null })[];
 }
 
 export async function certificateDetail(db: Database, id: string): Promise<CertificateDetail | undefined> {
   const [row] = (
     await db.execute<CertificateDetail['certificate'] & { certificate_pem: string }>(sql`
       select c.id, c.tenant_id, t.name as tenant_name, c.domains, c.domains_key, c.ca, c.algorithm, c.not_before,
-             c.not_after, c.fingerprint, c.is_current, c.order_id, c.created_at, c.certificate_pem, '' as cursor_ts
+             c.not_after, c.fingerprint, c.is_current, c.order_id, c.created_at, c.certificate_pem, '' as cursor_ts,
+             c.moved_at, ${LIFE_COLUMNS}
       from certificates c join tenants t on t.id = c.tenant_id where c.id = ${id}`)
   ).rows;
   if (!row) return undefined;
@@ -347,8 +368,9 @@ export async function certificateDetail(db: Database, id: string): Promise<Certi
   const history = (
     await db.execute<CertificateDetail['history'][number]>(sql`
       select c.id, c.tenant_id, '' as tenant_name, c.domains, c.ca, c.algorithm, c.not_before, c.not_after,
-             c.fingerprint, c.is_current, c.order_id, c.created_at, '' as cursor_ts, o.kind as order_kind
-      from certificates c join orders o on o.id = c.order_id
+             c.fingerprint, c.is_current, c.order_id, c.created_at, '' as cursor_ts, o.kind as order_kind,
+             ${LIFE_COLUMNS}
+      from certificates c left join orders o on o.id = c.order_id
       where c.tenant_id = ${certificate.tenant_id} and c.domains_key = ${certificate.domains_key}
       order by c.created_at desc limit 100`)
   ).rows;
@@ -357,13 +379,24 @@ export async function certificateDetail(db: Database, id: string): Promise<Certi
 
 // ─── one tenant ───────────────────────────────────────────────────────────────────────────────────
 
+export interface ConsoleTenant extends Record<string, unknown> {
+  id: string;
+  name: string;
+  webhook_url: string | null;
+  created_at: Date;
+  suspended_at: Date | null;
+  stop_serving: boolean;
+  deleted_at: Date | null;
+}
+const TENANT_COLUMNS = sql.raw('id, name, webhook_url, created_at, suspended_at, stop_serving, deleted_at');
+
 export async function tenantByIdOrName(db: Database, value: string) {
   const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
   const [row] = (
-    await db.execute<{ id: string; name: string; webhook_url: string | null; created_at: Date }>(
+    await db.execute<ConsoleTenant>(
       isUuid
-        ? sql`select id, name, webhook_url, created_at from tenants where id = ${value}`
-        : sql`select id, name, webhook_url, created_at from tenants where name = ${value}`,
+        ? sql`select ${TENANT_COLUMNS} from tenants where id = ${value}`
+        : sql`select ${TENANT_COLUMNS} from tenants where name = ${value}`,
     )
   ).rows;
   return row;

@@ -42,6 +42,7 @@ export const CertificateQuery = z.object({
   q: optional(z.string().max(300)),
   tenant: optional(z.string().max(200)),
   within: optional(z.coerce.number().int().min(0).max(3650)),
+  moved: optional(z.enum(['true', 'false'])).transform((v) => v === 'true' || undefined),
   cursor: optional(z.string().max(512)),
 });
 export type CertificateQuery = z.output<typeof CertificateQuery>;
@@ -85,5 +86,5 @@ export async function toCertificateFilter(
 ): Promise<CertificateFilter | undefined> {
   const tenantId = await namedTenant(db, params.tenant);
   if (tenantId === null) return undefined;
-  return { q: params.q, tenantId, expiringWithinDays: params.within };
+  return { q: params.q, tenantId, expiringWithinDays: params.within, moved: params.moved };
 }

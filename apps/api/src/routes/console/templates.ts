@@ -1,8 +1,33 @@
-import { ORDER_STATUSES } from '@certq/core';
+import { certificateStatus, ORDER_STATUSES } from '@certq/core';
 import { type ConsolePrincipal, canAct } from './auth';
 import { BULK_CAP, type BulkAction, type BulkProgress } from './bulk';
 import { type Html, html, queryString } from './html';
-import type { CertificateDetail, CertificateRow, OrderDetail, OrderRow, tenantDetail } from './queries';
+import type {
+  CertificateDetail,
+  CertificateRow,
+  ConsoleTenant,
+  OrderDetail,
+  OrderRow,
+  tenantDetail,
+} from './queries';
+
+/** A certificate's status (derived in @certq/core) with its reason as the tooltip. */
+function lifeOf(c: CertificateRow) {
+  return certificateStatus(
+    {
+      isCurrent: c.is_current,
+      state: c.state,
+      retiredReason: c.retired_reason,
+      notAfter: new Date(c.not_after),
+      orderActive: c.order_active,
+    },
+    new Date(),
+  );
+}
+const certificateBadge = (c: CertificateRow) => {
+  const { status, reason } = lifeOf(c);
+  return html`<span class="status s-${status}" title="${reason}">${status}</span>`;
+};
 
 /**
  * The console's pages, rendered on the server. htmx (from our node_modules) swaps fragments for the
@@ -287,7 +312,7 @@ export function orderTimeline(
 // ─── certificates ─────────────────────────────────────────────────────────────────────────────────
 
 export function certificatesPage(
-  params: OrderSearchParams & { within?: string | number },
+  params: OrderSearchParams & { within?: string | number; moved?: boolean },
   results: Html,
   error?: string,
 ): Html {
@@ -295,19 +320,20 @@ export function certificatesPage(
 ${searchForms(params)}
 <form class="search" action="/admin/certificates" method="get">
 <input type="hidden" name="q" value="${params.q ?? ''}"><input type="hidden" name="tenant" value="${params.tenant ?? ''}">
-<label>Expiring within <input name="within" value="${params.within ?? ''}" size="4"> days</label><button type="submit">Filter</button></form>
+<label>Expiring within <input name="within" value="${params.within ?? ''}" size="4"> days</label>
+<label><input type="checkbox" name="moved" value="true"${params.moved ? html` checked` : html``}> moved away only</label><button type="submit">Filter</button></form>
 ${error ? flash('error', error) : html``}
 <div id="results">${results}</div>`;
 }
 
 export function certificateRows(rows: CertificateRow[], nextLink: string | null): Html {
   if (rows.length === 0) return html`<p class="empty">No current certificates match.</p>`;
-  return html`<table class="certificates"><thead><tr><th>expires</th><th>domains</th><th>tenant</th><th>CA</th><th>fingerprint</th></tr></thead>
+  return html`<table class="certificates"><thead><tr><th>expires</th><th>domains</th><th>status</th><th>tenant</th><th>CA</th><th>fingerprint</th></tr></thead>
 <tbody>${rows.map(
     (
       r,
-    ) => html`<tr><td>${when(r.not_after)}</td><td><a href="/admin/certificates/${r.id}">${r.domains.join(', ')}</a></td>
-<td><a href="/admin/tenants/${r.tenant_id}">${r.tenant_name}</a></td><td>${r.ca}</td><td><code>${r.fingerprint.slice(0, 23)}…</code></td></tr>`,
+    ) => html`<tr><td>${when(r.not_after)}</td><td><a href="/admin/certificates/${r.id}">${r.domains.join(', ')}</a></td><td>${certificateBadge(r)}</td>
+<td><a href="/admin/tenants/${r.tenant_id}">${r.tenant_name}</a></td><td>${r.ca ?? 'uploaded'}</td><td><code>${r.fingerprint.slice(0, 23)}…</code></td></tr>`,
   )}</tbody></table>
 ${nextLink ? html`<p><a class="next" href="${nextLink}">Next page →</a></p>` : html``}`;
 }
@@ -317,6 +343,12 @@ export function certificatePage(principal: ConsolePrincipal, detail: Certificate
   return html`<h1>Certificate <code>${c.id}</code></h1>
 <section class="actions"><button class="action-renew" hx-post="/admin/certificates/${c.id}/renew" hx-target="#flash"
   hx-confirm="Renew ${c.domains.join(', ')} now?">renew now</button>
+${
+  c.is_current
+    ? html`<button class="action-retire" hx-post="/admin/certificates/${c.id}/retire" hx-target="#flash"
+  hx-confirm="Retire ${c.domains.join(', ')}? Renewals stop and TLS servers stop presenting it.">retire</button>`
+    : html``
+}
 ${canAct(principal) ? html`` : html`<span class="note">viewer: actions are refused</span>`}</section>
 <dl class="facts">
 <dt>Tenant</dt><dd><a href="/admin/tenants/${c.tenant_id}">${c.tenant_name}</a></dd>
@@ -326,29 +358,48 @@ ${canAct(principal) ? html`` : html`<span class="note">viewer: actions are refus
 <dt>Fingerprint (SHA-256)</dt><dd><code>${c.fingerprint}</code></dd>
 <dt>Serial</dt><dd><code>${leaf?.serialNumber ?? '—'}</code></dd>
 <dt>Algorithm</dt><dd>${c.algorithm}</dd>
-<dt>Current</dt><dd>${c.is_current ? 'yes' : 'no (superseded)'}</dd>
-<dt>Issued by order</dt><dd><a href="/admin/orders/${c.order_id}">${c.order_id}</a></dd>
+<dt>Status</dt><dd>${certificateBadge(c)} ${lifeOf(c).reason}${c.moved_at ? html` (moved ${when(c.moved_at)})` : html``}</dd>
+<dt>Issued by order</dt><dd>${c.order_id ? html`<a href="/admin/orders/${c.order_id}">${c.order_id}</a>` : 'none: uploaded by its tenant'}</dd>
 <dt>Private key</dt><dd>never shown here (GET /v1/certificates/{id}/private-key, audited)</dd></dl>
 <h2>Renewal history</h2>
-<table class="history"><thead><tr><th>issued</th><th>valid until</th><th>order</th><th>kind</th><th>current</th></tr></thead>
+<table class="history"><thead><tr><th>issued</th><th>valid until</th><th>order</th><th>kind</th><th>status</th></tr></thead>
 <tbody>${history.map(
     (
       h,
     ) => html`<tr${h.id === c.id ? html` class="this"` : html``}><td>${when(h.not_before)}</td><td><a href="/admin/certificates/${h.id}">${when(h.not_after)}</a></td>
-<td><a href="/admin/orders/${h.order_id}">${h.order_id.slice(0, 8)}</a></td><td>${h.order_kind}</td><td>${h.is_current ? 'yes' : ''}</td></tr>`,
+<td>${h.order_id ? html`<a href="/admin/orders/${h.order_id}">${h.order_id.slice(0, 8)}</a>` : 'uploaded'}</td><td>${h.order_kind ?? ''}</td><td>${certificateBadge(h)}</td></tr>`,
   )}</tbody></table>`;
 }
 
 // ─── tenant ───────────────────────────────────────────────────────────────────────────────────────
 
 export function tenantPage(
-  tenant: { id: string; name: string; webhook_url: string | null; created_at: Date },
+  principal: ConsolePrincipal,
+  tenant: ConsoleTenant,
   detail: Awaited<ReturnType<typeof tenantDetail>>,
 ): Html {
   const byStatus = Object.fromEntries(detail.byStatus.map((r) => [r.status, r.n]));
   const expiry = Object.fromEntries(detail.expiry.map((r) => [r.bucket, r.n]));
-  return html`<h1>Tenant ${tenant.name}</h1>
-<p><code>${tenant.id}</code> · created ${when(tenant.created_at)} · webhook ${tenant.webhook_url ? 'configured' : 'none'}</p>
+  const life = tenant.deleted_at ? 'deleted' : tenant.suspended_at ? 'suspended' : 'active';
+  const action = (name: string, confirm: string) =>
+    html`<button class="action-${name}" hx-post="/admin/tenants/${tenant.id}/${name}" hx-target="#flash" hx-confirm="${confirm}">${name}</button>`;
+  return html`<h1>Tenant ${tenant.name} ${statusBadge(life)}</h1>
+<p><code>${tenant.id}</code> · created ${when(tenant.created_at)} · webhook ${tenant.webhook_url ? 'configured' : 'none'}${
+    tenant.suspended_at && !tenant.deleted_at
+      ? html` · suspended ${when(tenant.suspended_at)}${tenant.stop_serving ? ' (its certificates are not served)' : ' (its certificates are still served)'}`
+      : html``
+  }${tenant.deleted_at ? html` · deleted ${when(tenant.deleted_at)}` : html``}</p>
+${
+  tenant.deleted_at
+    ? html``
+    : html`<section class="actions">${
+        tenant.suspended_at
+          ? action('resume', `Resume ${tenant.name}? Its writes and renewals start again.`)
+          : html`${action('suspend', `Suspend ${tenant.name}? Its writes are refused, its orders cancelled and renewals stop; its certificates are still served.`)}${action('suspend-stop-serving', `Suspend ${tenant.name} and stop serving its certificates until it is resumed?`)}`
+      }${action('delete', `Delete ${tenant.name} for good? Every certificate is retired and its tokens revoked. This cannot be undone.`)}
+${canAct(principal) ? html`` : html`<span class="note">viewer: actions are refused</span>`}</section>`
+}
+<p><a href="/admin/certificates${queryString({ tenant: tenant.id, moved: 'true' })}">Moved domains of this tenant</a></p>
 <h2>Orders by status</h2><section class="counts">${ORDER_STATUSES.map(
     (s) =>
       html`<a class="count" href="/admin/orders${queryString({ tenant: tenant.id, status: s })}">${statusBadge(s)}<b>${byStatus[s] ?? 0}</b></a>`,

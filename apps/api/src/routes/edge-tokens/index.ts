@@ -56,6 +56,10 @@ export const edgeTokensRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app,
         .insert(edgeTokens)
         .values({ name, tokenHash: hashToken(token), tenantIds: wanted })
         .returning();
+      request.auditChange = {
+        subjectId: row!.id,
+        changes: { name: { old: null, new: name }, tenantIds: { old: null, new: wanted } },
+      };
       return reply.code(201).send({ ...toView(row!), token });
     },
   );

@@ -228,6 +228,10 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
       async (request, reply) => {
         const id = request.params.id;
         const updated = await run(id, principalOf(request), request.log);
+        request.auditChange = {
+          tenantId: updated.tenantId,
+          detail: { status: updated.status, run: updated.run },
+        };
         const view = await views.get(id, undefined);
         return reply.code(202).send(view ?? toOrderView(updated));
       },
@@ -275,7 +279,14 @@ export const ordersRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { d
     async (request) => {
       const principal = principalOf(request);
       const id = request.params.id;
-      await cancelOrder(deps, id, { tenantScope: tenantScope(principal), actor: actorOf(principal) });
+      const cancelled = await cancelOrder(deps, id, {
+        tenantScope: tenantScope(principal),
+        actor: actorOf(principal),
+      });
+      request.auditChange = {
+        tenantId: cancelled.tenantId,
+        changes: { status: { old: 'active', new: cancelled.status } },
+      };
       const view = await views.get(id, undefined);
       if (!view) throw notFound('order');
       return view;

@@ -117,6 +117,18 @@ export const renewalsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
         enqueue: (orders) => enqueueSafely(queues, orders, deps.enqueueTimeoutMs, request.log),
       });
       request.log.info({ ...result, tenantId: scope }, 'renewal batch created');
+      request.auditChange = {
+        subjectId: result.batchId ?? null,
+        detail: {
+          filter: {
+            tenantIds: tenantIds ?? null,
+            domains: body.domains ?? null,
+            expiringWithinDays: body.expiringWithinDays ?? null,
+          },
+          enqueued: result.enqueued,
+          skipped: result.skipped,
+        },
+      };
       return reply.code(202).send(result);
     },
   );

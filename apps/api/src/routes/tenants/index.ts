@@ -159,12 +159,21 @@ export const tenantsRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
       const principal = principalOf(request);
       const { id } = request.params;
       if (principal.kind === 'tenant' && principal.tenantId !== id) throw notFound('tenant');
+      const [before] = await db
+        .select({ caChoices: tenants.defaultCaChoices })
+        .from(tenants)
+        .where(eq(tenants.id, id));
       const [updated] = await db
         .update(tenants)
         .set({ defaultCaChoices: request.body.caChoices })
         .where(eq(tenants.id, id))
         .returning({ id: tenants.id, caChoices: tenants.defaultCaChoices });
       if (!updated) throw notFound('tenant');
+      request.auditChange = {
+        tenantId: id,
+        subjectId: id,
+        changes: { caChoices: { old: before?.caChoices ?? null, new: updated.caChoices } },
+      };
       return updated;
     },
   );

@@ -98,22 +98,39 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
         totalIssues: 1,
       });
     const secret = generateToken('whsec');
+    const [before] = await db
+      .select({ url: tenants.webhookUrl })
+      .from(tenants)
+      .where(eq(tenants.id, tenantId));
     const [row] = await db
       .update(tenants)
       .set({ webhookUrl: url, webhookSecretSealed: secrets.seal(secret), updatedAt: new Date() })
       .where(eq(tenants.id, tenantId))
       .returning({ id: tenants.id });
-    return row ? { url, secret } : undefined;
+    return row ? { url, secret, previousUrl: before?.url ?? null } : undefined;
   }
 
   async function removeWebhook(tenantId: string) {
+    const [before] = await db
+      .select({ url: tenants.webhookUrl })
+      .from(tenants)
+      .where(eq(tenants.id, tenantId));
     const [row] = await db
       .update(tenants)
       .set({ webhookUrl: null, webhookSecretSealed: null, updatedAt: new Date() })
       .where(eq(tenants.id, tenantId))
       .returning({ id: tenants.id });
-    return row !== undefined;
+    return row === undefined ? undefined : { previousUrl: before?.url ?? null };
   }
+
+  const setChange = (tenantId: string, old: string | null, url: string | null) => ({
+    tenantId,
+    subjectId: tenantId,
+    changes: {
+      webhookUrl: { old, new: url },
+      webhookSecret: { old: old === null ? null : '[set]', new: url === null ? '[removed]' : '[changed]' },
+    },
+  });
 
   const ownTenant = (request: { principal: Parameters<typeof principalOf>[0]['principal'] }) => {
     const scope = tenantScope(principalOf(request));
@@ -141,9 +158,11 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
       },
     },
     async (request) => {
-      const result = await setWebhook(ownTenant(request), request.body.url);
+      const tenantId = ownTenant(request);
+      const result = await setWebhook(tenantId, request.body.url);
       if (!result) throw notFound('tenant');
-      return result;
+      request.auditChange = setChange(tenantId, result.previousUrl, result.url);
+      return { url: result.url, secret: result.secret };
     },
   );
 
@@ -159,7 +178,9 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
       },
     },
     async (request, reply) => {
-      await removeWebhook(ownTenant(request));
+      const tenantId = ownTenant(request);
+      const removed = await removeWebhook(tenantId);
+      if (removed) request.auditChange = setChange(tenantId, removed.previousUrl, null);
       return reply.code(204).send(null);
     },
   );
@@ -180,8 +201,9 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     },
     async (request) => {
       const result = await setWebhook(request.params.id, request.body.url);
+      if (result) request.auditChange = setChange(request.params.id, result.previousUrl, result.url);
       if (!result) throw notFound('tenant');
-      return result;
+      return { url: result.url, secret: result.secret };
     },
   );
 
@@ -198,7 +220,9 @@ export const webhooksRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
       },
     },
     async (request, reply) => {
-      if (!(await removeWebhook(request.params.id))) throw notFound('tenant');
+      const removed = await removeWebhook(request.params.id);
+      if (!removed) throw notFound('tenant');
+      request.auditChange = setChange(request.params.id, removed.previousUrl, null);
       return reply.code(204).send(null);
     },
   );
