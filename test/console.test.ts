@@ -194,7 +194,10 @@ describe('the console at /admin in a browser', () => {
     expect(await page.locator('#flash').textContent()).toMatch(/Retried/);
     // The page polls its status: verifying … issued, without a reload.
     await page.locator('#order-live .s-issued').waitFor({ timeout: 60_000 });
-    expect(await page.locator('ol.timeline').textContent()).toMatch(/retried[\s\S]*failed → verifying/);
+    // The timeline refreshes on its own schedule (every 3 s), the status may get there first.
+    await expect
+      .poll(() => page.locator('ol.timeline').textContent(), { timeout: 10_000 })
+      .toMatch(/retried[\s\S]*failed → verifying/);
     await context.close();
   }, 90_000);
 

@@ -66,6 +66,16 @@ describe('the first poll delay', () => {
     const applied = new Date('2026-01-01T00:00:00Z');
     expect(delays.firstPollAt('google', applied).getTime() - applied.getTime()).toBe(2000);
   });
+
+  it('steps once for orders applied together, however many of their first polls find them issuing', () => {
+    const delays = new FirstPollDelays(false, 10_000);
+    const applied = Date.parse('2026-01-01T00:00:00Z');
+    for (let i = 0; i < 30; i++) delays.learn('google', 1000 + i, 'issuing', applied + 1000 + i);
+    expect(delays.of('google')).toBe(2000);
+    // An order applied after the change is judged by the new delay.
+    delays.learn('google', 2000, 'issuing', applied + 5000);
+    expect(delays.of('google')).toBe(3000);
+  });
 });
 
 describe('the poll after "still issuing"', () => {

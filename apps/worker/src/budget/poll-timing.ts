@@ -80,7 +80,8 @@ export function nextPollDelay(elapsedMs: number, progress: number, intervalMs: n
  * within a few dozen orders); with callbacks on, the CA's issuance time (see CALLBACK_SAFETY_FACTOR).
  */
 export class FirstPollDelays {
-  private readonly delays = new Map<string, number>();
+  /** Per CA: the delay and when it was set (ms since the epoch, the worker's clock). */
+  private readonly delays = new Map<string, { ms: number; since: number }>();
 
   constructor(
     private readonly callbacks: boolean,
@@ -89,7 +90,7 @@ export class FirstPollDelays {
   ) {}
 
   of(ca: string): number {
-    return this.delays.get(ca) ?? INITIAL_FIRST_POLL_MS;
+    return this.delays.get(ca)?.ms ?? INITIAL_FIRST_POLL_MS;
   }
 
   /** When the first poll of an application of `ca` applied for at `appliedAt` is due. */
@@ -97,11 +98,19 @@ export class FirstPollDelays {
     return new Date(appliedAt.getTime() + firstPollDelay(this.of(ca), this.callbacks, this.intervalMs));
   }
 
-  /** What a poll `elapsedMs` after apply found: learned from when it was the order's first. */
-  learn(ca: string, elapsedMs: number, found: 'issued' | 'issuing' | 'failed'): void {
+  /**
+   * What a poll `elapsedMs` after apply found, at `nowMs`: learned from when it was the order's first.
+   * Only an order applied since the delay last changed says anything about it: the many orders applied
+   * together before would otherwise each step it again, far past the CA's issuance time.
+   */
+  learn(ca: string, elapsedMs: number, found: 'issued' | 'issuing' | 'failed', nowMs = Date.now()): void {
+    const current = this.delays.get(ca);
+    if (current && nowMs - elapsedMs < current.since) return;
     const learned = this.of(ca);
     const outcome = found === 'issuing' ? 'issuing' : 'done';
-    if (this.callbacks) this.delays.set(ca, learnIssuanceTime(learned, elapsedMs, outcome));
-    else if (isFirstPoll(elapsedMs, learned)) this.delays.set(ca, learnFirstPollDelay(learned, outcome));
+    let next = learned;
+    if (this.callbacks) next = learnIssuanceTime(learned, elapsedMs, outcome);
+    else if (isFirstPoll(elapsedMs, learned)) next = learnFirstPollDelay(learned, outcome);
+    if (next !== learned) this.delays.set(ca, { ms: next, since: nowMs });
   }
 }

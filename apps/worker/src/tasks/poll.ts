@@ -73,8 +73,9 @@ export async function pollTask(ctx: WorkerContext, job: StageJob): Promise<Outco
     failure = error;
   }
   ctx.upstream.call('get', pollReason(application));
-  const elapsedMs = ctx.clock.now().getTime() - claimed.stageStartedAt.getTime();
-  if (application) ctx.firstPolls.learn(claimed.ca, elapsedMs, application.status);
+  const answeredAt = ctx.clock.now().getTime();
+  const elapsedMs = answeredAt - claimed.stageStartedAt.getTime();
+  if (application) ctx.firstPolls.learn(claimed.ca, elapsedMs, application.status, answeredAt);
   const polledAt = ANSWERED_NOW;
 
   // The two common answers need no row lock: the claimed row is the order as read, and each write's
